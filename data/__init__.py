@@ -1,0 +1,1 @@
+"""Sample data: the sample-city generator and the zone rule presets (data/policies/*.yaml)."""
