@@ -116,6 +116,30 @@ class CommunityLayer:
             )
         return self._graphs[key]
 
+    def parent_units(self, parent: str) -> gpd.GeoDataFrame:
+        """Parent units (``subdistrict`` or ``district``) as unions of their communities."""
+        key = f"_units_{parent}"
+        if key not in self.__dict__:
+            codes, k = self.parent_codes(parent)
+            col = f"{parent}_id"
+            rows = []
+            for code in range(k):
+                idx = np.flatnonzero(codes == code)
+                pop = pd.to_numeric(self.frame["population"].iloc[idx], errors="coerce")
+                rows.append(
+                    {
+                        col: str(self.frame[col].iat[idx[0]]),
+                        "community_count": len(idx),
+                        "population": int(pop.sum()) if pop.notna().any() else None,
+                        "geometry": shapely.union_all(self.geoms[idx]),
+                    }
+                )
+            self.__dict__[key] = gpd.GeoDataFrame(
+                rows, columns=[col, "community_count", "population", "geometry"],
+                geometry="geometry", crs=WGS84,
+            )
+        return self.__dict__[key]
+
     @property
     def touching(self) -> sparse.csr_matrix:
         return self.within(0.01)

@@ -1,0 +1,52 @@
+# riskmap: `make run` sets everything up and serves http://127.0.0.1:8000 ; `make test` runs the suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RISKMAP := $(BIN)/riskmap
+TODAY  := $(shell date +%F)
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+SAMPLE := var/sample
+
+.PHONY: install run data ingest serve test lint format bench scale clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# the sample city ends today: it is rebuilt once a day (same seed: same ids and places)
+data: install
+	@if [ ! -f $(SAMPLE)/.built-$(TODAY) ]; then \
+		rm -rf $(SAMPLE) && $(RISKMAP) sample --out $(SAMPLE) && touch $(SAMPLE)/.built-$(TODAY); \
+	else echo "sample city of $(TODAY) is in $(SAMPLE)"; fi
+
+ingest: data
+	$(RISKMAP) ingest communities $(SAMPLE)/communities.geojson
+	$(RISKMAP) ingest cases $(SAMPLE)/cases.csv
+
+serve: install
+	$(RISKMAP) serve --host $(HOST) --port $(PORT)
+
+run: ingest serve
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf var $(VENV) .pytest_cache .mypy_cache .ruff_cache

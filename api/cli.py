@@ -1,0 +1,337 @@
+"""The ``riskmap`` command line."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.settings import Settings, database_path
+from geo._errors import RiskmapError
+
+app = typer.Typer(
+    help="riskmap: risk zones for community-based epidemic prevention and control.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+ingest_app = typer.Typer(help="Load communities or cases into the store.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _State:
+    db: Path | None = None
+
+
+state = _State()
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _db() -> Path:
+    return state.db if state.db is not None else database_path(_settings().database_url)
+
+
+def _fail(msg: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {msg}", highlight=False)
+    return typer.Exit(code)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+        transient=False,
+    )
+
+
+@app.callback()
+def main_options(
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="SQLite store (default var/riskmap.db or RISKMAP_DATABASE_URL)"),
+    ] = None,
+) -> None:
+    state.db = db
+
+
+def _parse_date(s: str | None, what: str = "--at") -> dt.date:
+    if s is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(s)
+    except ValueError:
+        raise _fail(f"{what}: {s!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+@app.command()
+def sample(
+    out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same bytes)")] = 0,
+    communities: Annotated[int, typer.Option(min=3, help="number of communities")] = 2000,
+    cases: Annotated[int, typer.Option(min=1, help="about this many cases")] = 5000,
+    days: Annotated[int, typer.Option(min=1, help="length of the outbreak in days")] = 60,
+    end: Annotated[
+        str | None, typer.Option(help="last day of the outbreak, YYYY-MM-DD (default today)")
+    ] = None,
+    subdistricts: Annotated[
+        int | None, typer.Option(min=1, help="default: communities / 50")
+    ] = None,
+    districts: Annotated[int | None, typer.Option(min=1, help="default: communities / 333")] = None,
+) -> None:
+    """Generate a deterministic sample city (communities, parents and an outbreak)."""
+    from data.generator import generate_city, write_city
+
+    end_d = _parse_date(end, "--end")
+    with _progress() as prog:
+        task = prog.add_task("generating", total=None)
+
+        def step(msg: str) -> None:
+            prog.update(task, description=msg)
+
+        city = generate_city(
+            seed=seed, communities=communities, cases=cases, days=days, end=end_d,
+            subdistricts=subdistricts, districts=districts, progress=step,
+        )
+        paths = write_city(city, out_dir, progress=step)
+        prog.update(task, description="done")
+    n_cases = city.cases["case_id"].nunique()
+    out.print(
+        f"sample city: {len(city.communities)} communities, {len(city.subdistricts)} subdistricts,"
+        f" {len(city.districts)} districts, {n_cases} cases ({len(city.cases)} locations),"
+        f" {days} days ending {city.end.isoformat()}"
+    )
+    for p in paths:
+        out.print(f"  {p}")
+
+
+def _column_map(spec: str | None) -> dict[str, str] | None:
+    from geo.io import parse_column_map
+
+    if not spec:
+        return None
+    try:
+        return parse_column_map(spec)
+    except ValueError as e:
+        raise _fail(f"--columns: {e}") from None
+
+
+def _report(rep: Any, rejects_out: Path | None) -> None:
+    c = rep.counts
+    t = Table(title=f"{rep.kind} from {rep.source} (batch {rep.batch_id})", show_header=False)
+    t.add_row("rows read", str(c.rows_read))
+    t.add_row("accepted", str(c.accepted))
+    t.add_row("  new", str(c.inserted))
+    if rep.kind == "cases":
+        t.add_row("  already stored", str(c.unchanged))
+        t.add_row("  cases updated (new version)", str(c.updated))
+    else:
+        t.add_row("  updated", str(c.updated))
+        t.add_row("  unchanged", str(c.unchanged))
+    t.add_row("rejected", str(c.rejected))
+    for reason, k in rep.by_reason:
+        t.add_row(f"  {reason}", str(k))
+    out.print(t)
+    for w in rep.warnings[:20]:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if len(rep.warnings) > 20:
+        err.print(f"[yellow]… {len(rep.warnings) - 20} more warnings[/]")
+    for r in rep.rejects[:20]:
+        err.print(f"[red]rejected:[/] {r}", highlight=False)
+    if len(rep.rejects) > 20:
+        err.print(f"… {len(rep.rejects) - 20} more rejected rows (see --rejects FILE)")
+    if rejects_out is not None:
+        rejects_out.parent.mkdir(parents=True, exist_ok=True)
+        with rejects_out.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "row", "field", "reason"])
+            for r in rep.rejects:
+                w.writerow([r.file, r.row, r.field, r.reason])
+        out.print(f"rejected rows written to {rejects_out}")
+
+
+def _open_store() -> Any:
+    from api.store import Store
+
+    return Store.open(_db())
+
+
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="map our field names to the file's columns, e.g. "
+        "lat=latitude,lon=longitude,case_id=patient_id,reported=date",
+    ),
+]
+RejectsOpt = Annotated[
+    Path | None, typer.Option("--rejects", help="write every rejected row to this CSV file")
+]
+
+
+@ingest_app.command("communities")
+def ingest_communities_cmd(
+    file: Annotated[
+        Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile (.shp or .zip), GeoParquet")
+    ],
+    columns: ColumnsOpt = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="text encoding of a shapefile's .dbf, e.g. cp949")
+    ] = None,
+    rejects: RejectsOpt = None,
+) -> None:
+    """Load community polygons (any CRS; reprojected to WGS84)."""
+    from api.ingest import ingest_communities
+
+    cols = _column_map(columns)
+    store = _open_store()
+    try:
+        with _progress() as prog:
+            prog.add_task(f"ingesting communities from {file}", total=None)
+            rep = ingest_communities(
+                store, file, columns=cols, encoding=encoding, h3_res=_settings().h3_resolution
+            )
+    except RiskmapError as e:
+        raise _fail(str(e)) from None
+    _report(rep, rejects)
+    if rep.nothing_read:
+        raise _fail("no community could be read from the file")
+
+
+@ingest_app.command("cases")
+def ingest_cases_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV, GeoJSON or GeoParquet, one row per location")],
+    columns: ColumnsOpt = None,
+    role: Annotated[
+        str | None,
+        typer.Option(help="role of rows with no role column or an empty role, e.g. residence"),
+    ] = None,
+    rejects: RejectsOpt = None,
+) -> None:
+    """Load case locations (case_id, reported, type, role, lat, lon)."""
+    from api.ingest import ingest_cases
+
+    cols = _column_map(columns)
+    store = _open_store()
+    try:
+        with _progress() as prog:
+            prog.add_task(f"ingesting cases from {file}", total=None)
+            rep = ingest_cases(
+                store, file, columns=cols, default_role=role,
+                h3_res=_settings().h3_resolution,
+            )
+    except RiskmapError as e:
+        raise _fail(str(e)) from None
+    _report(rep, rejects)
+    if rep.nothing_read:
+        raise _fail("no case location could be read from the file")
+
+
+def _service() -> Any:
+    from api.service import RiskService
+
+    s = _settings()
+    return RiskService(_open_store(), s.h3_resolution, s.cache_size)
+
+
+def _policy(name: str | None) -> Any:
+    from geo.policy import load_policy
+
+    try:
+        return load_policy(name or _settings().policy)
+    except RiskmapError as e:
+        raise _fail(str(e)) from None
+
+
+PolicyOpt = Annotated[
+    str | None,
+    typer.Option("--policy", help="preset name or rule file (default RISKMAP_POLICY)"),
+]
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, dt.date):
+        return o.isoformat()
+    raise TypeError(type(o).__name__)
+
+
+@app.command()
+def zones(
+    at: Annotated[str | None, typer.Option(help="as-of date YYYY-MM-DD (default today)")] = None,
+    policy: PolicyOpt = None,
+    level: Annotated[str | None, typer.Option(help="only zones of this level")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="write GeoJSON here (default: standard output)")
+    ] = None,
+) -> None:
+    """Compute the zones as of a date and write them as GeoJSON."""
+    from tiles.geojson import zones_geojson
+
+    at_d = _parse_date(at)
+    pol = _policy(policy)
+    if level is not None and level not in pol.level_ids:
+        raise _fail(f"--level: {level!r} is not a level of {pol.id} ({pol.level_ids})")
+    with _progress() as prog:
+        prog.add_task(f"computing zones under {pol.id} as of {at_d}", total=None)
+        snap = _service().snapshot(pol, at_d)
+        fc = zones_geojson(snap.result, level)
+    text = json.dumps(fc, ensure_ascii=False)
+    if out_file is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(text, encoding="utf-8")
+        counts: dict[str, int] = {}
+        for f in fc["features"]:
+            counts[f["properties"]["level"]] = counts.get(f["properties"]["level"], 0) + 1
+        summary = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no zones"
+        err.print(f"{summary} written to {out_file}")
+
+
+@app.command()
+def status(
+    lat: Annotated[float, typer.Argument(help="latitude (WGS84)", min=-90, max=90)],
+    lon: Annotated[float, typer.Argument(help="longitude (WGS84)", min=-180, max=180)],
+    at: Annotated[str | None, typer.Option(help="as-of date YYYY-MM-DD (default today)")] = None,
+    policy: PolicyOpt = None,
+) -> None:
+    """Print the zone status of a place as JSON."""
+    at_d = _parse_date(at)
+    pol = _policy(policy)
+    res = _service().status(lon, lat, pol, at_d)
+    sys.stdout.write(json.dumps(res, default=_json_default, ensure_ascii=False) + "\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+) -> None:
+    """Serve the API and the planner map."""
+    import os
+
+    import uvicorn
+
+    if state.db is not None:
+        os.environ["RISKMAP_DATABASE_URL"] = str(state.db)
+    out.print(f"riskmap serving {_db()} on http://{host}:{port} (API docs at /docs)")
+    uvicorn.run("api.main:app", host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Assembles the FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.errors import add_exception_handlers
+from api.routers import health, layers, map, status
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="riskmap",
+        version="0.1.0",
+        description="Risk zones for community-based epidemic prevention and control.",
+    )
+    add_exception_handlers(app)
+    for r in (status.router, layers.router, health.router, map.router):
+        app.include_router(r)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,16 @@
+"""``GET /healthz``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from api.deps import ServiceDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", operation_id="healthz")
+def healthz(service: ServiceDep, response: Response) -> dict[str, object]:
+    response.headers["Cache-Control"] = "no-store"
+    counts = service.store.counts()
+    return {"status": "ok", "data_version": service.store.data_version, **counts}

@@ -1,0 +1,52 @@
+"""The planner map page and its embedded deck.gl bundle."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, HTMLResponse
+
+from api.deps import AtDep, PolicyDep, ServiceDep
+from tiles.deck import DECK_BUNDLE, planner_deck, planner_page
+
+router = APIRouter(tags=["map"])
+
+
+@router.get("/", operation_id="planner_map", response_class=HTMLResponse)
+def planner_map(service: ServiceDep, policy: PolicyDep, at: AtDep) -> HTMLResponse:
+    _, layer, _ = service.data()
+    if len(layer):
+        minx, miny, maxx, maxy = layer.frame.total_bounds
+        center = ((minx + maxx) / 2, (miny + maxy) / 2)
+        span = max(maxx - minx, maxy - miny, 1e-3)
+        import math
+
+        zoom = max(1.0, min(16.0, math.log2(360 / span) + 0.6))
+    else:
+        center, zoom = (0.0, 0.0), 1.0
+    q = f"?at={at.isoformat()}"
+    deck = planner_deck(
+        communities_url=f"/v1/communities{q}",
+        zones_url=f"/v1/zones{q}",
+        districts_url="/v1/districts",
+        center=center,
+        zoom=zoom,
+    )
+    legend = [{"color": lv.color, "label": lv.label} for lv in policy.levels]
+    legend.append({"color": policy.none_color, "label": "No risk zone"})
+    page = planner_page(
+        deck,
+        title=f"riskmap: {policy.name}",
+        subtitle=f"as of {at.isoformat()}",
+        bundle_url="/static/deckgl.js",
+        legend=legend,
+    )
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/static/deckgl.js", operation_id="deckgl_bundle", include_in_schema=False)
+def deckgl_bundle() -> FileResponse:
+    return FileResponse(
+        DECK_BUNDLE,
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )

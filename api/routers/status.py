@@ -1,0 +1,45 @@
+"""``GET /v1/status``: the zone status of a place."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+
+from api.deps import AtDep, PolicyDep, ServiceDep
+
+router = APIRouter(prefix="/v1", tags=["status"])
+
+
+class CommunityRef(BaseModel):
+    id: str
+    name: str | None
+
+
+class Status(BaseModel):
+    level: str = Field(description="a level id of the policy, or 'none'")
+    label: str
+    color: str
+    zone_id: str | None
+    community: CommunityRef | None = Field(description="the community containing the place")
+    since: dt.date | None = Field(description="first day of the place's current level")
+    expected_lift: dt.date | None = Field(
+        description="the day the level ends if no new qualifying case is reported"
+    )
+    policy: str
+    at: dt.date
+
+
+@router.get("/status", operation_id="get_status", response_model=Status)
+def get_status(
+    lat: Annotated[float, Query(ge=-90, le=90, description="latitude, WGS84 degrees")],
+    lon: Annotated[float, Query(ge=-180, le=180, description="longitude, WGS84 degrees")],
+    service: ServiceDep,
+    policy: PolicyDep,
+    at: AtDep,
+    response: Response,
+) -> Status:
+    response.headers["Cache-Control"] = "no-store"
+    return Status.model_validate(service.status(lon, lat, policy, at))

@@ -1,0 +1,133 @@
+"""Zones, look-ups and layers computed from the store and cached by (data version, rule, date)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from api.store import Store
+from geo.index import PolygonIndex
+from geo.policy import Policy
+from geo.zones import CommunityLayer, ZoneResult, compute_zones
+
+
+@dataclass
+class Snapshot:
+    """Zones under one rule at one date for one data version (immutable once built)."""
+
+    data_version: int
+    result: ZoneResult
+    layer: CommunityLayer
+
+    @cached_property
+    def zone_index(self) -> PolygonIndex:
+        z = self.result.zones
+        prio = [self.result.policy.rank(lv) for lv in z["level"]]
+        return PolygonIndex(z.geometry.to_numpy(), self.layer.h3_res, priority=prio)
+
+    @cached_property
+    def community_levels(self) -> pd.DataFrame:
+        return self.result.levels
+
+    def status(self, lon: np.ndarray, lat: np.ndarray) -> list[dict[str, Any]]:
+        policy = self.result.policy
+        zones = self.result.zones.reset_index(drop=True)
+        zi = self.zone_index.lookup(lon, lat).index
+        ci = self.layer.locate(lon, lat)
+        lv = self.result.levels
+        out = []
+        for z, c in zip(zi.tolist(), ci.tolist(), strict=True):
+            community = None
+            since = lift = None
+            if c >= 0:
+                row = self.layer.frame.iloc[c]
+                community = {"id": row["community_id"], "name": _opt(row.get("name"))}
+            if z >= 0:
+                zr = zones.iloc[z]
+                level = zr["level"]
+                if c >= 0 and lv["level"].iat[c] == level:
+                    since, lift = lv["since"].iat[c], lv["expected_lift"].iat[c]
+                else:
+                    since, lift = zr["start"], zr["expected_lift"]
+                out.append(
+                    {
+                        "level": level,
+                        "label": policy.level(level).label,
+                        "color": policy.level(level).color,
+                        "zone_id": zr["zone_id"],
+                        "community": community,
+                        "since": since,
+                        "expected_lift": lift,
+                        "policy": policy.id,
+                        "at": self.result.at,
+                    }
+                )
+            else:
+                out.append(
+                    {
+                        "level": "none",
+                        "label": "No risk zone",
+                        "color": policy.none_color,
+                        "zone_id": None,
+                        "community": community,
+                        "since": None,
+                        "expected_lift": None,
+                        "policy": policy.id,
+                        "at": self.result.at,
+                    }
+                )
+        return out
+
+
+def _opt(v: object) -> Any:
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return v
+
+
+class RiskService:
+    """Owns the store and the caches of prepared data and zone snapshots."""
+
+    def __init__(self, store: Store, h3_res: int = 10, cache_size: int = 16) -> None:
+        self.store = store
+        self.h3_res = h3_res
+        self.cache_size = cache_size
+        self._lock = threading.RLock()
+        self._data: tuple[int, CommunityLayer, pd.DataFrame] | None = None
+        self._snapshots: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
+
+    def data(self) -> tuple[int, CommunityLayer, pd.DataFrame]:
+        with self._lock:
+            version = self.store.data_version
+            if self._data is None or self._data[0] != version:
+                layer = CommunityLayer(self.store.communities(), self.h3_res)
+                cases = self.store.case_locations()
+                cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
+                self._data = (version, layer, cases)
+            return self._data
+
+    def snapshot(self, policy: Policy, at: dt.date) -> Snapshot:
+        with self._lock:
+            version, layer, cases = self.data()
+            key = (version, policy.model_dump_json(), at)
+            snap = self._snapshots.get(key)
+            if snap is None:
+                snap = Snapshot(version, compute_zones(layer, cases, policy, at), layer)
+                self._snapshots[key] = snap
+                while len(self._snapshots) > self.cache_size:
+                    self._snapshots.popitem(last=False)
+            else:
+                self._snapshots.move_to_end(key)
+            return snap
+
+    def status(self, lon: float, lat: float, policy: Policy, at: dt.date) -> dict[str, Any]:
+        snap = self.snapshot(policy, at)
+        with self._lock:
+            return snap.status(np.array([lon]), np.array([lat]))[0]

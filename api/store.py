@@ -1,0 +1,207 @@
+"""The embedded store: one SQLite file (WAL mode) holding communities, cases and batches.
+
+Every ingest batch is one transaction; ``data_version`` increases with every batch that changed
+something, so anything computed from the data can be cached under (data_version, rule, date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created TEXT NOT NULL,
+    rows_read INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    inserted INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    unchanged INTEGER NOT NULL,
+    rejected INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    batch_id INTEGER NOT NULL REFERENCES batches(batch_id),
+    row INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS communities (
+    community_id TEXT PRIMARY KEY,
+    name TEXT,
+    population INTEGER,
+    subdistrict_id TEXT,
+    district_id TEXT,
+    geometry BLOB NOT NULL,
+    batch_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS community_cells (
+    community_id TEXT NOT NULL,
+    res INTEGER NOT NULL,
+    cell INTEGER NOT NULL,
+    PRIMARY KEY (res, community_id, cell)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cases (
+    case_id TEXT PRIMARY KEY,
+    reported TEXT NOT NULL,
+    type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    batch_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS case_versions (
+    case_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    reported TEXT NOT NULL,
+    type TEXT NOT NULL,
+    batch_id INTEGER NOT NULL,
+    PRIMARY KEY (case_id, version)
+);
+CREATE TABLE IF NOT EXISTS case_locations (
+    case_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    lat REAL NOT NULL,
+    lon REAL NOT NULL,
+    cell INTEGER NOT NULL,
+    batch_id INTEGER NOT NULL,
+    UNIQUE (case_id, role, lat, lon)
+);
+CREATE INDEX IF NOT EXISTS case_locations_cell ON case_locations (cell);
+"""
+
+
+@dataclass
+class BatchCounts:
+    rows_read: int = 0
+    accepted: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)  # row, field, reason
+
+
+class Store:
+    """A SQLite store. Open it with :meth:`open`; one instance per thread is fine."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        with self.conn:
+            self.conn.executescript(SCHEMA)
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', '0')")
+
+    @classmethod
+    def open(cls, path: Path | str) -> Store:
+        return cls(Path(path))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- versions ---------------------------------------------------------------------------
+    @property
+    def data_version(self) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key='data_version'").fetchone()
+        return int(row[0])
+
+    @contextmanager
+    def batch(self, kind: str, source: str) -> Iterator[tuple[sqlite3.Connection, int]]:
+        """One atomic batch: yields (connection, batch_id); commits or rolls back as a whole."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.execute(
+                "INSERT INTO batches (kind, source, created, rows_read, accepted, inserted,"
+                " updated, unchanged, rejected) VALUES (?, ?, ?, 0, 0, 0, 0, 0, 0)",
+                (kind, source, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+            )
+            batch_id = int(cur.lastrowid or 0)
+            yield conn, batch_id
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def finish_batch(conn: sqlite3.Connection, batch_id: int, counts: BatchCounts) -> None:
+        conn.execute(
+            "UPDATE batches SET rows_read=?, accepted=?, inserted=?, updated=?, unchanged=?,"
+            " rejected=? WHERE batch_id=?",
+            (
+                counts.rows_read,
+                counts.accepted,
+                counts.inserted,
+                counts.updated,
+                counts.unchanged,
+                counts.rejected,
+                batch_id,
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO rejects (batch_id, row, field, reason) VALUES (?, ?, ?, ?)",
+            [(batch_id, r, f, why) for r, f, why in counts.rejects],
+        )
+        if counts.inserted or counts.updated:
+            conn.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='data_version'"
+            )
+
+    # -- reads ------------------------------------------------------------------------------
+    def communities(self) -> gpd.GeoDataFrame:
+        df = pd.read_sql_query(
+            "SELECT community_id, name, population, subdistrict_id, district_id, geometry"
+            " FROM communities ORDER BY community_id",
+            self.conn,
+        )
+        geoms = shapely.from_wkb(df.pop("geometry").to_numpy()) if len(df) else []
+        df["population"] = df["population"].astype("Int64")
+        return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
+
+    def community_cells(self, res: int) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT community_id, cell FROM community_cells WHERE res=? ORDER BY community_id,"
+            " cell",
+            self.conn,
+            params=(res,),
+        )
+
+    def case_locations(self) -> pd.DataFrame:
+        df = pd.read_sql_query(
+            "SELECT l.case_id, c.reported, c.type, l.role, l.lat, l.lon, l.cell"
+            " FROM case_locations l JOIN cases c USING (case_id)"
+            " ORDER BY c.reported, l.case_id, l.role",
+            self.conn,
+        )
+        df["reported"] = [dt.date.fromisoformat(s) for s in df["reported"]]
+        df["cell"] = df["cell"].to_numpy().astype(np.uint64)
+        return df
+
+    def counts(self) -> dict[str, int]:
+        q = {
+            "communities": "SELECT COUNT(*) FROM communities",
+            "cases": "SELECT COUNT(*) FROM cases",
+            "case_locations": "SELECT COUNT(*) FROM case_locations",
+            "batches": "SELECT COUNT(*) FROM batches",
+        }
+        return {k: int(self.conn.execute(v).fetchone()[0]) for k, v in q.items()}

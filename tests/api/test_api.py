@@ -1,0 +1,130 @@
+"""The HTTP API through TestClient on the sample city."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import END
+
+AT = END.isoformat()
+
+
+def test_healthz(client: TestClient) -> None:
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["communities"] == 2000
+    assert r.headers["cache-control"] == "no-store"
+
+
+def test_zones_geojson(client: TestClient) -> None:
+    r = client.get("/v1/zones", params={"at": AT})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/geo+json")
+    fc = r.json()
+    assert fc["type"] == "FeatureCollection"
+    levels = {f["properties"]["level"] for f in fc["features"]}
+    assert levels == {"sealed", "controlled", "precaution"}
+    for f in fc["features"]:
+        p = f["properties"]
+        assert f["id"] == p["id"]
+        assert shapely.geometry.shape(f["geometry"]).is_valid
+        assert p["start"] <= AT < p["expected_lift"]
+        assert p["community_ids"] and p["cells"]
+    sealed = client.get("/v1/zones", params={"at": AT, "level": "sealed"}).json()
+    assert {f["properties"]["level"] for f in sealed["features"]} == {"sealed"}
+    assert client.get("/v1/zones", params={"at": AT, "level": "bogus"}).status_code == 422
+    assert client.get("/v1/zones", params={"at": "2024-13-01"}).status_code == 422
+
+
+def test_zones_before_the_outbreak_are_empty(client: TestClient) -> None:
+    fc = client.get("/v1/zones", params={"at": "2020-01-01"}).json()
+    assert fc["features"] == []
+
+
+def test_communities_layer(client: TestClient) -> None:
+    fc = client.get("/v1/communities", params={"at": AT}).json()
+    assert len(fc["features"]) == 2000
+    counts: dict[str, int] = {}
+    for f in fc["features"]:
+        counts[f["properties"]["level"]] = counts.get(f["properties"]["level"], 0) + 1
+    assert counts["sealed"] > 0 and counts["controlled"] > 0
+    zones = client.get("/v1/zones", params={"at": AT}).json()["features"]
+    in_zones = sum(z["properties"]["community_count"] for z in zones)
+    assert in_zones == 2000 - counts.get("none", 0)
+
+
+def test_status_inside_a_sealed_zone_and_outside(client: TestClient) -> None:
+    zones = client.get("/v1/zones", params={"at": AT, "level": "sealed"}).json()["features"]
+    z = zones[0]
+    pt = shapely.geometry.shape(z["geometry"]).representative_point()
+    r = client.get("/v1/status", params={"lat": pt.y, "lon": pt.x, "at": AT})
+    assert r.status_code == 200
+    s = r.json()
+    assert s["level"] == "sealed" and s["zone_id"] == z["id"]
+    assert s["community"]["id"] in z["properties"]["community_ids"]
+    assert s["since"] <= AT < s["expected_lift"]
+    assert s["policy"] == "cn-three-zone"
+    assert r.headers["cache-control"] == "no-store"
+    far = client.get("/v1/status", params={"lat": 0, "lon": 0, "at": AT}).json()
+    assert far["level"] == "none" and far["community"] is None and far["zone_id"] is None
+
+
+def test_bad_coordinates_are_422(client: TestClient) -> None:
+    for params in ({"lat": 91, "lon": 0}, {"lat": 0, "lon": 181}, {"lat": "x", "lon": 0},
+                   {"lon": 0}):
+        assert client.get("/v1/status", params=params).status_code == 422
+
+
+def test_map_page_is_offline(client: TestClient) -> None:
+    r = client.get("/", params={"at": AT})
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    page = r.text
+    assert "createDeck" in page and "/static/deckgl.js" in page
+    assert "http://" not in page and "https://" not in page  # nothing from outside
+    js = client.get("/static/deckgl.js")
+    assert js.status_code == 200 and len(js.content) > 1_000_000
+    assert client.get("/v1/districts").json()["features"]
+
+
+def test_openapi(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/status", "/v1/zones", "/v1/communities", "/healthz", "/"} <= set(spec["paths"])
+
+
+def test_status_is_exact_for_10000_random_points(client: TestClient) -> None:
+    """The fast look-up equals a brute-force test of every point against every zone."""
+    from api.deps import get_service
+    from api.settings import get_settings
+    from geo.policy import load_policy
+
+    service = get_service(client.app.dependency_overrides[get_settings]())  # type: ignore[attr-defined]
+    policy = load_policy("cn-three-zone")
+    snap = service.snapshot(policy, END)
+    zones = snap.result.zones.reset_index(drop=True)
+    rng = np.random.default_rng(1)
+    minx, miny, maxx, maxy = snap.layer.frame.total_bounds
+    lon = rng.uniform(minx, maxx, 10_000)
+    lat = rng.uniform(miny, maxy, 10_000)
+    # add points on zone boundaries and in H3 cells that cross them
+    edge = shapely.get_coordinates(shapely.boundary(zones.geometry.to_numpy()))[:500]
+    lon = np.r_[lon, edge[:, 0]]
+    lat = np.r_[lat, edge[:, 1]]
+    got = [s["level"] for s in snap.status(lon, lat)]
+    ranks = np.array([policy.rank(lv) for lv in zones["level"]])
+    pts = shapely.points(lon, lat)
+    # brute force: every point against every zone geometry (no index, no H3)
+    hits = np.array([shapely.intersects(g, pts) for g in zones.geometry])  # zones x points
+    best = np.where(hits, ranks[:, None], -1)
+    levels = zones["level"].to_numpy()
+    expect = [
+        levels[int(np.argmax(best[:, j]))] if hits[:, j].any() else "none" for j in range(len(pts))
+    ]
+    assert got == expect
+    assert snap.zone_index.lookup(lon, lat).resolved_by_cell > 1000  # H3 did part of the work
+    # the same through HTTP for a few of them
+    for i in range(0, len(lon), 997):
+        s = client.get("/v1/status", params={"lat": lat[i], "lon": lon[i], "at": AT}).json()
+        assert s["level"] == expect[i]
