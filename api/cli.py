@@ -25,8 +25,8 @@ app = typer.Typer(
 ingest_app = typer.Typer(help="Load communities or cases into the store.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class _State:

@@ -52,8 +52,22 @@ ZONE_COLUMNS = [
 ]
 
 
-def to_day(d: dt.date | np.datetime64 | str) -> int:
-    return int((np.datetime64(d, "D") - EPOCH).astype(np.int64))
+def to_day(d: dt.date | str) -> int:
+    """Days since 1970-01-01."""
+    if isinstance(d, str):
+        d = dt.date.fromisoformat(d)
+    return d.toordinal() - _EPOCH_ORDINAL
+
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def to_days(values: pd.Series | NDArray[np.object_]) -> NDArray[np.int64]:
+    """Days since 1970-01-01 of many dates (datetime64 or ``datetime.date`` values)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind != "M":
+        arr = arr.astype("datetime64[D]")
+    return arr.astype("datetime64[D]").astype(np.int64)
 
 
 def from_day(n: int) -> dt.date:
@@ -204,11 +218,7 @@ def compute_zones(
     """
     n = len(layer)
     at_d = to_day(at)
-    rep = (
-        np.array([to_day(d) for d in cases["reported"]], dtype=np.int64)
-        if len(cases)
-        else np.empty(0, dtype=np.int64)
-    )
+    rep = to_days(cases["reported"]) if len(cases) else np.empty(0, dtype=np.int64)
     keep = rep <= at_d
     horizon = max((lv.lift_after_days or 0) for lv in policy.levels) + 1
     day0 = int(min(rep[keep].min(), at_d)) if keep.any() else at_d

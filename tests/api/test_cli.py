@@ -1,0 +1,106 @@
+"""The public CLI end to end: sample -> ingest -> zones -> status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import shapely
+from typer.testing import CliRunner
+
+from api.cli import app
+from api.store import Store
+
+runner = CliRunner()
+END = "2024-03-31"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = runner.invoke(app, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("city")
+    code, stdout, _ = run("sample", "--out", str(out), "--communities", "300", "--cases", "600",
+                          "--days", "40", "--end", END, "--seed", "3")
+    assert code == 0, stdout
+    assert "300 communities" in stdout
+    return out
+
+
+def test_sample_ingest_zones_status(city: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "r.db")
+    code, stdout, _ = run("--db", db, "ingest", "communities", str(city / "communities.geojson"))
+    assert code == 0, stdout
+    code, stdout, _ = run("--db", db, "ingest", "cases", str(city / "cases.csv"))
+    assert code == 0, stdout
+    n_loc = Store.open(db).counts()["case_locations"]
+    # the same file again adds nothing
+    code, stdout, _ = run("--db", db, "ingest", "cases", str(city / "cases.csv"))
+    assert code == 0
+    assert Store.open(db).counts()["case_locations"] == n_loc
+    assert "already stored" in stdout
+
+    out = tmp_path / "zones.geojson"
+    code, _, stderr = run("--db", db, "zones", "--at", END, "--out", str(out))
+    assert code == 0, stderr
+    fc = json.loads(out.read_text())
+    sealed = [f for f in fc["features"] if f["properties"]["level"] == "sealed"]
+    assert sealed
+    pt = shapely.geometry.shape(sealed[0]["geometry"]).representative_point()
+    code, stdout, _ = run("--db", db, "status", str(pt.y), str(pt.x), "--at", END)
+    assert code == 0
+    s = json.loads(stdout)
+    assert s["level"] == "sealed" and s["zone_id"] == sealed[0]["id"]
+    # zones to stdout, one level
+    code, stdout, _ = run("--db", db, "zones", "--at", END, "--level", "precaution")
+    assert code == 0
+    assert {f["properties"]["level"] for f in json.loads(stdout)["features"]} <= {"precaution"}
+
+
+def test_ingest_reports_bad_rows_and_keeps_good_ones(tmp_path: Path) -> None:
+    db = str(tmp_path / "r.db")
+    f = tmp_path / "cases.csv"
+    f.write_text(
+        "case_id,reported,type,role,lat,lon\n"
+        "a,2024-03-01,confirmed,residence,30.5,114.3\n"
+        "b,2024-03-01,confirmed,residence,95,114.3\n"
+        ",2024-03-01,confirmed,residence,30.5,114.3\n"
+        "c,03/01/2024,confirmed,residence,30.5,114.3\n"
+        "d,2024-03-01,zombie,residence,30.5,114.3\n"
+        "e,2024-03-01,confirmed,residence,,114.3\n"
+    )
+    rejects = tmp_path / "rejects.csv"
+    code, stdout, stderr = run("--db", db, "ingest", "cases", str(f), "--rejects", str(rejects))
+    assert code == 0, stdout + stderr
+    assert Store.open(db).counts()["cases"] == 1
+    lines = rejects.read_text().splitlines()
+    assert lines[0] == "file,row,field,reason"
+    got = [(r.split(",")[1], r.split(",")[2]) for r in lines[1:]]
+    assert got == [("3", "lat"), ("4", "case_id"), ("5", "reported"), ("6", "type"), ("7", "lat")]
+    assert "row 3: lat" in stderr
+
+
+def test_ingest_nothing_readable_exits_non_zero(tmp_path: Path) -> None:
+    db = str(tmp_path / "r.db")
+    f = tmp_path / "bad.csv"
+    f.write_text("case_id,reported,type,role,lat,lon\nx,nope,confirmed,residence,1,1\n")
+    code, _, stderr = run("--db", db, "ingest", "cases", str(f))
+    assert code != 0 and "no case location" in stderr
+    code, _, stderr = run("--db", db, "ingest", "cases", str(tmp_path / "missing.csv"))
+    assert code != 0 and "missing.csv" in stderr
+    code, _, stderr = run("--db", db, "ingest", "communities", str(f))
+    assert code != 0
+
+
+def test_bad_options_are_clear_errors(tmp_path: Path) -> None:
+    db = str(tmp_path / "r.db")
+    code, _, stderr = run("--db", db, "zones", "--at", "yesterday")
+    assert code != 0 and "YYYY-MM-DD" in stderr
+    code, _, stderr = run("--db", db, "zones", "--policy", "no-such-rule")
+    assert code != 0 and "unknown policy" in stderr
+    code, _, stderr = run("--db", db, "status", "123", "0")
+    assert code != 0
