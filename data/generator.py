@@ -590,7 +590,7 @@ def _outbreak(
 
     # primary clusters: population-weighted communities, random start days (some late ones so
     # that zones are active on the last day)
-    n_primary = max(3, math.ceil(n_cases / 250))
+    n_primary = max(3, math.ceil(n_cases / 700))
     comm = rng.choice(len(seeds), size=n_primary, p=population / population.sum())
     late = rng.random(n_primary) < 0.2
     late[0] = True
@@ -622,7 +622,7 @@ def _outbreak(
         child_xy = _scatter(
             base,
             lambda rows: _polar(
-                rng.uniform(2_000.0, 6_000.0, rows.size), rng.uniform(0, 2 * np.pi, rows.size)
+                rng.uniform(1_500.0, 4_000.0, rows.size), rng.uniform(0, 2 * np.pi, rows.size)
             ),
             inner,
         )
@@ -686,7 +686,7 @@ def _case_rows(
     n_visits = np.where(rng.random(n) < 0.4, 1 + (rng.random(n) < 0.4), 0)
 
     # residence: around the cluster centre, spread growing with the cluster's age
-    sigma = np.minimum(200.0 + 45.0 * case_age, 1_500.0)
+    sigma = np.minimum(120.0 + 25.0 * case_age, 800.0)
     home = _scatter(
         cl_xy[case_cluster],
         lambda rows: rng.normal(0.0, 1.0, (rows.size, 2)) * sigma[rows, None],
