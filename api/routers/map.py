@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
@@ -17,10 +19,9 @@ def planner_map(service: ServiceDep, policy: PolicyDep, at: AtDep) -> HTMLRespon
     if len(layer):
         minx, miny, maxx, maxy = layer.frame.total_bounds
         center = ((minx + maxx) / 2, (miny + maxy) / 2)
-        span = max(maxx - minx, maxy - miny, 1e-3)
-        import math
-
-        zoom = max(1.0, min(16.0, math.log2(360 / span) + 0.6))
+        # fit the data in about 700 px (deck.gl's world is 512 px wide at zoom 0)
+        span = max(maxx - minx, (maxy - miny) / math.cos(math.radians(center[1])), 1e-4)
+        zoom = max(1.0, min(16.0, math.log2(700 * 360 / (512 * span))))
     else:
         center, zoom = (0.0, 0.0), 1.0
     q = f"?at={at.isoformat()}"
