@@ -1,0 +1,1242 @@
+"""Readers for community boundary files and case files, with row-level validation.
+
+Two public readers:
+
+* :func:`read_communities` reads polygons (GeoJSON, GeoPackage, Shapefile, zipped Shapefile,
+  GeoParquet), reprojects them to EPSG:4326 and returns one row per valid community.
+* :func:`read_cases` reads case records (CSV, GeoJSON, GeoParquet or plain Parquet) and returns one
+  row per valid case.
+
+A file that cannot be read as a whole raises :class:`~geo._errors.InputFileError`. A bad record
+does not stop the load: it becomes a :class:`~geo._errors.Reject` naming its row and the first
+field that failed. Fixable problems (a self-intersecting polygon, a missing CRS on lon/lat data,
+text that looks mis-decoded) are kept and reported in ``LoadResult.warnings``.
+
+Row numbers: for CSV files the physical line number (the header is line 1, the first data row
+line 2); for every other format the 1-based feature/record number.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import math
+import re
+import warnings
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo._errors import InputFileError, Reject
+
+__all__ = [
+    "CASE_FIELDS",
+    "CASE_TYPES",
+    "COMMUNITY_FIELDS",
+    "ROLES",
+    "LoadResult",
+    "parse_column_map",
+    "read_cases",
+    "read_communities",
+]
+
+CASE_TYPES = ("confirmed", "asymptomatic", "suspected", "close_contact")
+ROLES = ("residence", "workplace", "frequent_activity", "visit")
+COMMUNITY_FIELDS = ("community_id", "name", "population", "subdistrict_id", "district_id")
+CASE_FIELDS = ("case_id", "reported", "type", "role", "lat", "lon")
+
+#: Every field a column map may name (communities and cases).
+MAPPABLE_FIELDS = tuple(dict.fromkeys(COMMUNITY_FIELDS + CASE_FIELDS))
+
+DEFAULT_CASE_TYPE = "confirmed"
+MIN_DATE = dt.date(1900, 1, 1)
+
+_COMMUNITY_FORMATS = {
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".gpkg": "GeoPackage",
+    ".shp": "Shapefile",
+    ".zip": "zipped Shapefile",
+    ".parquet": "GeoParquet",
+    ".geoparquet": "GeoParquet",
+}
+_CASE_FORMATS = {
+    ".csv": "CSV",
+    ".tsv": "CSV",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".parquet": "Parquet",
+    ".geoparquet": "GeoParquet",
+}
+_SHAPEFILE_EXTS = (".shp", ".zip")
+_POLYGONAL_TYPE_IDS = (3, 6)  # shapely type ids: Polygon, MultiPolygon
+_POINT_TYPE_ID = 0
+_CSV_DELIMITERS = (",", ";", "\t", "|")
+_NAN_WORDS = frozenset({"nan", "+nan", "-nan"})
+
+# One physical line with its ending (\r\n, \r or \n), like universal-newline reading.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+_ISO_DATE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?(?:\s*(?:Z|[+-]\d{2}(?::?\d{2})?))?)?"
+)
+
+PathArg = str | PathLike[str]
+
+
+@dataclass
+class LoadResult:
+    """What a reader returns: accepted rows, rejected rows, warnings and the number of rows read."""
+
+    frame: pd.DataFrame | gpd.GeoDataFrame
+    rejects: list[Reject] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    rows_read: int = 0
+
+    @property
+    def accepted(self) -> int:
+        """Number of accepted rows (``len(frame)``)."""
+        return len(self.frame)
+
+
+# --------------------------------------------------------------------------- column maps
+
+
+def parse_column_map(spec: str | None) -> dict[str, str]:
+    """Parse ``"lat=latitude,lon=longitude"`` into ``{"lat": "latitude", "lon": "longitude"}``.
+
+    Keys are our field names (see ``MAPPABLE_FIELDS``), values the file's column names. An empty
+    value (``"type="``) means "the file has no such column" (the reader uses its default).
+    ``None`` or a blank spec gives ``{}``. Raises ``ValueError`` naming the bad part.
+    """
+    if spec is None or not spec.strip():
+        return {}
+    allowed = ", ".join(MAPPABLE_FIELDS)
+    result: dict[str, str] = {}
+    for index, raw in enumerate(spec.split(","), start=1):
+        part = raw.strip()
+        if not part:
+            raise ValueError(
+                f"column map {spec!r}: part {index} is empty "
+                f"(expected field=column pairs separated by commas; fields: {allowed})"
+            )
+        if "=" not in part:
+            raise ValueError(
+                f"column map {spec!r}: {part!r} has no '=' "
+                f"(expected field=column, e.g. lat=latitude; fields: {allowed})"
+            )
+        key, _, value = part.partition("=")
+        key = key.strip().lower()
+        if key not in MAPPABLE_FIELDS:
+            raise ValueError(
+                f"column map {spec!r}: unknown field {key!r} in {part!r} (fields: {allowed})"
+            )
+        if key in result:
+            raise ValueError(f"column map {spec!r}: field {key!r} is mapped twice")
+        result[key] = value.strip()
+    return result
+
+
+def _check_column_map(columns: Mapping[str, str] | None, fields: tuple[str, ...]) -> dict[str, str]:
+    if not columns:
+        return {}
+    unknown = [key for key in columns if key not in fields]
+    if unknown:
+        raise ValueError(
+            f"unknown field(s) in column map: {', '.join(map(repr, unknown))} "
+            f"(fields for this file: {', '.join(fields)})"
+        )
+    return {key: (value or "").strip() for key, value in columns.items()}
+
+
+def _find_column(available: list[str], wanted: str) -> str | None:
+    """Exact match, else a unique case-insensitive match, else the 10-char shapefile truncation."""
+    if wanted in available:
+        return wanted
+    for candidate in (wanted, wanted[:10]):
+        folded = candidate.strip().casefold()
+        hits = [col for col in available if str(col).strip().casefold() == folded]
+        if len(hits) == 1:
+            return hits[0]
+    return None
+
+
+def _missing_column(
+    src: str, field_name: str, wanted: str, available: list[str], extra: str = ""
+) -> InputFileError:
+    listing = ", ".join(repr(c) for c in available) or "(none)"
+    hint = (
+        f"; map it with columns={{'{field_name}': '<column>'}}"
+        f" (CLI: --columns {field_name}=<column>)"
+        if wanted == field_name
+        else ""
+    )
+    which = repr(wanted) if wanted == field_name else f"{wanted!r} (mapped to field {field_name!r})"
+    return InputFileError(
+        src, f"required column {which} not found{extra}; the file has columns: {listing}{hint}"
+    )
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _check_file(path: Path, src: str, formats: Mapping[str, str], what: str) -> str:
+    ext = path.suffix.lower()
+    if ext not in formats:
+        known = ", ".join(sorted(formats))
+        raise InputFileError(
+            src,
+            f"unknown file format {ext or '(no extension)'!r} for {what} (expected one of {known})",
+        )
+    if not path.exists():
+        raise InputFileError(src, "file not found")
+    if not path.is_file():
+        raise InputFileError(src, "not a regular file")
+    if path.stat().st_size == 0:
+        raise InputFileError(src, "file is empty (0 bytes)")
+    return ext
+
+
+def _cell_to_str(value: Any) -> str | None:
+    """A cell as a stripped string; None for null/empty. Integral numbers lose their '.0'."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        return text or None
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if math.isnan(number):
+            return None
+        if math.isfinite(number) and number.is_integer():
+            return str(int(number))
+        return repr(number)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    text = str(value).strip()
+    return text or None
+
+
+def _as_str(series: pd.Series) -> pd.Series:
+    """Object series of stripped ``str`` or ``None`` (empty strings become ``None``)."""
+    vectorised = pd.api.types.is_string_dtype(series.dtype) and not pd.api.types.is_object_dtype(
+        series.dtype
+    )
+    if not vectorised and pd.api.types.is_object_dtype(series.dtype):
+        vectorised = pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
+    if vectorised:
+        stripped = series.str.strip()
+        keep = stripped.notna() & (stripped != "")
+        return stripped.astype(object).where(keep, None)
+    values = [_cell_to_str(v) for v in series.to_numpy(dtype=object)]
+    return pd.Series(values, index=series.index, dtype=object)
+
+
+def _normalise_word(series: pd.Series) -> pd.Series:
+    """Lower-case; inner spaces/hyphens become '_' (``'Close Contact'`` -> ``close_contact``)."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    table = np.array([_normalise_word_value(str(u)) for u in uniques] + [None], dtype=object)
+    return pd.Series(table[codes], index=series.index, dtype=object)
+
+
+def _normalise_word_value(value: str) -> str:
+    return re.sub(r"[\s\-]+", "_", value.strip().lower())
+
+
+class _Rejects:
+    """Per-row first failure; ``add`` only touches rows that have not failed yet."""
+
+    def __init__(self, n: int) -> None:
+        self.field = np.full(n, None, dtype=object)
+        self.reason = np.full(n, None, dtype=object)
+        self.ok = np.ones(n, dtype=bool)
+
+    def add(self, mask: Any, field_name: str, reason: str | Callable[[int], str]) -> None:
+        hit = np.asarray(mask, dtype=bool) & self.ok
+        idx = np.flatnonzero(hit)
+        if idx.size == 0:
+            return
+        self.field[idx] = field_name
+        if isinstance(reason, str):
+            self.reason[idx] = reason
+        else:
+            for i in idx:
+                self.reason[i] = reason(int(i))
+        self.ok[idx] = False
+
+    def to_list(self, src: str, rows: np.ndarray) -> list[Reject]:
+        return [
+            Reject(src, int(rows[i]), str(self.field[i]), str(self.reason[i]))
+            for i in np.flatnonzero(~self.ok)
+        ]
+
+
+def _record_warnings(caught: list[warnings.WarningMessage], out: list[str], prefix: str) -> None:
+    seen: set[str] = set()
+    for item in caught:
+        message = str(item.message).strip()
+        if message and message not in seen:
+            seen.add(message)
+            out.append(f"{prefix}: {message}")
+
+
+# --------------------------------------------------------------------------- vector reading
+
+
+def _zip_member(path: Path, src: str, layer: str | None, notes: list[str]) -> str:
+    """The GDAL path of the shapefile (or other vector file) inside a .zip archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/") and "__MACOSX" not in n]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputFileError(src, f"not a readable zip archive ({exc})") from exc
+    shapefiles = [n for n in names if n.lower().endswith(".shp")]
+    if not shapefiles:
+        others = [n for n in names if Path(n).suffix.lower() in (".gpkg", ".geojson", ".json")]
+        if not others:
+            listing = ", ".join(names[:20]) or "(empty archive)"
+            raise InputFileError(src, f"the zip archive holds no .shp file (contents: {listing})")
+        shapefiles = others
+    chosen = shapefiles[0]
+    if len(shapefiles) > 1:
+        by_stem = [n for n in shapefiles if layer is not None and Path(n).stem == layer]
+        if by_stem:
+            chosen = by_stem[0]
+        else:
+            notes.append(
+                f"the zip archive holds {len(shapefiles)} shapefiles ({', '.join(shapefiles)}); "
+                f"reading {chosen!r}"
+            )
+    return f"/vsizip/{path.resolve()}/{chosen}"
+
+
+def _choose_layer(
+    gdal_path: str, src: str, fmt: str, layer: str | None, notes: list[str]
+) -> str | None:
+    import pyogrio
+
+    try:
+        layers = pyogrio.list_layers(gdal_path)
+    except Exception as exc:  # GDAL: not recognised, truncated, corrupt...
+        raise InputFileError(src, f"cannot read {fmt} file: {exc}") from exc
+    names = [str(row[0]) for row in layers]
+    if not names:
+        raise InputFileError(src, "the file holds no layers")
+    if layer is not None:
+        if layer not in names:
+            raise InputFileError(
+                src, f"no layer {layer!r} in the file (layers: {', '.join(map(repr, names))})"
+            )
+        return layer
+    if len(names) == 1:
+        return None
+    polygonal = [str(row[0]) for row in layers if "polygon" in str(row[1]).lower()]
+    chosen = polygonal[0] if polygonal else names[0]
+    notes.append(
+        f"the file has {len(names)} layers ({', '.join(map(repr, names))}); reading {chosen!r} "
+        f"(choose another with layer=...)"
+    )
+    return chosen
+
+
+def _read_vector(
+    path: Path, src: str, ext: str, *, encoding: str | None, layer: str | None, notes: list[str]
+) -> gpd.GeoDataFrame:
+    """Read a vector file with pyogrio (or GeoParquet with geopandas); errors -> InputFileError."""
+    import pyogrio
+
+    fmt = _COMMUNITY_FORMATS.get(ext) or _CASE_FORMATS.get(ext, ext)
+    if ext in (".parquet", ".geoparquet"):
+        return _read_geoparquet(path, src)
+    gdal_path = _zip_member(path, src, layer, notes) if ext == ".zip" else str(path)
+    use_layer = None if ext == ".zip" else _choose_layer(gdal_path, src, fmt, layer, notes)
+    kwargs: dict[str, Any] = {}
+    if encoding is not None:
+        if ext in _SHAPEFILE_EXTS:
+            kwargs["encoding"] = encoding
+        else:
+            notes.append(f"encoding {encoding!r} ignored: {fmt} text is always UTF-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            frame = pyogrio.read_dataframe(
+                gdal_path, layer=use_layer, datetime_as_string=True, **kwargs
+            )
+        except UnicodeDecodeError as exc:
+            raise InputFileError(
+                src,
+                f"cannot decode the text fields with encoding {encoding!r} ({exc}); "
+                f"try another encoding, e.g. cp949 for Korean data",
+            ) from exc
+        except Exception as exc:  # pyogrio/GDAL errors: truncated, corrupt, not recognised...
+            raise InputFileError(src, f"cannot read {fmt} file: {exc}") from exc
+    _record_warnings(caught, notes, f"{fmt} reader")
+    if not isinstance(frame, gpd.GeoDataFrame):
+        frame = gpd.GeoDataFrame(frame)
+    return frame
+
+
+def _read_geoparquet(path: Path, src: str) -> gpd.GeoDataFrame:
+    try:
+        return gpd.read_parquet(path)
+    except Exception as exc:  # pyarrow / geopandas: truncated, not parquet, no geo metadata...
+        reason = str(exc)
+        if "geo metadata" in reason.lower():
+            raise InputFileError(
+                src, f"not a GeoParquet file (no 'geo' metadata / geometry column): {reason}"
+            ) from exc
+        raise InputFileError(src, f"cannot read Parquet file: {reason}") from exc
+
+
+# --------------------------------------------------------------------------- encoding check
+
+
+def _mojibake_warning(
+    frame: pd.DataFrame, text_columns: list[str], encoding: str | None
+) -> str | None:
+    samples: list[str] = []
+    for col in text_columns:
+        values = frame[col]
+        if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
+            continue
+        for value in pd.unique(values.dropna())[:1000]:
+            if isinstance(value, str) and not value.isascii():
+                samples.append(value)
+    if not samples:
+        return None
+    how = "with the file's declared/default encoding" if encoding is None else f"as {encoding!r}"
+    bad = [s for s in samples if "\ufffd" in s]
+    if bad:
+        return (
+            f"text fields contain replacement characters (e.g. {bad[0]!r}) when read {how}: the "
+            "encoding is probably wrong; Korean shapefiles without a .cpg file are usually "
+            "EUC-KR/CP949: pass encoding='cp949' (CLI: --encoding cp949)"
+        )
+    if encoding is not None:
+        return None
+    latin = [s for s in samples if max(map(ord, s)) < 256]
+    if len(latin) < 0.9 * len(samples):
+        return None  # real non-Latin text (e.g. correctly decoded Hangul)
+
+    def redecode(text: str, codec: str) -> str | None:
+        try:
+            return text.encode("latin-1").decode(codec)
+        except UnicodeError:
+            return None
+
+    utf8 = [r for r in (redecode(s, "utf-8") for s in latin) if r is not None]
+    if len(utf8) >= 0.9 * len(latin):
+        return (
+            f"text fields look mis-decoded (e.g. {latin[0]!r}, which as UTF-8 reads {utf8[0]!r}): "
+            "the .dbf has no code page; pass encoding='utf-8' (CLI: --encoding utf-8)"
+        )
+    pairs = re.compile(r"(?:[\x00-\x7f]|[\x81-\xfe][\x81-\xfe])*")
+    korean = [r for s in latin if pairs.fullmatch(s) and (r := redecode(s, "cp949")) is not None]
+    if len(korean) >= 0.9 * len(latin):
+        non_ascii = [c for r in korean for c in r if not c.isascii()]
+        hangul = sum(1 for c in non_ascii if "\uac00" <= c <= "\ud7a3")
+        if non_ascii and hangul >= 0.5 * len(non_ascii):
+            return (
+                f"text fields look mis-decoded (e.g. {latin[0]!r}, which as CP949 reads "
+                f"{korean[0]!r}): the .dbf has no .cpg file and is probably EUC-KR/CP949; "
+                "pass encoding='cp949' (CLI: --encoding cp949)"
+            )
+    if any(0x80 <= ord(c) <= 0x9F for s in latin for c in s):
+        return (
+            f"text fields contain control characters (e.g. {latin[0]!r}): the encoding is "
+            "probably wrong; pass the right one, e.g. encoding='cp949' (CLI: --encoding cp949)"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- CRS
+
+
+def _is_wgs84(crs: Any) -> bool:
+    try:
+        return bool(crs.to_epsg() == 4326)
+    except Exception:  # pragma: no cover - exotic CRS objects
+        return False
+
+
+def _crs_label(crs: Any) -> str:
+    if crs is None:
+        return "no CRS (assumed EPSG:4326)"
+    try:
+        epsg = crs.to_epsg()
+    except Exception:  # pragma: no cover
+        epsg = None
+    return f"EPSG:{epsg}" if epsg else str(crs.name)
+
+
+def _fmt_bbox(bounds: np.ndarray) -> str:
+    minx, miny, maxx, maxy = (float(v) for v in bounds)
+    return f"x {minx:.6g}..{maxx:.6g}, y {miny:.6g}..{maxy:.6g}"
+
+
+def _total_bounds(bounds: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(bounds).all(axis=1)
+    if not finite.any():
+        return np.array([np.nan] * 4)
+    sub = bounds[finite]
+    return np.array([sub[:, 0].min(), sub[:, 1].min(), sub[:, 2].max(), sub[:, 3].max()])
+
+
+def _in_lonlat(bounds: np.ndarray) -> np.ndarray:
+    """Per row: bounds (minx, miny, maxx, maxy) inside lon [-180, 180] and lat [-90, 90]."""
+    with np.errstate(invalid="ignore"):
+        return (
+            (bounds[:, 0] >= -180)
+            & (bounds[:, 2] <= 180)
+            & (bounds[:, 1] >= -90)
+            & (bounds[:, 3] <= 90)
+        )
+
+
+def _to_wgs84(frame: gpd.GeoDataFrame, src: str, notes: list[str], what: str) -> gpd.GeoDataFrame:
+    """Reproject to EPSG:4326, or assume it when the file has no CRS and looks like lon/lat."""
+    geoms = frame.geometry.to_numpy()
+    if frame.crs is None:
+        bounds = shapely.bounds(geoms)
+        present = np.isfinite(bounds).all(axis=1)
+        if present.any() and not _in_lonlat(bounds[present]).all():
+            raise InputFileError(
+                src,
+                f"the coordinates look projected (bbox {_fmt_bbox(_total_bounds(bounds))}, not "
+                "lon/lat) and the file has no CRS (.prj file missing or no CRS metadata); add the "
+                ".prj file that came with the data, or assign the CRS, e.g. "
+                "ogr2ogr -a_srs EPSG:<code> fixed.shp input.shp",
+            )
+        notes.append(f"the {what} file has no CRS; coordinates are lon/lat, assuming EPSG:4326")
+        return frame.set_crs(4326, allow_override=True)
+    if _is_wgs84(frame.crs):
+        return frame
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return frame.to_crs(4326)
+    except Exception as exc:
+        raise InputFileError(
+            src, f"cannot reproject from {_crs_label(frame.crs)} to EPSG:4326: {exc}"
+        ) from exc
+
+
+# --------------------------------------------------------------------------- communities
+
+
+def read_communities(
+    path: PathArg,
+    *,
+    columns: dict[str, str] | None = None,
+    encoding: str | None = None,
+    layer: str | None = None,
+) -> LoadResult:
+    """Read community polygons; return them in EPSG:4326 with normalised columns.
+
+    ``columns`` maps our fields (``COMMUNITY_FIELDS``) to the file's column names; an empty value
+    means "no such column". Only ``community_id`` is required. ``encoding`` applies to
+    shapefiles (their .dbf); ``layer`` picks a layer of a multi-layer file (GeoPackage).
+
+    The frame has exactly ``community_id`` (str), ``name``, ``subdistrict_id``, ``district_id``
+    (str or None, object dtype), ``population`` (Int64) and ``geometry`` (Polygon/MultiPolygon).
+    """
+    src = str(path)
+    file_path = Path(path)
+    cmap = _check_column_map(columns, COMMUNITY_FIELDS)
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {encoding!r}") from exc
+    ext = _check_file(file_path, src, _COMMUNITY_FORMATS, "community boundaries")
+    notes: list[str] = []
+    raw = _read_vector(file_path, src, ext, encoding=encoding, layer=layer, notes=notes)
+    n = len(raw)
+    if n == 0:
+        raise InputFileError(src, "the file has no features")
+    geom_name = raw.geometry.name if raw._geometry_column_name in raw.columns else None
+    if geom_name is None:
+        raise InputFileError(src, "the file has no geometry column")
+    available = [str(c) for c in raw.columns if c != geom_name]
+
+    resolved: dict[str, str | None] = {}
+    for name in COMMUNITY_FIELDS:
+        wanted = cmap.get(name, name)
+        if wanted == "":
+            if name == "community_id":
+                raise ValueError("field 'community_id' is required and cannot be mapped to nothing")
+            resolved[name] = None
+            continue
+        found = _find_column(available, wanted)
+        if found is None and (name == "community_id" or name in cmap):
+            raise _missing_column(src, name, wanted, available)
+        resolved[name] = found
+
+    if ext in _SHAPEFILE_EXTS:
+        text_cols = [c for c in available if c in raw.columns]
+        message = _mojibake_warning(raw, text_cols, encoding)
+        if message:
+            notes.append(message)
+
+    declared_crs = raw.crs
+    raw = _to_wgs84(raw, src, notes, "community")
+    rows = np.arange(1, n + 1)
+    rej = _Rejects(n)
+
+    # community_id: present, then unique (the first row in the file keeps the id)
+    id_col = resolved["community_id"]
+    assert id_col is not None
+    ids = _as_str(raw[id_col]).reset_index(drop=True)
+    missing = ids.isna().to_numpy()
+    rej.add(missing, "community_id", "missing community_id")
+    dup = (ids.duplicated(keep="first") & ids.notna()).to_numpy()
+    if dup.any():
+        first_row: dict[str, int] = {}
+        for i in np.flatnonzero(~missing):
+            first_row.setdefault(ids.iat[i], int(rows[i]))
+        rej.add(
+            dup,
+            "community_id",
+            lambda i: (
+                f"duplicate community_id {ids.iat[i]!r} (first seen at row {first_row[ids.iat[i]]})"
+            ),
+        )
+
+    # geometry
+    geoms = np.asarray(raw.geometry.to_numpy(), dtype=object)
+    is_null = shapely.is_missing(geoms)
+    rej.add(is_null, "geometry", "missing geometry")
+    rej.add(shapely.is_empty(geoms) & ~is_null, "geometry", "empty geometry")
+    type_ids = shapely.get_type_id(geoms)
+    non_poly = ~np.isin(type_ids, _POLYGONAL_TYPE_IDS) & ~is_null
+    rej.add(
+        non_poly,
+        "geometry",
+        lambda i: f"not a polygon ({geoms[i].geom_type}); expected Polygon or MultiPolygon",
+    )
+    bounds = shapely.bounds(geoms)
+    finite = np.isfinite(bounds).all(axis=1)
+    rej.add(~finite, "geometry", "coordinates are not finite (reprojection failed?)")
+    outside = finite & ~_in_lonlat(bounds)
+    if outside.any() and not (finite & ~outside).any():
+        raise InputFileError(
+            src,
+            f"all coordinates are outside the lon/lat range "
+            f"(bbox {_fmt_bbox(_total_bounds(bounds))}) although the file declares "
+            f"{_crs_label(declared_crs)}: the "
+            "declared CRS is probably wrong (GeoJSON must be lon/lat, RFC 7946)",
+        )
+    rej.add(
+        outside,
+        "geometry",
+        lambda i: f"coordinates outside the lon/lat range (bbox {_fmt_bbox(bounds[i])})",
+    )
+    geoms = geoms.copy()
+    candidates = np.flatnonzero(rej.ok)
+    if candidates.size:
+        geoms[candidates] = shapely.force_2d(geoms[candidates])
+    invalid_idx = (
+        candidates[~shapely.is_valid(geoms[candidates])] if candidates.size else candidates
+    )
+    repair_notes: dict[int, str] = {}
+    unrepairable: dict[int, str] = {}
+    for i in invalid_idx:
+        why = shapely.is_valid_reason(geoms[i])
+        fixed = _polygonal_part(shapely.make_valid(geoms[i]))
+        if fixed is None:
+            unrepairable[int(i)] = f"invalid polygon that cannot be repaired ({why})"
+            continue
+        geoms[i] = fixed
+        repair_notes[int(i)] = f"invalid polygon made valid ({why})"
+    if unrepairable:
+        mask = np.zeros(n, dtype=bool)
+        mask[list(unrepairable)] = True
+        rej.add(mask, "geometry", lambda i: unrepairable[i])
+
+    # population
+    pop_col = resolved["population"]
+    population = pd.array([pd.NA] * n, dtype="Int64")
+    if pop_col is not None:
+        population = _parse_population(raw[pop_col].reset_index(drop=True), rej)
+
+    # text fields
+    def text(name: str) -> pd.Series:
+        col = resolved[name]
+        if col is None:
+            return pd.Series([None] * n, dtype=object)
+        return _as_str(raw[col]).reset_index(drop=True)
+
+    keep = rej.ok
+    for k, message in repair_notes.items():
+        if keep[k]:
+            notes.append(f"row {rows[k]}: community_id {ids.iat[k]}: {message}")
+    out = gpd.GeoDataFrame(
+        {
+            "community_id": ids.astype(object),
+            "name": text("name"),
+            "population": pd.Series(population, dtype="Int64"),
+            "subdistrict_id": text("subdistrict_id"),
+            "district_id": text("district_id"),
+        },
+        geometry=gpd.GeoSeries(geoms, crs=4326),
+        crs=4326,
+    )
+    out = out.loc[keep].reset_index(drop=True)
+    return LoadResult(frame=out, rejects=rej.to_list(src, rows), warnings=notes, rows_read=n)
+
+
+def _polygonal_part(geom: Any) -> Any | None:
+    """The polygonal part of a make_valid result, or None if nothing polygonal is left."""
+    if geom is None or geom.is_empty:
+        return None
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    parts = [
+        g
+        for g in shapely.get_parts(shapely.get_parts(geom))
+        if g.geom_type in ("Polygon", "MultiPolygon") and not g.is_empty
+    ]
+    if not parts:
+        return None
+    merged = shapely.union_all(parts)
+    if merged.geom_type not in ("Polygon", "MultiPolygon") or merged.is_empty:
+        return None
+    return merged
+
+
+def _parse_population(raw: pd.Series, rej: _Rejects) -> Any:
+    n = len(raw)
+    texts = _as_str(raw)
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        numbers = raw.astype("float64").to_numpy()
+        missing = np.isnan(numbers)
+        not_number = np.zeros(n, dtype=bool)
+    else:
+        missing = texts.isna().to_numpy()
+        numbers = pd.to_numeric(texts, errors="coerce").astype("float64").to_numpy()
+        lowered = texts.str.lower()
+        literal_nan = lowered.isin(_NAN_WORDS).to_numpy()
+        not_number = ~missing & np.isnan(numbers) & ~literal_nan
+    with np.errstate(invalid="ignore"):
+        non_finite = ~missing & ~not_number & ~np.isfinite(numbers)
+        negative = ~missing & np.isfinite(numbers) & (numbers < 0)
+        fractional = ~missing & np.isfinite(numbers) & (numbers != np.floor(numbers))
+        too_big = ~missing & np.isfinite(numbers) & (np.abs(numbers) > 2**53)
+
+    def shown(i: int) -> str:
+        return texts.iat[i] if texts.iat[i] is not None else repr(numbers[i])
+
+    rej.add(not_number, "population", lambda i: f"population {shown(i)!r} is not a number")
+    rej.add(non_finite, "population", lambda i: f"population {shown(i)} is not a finite number")
+    rej.add(negative, "population", lambda i: f"population {shown(i)} is negative")
+    rej.add(fractional, "population", lambda i: f"population {shown(i)} is not a whole number")
+    rej.add(too_big, "population", lambda i: f"population {shown(i)} is too large")
+    good = ~missing & ~not_number & ~non_finite & ~negative & ~fractional & ~too_big
+    result = pd.array([pd.NA] * n, dtype="Int64")
+    idx = np.flatnonzero(good)
+    if idx.size:
+        result[idx] = numbers[idx].astype(np.int64)
+    return result
+
+
+# --------------------------------------------------------------------------- cases: reading
+
+
+def _decode_text(data: bytes, src: str, notes: list[str]) -> str:
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise InputFileError(src, f"cannot decode UTF-16 text: {exc}") from exc
+    if b"\x00" in data[:65536]:
+        raise InputFileError(
+            src,
+            "not a text CSV file (it contains NUL bytes; is it an Excel or other binary file? "
+            "save it as CSV UTF-8)",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        for codec in ("cp949", "latin-1"):
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError:
+                continue
+            notes.append(
+                f"the file is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start});"
+                f" decoded it as {codec}; save it as UTF-8 to be sure"
+            )
+            return text
+        raise InputFileError(
+            src, f"cannot decode the file as text: {exc}"
+        ) from exc  # pragma: no cover
+
+
+def _sniff_delimiter(header: str, ext: str) -> str:
+    if ext == ".tsv":
+        return "\t"
+    counts = {}
+    for delim in _CSV_DELIMITERS:
+        try:
+            fields = next(csv.reader([header], delimiter=delim))
+        except (csv.Error, StopIteration):
+            fields = []
+        counts[delim] = len(fields) - 1
+    best = max(_CSV_DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _read_csv(
+    path: Path, src: str, ext: str, notes: list[str]
+) -> tuple[pd.DataFrame, np.ndarray, str, list[tuple[int, int]]]:
+    """Parse a CSV into an all-string frame.
+
+    Also returns the file line number of every record, the delimiter, and (record index, field
+    count) for records with more non-empty fields than the header.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(src, f"cannot read the file: {exc}") from exc
+    text = _decode_text(data, src, notes)
+    if not text.strip():
+        raise InputFileError(src, "file is empty (no header, no data)")
+    lines = _LINE.findall(text)
+    first = next((line for line in lines if line.strip()), "")
+    delimiter = _sniff_delimiter(first.rstrip("\r\n"), ext)
+    reader = csv.reader(lines, delimiter=delimiter)
+    header: list[str] | None = None
+    records: list[list[str]] = []
+    line_numbers: list[int] = []
+    malformed: list[tuple[int, int]] = []
+    empty_rows = 0
+    last_start = 0
+    try:
+        while True:
+            start = reader.line_num + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            if not record or (not record[0].strip() and all(not value.strip() for value in record)):
+                if record and header is not None:
+                    empty_rows += 1
+                continue
+            if header is None:
+                header = record
+                continue
+            last_start = start
+            records.append(record)
+            line_numbers.append(start)
+    except csv.Error as exc:
+        raise InputFileError(src, f"malformed CSV near line {reader.line_num}: {exc}") from exc
+    if header is None:
+        raise InputFileError(src, "file is empty (no header, no data)")
+    if records and _unterminated_quote(lines[last_start - 1 :], delimiter):
+        raise InputFileError(
+            src,
+            f"unterminated quoted field in the record starting at line {last_start} "
+            "(file truncated, or a stray '\"')",
+        )
+    if not records:
+        raise InputFileError(src, "no data rows (the file has only a header)")
+    if empty_rows:
+        notes.append(f"skipped {empty_rows} empty row(s) (only delimiters)")
+
+    names = _unique_names([h.strip() for h in header])
+    width = len(names)
+    for k, record in enumerate(records):
+        if len(record) < width:
+            records[k] = record + [""] * (width - len(record))
+        elif len(record) > width:
+            if any(value.strip() for value in record[width:]):
+                malformed.append((k, len(record)))
+            records[k] = record[:width]
+    frame = pd.DataFrame(records, columns=names, dtype=object)
+    return frame, np.asarray(line_numbers, dtype=np.int64), delimiter, malformed
+
+
+def _unterminated_quote(tail: list[str], delimiter: str) -> bool:
+    """True if the last record opens a quoted field that never closes (truncated file)."""
+    try:
+        for _ in csv.reader(tail, delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out: list[str] = []
+    for position, name in enumerate(names, start=1):
+        base = name or f"column_{position}"
+        candidate = base
+        while candidate in seen:
+            seen[base] += 1
+            candidate = f"{base}.{seen[base]}"
+        seen.setdefault(candidate, 0)
+        out.append(candidate)
+    return out
+
+
+def _read_case_table(path: Path, src: str, ext: str, notes: list[str]) -> pd.DataFrame:
+    """Parquet: GeoParquet if it has 'geo' metadata, else a plain table."""
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # pyarrow: truncated, not a parquet file...
+        raise InputFileError(src, f"cannot read Parquet file: {exc}") from exc
+    metadata = schema.metadata or {}
+    if b"geo" in metadata:
+        return _read_geoparquet(path, src)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:
+        raise InputFileError(src, f"cannot read Parquet file: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- cases: validation
+
+
+def _parse_date_value(value: Any) -> tuple[dt.date | None, str | None]:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None, "missing reported date"
+    if isinstance(value, float) and math.isnan(value):
+        return None, "missing reported date"
+    if isinstance(value, dt.datetime):  # includes pandas.Timestamp
+        return value.date(), None
+    if isinstance(value, dt.date):
+        return value, None
+    if isinstance(value, np.datetime64):
+        if np.isnat(value):
+            return None, "missing reported date"
+        return pd.Timestamp(value).date(), None
+    text = _cell_to_str(value)
+    if text is None:
+        return None, "missing reported date"
+    match = _ISO_DATE.fullmatch(text)
+    if match is None:
+        return None, f"unparseable date {text!r} (expected YYYY-MM-DD)"
+    year, month, day, hour, minute, second = match.groups()
+    if (hour is not None and int(hour) > 23) or (minute is not None and int(minute) > 59):
+        return None, f"unparseable date {text!r} (bad time of day; expected YYYY-MM-DD)"
+    if second is not None and int(second) > 60:
+        return None, f"unparseable date {text!r} (bad time of day; expected YYYY-MM-DD)"
+    try:
+        return dt.date(int(year), int(month), int(day)), None
+    except ValueError:
+        return None, f"invalid date {text!r} (no such day)"
+
+
+def _parse_dates(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: a ``datetime.date`` (or None) and a failure reason (or None)."""
+    n = len(series)
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        values = np.array(series.dt.date.to_numpy(dtype=object), dtype=object, copy=True)
+        missing = series.isna().to_numpy()
+        values[missing] = None
+        reasons = np.full(len(series), None, dtype=object)
+        reasons[missing] = "missing reported date"
+        return values, reasons
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    parsed = [_parse_date_value(u) for u in np.asarray(uniques, dtype=object)]
+    dates = np.empty(n, dtype=object)
+    reasons = np.empty(n, dtype=object)
+    na = codes < 0
+    dates[na] = None
+    reasons[na] = "missing reported date"
+    if parsed:
+        lookup_dates = np.empty(len(parsed), dtype=object)
+        lookup_reasons = np.empty(len(parsed), dtype=object)
+        for k, (d, r) in enumerate(parsed):
+            lookup_dates[k] = d
+            lookup_reasons[k] = r
+        dates[~na] = lookup_dates[codes[~na]]
+        reasons[~na] = lookup_reasons[codes[~na]]
+    return dates, reasons
+
+
+def _coordinate(
+    raw: pd.Series, name: str, low: float, high: float, comma_decimal: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable[[int], str]]:
+    """Parse a lat or lon column: values, missing mask, bad mask (with a reason function)."""
+    n = len(raw)
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        numbers = raw.astype("float64").to_numpy()
+        texts = pd.Series([None] * n, dtype=object)
+        missing = np.isnan(numbers)
+        not_number = np.zeros(n, dtype=bool)
+    else:
+        texts = _as_str(raw).reset_index(drop=True)
+        missing = texts.isna().to_numpy()
+        candidate = texts
+        if comma_decimal:  # '30,59' in a ';'-separated file
+            candidate = texts.str.replace(r"^([+-]?\d+),(\d+)$", r"\1.\2", regex=True)
+        numbers = pd.to_numeric(candidate, errors="coerce").astype("float64").to_numpy()
+        not_number = ~missing & np.isnan(numbers)
+        for i in np.flatnonzero(not_number):
+            if str(candidate.iat[i]).lower() in _NAN_WORDS:
+                not_number[i] = False  # a literal 'NaN': reported as not finite
+    with np.errstate(invalid="ignore"):
+        non_finite = ~missing & ~not_number & ~np.isfinite(numbers)
+        out_of_range = np.isfinite(numbers) & ((numbers < low) | (numbers > high))
+
+    def shown(i: int) -> str:
+        text = texts.iat[i]
+        return text if text is not None else repr(float(numbers[i]))
+
+    def reason(i: int) -> str:
+        if missing[i]:
+            return f"missing {name}"
+        if not_number[i]:
+            return f"{name} {shown(i)!r} is not a number"
+        if non_finite[i]:
+            return f"{name} {shown(i)} is not a finite number"
+        return f"{name} {shown(i)} out of range [{low:g}, {high:g}]"
+
+    bad = missing | not_number | non_finite | out_of_range
+    return numbers, missing, bad, reason
+
+
+def read_cases(
+    path: PathArg,
+    *,
+    columns: dict[str, str] | None = None,
+    default_role: str | None = None,
+    today: dt.date | None = None,
+) -> LoadResult:
+    """Read case records (CSV, GeoJSON points, GeoParquet points or a plain Parquet table).
+
+    ``columns`` maps our fields (``CASE_FIELDS``) to the file's column names; an empty value means
+    "no such column" (``{"type": ""}``: every case is ``confirmed``; ``{"role": ""}`` with
+    ``default_role``: every case gets that role; ``{"lat": "", "lon": ""}``: take the point
+    geometry). Required: case_id, reported, lat and lon (or a point geometry), role unless
+    ``default_role`` is given.
+
+    The frame has exactly ``case_id`` (str), ``reported`` (``datetime.date``), ``type`` (str),
+    ``role`` (str), ``lat``, ``lon`` (float64) and ``row`` (int64: CSV line number, else the
+    1-based record number). Exact duplicate rows are kept.
+    """
+    src = str(path)
+    file_path = Path(path)
+    cmap = _check_column_map(columns, CASE_FIELDS)
+    role_default: str | None = None
+    if default_role is not None and default_role.strip():
+        role_default = _normalise_word_value(default_role)
+        if role_default not in ROLES:
+            raise ValueError(
+                f"unknown default_role {default_role!r} (expected one of {', '.join(ROLES)})"
+            )
+    if today is None:
+        today = dt.date.today()
+    elif isinstance(today, dt.datetime):
+        today = today.date()
+    ext = _check_file(file_path, src, _CASE_FORMATS, "cases")
+    notes: list[str] = []
+
+    comma_decimal = False
+    if ext in (".csv", ".tsv"):
+        frame, rows, delimiter, malformed = _read_csv(file_path, src, ext, notes)
+        comma_decimal = delimiter != ","
+    else:
+        if ext in (".json", ".geojson"):
+            frame = _read_vector(file_path, src, ext, encoding=None, layer=None, notes=notes)
+        else:
+            frame = _read_case_table(file_path, src, ext, notes)
+        rows = np.arange(1, len(frame) + 1, dtype=np.int64)
+        malformed = []
+        if len(frame) == 0:
+            what = "the file has no features" if ext in (".json", ".geojson") else "no data rows"
+            raise InputFileError(src, what)
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    has_geometry = False
+    if isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame.columns:
+        has_geometry = bool(frame.geometry.notna().any())
+        available = [str(c) for c in frame.columns if c != frame.geometry.name]
+    else:
+        available = [str(c) for c in frame.columns]
+
+    def column(name: str, required: bool, extra: str = "") -> str | None:
+        wanted = cmap.get(name, name)
+        if wanted == "":
+            return None
+        found = _find_column(available, wanted)
+        if found is None and (required or name in cmap):
+            raise _missing_column(src, name, wanted, available, extra)
+        return found
+
+    for name in ("case_id", "reported"):
+        if cmap.get(name) == "":
+            raise ValueError(f"field {name!r} is required and cannot be mapped to nothing")
+    id_col = column("case_id", True)
+    date_col = column("reported", True)
+    type_col = column("type", False)
+    role_col = column("role", role_default is None, " (or give a default role)")
+    if role_col is None and role_default is None:
+        raise ValueError("field 'role' is mapped to nothing: give a default role")
+    lat_col = lon_col = None
+    coords_from_geometry = False
+    lat_wanted, lon_wanted = cmap.get("lat", "lat"), cmap.get("lon", "lon")
+    lat_found = _find_column(available, lat_wanted) if lat_wanted else None
+    lon_found = _find_column(available, lon_wanted) if lon_wanted else None
+    if lat_found is not None and lon_found is not None:
+        lat_col, lon_col = lat_found, lon_found
+    elif has_geometry and not (
+        (lat_wanted and "lat" in cmap and lat_found is None)
+        or (lon_wanted and "lon" in cmap and lon_found is None)
+    ):
+        coords_from_geometry = True
+    else:
+        for name, wanted, found in (("lat", lat_wanted, lat_found), ("lon", lon_wanted, lon_found)):
+            if found is None:
+                if not wanted:
+                    raise InputFileError(
+                        src, f"field {name!r} is mapped to nothing and the file has no geometry"
+                    )
+                raise _missing_column(src, name, wanted, available, " (and no point geometries)")
+
+    rej = _Rejects(n)
+    if malformed:
+        field_counts = dict(malformed)
+        mask = np.zeros(n, dtype=bool)
+        mask[list(field_counts)] = True
+        rej.add(
+            mask,
+            "row",
+            lambda i: (
+                f"{field_counts[i]} fields but the header has {len(available)} "
+                "(an unquoted delimiter in a value?)"
+            ),
+        )
+
+    # case_id
+    assert id_col is not None and date_col is not None
+    ids = _as_str(frame[id_col])
+    rej.add(ids.isna().to_numpy(), "case_id", "missing case_id")
+
+    # reported
+    dates, date_reasons = _parse_dates(frame[date_col])
+    has_date = pd.isna(date_reasons)
+    rej.add(~has_date, "reported", lambda i: str(date_reasons[i]))
+    future = np.zeros(n, dtype=bool)
+    ancient = np.zeros(n, dtype=bool)
+    idx = np.flatnonzero(has_date)
+    if idx.size:
+        future[idx] = [d > today for d in dates[idx]]
+        ancient[idx] = [d < MIN_DATE for d in dates[idx]]
+    rej.add(future, "reported", lambda i: f"date {dates[i]} is in the future (today is {today})")
+    rej.add(ancient, "reported", lambda i: f"impossible date {dates[i]} (before {MIN_DATE})")
+
+    # type
+    if type_col is None:
+        types = pd.Series([DEFAULT_CASE_TYPE] * n, dtype=object)
+        if "type" not in cmap:
+            notes.append(f"no 'type' column: every case is treated as {DEFAULT_CASE_TYPE!r}")
+    else:
+        type_text = _as_str(frame[type_col])
+        types = _normalise_word(type_text)
+        bad_type = ~types.isin(CASE_TYPES).to_numpy()
+        expected = ", ".join(CASE_TYPES)
+        rej.add(
+            bad_type,
+            "type",
+            lambda i: (
+                f"missing type (expected one of {expected})"
+                if type_text.iat[i] is None
+                else f"unknown type {type_text.iat[i]!r} (expected one of {expected})"
+            ),
+        )
+        if bad_type.all():
+            sample = next((v for v in type_text if v is not None), None)
+            notes.append(
+                f"no row of column {type_col!r} holds a case type (e.g. {sample!r}); if that "
+                "column is not a case type, map it to nothing: columns={'type': ''} "
+                "(CLI: --columns type=)"
+            )
+
+    # role
+    if role_col is None:
+        roles = pd.Series([role_default] * n, dtype=object)
+    else:
+        role_text = _as_str(frame[role_col])
+        roles = _normalise_word(role_text)
+        if role_default is not None:
+            roles = roles.where(roles.notna(), role_default)
+        bad_role = ~roles.isin(ROLES).to_numpy()
+        expected_roles = ", ".join(ROLES)
+        rej.add(
+            bad_role,
+            "role",
+            lambda i: (
+                f"missing role (expected one of {expected_roles})"
+                if role_text.iat[i] is None
+                else f"unknown role {role_text.iat[i]!r} (expected one of {expected_roles})"
+            ),
+        )
+
+    # lat / lon
+    if coords_from_geometry:
+        assert isinstance(frame, gpd.GeoDataFrame)
+        frame = _to_wgs84(frame, src, notes, "case")
+        geometry = np.asarray(frame.geometry.to_numpy(), dtype=object)
+        lat_raw, lon_raw = _coords_from_geometry(geometry, rej)
+        lat_input, lon_input = pd.Series(lat_raw), pd.Series(lon_raw)
+    else:
+        assert lat_col is not None and lon_col is not None
+        lat_input, lon_input = frame[lat_col], frame[lon_col]
+    lat_values, _, lat_bad, lat_reason = _coordinate(lat_input, "lat", -90, 90, comma_decimal)
+    lon_values, _, lon_bad, lon_reason = _coordinate(lon_input, "lon", -180, 180, comma_decimal)
+    rej.add(lat_bad, "lat", lat_reason)
+    rej.add(lon_bad, "lon", lon_reason)
+
+    keep = rej.ok
+    out = pd.DataFrame(
+        {
+            "case_id": pd.Series(ids.to_numpy(dtype=object), dtype=object),
+            "reported": pd.Series(dates, dtype=object),
+            "type": pd.Series(types.to_numpy(dtype=object), dtype=object),
+            "role": pd.Series(roles.to_numpy(dtype=object), dtype=object),
+            "lat": pd.Series(lat_values, dtype="float64"),
+            "lon": pd.Series(lon_values, dtype="float64"),
+            "row": pd.Series(rows, dtype="int64"),
+        }
+    )
+    out = out.loc[keep].reset_index(drop=True)
+    return LoadResult(frame=out, rejects=rej.to_list(src, rows), warnings=notes, rows_read=n)
+
+
+def _coords_from_geometry(geometry: np.ndarray, rej: _Rejects) -> tuple[np.ndarray, np.ndarray]:
+    n = len(geometry)
+    is_null = shapely.is_missing(geometry)
+    empty = shapely.is_empty(geometry) & ~is_null
+    type_ids = shapely.get_type_id(geometry)
+    rej.add(is_null | empty, "lat", "missing point geometry (and no lat/lon columns)")
+    not_point = ~is_null & ~empty & (type_ids != _POINT_TYPE_ID)
+    rej.add(not_point, "lat", lambda i: f"geometry is a {geometry[i].geom_type}, expected a Point")
+    lat = np.full(n, np.nan)
+    lon = np.full(n, np.nan)
+    points = np.flatnonzero(~is_null & ~empty & (type_ids == _POINT_TYPE_ID))
+    if points.size:
+        lon[points] = shapely.get_x(geometry[points])
+        lat[points] = shapely.get_y(geometry[points])
+    finite = np.isfinite(lat) & np.isfinite(lon)
+    rej.add(~finite, "lat", "point coordinates are not finite")
+    return lat, lon
