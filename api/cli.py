@@ -51,7 +51,10 @@ def _fail(msg: str, code: int = 1) -> typer.Exit:
 
 def _progress() -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
         transient=False,
     )
 
@@ -101,8 +104,14 @@ def sample(
             prog.update(task, description=msg)
 
         city = generate_city(
-            seed=seed, communities=communities, cases=cases, days=days, end=end_d,
-            subdistricts=subdistricts, districts=districts, progress=step,
+            seed=seed,
+            communities=communities,
+            cases=cases,
+            days=days,
+            end=end_d,
+            subdistricts=subdistricts,
+            districts=districts,
+            progress=step,
         )
         paths = write_city(city, out_dir, progress=step)
         prog.update(task, description="done")
@@ -228,7 +237,10 @@ def ingest_cases_cmd(
         with _progress() as prog:
             prog.add_task(f"ingesting cases from {file}", total=None)
             rep = ingest_cases(
-                store, file, columns=cols, default_role=role,
+                store,
+                file,
+                columns=cols,
+                default_role=role,
                 h3_res=_settings().h3_resolution,
             )
     except RiskmapError as e:

@@ -100,8 +100,12 @@ def ingest_communities(
             owner, cells = h3c.community_cells(frame.geometry.to_numpy()[changed], h3_res)
             conn.executemany(
                 "INSERT INTO community_cells (community_id, res, cell) VALUES (?, ?, ?)",
-                zip(ids[owner].tolist(), [h3_res] * len(cells), cells.astype(np.int64).tolist(),
-                    strict=True),
+                zip(
+                    ids[owner].tolist(),
+                    [h3_res] * len(cells),
+                    cells.astype(np.int64).tolist(),
+                    strict=True,
+                ),
             )
         store.finish_batch(conn, batch_id, counts)
     return IngestReport("communities", str(path), batch_id, counts, res.rejects, res.warnings)

@@ -43,8 +43,9 @@ def bench_city(name: str, communities: int, cases: int, days: int, points: int) 
         rows.append({"city": name, "what": what, "seconds": round(seconds, 3), "note": note})
         console.print(f"[dim]{name}: {what}: {seconds:.3f} s {note}[/]")
 
-    t, city = timed(lambda: generate_city(seed=1, communities=communities, cases=cases,
-                                           days=days, end=END))
+    t, city = timed(
+        lambda: generate_city(seed=1, communities=communities, cases=cases, days=days, end=END)
+    )
     rec("generate city", t, f"{len(city.communities)} communities, {len(city.cases)} locations")
     with tempfile.TemporaryDirectory() as d:
         t, _ = timed(lambda: write_city(city, Path(d)))

@@ -149,8 +149,10 @@ class CommunityLayer:
                     }
                 )
             self.__dict__[key] = gpd.GeoDataFrame(
-                rows, columns=[col, "community_count", "population", "geometry"],
-                geometry="geometry", crs=WGS84,
+                rows,
+                columns=[col, "community_count", "population", "geometry"],
+                geometry="geometry",
+                crs=WGS84,
             )
         return self.__dict__[key]
 
@@ -364,7 +366,7 @@ def _group_zones(
             parent = getattr(lv.extent, "parent", "district")
             codes, _ = layer.parent_codes(parent)
             col = f"{parent}_id"
-            pid = (layer.frame[col] if col in layer.frame else layer.frame["community_id"])
+            pid = layer.frame[col] if col in layer.frame else layer.frame["community_id"]
             pid = pid.to_numpy()[members]
             known = codes[members] >= 0
             # one zone per parent unit; a community with an unknown parent is a zone of its own

@@ -37,9 +37,7 @@ def squares(spec: list[tuple[str, float, float, float, str]]) -> gpd.GeoDataFram
 
 def case_rows(spec: list[tuple[str, str, str, str, float, float]]) -> pd.DataFrame:
     """Case locations from (case_id, date, type, role, x_m, y_m) in the local metric frame."""
-    pts = gpd.GeoSeries(
-        [shapely.Point(x, y) for *_, x, y in spec], crs=LOCAL
-    ).to_crs(4326)
+    pts = gpd.GeoSeries([shapely.Point(x, y) for *_, x, y in spec], crs=LOCAL).to_crs(4326)
     return pd.DataFrame(
         {
             "case_id": [s[0] for s in spec],

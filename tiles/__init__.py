@@ -3,5 +3,11 @@
 from tiles.deck import DECK_BUNDLE, planner_deck, planner_page
 from tiles.geojson import communities_geojson, districts_geojson, zones_geojson
 
-__all__ = ["DECK_BUNDLE", "communities_geojson",
-    "districts_geojson", "planner_deck", "planner_page", "zones_geojson"]
+__all__ = [
+    "DECK_BUNDLE",
+    "communities_geojson",
+    "districts_geojson",
+    "planner_deck",
+    "planner_page",
+    "zones_geojson",
+]

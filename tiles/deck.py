@@ -74,8 +74,9 @@ def planner_deck(
     )
 
 
-def planner_page(deck: pdk.Deck, *, title: str, bundle_url: str, legend: list[dict[str, Any]],
-                 subtitle: str = "") -> str:
+def planner_page(
+    deck: pdk.Deck, *, title: str, bundle_url: str, legend: list[dict[str, Any]], subtitle: str = ""
+) -> str:
     """A self-contained HTML page for the deck; scripts only from ``bundle_url``."""
     deck_json = deck.to_json()
     items = "".join(

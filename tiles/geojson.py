@@ -51,9 +51,11 @@ def zones_geojson(result: ZoneResult, level: str | None = None) -> dict[str, Any
                     "expected_lift": _iso(z.expected_lift),
                     "community_count": int(z.community_count),
                     "community_ids": list(z.community_ids),
-                    "population": None if z.population is None or pd.isna(z.population)
+                    "population": None
+                    if z.population is None or pd.isna(z.population)
                     else int(z.population),
-                    "h3_resolution": int(h3c.resolution_of(z.cells[:1])[0]) if len(z.cells)
+                    "h3_resolution": int(h3c.resolution_of(z.cells[:1])[0])
+                    if len(z.cells)
                     else None,
                     "cells": h3c.cells_to_hex(z.cells),
                 },
@@ -112,7 +114,8 @@ def districts_geojson(layer: CommunityLayer) -> dict[str, Any]:
             "properties": {
                 "id": u.district_id,
                 "community_count": int(u.community_count),
-                "population": None if u.population is None or pd.isna(u.population)
+                "population": None
+                if u.population is None or pd.isna(u.population)
                 else int(u.population),
             },
         }

@@ -34,8 +34,10 @@ def list_zones(
 ) -> JSONResponse:
     if level is not None and level not in policy.level_ids:
         return JSONResponse(
-            {"detail": f"unknown level {level!r} for policy {policy.id}: "
-             f"expected one of {policy.level_ids}"},
+            {
+                "detail": f"unknown level {level!r} for policy {policy.id}: "
+                f"expected one of {policy.level_ids}"
+            },
             status_code=422,
         )
     snap = service.snapshot(policy, at)
@@ -50,9 +52,7 @@ def list_communities(service: ServiceDep, policy: PolicyDep, at: AtDep) -> JSONR
     return _geojson(communities_geojson(snap.layer, snap.result), snap.data_version)
 
 
-@router.get(
-    "/districts", operation_id="list_districts", responses=_FC, response_class=JSONResponse
-)
+@router.get("/districts", operation_id="list_districts", responses=_FC, response_class=JSONResponse)
 def list_districts(service: ServiceDep) -> JSONResponse:
     version, layer, _ = service.data()
     return _geojson(districts_geojson(layer), version, max_age=300)

@@ -73,8 +73,12 @@ def test_status_inside_a_sealed_zone_and_outside(client: TestClient) -> None:
 
 
 def test_bad_coordinates_are_422(client: TestClient) -> None:
-    for params in ({"lat": 91, "lon": 0}, {"lat": 0, "lon": 181}, {"lat": "x", "lon": 0},
-                   {"lon": 0}):
+    for params in (
+        {"lat": 91, "lon": 0},
+        {"lat": 0, "lon": 181},
+        {"lat": "x", "lon": 0},
+        {"lon": 0},
+    ):
         assert client.get("/v1/status", params=params).status_code == 422
 
 

@@ -24,8 +24,21 @@ def run(*args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("city")
-    code, stdout, _ = run("sample", "--out", str(out), "--communities", "300", "--cases", "600",
-                          "--days", "40", "--end", END, "--seed", "3")
+    code, stdout, _ = run(
+        "sample",
+        "--out",
+        str(out),
+        "--communities",
+        "300",
+        "--cases",
+        "600",
+        "--days",
+        "40",
+        "--end",
+        END,
+        "--seed",
+        "3",
+    )
     assert code == 0, stdout
     assert "300 communities" in stdout
     return out

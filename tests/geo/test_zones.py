@@ -51,8 +51,14 @@ def run(layer: CommunityLayer, cases: pd.DataFrame, at: dt.date) -> dict[str, st
 
 def test_one_case_seals_its_community_for_14_days(layer: CommunityLayer) -> None:
     cases = case_rows([("k1", D0.isoformat(), "confirmed", "residence", 250, 250)])
-    expect_on = {"A": "sealed", "B": "controlled", "C": "precaution", "E": "controlled",
-                 "F": "none", "G": "controlled"}
+    expect_on = {
+        "A": "sealed",
+        "B": "controlled",
+        "C": "precaution",
+        "E": "controlled",
+        "F": "none",
+        "G": "controlled",
+    }
     assert run(layer, cases, day(-1)) == dict.fromkeys(expect_on, "none")
     for d in (0, 1, 13):
         assert run(layer, cases, day(d)) == expect_on, d
@@ -83,8 +89,13 @@ def test_window_edges_since_and_expected_lift(layer: CommunityLayer) -> None:
     assert z.loc["sealed-A", "expected_lift"] == day(24)
     assert z.loc["precaution-D1", "community_ids"] == ["C"]
     # B and G are both controlled and in D1 but do not touch: two zones
-    assert set(z.index) == {"sealed-A", "controlled-B", "controlled-G", "controlled-E",
-                            "precaution-D1"}
+    assert set(z.index) == {
+        "sealed-A",
+        "controlled-B",
+        "controlled-G",
+        "controlled-E",
+        "precaution-D1",
+    }
 
 
 def test_roles_and_types_that_do_not_qualify(layer: CommunityLayer) -> None:
