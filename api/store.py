@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,6 +101,8 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # one connection shared by the API's worker threads: every use holds the lock
+        self.lock = threading.RLock()
         self.conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -121,12 +124,17 @@ class Store:
     # -- versions ---------------------------------------------------------------------------
     @property
     def data_version(self) -> int:
-        row = self.conn.execute("SELECT value FROM meta WHERE key='data_version'").fetchone()
+        with self.lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key='data_version'").fetchone()
         return int(row[0])
 
     @contextmanager
     def batch(self, kind: str, source: str) -> Iterator[tuple[sqlite3.Connection, int]]:
         """One atomic batch: yields (connection, batch_id); commits or rolls back as a whole."""
+        with self.lock:
+            yield from self._batch(kind, source)
+
+    def _batch(self, kind: str, source: str) -> Iterator[tuple[sqlite3.Connection, int]]:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -169,30 +177,33 @@ class Store:
 
     # -- reads ------------------------------------------------------------------------------
     def communities(self) -> gpd.GeoDataFrame:
-        df = pd.read_sql_query(
-            "SELECT community_id, name, population, subdistrict_id, district_id, geometry"
-            " FROM communities ORDER BY community_id",
-            self.conn,
-        )
+        with self.lock:
+            df = pd.read_sql_query(
+                "SELECT community_id, name, population, subdistrict_id, district_id, geometry"
+                " FROM communities ORDER BY community_id",
+                self.conn,
+            )
         geoms = shapely.from_wkb(df.pop("geometry").to_numpy()) if len(df) else []
         df["population"] = df["population"].astype("Int64")
         return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
 
     def community_cells(self, res: int) -> pd.DataFrame:
-        return pd.read_sql_query(
-            "SELECT community_id, cell FROM community_cells WHERE res=? ORDER BY community_id,"
-            " cell",
-            self.conn,
-            params=(res,),
-        )
+        with self.lock:
+            return pd.read_sql_query(
+                "SELECT community_id, cell FROM community_cells WHERE res=?"
+                " ORDER BY community_id, cell",
+                self.conn,
+                params=(res,),
+            )
 
     def case_locations(self) -> pd.DataFrame:
-        df = pd.read_sql_query(
-            "SELECT l.case_id, c.reported, c.type, l.role, l.lat, l.lon, l.cell"
-            " FROM case_locations l JOIN cases c USING (case_id)"
-            " ORDER BY c.reported, l.case_id, l.role",
-            self.conn,
-        )
+        with self.lock:
+            df = pd.read_sql_query(
+                "SELECT l.case_id, c.reported, c.type, l.role, l.lat, l.lon, l.cell"
+                " FROM case_locations l JOIN cases c USING (case_id)"
+                " ORDER BY c.reported, l.case_id, l.role",
+                self.conn,
+            )
         df["reported"] = [dt.date.fromisoformat(s) for s in df["reported"]]
         df["cell"] = df["cell"].to_numpy().astype(np.uint64)
         return df
@@ -204,4 +215,5 @@ class Store:
             "case_locations": "SELECT COUNT(*) FROM case_locations",
             "batches": "SELECT COUNT(*) FROM batches",
         }
-        return {k: int(self.conn.execute(v).fetchone()[0]) for k, v in q.items()}
+        with self.lock:
+            return {k: int(self.conn.execute(v).fetchone()[0]) for k, v in q.items()}

@@ -1,0 +1,89 @@
+"""The SQLite store and ingest: idempotence, versions, atomic batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.ingest import ingest_cases, ingest_communities
+from api.store import Store
+from tests.conftest import squares
+
+HEADER = "case_id,reported,type,role,lat,lon\n"
+
+
+def _communities(tmp_path: Path) -> Path:
+    f = tmp_path / "c.geojson"
+    squares([("A", 0, 0, 500, "D1"), ("B", 500, 0, 500, "D1")]).to_file(f, driver="GeoJSON")
+    return f
+
+
+def test_reingesting_communities_changes_nothing(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "r.db")
+    f = _communities(tmp_path)
+    r1 = ingest_communities(store, f)
+    assert (r1.counts.inserted, r1.counts.unchanged) == (2, 0)
+    v = store.data_version
+    r2 = ingest_communities(store, f)
+    assert (r2.counts.inserted, r2.counts.updated, r2.counts.unchanged) == (0, 0, 2)
+    assert store.data_version == v
+    assert store.counts()["communities"] == 2
+    assert len(store.community_cells(10)) > 0
+    assert list(store.communities()["community_id"]) == ["A", "B"]
+
+
+def test_changed_case_is_a_new_version(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "r.db")
+    f = tmp_path / "a.csv"
+    f.write_text(HEADER + "k1,2024-03-01,confirmed,residence,30.59,114.30\n")
+    ingest_cases(store, f)
+    v = store.data_version
+    f.write_text(HEADER + "k1,2024-03-02,confirmed,residence,30.59,114.30\n")
+    rep = ingest_cases(store, f)
+    assert rep.counts.updated == 1 and rep.counts.inserted == 0
+    assert store.data_version == v + 1
+    loc = store.case_locations()
+    assert len(loc) == 1 and str(loc["reported"][0]) == "2024-03-02"
+    old = store.conn.execute("SELECT version, reported FROM case_versions").fetchall()
+    assert old == [(1, "2024-03-01")]
+
+
+def test_conflicting_rows_in_one_file_are_rejected(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "r.db")
+    f = tmp_path / "a.csv"
+    f.write_text(
+        HEADER
+        + "k1,2024-03-01,confirmed,residence,30.59,114.30\n"
+        + "k1,2024-03-05,confirmed,workplace,30.60,114.31\n"
+    )
+    rep = ingest_cases(store, f)
+    assert rep.counts.accepted == 1
+    assert [(r.row, r.field) for r in rep.rejects] == [(3, "reported")]
+    assert "row 2" in rep.rejects[0].reason
+
+
+def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "r.db")
+    with pytest.raises(RuntimeError), store.batch("cases", "x") as (conn, batch_id):
+        conn.execute("INSERT INTO cases VALUES ('k', '2024-01-01', 'confirmed', 1, ?)", (batch_id,))
+        raise RuntimeError("crash in the middle")
+    assert store.counts() == {"communities": 0, "cases": 0, "case_locations": 0, "batches": 0}
+    assert store.data_version == 0
+
+
+def test_rejects_are_stored_with_the_batch(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "r.db")
+    f = tmp_path / "a.csv"
+    f.write_text(
+        HEADER + "k1,2024-03-01,confirmed,residence,30.59,114.30\nk2,x,confirmed,residence,1,1\n"
+    )
+    rep = ingest_cases(store, f)
+    rows = store.conn.execute(
+        "SELECT row, field FROM rejects WHERE batch_id=?", (rep.batch_id,)
+    ).fetchall()
+    assert rows == [(3, "reported")]
+    b = store.conn.execute(
+        "SELECT rows_read, accepted, rejected FROM batches WHERE batch_id=?", (rep.batch_id,)
+    ).fetchone()
+    assert b == (2, 1, 1)
