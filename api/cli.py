@@ -41,7 +41,12 @@ def _settings() -> Settings:
 
 
 def _db() -> Path:
-    return state.db if state.db is not None else database_path(_settings().database_url)
+    if state.db is not None:
+        return state.db
+    try:
+        return database_path(_settings().database_url)
+    except ValueError as e:
+        raise _fail(f"RISKMAP_DATABASE_URL: {e}") from None
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
