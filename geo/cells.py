@@ -97,6 +97,11 @@ def cell_polygons(cells: ArrayLike) -> NDArray[np.object_]:
     return shapely.polygons(out) if out else np.empty(0, dtype=object)
 
 
+def grid_disk(cell: int, k: int) -> CellArray:
+    """The cell and its neighbours up to ``k`` rings away."""
+    return np.array(sorted(h3i.grid_disk(int(cell), k)), dtype=np.uint64)
+
+
 def compact(cells: ArrayLike) -> CellArray:
     arr = np.unique(np.asarray(cells, dtype=np.uint64))
     if len(arr) == 0:

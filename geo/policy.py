@@ -1,14 +1,21 @@
 """Zone rules as data: a rule file (YAML) names levels, how each is drawn and when it lifts.
 
-The machinery in :mod:`geo.zones` combines a small set of building blocks:
+A level combines building blocks (see README, "Rule files"):
 
-* extent ``community``: the community containing a qualifying case location (needs a trigger);
-* extent ``buffer``: every community within ``distance_m`` metres of a community of the levels
-  named in ``around`` (distances measured in a local metric projection);
-* extent ``parent_remainder``: the rest of every parent unit (``subdistrict`` or ``district``)
-  that contains a community of the levels in ``around``.
-
-Levels are listed highest first; where several apply to one community the highest wins.
+* a **trigger**: which case locations count (case types, roles) and a condition evaluated per
+  unit and day over a look-back window (distinct cases, distinct locations, cases per 100,000
+  population, cumulative cases, a cluster of cases in one community, optional hospital
+  figures), as alternatives in ``any_of``;
+* an **extent**: where the level applies. Per community: ``community`` (the community of a
+  qualifying location), ``parent`` (its whole subdistrict or district), ``all`` (every
+  community), ``parent_remainder`` (the rest of every parent unit that contains a higher zone),
+  ``buffer`` (communities near a higher zone, or the exact metric buffer). Geometric:
+  ``radius`` (a metric circle around each qualifying location), ``cell`` (the H3 cell of the
+  location at a resolution, e.g. a building at res 12), ``grid_disk`` (k rings of H3 cells);
+  each geometric extent can be kept exact or snapped to whole communities;
+* **lifting**: a unit that qualifies on day d keeps the level on days d .. d+N-1
+  (``lift_after_days``: N); ``step_down`` hands it to a lower level for some more days;
+* **precedence**: levels are listed highest first; where several apply, the highest wins.
 """
 
 from __future__ import annotations
@@ -27,44 +34,136 @@ from geo._errors import PolicyError, UnknownPolicyError
 CASE_TYPES = ("confirmed", "asymptomatic", "suspected", "close_contact")
 ROLES = ("residence", "workplace", "frequent_activity", "visit")
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+CaseType = Literal["confirmed", "asymptomatic", "suspected", "close_contact"]
+Role = Literal["residence", "workplace", "frequent_activity", "visit"]
+Snap = Literal["exact", "intersects", "centroid", "area"]
+Parent = Literal["subdistrict", "district"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Trigger(_Strict):
-    """Which case locations qualify."""
+class Range(_Strict):
+    """``min <= value`` and ``value < max`` (either bound optional)."""
 
-    case_types: tuple[Literal["confirmed", "asymptomatic", "suspected", "close_contact"], ...] = (
-        "confirmed",
-        "asymptomatic",
-    )
-    roles: tuple[Literal["residence", "workplace", "frequent_activity", "visit"], ...] = (
-        "residence",
-    )
-    min_cases: int = Field(1, ge=1)
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Range:
+        if self.min is None and self.max is None:
+            raise ValueError("a range needs 'min', 'max' or both")
+        if self.min is not None and self.max is not None and self.max <= self.min:
+            raise ValueError(f"max {self.max} must be greater than min {self.min}")
+        return self
+
+
+class Cluster(_Strict):
+    """At least ``min_cases`` qualifying cases in one community within ``window_days``."""
+
+    min_cases: int = Field(2, ge=2)
+    window_days: int = Field(14, ge=1, le=365)
+
+
+class Condition(_Strict):
+    """All the given tests must hold (per unit and day)."""
+
+    cases: Range | None = None  # distinct qualifying cases in the window
+    locations: Range | None = None  # distinct qualifying locations (res-12 cells) in the window
+    rate_per_100k: Range | None = None  # cases in the window per 100,000 population of the unit
+    cumulative: Range | None = None  # qualifying cases reported up to the day
+    cluster: Cluster | None = None
+    admissions_per_100k: Range | None = None  # optional hospital figures of the unit
+    beds_pct: Range | None = None
+
+
+class Trigger(_Strict):
+    """Which case locations qualify and when a unit qualifies on a day."""
+
+    case_types: tuple[CaseType, ...] = ("confirmed", "asymptomatic")
+    roles: tuple[Role, ...] = ("residence",)
+    window_days: int = Field(1, ge=1, le=365)
+    any_of: tuple[Condition, ...] = (Condition(cases=Range(min=1)),)
+
+    @property
+    def needs_metrics(self) -> bool:
+        return any(c.admissions_per_100k or c.beds_pct for c in self.any_of)
+
+    @property
+    def needs_population(self) -> bool:
+        return any(c.rate_per_100k for c in self.any_of)
 
 
 class CommunityExtent(_Strict):
     kind: Literal["community"]
 
 
-class BufferExtent(_Strict):
-    kind: Literal["buffer"]
-    around: tuple[str, ...] = Field(min_length=1)
-    distance_m: float = Field(gt=0, le=100_000)
+class ParentExtent(_Strict):
+    kind: Literal["parent"]
+    parent: Parent
+
+
+class AllExtent(_Strict):
+    kind: Literal["all"]
 
 
 class ParentRemainderExtent(_Strict):
     kind: Literal["parent_remainder"]
-    parent: Literal["subdistrict", "district"]
+    parent: Parent
     around: tuple[str, ...] = Field(min_length=1)
 
 
+class BufferExtent(_Strict):
+    kind: Literal["buffer"]
+    around: tuple[str, ...] = Field(min_length=1)
+    distance_m: float = Field(gt=0, le=100_000)
+    rural_distance_m: float | None = Field(None, gt=0, le=100_000)
+    snap: Snap = "intersects"
+    min_area_fraction: float = Field(0.5, gt=0, le=1)
+
+
+class RadiusExtent(_Strict):
+    kind: Literal["radius"]
+    radius_m: float = Field(gt=0, le=100_000)
+    rural_radius_m: float | None = Field(None, gt=0, le=100_000)
+    snap: Snap = "exact"
+    min_area_fraction: float = Field(0.5, gt=0, le=1)
+
+
+class CellExtent(_Strict):
+    kind: Literal["cell"]
+    res: int = Field(12, ge=0, le=15)
+    snap: Snap = "exact"
+    min_area_fraction: float = Field(0.5, gt=0, le=1)
+
+
+class GridDiskExtent(_Strict):
+    kind: Literal["grid_disk"]
+    res: int = Field(9, ge=0, le=15)
+    k: int = Field(1, ge=0, le=50)
+    snap: Snap = "exact"
+    min_area_fraction: float = Field(0.5, gt=0, le=1)
+
+
 Extent = Annotated[
-    CommunityExtent | BufferExtent | ParentRemainderExtent, Field(discriminator="kind")
+    CommunityExtent
+    | ParentExtent
+    | AllExtent
+    | ParentRemainderExtent
+    | BufferExtent
+    | RadiusExtent
+    | CellExtent
+    | GridDiskExtent,
+    Field(discriminator="kind"),
 ]
+TRIGGERED = ("community", "parent", "radius", "cell", "grid_disk")
+GEOMETRIC = ("radius", "cell", "grid_disk")
+
+
+class StepDown(_Strict):
+    to: str
+    after_days: int = Field(ge=1, le=365)
 
 
 class Level(_Strict):
@@ -73,7 +172,8 @@ class Level(_Strict):
     color: str
     extent: Extent
     trigger: Trigger | None = None
-    lift_after_days: int | None = Field(None, ge=1, le=365)
+    lift_after_days: int = Field(1, ge=1, le=365)
+    step_down: StepDown | None = None
     grouping: Literal["connected", "parent", "community"] = "connected"
 
     @model_validator(mode="after")
@@ -82,12 +182,22 @@ class Level(_Strict):
             raise ValueError(f"color {self.color!r}: expected a #rrggbb hex colour")
         if self.id == "none":
             raise ValueError("level id 'none' is reserved for places in no zone")
-        if self.extent.kind == "community":
-            if self.trigger is None:
-                raise ValueError(f"level {self.id!r}: extent 'community' needs a 'trigger'")
-            if self.lift_after_days is None:
-                raise ValueError(f"level {self.id!r}: extent 'community' needs 'lift_after_days'")
+        kind = self.extent.kind
+        if kind in TRIGGERED and self.trigger is None:
+            raise ValueError(f"level {self.id!r}: extent {kind!r} needs a 'trigger'")
+        if kind not in TRIGGERED and self.trigger is not None:
+            raise ValueError(f"level {self.id!r}: extent {kind!r} takes no 'trigger'")
+        if self.step_down is not None and kind not in TRIGGERED:
+            raise ValueError(f"level {self.id!r}: 'step_down' needs a triggered extent")
         return self
+
+    @property
+    def geometric(self) -> bool:
+        """Drawn as exact geometry (not whole communities)."""
+        ext = self.extent
+        if ext.kind in GEOMETRIC:
+            return getattr(ext, "snap", "exact") == "exact"
+        return ext.kind == "buffer" and getattr(ext, "snap", "") == "exact"
 
     @property
     def rgb(self) -> tuple[int, int, int]:
@@ -108,14 +218,27 @@ class Policy(_Strict):
         for lv in self.levels:
             if lv.id in seen:
                 raise ValueError(f"level id {lv.id!r} appears twice")
-            around = getattr(lv.extent, "around", ())
-            for a in around:
+            for a in getattr(lv.extent, "around", ()):
                 if a not in seen:
                     raise ValueError(
                         f"level {lv.id!r}: 'around' names {a!r}, expected one of the levels "
                         f"listed above it: {seen}"
                     )
             seen.append(lv.id)
+        ids = [lv.id for lv in self.levels]
+        for i, lv in enumerate(self.levels):
+            if lv.step_down is not None:
+                if lv.step_down.to not in ids[i + 1 :]:
+                    raise ValueError(
+                        f"level {lv.id!r}: step_down.to {lv.step_down.to!r}, expected a lower "
+                        f"level: {ids[i + 1 :]}"
+                    )
+                target = self.levels[ids.index(lv.step_down.to)]
+                if target.geometric != lv.geometric:
+                    raise ValueError(
+                        f"level {lv.id!r}: step_down.to {target.id!r} must be drawn the same way"
+                        " (both per community or both exact geometry)"
+                    )
         if not HEX_COLOR.match(self.none_color):
             raise ValueError(f"none_color {self.none_color!r}: expected a #rrggbb hex colour")
         return self
@@ -136,6 +259,12 @@ class Policy(_Strict):
             return 0
         return len(self.levels) - self.level_ids.index(level_id)
 
+    def label(self, level_id: str) -> str:
+        return "No risk zone" if level_id == "none" else self.level(level_id).label
+
+    def color(self, level_id: str) -> str:
+        return self.none_color if level_id == "none" else self.level(level_id).color
+
 
 def hex_to_rgb(color: str) -> tuple[int, int, int]:
     return (int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16))
@@ -144,9 +273,10 @@ def hex_to_rgb(color: str) -> tuple[int, int, int]:
 def _format_validation_error(where: str, err: ValidationError) -> str:
     lines = [f"{where}: invalid rule file"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = [str(p) for p in e["loc"]]
+        key = ".".join(loc) or "(top level)"
         value = e.get("input")
-        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        shown = repr(value) if not isinstance(value, dict | list) else "{...}"
         if len(shown) > 80:
             shown = shown[:77] + "..."
         lines.append(f"  key {key}: value {shown}: {e['msg']}")
@@ -173,8 +303,7 @@ def preset_names() -> list[str]:
 
 @lru_cache(maxsize=64)
 def _load_preset(name: str) -> Policy:
-    root = resources.files("data") / "policies"
-    f = root / f"{name}.yaml"
+    f = resources.files("data") / "policies" / f"{name}.yaml"
     return parse_policy(f.read_text(encoding="utf-8"), where=f"preset {name}")
 
 

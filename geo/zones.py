@@ -1,18 +1,22 @@
 """The zone engine: levels per community and day, and zones as of a date, from a rule file.
 
-Everything is computed on a (communities x days) grid with numpy and scipy.sparse:
+Everything is computed on grids of (units x days) with numpy and scipy.sparse, from the first
+case to a few weeks after the as-of date:
 
-* a *trigger* level counts qualifying case locations per community and day; a community is at
-  that level on days d .. d+N-1 after a qualifying case on day d (N = ``lift_after_days``);
-* a *buffer* level is active in every community within ``distance_m`` metres (exact distance in a
-  local metric projection) of a community active at one of the ``around`` levels;
-* a *parent_remainder* level is active in every community of a parent unit (subdistrict or
-  district) that has a community active at one of the ``around`` levels;
-* where several levels are active, the highest (first listed) wins.
+1. each *triggered* level counts its qualifying case locations per unit (community, parent unit,
+   location or H3 cell) and day, evaluates its condition (distinct cases or locations in a
+   window, rate per 100,000, cumulative count, cluster, hospital figures) and keeps a unit at the
+   level on days d .. d+N-1 after a qualifying day d (N = ``lift_after_days``), then hands it to
+   its ``step_down`` level for some more days;
+2. *derived* levels follow the levels they are drawn around (buffers, the rest of a parent unit,
+   every community);
+3. a level drawn per community fills a (communities x days) grid; a level drawn as exact
+   geometry (circles, H3 cells) keeps a set of features with their own activity;
+4. where levels overlap, the highest (first listed) wins.
 
 Only cases reported on or before the as-of date are used, so an answer for a past date is what
-was known then; with no later cases, the grid after the as-of date gives each community's
-expected lift date.
+was known then; the grid after the as-of date (no new cases) gives each expected lift date, and
+the grid before it is the history.
 """
 
 from __future__ import annotations
@@ -26,21 +30,38 @@ import numpy as np
 import pandas as pd
 import shapely
 from numpy.typing import NDArray
+from pyproj import Transformer
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from geo import cells as h3c
 from geo.crs import WGS84, metric_crs_for
 from geo.index import PolygonIndex
-from geo.policy import BufferExtent, Level, ParentRemainderExtent, Policy
+from geo.policy import (
+    AllExtent,
+    BufferExtent,
+    CellExtent,
+    CommunityExtent,
+    Condition,
+    GridDiskExtent,
+    Level,
+    ParentExtent,
+    ParentRemainderExtent,
+    Policy,
+    RadiusExtent,
+    Range,
+    Trigger,
+)
 
-EPOCH = np.datetime64("1970-01-01", "D")
+Bool2D = NDArray[np.bool_]
+Int1D = NDArray[np.int64]
 
 ZONE_COLUMNS = [
     "zone_id",
     "level",
     "label",
     "color",
+    "drawn",
     "community_ids",
     "community_count",
     "population",
@@ -50,6 +71,7 @@ ZONE_COLUMNS = [
     "cells",
     "geometry",
 ]
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 def to_day(d: dt.date | str) -> int:
@@ -59,10 +81,11 @@ def to_day(d: dt.date | str) -> int:
     return d.toordinal() - _EPOCH_ORDINAL
 
 
-_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+def from_day(n: int) -> dt.date:
+    return dt.date.fromordinal(int(n) + _EPOCH_ORDINAL)
 
 
-def to_days(values: pd.Series | NDArray[np.object_]) -> NDArray[np.int64]:
+def to_days(values: pd.Series | NDArray[np.object_]) -> Int1D:
     """Days since 1970-01-01 of many dates (datetime64 or ``datetime.date`` values)."""
     arr = np.asarray(values)
     if arr.dtype.kind != "M":
@@ -70,8 +93,9 @@ def to_days(values: pd.Series | NDArray[np.object_]) -> NDArray[np.int64]:
     return arr.astype("datetime64[D]").astype(np.int64)
 
 
-def from_day(n: int) -> dt.date:
-    return (EPOCH + np.timedelta64(int(n), "D")).astype(object)
+# --------------------------------------------------------------------------------------------
+# communities prepared once per data version
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -82,69 +106,141 @@ class CommunityLayer:
 
     frame: gpd.GeoDataFrame
     h3_res: int
-    _graphs: dict[float, sparse.csr_matrix] = field(default_factory=dict, repr=False)
+    _graphs: dict[tuple[float, str], sparse.csr_matrix] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         f = self.frame
-        if f.crs is None or not f.crs.equals(WGS84):
-            self.frame = f = f.to_crs(WGS84) if f.crs is not None else f.set_crs(WGS84)
+        if f.crs is None:
+            f = f.set_crs(WGS84)
+        elif not f.crs.equals(WGS84):
+            f = f.to_crs(WGS84)
         self.frame = f.reset_index(drop=True)
         self.ids = self.frame["community_id"].astype(str).to_numpy()
         self.geoms = self.frame.geometry.to_numpy()
+        pop = (
+            pd.to_numeric(self.frame["population"], errors="coerce")
+            if "population" in self.frame
+            else pd.Series(np.nan, index=self.frame.index)
+        )
+        self.population = pop.to_numpy(dtype=np.float64, na_value=np.nan)
+        rural = self.frame["rural"] if "rural" in self.frame else pd.Series(False, self.frame.index)
+        self.rural = rural.fillna(False).astype(bool).to_numpy()
 
     def __len__(self) -> int:
         return len(self.frame)
 
     @cached_property
+    def metric_crs(self) -> object:
+        return metric_crs_for(self.frame)
+
+    @cached_property
+    def to_metric(self) -> Transformer:
+        return Transformer.from_crs(WGS84, self.metric_crs, always_xy=True)
+
+    @cached_property
+    def to_lonlat(self) -> Transformer:
+        return Transformer.from_crs(self.metric_crs, WGS84, always_xy=True)
+
+    @cached_property
     def metric(self) -> NDArray[np.object_]:
-        crs = metric_crs_for(self.frame)
-        return self.frame.geometry.to_crs(crs).to_numpy()
+        return self.frame.geometry.to_crs(self.metric_crs).to_numpy()
+
+    @cached_property
+    def metric_tree(self) -> shapely.STRtree:
+        return shapely.STRtree(self.metric)
 
     @cached_property
     def index(self) -> PolygonIndex:
         return PolygonIndex(self.geoms, self.h3_res)
 
     @cached_property
-    def cells(self) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+    def cells(self) -> tuple[Int1D, NDArray[np.uint64]]:
         """(owner, cells): centre-containment H3 cover, at least one cell per community."""
         return h3c.community_cells(self.geoms, self.h3_res)
 
-    def parent_codes(self, parent: str) -> tuple[NDArray[np.int64], int]:
-        """Group code per community for a parent column (-1 where the parent is unknown)."""
-        col = f"{parent}_id"
-        if col not in self.frame:
-            return np.full(len(self), -1, dtype=np.int64), 0
-        vals = self.frame[col]
-        codes, uniques = pd.factorize(vals.where(vals.notna() & (vals != ""), None))
-        return codes.astype(np.int64), len(uniques)
+    def parent_codes(self, parent: str) -> tuple[Int1D, NDArray[np.object_]]:
+        """Group code per community for a parent column (-1 where unknown) and the parent ids."""
+        key = f"_codes_{parent}"
+        if key not in self.__dict__:
+            col = f"{parent}_id"
+            if col not in self.frame:
+                self.__dict__[key] = (np.full(len(self), -1, np.int64), np.empty(0, object))
+            else:
+                vals = self.frame[col].astype(object)
+                vals = vals.where(vals.notna() & (vals != ""), None)
+                codes, uniques = pd.factorize(vals)
+                self.__dict__[key] = (codes.astype(np.int64), np.asarray(uniques, dtype=object))
+        return self.__dict__[key]  # type: ignore[no-any-return]
 
-    def within(self, distance_m: float) -> sparse.csr_matrix:
-        """Sparse boolean matrix: communities at a distance of ``distance_m`` or less."""
-        key = float(distance_m)
+    def parent_population(self, parent: str) -> NDArray[np.float64]:
+        codes, uniq = self.parent_codes(parent)
+        ok = codes >= 0
+        pop = np.zeros(len(uniq))
+        known = np.zeros(len(uniq), dtype=bool)
+        np.add.at(pop, codes[ok], np.nan_to_num(self.population[ok]))
+        np.logical_or.at(known, codes[ok], ~np.isnan(self.population[ok]))
+        return np.where(known, pop, np.nan)
+
+    def within(self, distance_m: float, snap: str = "intersects") -> sparse.csr_matrix:
+        """Sparse (communities x communities) matrix: column j selects row i when community i is
+        within ``distance_m`` of community j (by ``snap``: any part, centroid, area fraction)."""
+        key = (float(distance_m), snap)
         if key not in self._graphs:
-            tree = shapely.STRtree(self.metric)
-            a, b = tree.query(self.metric, predicate="dwithin", distance=key)
-            n = len(self)
-            self._graphs[key] = sparse.csr_matrix(
-                (np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)
-            )
+            self._graphs[key] = self.select(self.metric, distance_m, snap).T.tocsr()
         return self._graphs[key]
+
+    def select(
+        self, metric_geoms: NDArray[np.object_], distance_m: float, snap: str, fraction: float = 0.5
+    ) -> sparse.csr_matrix:
+        """(features x communities) selection of the communities a metric geometry (grown by
+        ``distance_m``) takes, by ``snap``: ``intersects`` (any part within the distance),
+        ``centroid`` (the community's centroid within it) or ``area`` (at least ``fraction`` of
+        the community's area within it)."""
+        n = len(self)
+        if len(metric_geoms) == 0:
+            return sparse.csr_matrix((0, n), dtype=np.int8)
+        fi, ci = self.metric_tree.query(metric_geoms, predicate="dwithin", distance=distance_m)
+        if snap == "centroid":
+            cent = shapely.centroid(self.metric[ci])
+            keep = shapely.dwithin(metric_geoms[fi], cent, distance_m)
+        elif snap == "area":
+            grown = (
+                metric_geoms[fi]
+                if distance_m == 0
+                else shapely.buffer(metric_geoms[fi], distance_m, quad_segs=16)
+            )
+            part = shapely.area(shapely.intersection(grown, self.metric[ci]))
+            keep = part >= fraction * shapely.area(self.metric[ci]) - 1e-9
+        else:
+            keep = np.ones(len(fi), dtype=bool)
+        fi, ci = fi[keep], ci[keep]
+        return sparse.csr_matrix(
+            (np.ones(len(fi), dtype=np.int8), (fi, ci)), shape=(len(metric_geoms), n)
+        )
+
+    @property
+    def touching(self) -> sparse.csr_matrix:
+        return self.within(0.01)
+
+    def locate(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Int1D:
+        """Index of the community covering each point, -1 outside every community."""
+        return self.index.lookup(lon, lat).index
 
     def parent_units(self, parent: str) -> gpd.GeoDataFrame:
         """Parent units (``subdistrict`` or ``district``) as unions of their communities."""
         key = f"_units_{parent}"
         if key not in self.__dict__:
-            codes, k = self.parent_codes(parent)
+            codes, uniq = self.parent_codes(parent)
             col = f"{parent}_id"
+            pop = self.parent_population(parent)
             rows = []
-            for code in range(k):
+            for code, pid in enumerate(uniq):
                 idx = np.flatnonzero(codes == code)
-                pop = pd.to_numeric(self.frame["population"].iloc[idx], errors="coerce")
                 rows.append(
                     {
-                        col: str(self.frame[col].iat[idx[0]]),
+                        col: str(pid),
                         "community_count": len(idx),
-                        "population": int(pop.sum()) if pop.notna().any() else None,
+                        "population": None if np.isnan(pop[code]) else int(pop[code]),
                         "geometry": shapely.union_all(self.geoms[idx]),
                     }
                 )
@@ -154,15 +250,636 @@ class CommunityLayer:
                 geometry="geometry",
                 crs=WGS84,
             )
-        return self.__dict__[key]
+        return self.__dict__[key]  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------------------------
+# grid helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _window_sum(a: NDArray[np.int64], w: int) -> NDArray[np.int64]:
+    """s[:, t] = a[:, t-w+1 .. t].sum()."""
+    cs = np.cumsum(a, axis=1, dtype=np.int64)
+    if w < cs.shape[1]:
+        cs[:, w:] = cs[:, w:] - cs[:, :-w].copy()
+    return cs
+
+
+def _rolling_any(q: Bool2D, n: int) -> Bool2D:
+    """active[:, t] = any q in [t-n+1, t]."""
+    return _window_sum(q.astype(np.int64), n) > 0
+
+
+def _last_true(q: Bool2D, lo: int, hi: int) -> Int1D:
+    """Index of the last True in columns [lo, hi] per row, -1 if none."""
+    lo = max(lo, 0)
+    if hi < lo:
+        return np.full(q.shape[0], -1, dtype=np.int64)
+    win = q[:, lo : hi + 1][:, ::-1]
+    has = win.any(axis=1)
+    return np.where(has, hi - win.argmax(axis=1), -1).astype(np.int64)
+
+
+def _run_bounds(grid: NDArray[np.int8], at_i: int) -> tuple[Int1D, Int1D]:
+    """First day of the run containing ``at_i`` and first later day with another value (-1)."""
+    cur = grid[:, at_i]
+    before = grid[:, : at_i + 1] != cur[:, None]
+    rev = before[:, ::-1]
+    start = np.where(rev.any(axis=1), at_i + 1 - rev.argmax(axis=1), 0)
+    after = grid[:, at_i + 1 :] != cur[:, None]
+    has = after.any(axis=1)
+    end = np.where(has, at_i + 1 + after.argmax(axis=1), -1)
+    return start.astype(np.int64), end.astype(np.int64)
+
+
+def _spread(sel: sparse.spmatrix, grid: Bool2D) -> Bool2D:
+    """out[j] = any grid[i] with sel[i, j] (sel: sources x targets)."""
+    if sel.shape[0] == 0 or grid.shape[1] == 0:
+        return np.zeros((sel.shape[1], grid.shape[1]), dtype=bool)
+    return np.asarray((sel.T.tocsr().astype(np.int32) @ grid.astype(np.int32)) > 0)
+
+
+def _spread_max(sel: sparse.spmatrix, values: Int1D) -> Int1D:
+    """out[j] = max values[i] with sel[i, j] (-1 if none)."""
+    coo = sel.tocoo()
+    out = np.full(sel.shape[1], -1, dtype=np.int64)
+    if coo.nnz:
+        np.maximum.at(out, coo.col, values[coo.row])
+    return out
+
+
+def _in_range(values: NDArray[np.float64], r: Range) -> Bool2D:
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(values)
+        if r.min is not None:
+            ok &= values >= r.min
+        if r.max is not None:
+            ok &= values < r.max
+    return ok
+
+
+# --------------------------------------------------------------------------------------------
+# level states
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Features:
+    """Exact-geometry zone parts of a level: one per unit (location, cell), with activity."""
+
+    keys: NDArray[np.object_]  # stable text key per feature
+    geoms: NDArray[np.object_]  # lon/lat polygons
+    metric: NDArray[np.object_]  # the same in the layer's metric CRS
+    community: Int1D  # community of the feature's location (-1 if none)
+    active: Bool2D  # features x days
+    events: Bool2D  # features x days: a qualifying case sustaining the feature
+    last: Int1D  # grid index of the sustaining qualifying day at the as-of date (-1)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def take(self, mask: NDArray[np.bool_]) -> Features:
+        return Features(
+            self.keys[mask],
+            self.geoms[mask],
+            self.metric[mask],
+            self.community[mask],
+            self.active[mask],
+            self.events[mask],
+            self.last[mask],
+        )
+
+    @staticmethod
+    def concat(parts: list[Features], ndays: int) -> Features:
+        if not parts:
+            e = np.empty(0, dtype=object)
+            z = np.zeros((0, ndays), dtype=bool)
+            return Features(e, e, e, np.empty(0, np.int64), z, z, np.empty(0, np.int64))
+        return Features(
+            np.concatenate([p.keys for p in parts]),
+            np.concatenate([p.geoms for p in parts]),
+            np.concatenate([p.metric for p in parts]),
+            np.concatenate([p.community for p in parts]),
+            np.concatenate([p.active for p in parts]),
+            np.concatenate([p.events for p in parts]),
+            np.concatenate([p.last for p in parts]),
+        )
+
+
+@dataclass
+class LevelState:
+    """What one level contributes: whole communities (``grid``) and/or exact features."""
+
+    grid: Bool2D  # communities x days drawn at this level
+    events: Bool2D  # communities x days: qualifying cases sustaining it
+    last: Int1D  # per community: sustaining qualifying day (grid index) at the as-of date
+    features: Features | None = None
+    touch_cache: Bool2D | None = None
+
+    def touch(self, layer: CommunityLayer) -> Bool2D:
+        """Communities drawn at the level or touched by one of its active features."""
+        if self.touch_cache is None:
+            t = self.grid.copy()
+            if self.features is not None and len(self.features):
+                sel = layer.select(self.features.metric, 0.0, "intersects")
+                t |= _spread(sel, self.features.active)
+            self.touch_cache = t
+        return self.touch_cache
+
+    def touch_last(self, layer: CommunityLayer, at_i: int) -> Int1D:
+        last = np.where(self.grid[:, at_i], self.last, -1)
+        f = self.features
+        if f is not None and len(f):
+            sel = layer.select(f.metric, 0.0, "intersects")
+            last = np.maximum(last, _spread_max(sel, np.where(f.active[:, at_i], f.last, -1)))
+        return last
+
+
+@dataclass
+class _Context:
+    layer: CommunityLayer
+    cases: pd.DataFrame  # qualifying for no level yet: all case locations reported <= at
+    rep: Int1D  # report day (grid index) per case location
+    day0: int
+    ndays: int
+    at_i: int
+    metrics: pd.DataFrame | None
+    states: dict[str, LevelState] = field(default_factory=dict)
+    pending: dict[str, list[LevelState]] = field(default_factory=dict)
 
     @property
-    def touching(self) -> sparse.csr_matrix:
-        return self.within(0.01)
+    def n(self) -> int:
+        return len(self.layer)
 
-    def locate(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.int64]:
-        """Index of the community covering each point, -1 outside every community."""
-        return self.index.lookup(lon, lat).index
+    def empty(self) -> LevelState:
+        z = np.zeros((self.n, self.ndays), dtype=bool)
+        return LevelState(z, z.copy(), np.full(self.n, -1, dtype=np.int64))
+
+
+# --------------------------------------------------------------------------------------------
+# triggers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Units:
+    """Qualifying case locations grouped into units, with their per-day statistics."""
+
+    count: int
+    of_row: Int1D  # unit of each qualifying location
+    rows: NDArray[np.bool_]  # mask over ctx.cases: qualifying locations with a unit
+    population: NDArray[np.float64]
+    ids: NDArray[np.object_]
+
+
+def _qualifying(ctx: _Context, tr: Trigger) -> NDArray[np.bool_]:
+    c = ctx.cases
+    if len(c) == 0:
+        return np.zeros(0, dtype=bool)
+    return (c["type"].isin(tr.case_types) & c["role"].isin(tr.roles)).to_numpy()
+
+
+def _units(ctx: _Context, lv: Level, q: NDArray[np.bool_]) -> _Units:
+    layer, c = ctx.layer, ctx.cases
+    comm = c["community"].to_numpy() if len(c) else np.empty(0, np.int64)
+    ext = lv.extent
+    if isinstance(ext, CommunityExtent):
+        rows = q & (comm >= 0)
+        return _Units(len(layer), comm[rows], rows, layer.population, layer.ids.astype(object))
+    if isinstance(ext, ParentExtent):
+        codes, uniq = layer.parent_codes(ext.parent)
+        unit = np.where(comm >= 0, codes[np.maximum(comm, 0)], -1)
+        rows = q & (unit >= 0)
+        return _Units(len(uniq), unit[rows], rows, layer.parent_population(ext.parent), uniq)
+    # location units: exact coordinates (radius) or H3 cells (cell, grid_disk)
+    rows = q.copy()
+    if isinstance(ext, RadiusExtent):
+        keys = pd.Series(
+            [f"{la:.6f},{lo:.6f}" for la, lo in zip(c["lat"][rows], c["lon"][rows], strict=True)],
+            dtype=object,
+        )
+    else:
+        res = ext.res  # type: ignore[union-attr]
+        cells = h3c.points_to_cells(c["lon"].to_numpy()[rows], c["lat"].to_numpy()[rows], res)
+        keys = pd.Series(h3c.cells_to_hex(cells), dtype=object)
+    codes, uniq = pd.factorize(keys)
+    return _Units(
+        len(uniq), codes.astype(np.int64), rows, np.full(len(uniq), np.nan), np.asarray(uniq)
+    )
+
+
+def _daily_distinct(
+    unit: Int1D, day: Int1D, ident: NDArray[np.object_], count: int, ndays: int
+) -> NDArray[np.int64]:
+    """Distinct ``ident`` per (unit, day)."""
+    out = np.zeros((count, ndays), dtype=np.int64)
+    if len(unit):
+        d = pd.DataFrame({"u": unit, "t": day, "i": ident}).drop_duplicates()
+        np.add.at(out, (d["u"].to_numpy(np.int64), d["t"].to_numpy(np.int64)), 1)
+    return out
+
+
+def _metric_grid(ctx: _Context, ids: NDArray[np.object_], column: str) -> NDArray[np.float64]:
+    """Hospital figure per unit and day: the latest figure dated on or before the day."""
+    out = np.full((len(ids), ctx.ndays), np.nan)
+    m = ctx.metrics
+    if m is None or len(m) == 0 or column not in m:
+        return out
+    pos = {str(k): i for i, k in enumerate(ids)}
+    for uid, grp in m.dropna(subset=[column]).groupby("unit_id"):
+        i = pos.get(str(uid))
+        if i is None:
+            continue
+        days = to_days(grp["date"]) - ctx.day0
+        order = np.argsort(days)
+        days, vals = days[order], grp[column].to_numpy(np.float64)[order]
+        idx = np.searchsorted(days, np.arange(ctx.ndays), side="right") - 1
+        ok = idx >= 0
+        out[i, ok] = vals[idx[ok]]
+    return out
+
+
+def _qualifying_days(ctx: _Context, lv: Level, units: _Units) -> tuple[Bool2D, Bool2D]:
+    """(q, new): the condition holds on the day / a qualifying case was reported that day."""
+    tr = lv.trigger
+    assert tr is not None
+    c = ctx.cases
+    day = ctx.rep[units.rows]
+    new = _daily_distinct(
+        units.of_row, day, c["case_id"].to_numpy()[units.rows], units.count, ctx.ndays
+    )
+    w = tr.window_days
+    cases_w = _window_sum(new, w)
+    holds = np.zeros((units.count, ctx.ndays), dtype=bool)
+    cache: dict[str, NDArray[np.float64]] = {}
+    for cond in tr.any_of:
+        ok = np.ones((units.count, ctx.ndays), dtype=bool)
+        if cond.cases is not None:
+            ok &= _in_range(cases_w.astype(np.float64), cond.cases)
+        if cond.locations is not None:
+            if "loc" not in cache:
+                cells = h3c.points_to_cells(
+                    c["lon"].to_numpy()[units.rows], c["lat"].to_numpy()[units.rows], 12
+                )
+                cache["loc"] = _distinct_in_window(units, day, cells, w, ctx.ndays)
+            ok &= _in_range(cache["loc"], cond.locations)
+        if cond.rate_per_100k is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pop = units.population[:, None]
+                rate = np.where(pop > 0, cases_w * 1e5 / pop, np.nan)
+            ok &= _in_range(rate, cond.rate_per_100k)
+        if cond.cumulative is not None:
+            ok &= _in_range(np.cumsum(new, axis=1).astype(np.float64), cond.cumulative)
+        if cond.cluster is not None:
+            ok &= _cluster(ctx, lv, units, cond)
+        for col in ("admissions_per_100k", "beds_pct"):
+            r = getattr(cond, col)
+            if r is not None:
+                if col not in cache:
+                    cache[col] = _metric_grid(ctx, units.ids, col)
+                ok &= _in_range(cache[col], r)
+        holds |= ok
+    return holds, new > 0
+
+
+def _distinct_in_window(
+    units: _Units, day: Int1D, cells: NDArray[np.uint64], w: int, ndays: int
+) -> NDArray[np.float64]:
+    pairs = pd.DataFrame({"u": units.of_row, "c": cells, "t": day}).drop_duplicates()
+    codes, _ = pd.factorize(list(zip(pairs["u"], pairs["c"], strict=True)))
+    k = int(codes.max()) + 1 if len(codes) else 0
+    pres = np.zeros((k, ndays), dtype=bool)
+    pres[codes, pairs["t"].to_numpy(np.int64)] = True
+    act = _rolling_any(pres, w)
+    owner = np.zeros(k, dtype=np.int64)
+    owner[codes] = pairs["u"].to_numpy(np.int64)
+    out = np.zeros((units.count, ndays), dtype=np.float64)
+    np.add.at(out, owner, act.astype(np.float64))
+    return out
+
+
+def _cluster(ctx: _Context, lv: Level, units: _Units, cond: Condition) -> Bool2D:
+    """Some community of the unit has >= min_cases qualifying cases within the window."""
+    assert cond.cluster is not None and lv.trigger is not None
+    layer, c = ctx.layer, ctx.cases
+    comm = c["community"].to_numpy()[units.rows]
+    ok = comm >= 0
+    new_c = _daily_distinct(
+        comm[ok],
+        ctx.rep[units.rows][ok],
+        c["case_id"].to_numpy()[units.rows][ok],
+        len(layer),
+        ctx.ndays,
+    )
+    hot = _window_sum(new_c, cond.cluster.window_days) >= cond.cluster.min_cases
+    # community -> unit
+    pairs = pd.DataFrame({"c": comm[ok], "u": units.of_row[ok]}).drop_duplicates()
+    sel = sparse.csr_matrix(
+        (np.ones(len(pairs), np.int8), (pairs["c"].to_numpy(), pairs["u"].to_numpy())),
+        shape=(len(layer), units.count),
+    )
+    if isinstance(lv.extent, ParentExtent):  # every community of the parent counts
+        codes, uniq = layer.parent_codes(lv.extent.parent)
+        okc = codes >= 0
+        sel = sparse.csr_matrix(
+            (np.ones(int(okc.sum()), np.int8), (np.flatnonzero(okc), codes[okc])),
+            shape=(len(layer), len(uniq)),
+        )
+    return _spread(sel, hot)
+
+
+def _triggered(ctx: _Context, lv: Level) -> None:
+    assert lv.trigger is not None
+    units = _units(ctx, lv, _qualifying(ctx, lv.trigger))
+    holds, new = _qualifying_days(ctx, lv, units)
+    q = holds & new if lv.lift_after_days > 1 else holds
+    n_lift = lv.lift_after_days
+    active = _rolling_any(q, n_lift)
+    last = _last_true(q, ctx.at_i - n_lift + 1, ctx.at_i)
+    down_active = down_last = None
+    if lv.step_down is not None:
+        total = n_lift + lv.step_down.after_days
+        down_active = _rolling_any(q, total) & ~active
+        down_last = _last_true(q, ctx.at_i - total + 1, ctx.at_i - n_lift)
+    if lv.geometric:
+        feats = _unit_features(ctx, lv, units, active, q, last)
+        ctx.states[lv.id] = LevelState(*_no_grid(ctx), features=feats)
+        if down_active is not None and down_last is not None:
+            down = _unit_features(ctx, lv, units, down_active, q & down_active, down_last)
+            _add_pending(ctx, lv, LevelState(*_no_grid(ctx), features=down))
+        return
+    sel = _unit_selection(ctx, lv, units)  # units x communities
+    grid = _spread(sel, active)
+    ev = _spread(sel, q)
+    last_c = _spread_max(sel, np.where(active[:, ctx.at_i], last, -1))
+    ctx.states[lv.id] = LevelState(grid, ev, last_c)
+    if down_active is not None and down_last is not None:
+        dg = _spread(sel, down_active)
+        dl = _spread_max(sel, np.where(down_active[:, ctx.at_i], down_last, -1))
+        _add_pending(ctx, lv, LevelState(dg, np.zeros_like(dg), dl))
+
+
+def _add_pending(ctx: _Context, lv: Level, st: LevelState) -> None:
+    assert lv.step_down is not None
+    ctx.pending.setdefault(lv.step_down.to, []).append(st)
+
+
+def _no_grid(ctx: _Context) -> tuple[Bool2D, Bool2D, Int1D]:
+    z = np.zeros((ctx.n, ctx.ndays), dtype=bool)
+    return z, z.copy(), np.full(ctx.n, -1, dtype=np.int64)
+
+
+def _unit_location(ctx: _Context, units: _Units) -> tuple[NDArray[np.float64], ...]:
+    """Coordinates (lon, lat) of each location unit (its first location)."""
+    c = ctx.cases
+    lon = np.zeros(units.count)
+    lat = np.zeros(units.count)
+    idx = np.flatnonzero(units.rows)
+    u, pos = np.unique(units.of_row, return_index=True)
+    lon[u] = c["lon"].to_numpy()[idx[pos]]
+    lat[u] = c["lat"].to_numpy()[idx[pos]]
+    return lon, lat
+
+
+def _unit_community(ctx: _Context, units: _Units) -> Int1D:
+    comm = np.full(units.count, -1, dtype=np.int64)
+    idx = np.flatnonzero(units.rows)
+    u, pos = np.unique(units.of_row, return_index=True)
+    comm[u] = ctx.cases["community"].to_numpy()[idx[pos]]
+    return comm
+
+
+def _unit_metric_geoms(
+    ctx: _Context, lv: Level, units: _Units, which: Int1D
+) -> tuple[NDArray[np.object_], Int1D]:
+    """Metric geometry and community of the location units ``which``."""
+    layer = ctx.layer
+    lon, lat = _unit_location(ctx, units)
+    comm = _unit_community(ctx, units)[which]
+    ext = lv.extent
+    if isinstance(ext, RadiusExtent):
+        x, y = layer.to_metric.transform(lon[which], lat[which])
+        r = np.full(len(which), ext.radius_m)
+        if ext.rural_radius_m is not None:
+            rural = (comm >= 0) & layer.rural[np.maximum(comm, 0)]
+            r[rural] = ext.rural_radius_m
+        return shapely.buffer(shapely.points(x, y), r, quad_segs=32), comm
+    assert isinstance(ext, CellExtent | GridDiskExtent)
+    keys = units.ids[which]
+    cells = h3c.hex_to_cells(keys)
+    if isinstance(ext, GridDiskExtent):
+        polys = np.array(
+            [shapely.union_all(h3c.cell_polygons(h3c.grid_disk(int(cl), ext.k))) for cl in cells],
+            dtype=object,
+        )
+    else:
+        polys = h3c.cell_polygons(cells)
+    return _to_metric(layer, polys), comm
+
+
+def _to_metric(layer: CommunityLayer, geoms: NDArray[np.object_]) -> NDArray[np.object_]:
+    if len(geoms) == 0:
+        return np.empty(0, dtype=object)
+    return gpd.GeoSeries(geoms, crs=WGS84).to_crs(layer.metric_crs).to_numpy()
+
+
+def _to_lonlat(layer: CommunityLayer, geoms: NDArray[np.object_]) -> NDArray[np.object_]:
+    if len(geoms) == 0:
+        return np.empty(0, dtype=object)
+    return gpd.GeoSeries(geoms, crs=layer.metric_crs).to_crs(WGS84).to_numpy()
+
+
+def _unit_selection(ctx: _Context, lv: Level, units: _Units) -> sparse.csr_matrix:
+    """units x communities: the communities each unit draws."""
+    layer, ext = ctx.layer, lv.extent
+    n = len(layer)
+    if isinstance(ext, CommunityExtent):
+        return sparse.identity(n, dtype=np.int8, format="csr")
+    if isinstance(ext, ParentExtent):
+        codes, uniq = layer.parent_codes(ext.parent)
+        ok = codes >= 0
+        return sparse.csr_matrix(
+            (np.ones(int(ok.sum()), np.int8), (codes[ok], np.flatnonzero(ok))),
+            shape=(len(uniq), n),
+        )
+    which = np.arange(units.count)
+    metric, _ = _unit_metric_geoms(ctx, lv, units, which)
+    return layer.select(metric, 0.0, ext.snap, ext.min_area_fraction)  # type: ignore[union-attr]
+
+
+def _unit_features(
+    ctx: _Context, lv: Level, units: _Units, active: Bool2D, events: Bool2D, last: Int1D
+) -> Features:
+    ever = np.flatnonzero(active.any(axis=1))
+    metric, comm = _unit_metric_geoms(ctx, lv, units, ever)
+    geoms = (
+        _to_lonlat(ctx.layer, metric)
+        if not isinstance(lv.extent, CellExtent | GridDiskExtent)
+        else _unit_lonlat_cells(lv, units, ever)
+    )
+    return Features(
+        keys=np.asarray([f"{lv.id}:{k}" for k in units.ids[ever]], dtype=object),
+        geoms=geoms,
+        metric=metric,
+        community=comm,
+        active=active[ever],
+        events=events[ever],
+        last=np.where(active[ever, ctx.at_i], last[ever], -1),
+    )
+
+
+def _unit_lonlat_cells(lv: Level, units: _Units, which: Int1D) -> NDArray[np.object_]:
+    cells = h3c.hex_to_cells(units.ids[which])
+    ext = lv.extent
+    if isinstance(ext, GridDiskExtent):
+        return np.array(
+            [shapely.union_all(h3c.cell_polygons(h3c.grid_disk(int(c), ext.k))) for c in cells],
+            dtype=object,
+        )
+    return h3c.cell_polygons(cells)
+
+
+# --------------------------------------------------------------------------------------------
+# derived levels
+# --------------------------------------------------------------------------------------------
+
+
+def _derived(ctx: _Context, lv: Level) -> None:
+    layer, ext, at_i = ctx.layer, lv.extent, ctx.at_i
+    if isinstance(ext, AllExtent):
+        g = np.ones((ctx.n, ctx.ndays), dtype=bool)
+        ctx.states[lv.id] = LevelState(g, np.zeros_like(g), np.full(ctx.n, -1, np.int64))
+        return
+    srcs = [ctx.states[a] for a in ext.around]  # type: ignore[union-attr]
+    if isinstance(ext, ParentRemainderExtent):
+        codes, uniq = layer.parent_codes(ext.parent)
+        ok = codes >= 0
+        touch = np.zeros((ctx.n, ctx.ndays), dtype=bool)
+        ev = np.zeros_like(touch)
+        last = np.full(ctx.n, -1, dtype=np.int64)
+        for s in srcs:
+            touch |= s.touch(layer)
+            ev |= s.events
+            if s.features is not None and len(s.features):
+                ev |= _feature_events(s, layer)
+            last = np.maximum(last, s.touch_last(layer, at_i))
+        par = np.zeros((len(uniq), ctx.ndays), dtype=bool)
+        par_ev = np.zeros_like(par)
+        par_last = np.full(len(uniq), -1, dtype=np.int64)
+        np.logical_or.at(par, codes[ok], touch[ok])
+        np.logical_or.at(par_ev, codes[ok], ev[ok])
+        np.maximum.at(par_last, codes[ok], last[ok])
+        g = np.zeros_like(touch)
+        e = np.zeros_like(touch)
+        lst = np.full(ctx.n, -1, dtype=np.int64)
+        g[ok], e[ok], lst[ok] = par[codes[ok]], par_ev[codes[ok]], par_last[codes[ok]]
+        ctx.states[lv.id] = LevelState(g, e, lst)
+        return
+    assert isinstance(ext, BufferExtent)
+    if lv.geometric:
+        parts = []
+        for s in srcs:
+            parts += _buffer_features(ctx, lv, ext, s)
+        feats = Features.concat(parts, ctx.ndays)
+        ctx.states[lv.id] = LevelState(*_no_grid(ctx), features=feats)
+        return
+    g = np.zeros((ctx.n, ctx.ndays), dtype=bool)
+    e = np.zeros_like(g)
+    last = np.full(ctx.n, -1, dtype=np.int64)
+    for s in srcs:
+        # sources drawn per community
+        sel = _community_buffer_selection(layer, ext)
+        g |= _spread(sel, s.grid)
+        e |= _spread(sel, s.events)
+        last = np.maximum(last, _spread_max(sel, np.where(s.grid[:, at_i], s.last, -1)))
+        if s.features is not None and len(s.features):
+            f = s.features
+            sel_f = _feature_buffer_selection(layer, ext, f)
+            g |= _spread(sel_f, f.active)
+            e |= _spread(sel_f, f.events)
+            last = np.maximum(last, _spread_max(sel_f, np.where(f.active[:, at_i], f.last, -1)))
+    ctx.states[lv.id] = LevelState(g, e, last)
+
+
+def _feature_events(s: LevelState, layer: CommunityLayer) -> Bool2D:
+    f = s.features
+    assert f is not None
+    sel = layer.select(f.metric, 0.0, "intersects")
+    return _spread(sel, f.events)
+
+
+def _community_buffer_selection(layer: CommunityLayer, ext: BufferExtent) -> sparse.csr_matrix:
+    """sources x targets for buffers around whole communities (rural sources use the rural
+    distance)."""
+    base = layer.within(ext.distance_m, ext.snap).T.tocsr()  # sources x targets
+    if ext.rural_distance_m is None or not layer.rural.any():
+        return base
+    rural = layer.rural
+    wide = layer.within(ext.rural_distance_m, ext.snap).T.tocsr()
+    keep_base = sparse.diags((~rural).astype(np.int8)) @ base
+    keep_wide = sparse.diags(rural.astype(np.int8)) @ wide
+    return (keep_base + keep_wide).astype(bool).astype(np.int8).tocsr()
+
+
+def _feature_buffer_selection(
+    layer: CommunityLayer, ext: BufferExtent, f: Features
+) -> sparse.csr_matrix:
+    d = _feature_distances(layer, ext, f)
+    grown = shapely.buffer(f.metric, d, quad_segs=32)
+    return layer.select(grown, 0.0, ext.snap, ext.min_area_fraction)
+
+
+def _feature_distances(
+    layer: CommunityLayer, ext: BufferExtent, f: Features
+) -> NDArray[np.float64]:
+    d = np.full(len(f), ext.distance_m)
+    if ext.rural_distance_m is not None:
+        rural = (f.community >= 0) & layer.rural[np.maximum(f.community, 0)]
+        d[rural] = ext.rural_distance_m
+    return d
+
+
+def _buffer_features(ctx: _Context, lv: Level, ext: BufferExtent, s: LevelState) -> list[Features]:
+    layer, at_i = ctx.layer, ctx.at_i
+    out = []
+    if s.features is not None and len(s.features):
+        f = s.features
+        grown = shapely.buffer(f.metric, _feature_distances(layer, ext, f), quad_segs=32)
+        out.append(
+            Features(
+                np.asarray([f"{lv.id}:{k}" for k in f.keys], dtype=object),
+                _to_lonlat(layer, grown),
+                grown,
+                f.community,
+                f.active,
+                f.events,
+                f.last,
+            )
+        )
+    ever = np.flatnonzero(s.grid.any(axis=1))
+    if len(ever):
+        d = np.full(len(ever), ext.distance_m)
+        if ext.rural_distance_m is not None:
+            d[layer.rural[ever]] = ext.rural_distance_m
+        grown = shapely.buffer(layer.metric[ever], d, quad_segs=32)
+        out.append(
+            Features(
+                np.asarray([f"{lv.id}:{cid}" for cid in layer.ids[ever]], dtype=object),
+                _to_lonlat(layer, grown),
+                grown,
+                ever.astype(np.int64),
+                s.grid[ever],
+                s.events[ever],
+                np.where(s.grid[ever, at_i], s.last[ever], -1),
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the computation
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -174,35 +891,15 @@ class ZoneResult:
     levels: pd.DataFrame  # community_id, level, since, expected_lift, last_case, zone_id
     zones: gpd.GeoDataFrame
     day0: int = 0
-    grid: NDArray[np.int8] | None = field(default=None, repr=False)  # rank per community x day
+    rank_grid: NDArray[np.int8] | None = field(default=None, repr=False)  # communities x days
+    states: dict[str, LevelState] = field(default_factory=dict, repr=False)
 
-    def level_of(self, community_index: NDArray[np.int64]) -> NDArray[np.object_]:
+    def level_of(self, community_index: Int1D) -> NDArray[np.object_]:
         lv = self.levels["level"].to_numpy()
         out = np.full(len(community_index), "none", dtype=object)
         ok = community_index >= 0
         out[ok] = lv[community_index[ok]]
         return out
-
-
-def _rolling_any(events: NDArray[np.int32], n: int) -> NDArray[np.bool_]:
-    """active[:, t] = any event in [t-n+1, t]."""
-    cs = np.cumsum(events, axis=1, dtype=np.int64)
-    shifted = np.zeros_like(cs)
-    if n < cs.shape[1]:
-        shifted[:, n:] = cs[:, :-n]
-    return (cs - shifted) > 0
-
-
-def _last_event_at(events: NDArray[np.int32], at_i: int, n: int) -> NDArray[np.int64]:
-    """Grid index of the latest event in [at_i-n+1, at_i] per row, -1 if none."""
-    lo = max(0, at_i - n + 1)
-    win = events[:, lo : at_i + 1] > 0
-    if win.shape[1] == 0:
-        return np.full(events.shape[0], -1, dtype=np.int64)
-    rev = win[:, ::-1]
-    has = rev.any(axis=1)
-    idx = at_i - rev.argmax(axis=1)
-    return np.where(has, idx, -1).astype(np.int64)
 
 
 def compute_zones(
@@ -211,218 +908,275 @@ def compute_zones(
     policy: Policy,
     at: dt.date,
     *,
+    metrics: pd.DataFrame | None = None,
     with_geometry: bool = True,
+    horizon_days: int | None = None,
 ) -> ZoneResult:
     """Zones under ``policy`` as of ``at``.
 
-    ``cases`` has one row per case location with columns case_id, reported (date), type, role
-    and ``community`` (index into ``layer``, -1 outside every community).
+    ``cases`` has one row per case location with columns case_id, reported (date), type, role,
+    lat, lon and ``community`` (index into ``layer``, -1 outside every community).
+    ``metrics`` (optional hospital figures) has unit_id, date, admissions_per_100k, beds_pct.
     """
-    n = len(layer)
     at_d = to_day(at)
-    rep = to_days(cases["reported"]) if len(cases) else np.empty(0, dtype=np.int64)
-    keep = rep <= at_d
-    horizon = max((lv.lift_after_days or 0) for lv in policy.levels) + 1
-    day0 = int(min(rep[keep].min(), at_d)) if keep.any() else at_d
+    rep_all = to_days(cases["reported"]) if len(cases) else np.empty(0, dtype=np.int64)
+    keep = rep_all <= at_d
+    cases = cases.loc[keep].reset_index(drop=True) if len(cases) else cases
+    rep_all = rep_all[keep]
+    longest = max(
+        lv.lift_after_days + (lv.step_down.after_days if lv.step_down else 0)
+        for lv in policy.levels
+    )
+    horizon = (horizon_days if horizon_days is not None else longest) + 1
+    day0 = int(min(rep_all.min(), at_d)) if len(rep_all) else at_d
     ndays = at_d - day0 + 1 + horizon
-    at_i = at_d - day0
+    ctx = _Context(layer, cases, rep_all - day0, day0, ndays, at_d - day0, metrics)
 
-    active: dict[str, NDArray[np.bool_]] = {}
-    last_ev: dict[str, NDArray[np.int64]] = {}  # grid index of the sustaining case at `at`
     for lv in policy.levels:
-        active[lv.id], last_ev[lv.id] = _level_activity(
-            lv, layer, cases, rep, keep, day0, ndays, at_i, active, last_ev
-        )
+        if lv.trigger is not None:
+            _triggered(ctx, lv)
+        else:
+            _derived(ctx, lv)
+        for extra in ctx.pending.pop(lv.id, []):
+            _merge(ctx.states[lv.id], extra, ctx.at_i)
+    return _assemble(ctx, policy, at, with_geometry)
 
-    # precedence: the highest active level wins
-    nlev = len(policy.levels)
-    grid = np.zeros((n, ndays), dtype=np.int8)
-    for k, lv in enumerate(reversed(policy.levels), start=1):
-        grid[active[lv.id]] = k
-    rank_at = grid[:, at_i] if ndays else np.zeros(n, dtype=np.int8)
 
-    # since: first day of the current run; expected lift: first later day at another level
-    changed_before = grid[:, : at_i + 1] != rank_at[:, None]
-    rev = changed_before[:, ::-1]
-    run_start = np.where(rev.any(axis=1), at_i + 1 - rev.argmax(axis=1), 0)
-    changed_after = grid[:, at_i + 1 :] != rank_at[:, None]
-    has_end = changed_after.any(axis=1)
-    run_end = np.where(has_end, at_i + 1 + changed_after.argmax(axis=1), -1)
+def _merge(into: LevelState, extra: LevelState, at_i: int) -> None:
+    """Add a step-down contribution to a level."""
+    into.last = np.maximum(
+        np.where(into.grid[:, at_i], into.last, -1), np.where(extra.grid[:, at_i], extra.last, -1)
+    )
+    into.grid = into.grid | extra.grid
+    into.events = into.events | extra.events
+    if extra.features is not None:
+        parts = [p for p in (into.features, extra.features) if p is not None]
+        into.features = Features.concat(parts, into.grid.shape[1])
+    into.touch_cache = None
 
-    ids_by_rank = ["none"] + [lv.id for lv in reversed(policy.levels)]
-    level_names = np.array(ids_by_rank, dtype=object)[rank_at]
-    last_case = np.full(n, -1, dtype=np.int64)
-    for k, lv in enumerate(reversed(policy.levels), start=1):
+
+def _assemble(ctx: _Context, policy: Policy, at: dt.date, with_geometry: bool) -> ZoneResult:
+    layer, at_i, n = ctx.layer, ctx.at_i, ctx.n
+    levels_low_first = list(reversed(policy.levels))
+    # ranks of the levels drawn per community (zones), and displayed per community
+    zone_rank = np.zeros((n, ctx.ndays), dtype=np.int8)
+    show_rank = np.zeros((n, ctx.ndays), dtype=np.int8)
+    for k, lv in enumerate(levels_low_first, start=1):
+        st = ctx.states[lv.id]
+        zone_rank[st.grid] = k
+        show_rank[st.touch(layer)] = k
+    ids_by_rank = np.array(["none"] + [lv.id for lv in levels_low_first], dtype=object)
+    rank_at = show_rank[:, at_i]
+    start, end = _run_bounds(show_rank, at_i)
+    last = np.full(n, -1, dtype=np.int64)
+    for k, lv in enumerate(levels_low_first, start=1):
         m = rank_at == k
-        last_case[m] = last_ev[lv.id][m]
+        last[m] = ctx.states[lv.id].touch_last(layer, at_i)[m]
 
-    def dates(idx: NDArray[np.int64], mask: NDArray[np.bool_]) -> list[dt.date | None]:
-        return [from_day(day0 + int(i)) if ok else None for i, ok in zip(idx, mask, strict=True)]
+    def dates(idx: Int1D, mask: NDArray[np.bool_]) -> list[dt.date | None]:
+        return [
+            from_day(ctx.day0 + int(i)) if ok else None
+            for i, ok in zip(idx.tolist(), mask.tolist(), strict=True)
+        ]
 
     in_zone = rank_at > 0
     levels = pd.DataFrame(
         {
             "community_id": layer.ids,
-            "level": level_names,
-            "since": dates(run_start, in_zone),
-            "expected_lift": dates(run_end, in_zone & has_end),
-            "last_case": dates(last_case, in_zone & (last_case >= 0)),
+            "level": ids_by_rank[rank_at],
+            "since": dates(start, in_zone),
+            "expected_lift": dates(end, in_zone & (end >= 0)),
+            "last_case": dates(last, in_zone & (last >= 0)),
         }
     )
-    zone_of = _group_zones(layer, policy, rank_at, nlev)
-    levels["zone_id"] = zone_of
-    zones = _build_zones(layer, policy, levels, with_geometry)
-    return ZoneResult(policy, at, levels, zones, day0=day0, grid=grid)
-
-
-def _level_activity(
-    lv: Level,
-    layer: CommunityLayer,
-    cases: pd.DataFrame,
-    rep: NDArray[np.int64],
-    keep: NDArray[np.bool_],
-    day0: int,
-    ndays: int,
-    at_i: int,
-    active: dict[str, NDArray[np.bool_]],
-    last_ev: dict[str, NDArray[np.int64]],
-) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
-    n = len(layer)
-    ext = lv.extent
-    if ext.kind == "community":
-        assert lv.trigger is not None and lv.lift_after_days is not None
-        tr = lv.trigger
-        m = keep.copy()
-        if len(cases):
-            m &= cases["type"].isin(tr.case_types).to_numpy()
-            m &= cases["role"].isin(tr.roles).to_numpy()
-            m &= cases["community"].to_numpy() >= 0
-        q = pd.DataFrame(
-            {
-                "c": cases["community"].to_numpy()[m] if len(cases) else np.empty(0, np.int64),
-                "t": rep[m] - day0,
-                "case": cases["case_id"].to_numpy()[m] if len(cases) else np.empty(0, object),
-            }
-        ).drop_duplicates()  # a case counts once per community and day
-        counts = np.zeros((n, ndays), dtype=np.int32)
-        np.add.at(counts, (q["c"].to_numpy(np.int64), q["t"].to_numpy(np.int64)), 1)
-        events = counts
-        if tr.min_cases > 1:
-            window = lv.lift_after_days
-            cs = np.cumsum(counts, axis=1)
-            prev = np.zeros_like(cs)
-            prev[:, window:] = cs[:, :-window]
-            events = ((counts > 0) & ((cs - prev) >= tr.min_cases)).astype(np.int32)
-        return _rolling_any(events, lv.lift_after_days), _last_event_at(
-            events, at_i, lv.lift_after_days
+    zr_at = zone_rank[:, at_i]
+    zone_of = _group_zones(layer, policy, zr_at)
+    zstart, zend = _run_bounds(zone_rank, at_i)
+    zlast = np.full(n, -1, dtype=np.int64)
+    for k, lv in enumerate(levels_low_first, start=1):
+        m = zr_at == k
+        st = ctx.states[lv.id]
+        zlast[m] = np.where(st.grid[:, at_i], st.last, -1)[m]
+    comm_zones = _community_zones(
+        layer, policy, ctx, zone_of, zr_at, zstart, zend, zlast, with_geometry
+    )
+    geo_zones = _geometric_zones(ctx, policy, with_geometry)
+    zones = pd.concat([comm_zones, geo_zones], ignore_index=True)
+    zones = gpd.GeoDataFrame(zones, geometry="geometry", crs=WGS84)
+    if len(zones):
+        zones["_rank"] = [policy.rank(lv) for lv in zones["level"]]
+        zones = zones.sort_values(["_rank", "zone_id"], ascending=[False, True]).drop(
+            columns="_rank"
         )
-    if isinstance(ext, BufferExtent):
-        src = np.zeros((n, ndays), dtype=bool)
-        src_last = np.full(n, -1, dtype=np.int64)
-        for a in ext.around:
-            src |= active[a]
-            src_last = np.maximum(src_last, np.where(active[a][:, at_i], last_ev[a], -1))
-        g = layer.within(ext.distance_m)
-        act = (g @ src.astype(np.int32)) > 0
-        # the latest sustaining case among the neighbours active at `at`
-        rows, cols = g.nonzero()
-        last = np.full(n, -1, dtype=np.int64)
-        np.maximum.at(last, rows, src_last[cols])
-        return np.asarray(act), last
-    if isinstance(ext, ParentRemainderExtent):
-        codes, k = layer.parent_codes(ext.parent)
-        src = np.zeros((n, ndays), dtype=bool)
-        src_last = np.full(n, -1, dtype=np.int64)
-        for a in ext.around:
-            src |= active[a]
-            src_last = np.maximum(src_last, np.where(active[a][:, at_i], last_ev[a], -1))
-        ok = codes >= 0
-        par = np.zeros((k, ndays), dtype=bool)
-        np.logical_or.at(par, codes[ok], src[ok])
-        par_last = np.full(k, -1, dtype=np.int64)
-        np.maximum.at(par_last, codes[ok], src_last[ok])
-        act = np.zeros((n, ndays), dtype=bool)
-        act[ok] = par[codes[ok]]
-        last = np.full(n, -1, dtype=np.int64)
-        last[ok] = par_last[codes[ok]]
-        return act, last
-    raise AssertionError(f"unknown extent {ext!r}")
+        zones = zones.reset_index(drop=True)
+    # the zone shown for each community: its own zone, else the highest geometric zone on it
+    shown = zone_of.copy()
+    shown[zr_at != rank_at] = None
+    need = np.flatnonzero((rank_at > 0) & (zr_at != rank_at))
+    if len(need) and len(geo_zones):
+        gz = zones[zones["drawn"] == "geometry"].reset_index(drop=True)
+        ci, zi = shapely.STRtree(gz.geometry.to_numpy()).query(
+            layer.geoms[need], predicate="intersects"
+        )
+        lvl = gz["level"].to_numpy()
+        for c, z in zip(ci.tolist(), zi.tolist(), strict=True):
+            if lvl[z] == levels["level"].iat[need[c]] and shown[need[c]] is None:
+                shown[need[c]] = gz["zone_id"].iat[z]
+    levels["zone_id"] = shown
+    return ZoneResult(policy, at, levels, zones, ctx.day0, show_rank, ctx.states)
 
 
 def _group_zones(
-    layer: CommunityLayer, policy: Policy, rank_at: NDArray[np.int8], nlev: int
+    layer: CommunityLayer, policy: Policy, rank_at: NDArray[np.int8]
 ) -> NDArray[np.object_]:
-    """Zone id per community (None outside zones)."""
-    n = len(layer)
-    zone = np.full(n, None, dtype=object)
+    """Zone id per community (None outside community-drawn zones)."""
+    zone = np.full(len(layer), None, dtype=object)
     district, _ = layer.parent_codes("district")
     for k, lv in enumerate(reversed(policy.levels), start=1):
         members = np.flatnonzero(rank_at == k)
         if len(members) == 0:
             continue
         if lv.grouping == "community":
-            labels = np.arange(len(members))
-        elif lv.grouping == "parent":
+            zone[members] = [f"{lv.id}-{c}" for c in layer.ids[members]]
+            continue
+        if lv.grouping == "parent":
             parent = getattr(lv.extent, "parent", "district")
-            codes, _ = layer.parent_codes(parent)
-            col = f"{parent}_id"
-            pid = layer.frame[col] if col in layer.frame else layer.frame["community_id"]
-            pid = pid.to_numpy()[members]
+            codes, uniq = layer.parent_codes(parent)
             known = codes[members] >= 0
-            # one zone per parent unit; a community with an unknown parent is a zone of its own
-            zone[members[known]] = [f"{lv.id}-{p}" for p in pid[known]]
+            pid = uniq[codes[members[known]]] if known.any() else np.empty(0, object)
+            zone[members[known]] = [f"{lv.id}-{p}" for p in pid]
             zone[members[~known]] = [f"{lv.id}-{c}" for c in layer.ids[members[~known]]]
             continue
-        else:  # connected communities of the same level in the same district
-            sub = layer.touching[members][:, members].tocoo()
-            same = district[members][sub.row] == district[members][sub.col]
-            g = sparse.csr_matrix(
-                (np.ones(int(same.sum())), (sub.row[same], sub.col[same])),
-                shape=(len(members), len(members)),
-            )
-            _, labels = connected_components(g, directed=False)
+        # connected communities of the same level in the same district
+        sub = layer.touching[members][:, members].tocoo()
+        same = district[members][sub.row] == district[members][sub.col]
+        g = sparse.csr_matrix(
+            (np.ones(int(same.sum())), (sub.row[same], sub.col[same])),
+            shape=(len(members), len(members)),
+        )
+        _, labels = connected_components(g, directed=False)
         frame = pd.DataFrame({"label": labels, "id": layer.ids[members]})
         first_id = frame.groupby("label")["id"].transform("min").to_numpy()
         zone[members] = [f"{lv.id}-{i}" for i in first_id]
     return zone
 
 
-def _build_zones(
-    layer: CommunityLayer, policy: Policy, levels: pd.DataFrame, with_geometry: bool
-) -> gpd.GeoDataFrame:
-    inz = levels[levels["zone_id"].notna()]
-    if len(inz) == 0:
-        return gpd.GeoDataFrame(
-            {c: [] for c in ZONE_COLUMNS if c != "geometry"}, geometry=[], crs=WGS84
-        )
+def _community_zones(
+    layer: CommunityLayer,
+    policy: Policy,
+    ctx: _Context,
+    zone_of: NDArray[np.object_],
+    zr_at: NDArray[np.int8],
+    zstart: Int1D,
+    zend: Int1D,
+    zlast: Int1D,
+    with_geometry: bool,
+) -> pd.DataFrame:
+    ids_by_rank = ["none"] + [lv.id for lv in reversed(policy.levels)]
     owner, cells = layer.cells
-    pop = (
-        pd.to_numeric(layer.frame["population"], errors="coerce")
-        if "population" in layer.frame
-        else pd.Series(np.nan, index=layer.frame.index)
-    )
+    idx_all = np.flatnonzero(zr_at > 0)
     rows = []
-    for zid, grp in inz.groupby("zone_id", sort=True):
-        idx = grp.index.to_numpy()
-        lv = policy.level(grp["level"].iloc[0])
-        zone_cells = cells[np.isin(owner, idx)]
-        p = pop.iloc[idx]
-        rows.append(
-            {
-                "zone_id": zid,
-                "level": lv.id,
-                "label": lv.label,
-                "color": lv.color,
-                "community_ids": sorted(grp["community_id"].tolist()),
-                "community_count": len(idx),
-                "population": int(p.sum()) if p.notna().any() else None,
-                "start": min(grp["since"]),
-                "last_case": max((d for d in grp["last_case"] if d is not None), default=None),
-                "expected_lift": max((d for d in grp["expected_lift"] if d), default=None),
-                "cells": h3c.compact(zone_cells),
-                "geometry": shapely.union_all(layer.geoms[idx]) if with_geometry else None,
-            }
-        )
-    z = gpd.GeoDataFrame(rows, geometry="geometry", crs=WGS84)
-    z["_rank"] = [policy.rank(lv) for lv in z["level"]]
-    return z.sort_values(["_rank", "zone_id"], ascending=[False, True]).drop(columns="_rank")
+    if len(idx_all):
+        frame = pd.DataFrame({"zone": zone_of[idx_all], "i": idx_all})
+        for zid, grp in frame.groupby("zone", sort=True):
+            idx = grp["i"].to_numpy()
+            lv = policy.level(ids_by_rank[int(zr_at[idx[0]])])
+            pop = layer.population[idx]
+            lasts = zlast[idx]
+            ends = zend[idx]
+            rows.append(
+                {
+                    "zone_id": zid,
+                    "level": lv.id,
+                    "label": lv.label,
+                    "color": lv.color,
+                    "drawn": "community",
+                    "community_ids": sorted(layer.ids[idx].tolist()),
+                    "community_count": len(idx),
+                    "population": None if np.isnan(pop).all() else int(np.nansum(pop)),
+                    "start": from_day(ctx.day0 + int(zstart[idx].min())),
+                    "last_case": from_day(ctx.day0 + int(lasts.max()))
+                    if lasts.max() >= 0
+                    else None,
+                    "expected_lift": from_day(ctx.day0 + int(ends.max()))
+                    if (ends >= 0).all()
+                    else None,
+                    "cells": h3c.compact(cells[np.isin(owner, idx)]),
+                    "geometry": shapely.union_all(layer.geoms[idx]) if with_geometry else None,
+                }
+            )
+    return pd.DataFrame(rows, columns=ZONE_COLUMNS)
+
+
+def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.DataFrame:
+    """Zones of exact-geometry levels: connected parts of the union of active features, less
+    the area of higher exact-geometry levels."""
+    layer, at_i = ctx.layer, ctx.at_i
+    rows: list[dict[str, object]] = []
+    higher: shapely.Geometry | None = None
+    for lv in policy.levels:
+        f = ctx.states[lv.id].features
+        if f is None or len(f) == 0:
+            continue
+        act = f.take(f.active[:, at_i])
+        if len(act) == 0:
+            continue
+        whole = shapely.union_all(act.geoms)
+        shape = whole if higher is None else shapely.difference(whole, higher)
+        higher = whole if higher is None else shapely.union(higher, whole)
+        parts = [p for p in shapely.get_parts(shape) if not p.is_empty and p.area > 0]
+        if not parts:
+            continue
+        parts_a = np.array(parts, dtype=object)
+        # which features make each part (by the union before subtraction)
+        whole_parts = np.array(shapely.get_parts(whole), dtype=object)
+        pi, fi = shapely.STRtree(act.geoms).query(whole_parts, predicate="intersects")
+        part_of_whole = shapely.STRtree(whole_parts).query(parts_a, predicate="intersects")
+        start, end = _run_bounds(act.active.astype(np.int8), at_i)
+        for k, part in enumerate(parts_a):
+            wp = part_of_whole[1][part_of_whole[0] == k]
+            members = np.unique(fi[np.isin(pi, wp)])
+            keys = sorted(act.keys[members].tolist())
+            comm = np.unique(shapely.STRtree(layer.geoms).query(part, predicate="intersects"))
+            ends = end[members]
+            last = act.last[members]
+            ccells = _part_cells(lv, part, layer.h3_res, act, members)
+            rows.append(
+                {
+                    "zone_id": f"{lv.id}-{_short_hash(keys[0])}",
+                    "level": lv.id,
+                    "label": lv.label,
+                    "color": lv.color,
+                    "drawn": "geometry",
+                    "community_ids": sorted(layer.ids[comm].tolist()),
+                    "community_count": len(comm),
+                    "population": None,
+                    "start": from_day(ctx.day0 + int(start[members].min())),
+                    "last_case": from_day(ctx.day0 + int(last.max())) if last.max() >= 0 else None,
+                    "expected_lift": from_day(ctx.day0 + int(ends.max()))
+                    if (ends >= 0).all()
+                    else None,
+                    "cells": ccells,
+                    "geometry": part if with_geometry else None,
+                }
+            )
+    return pd.DataFrame(rows, columns=ZONE_COLUMNS)
+
+
+def _short_hash(key: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(key.encode()).hexdigest()[:10]
+
+
+def _part_cells(
+    lv: Level, part: shapely.Geometry, res: int, act: Features, members: Int1D
+) -> NDArray[np.uint64]:
+    ext = lv.extent
+    if isinstance(ext, CellExtent) and ext.res >= res:
+        return np.unique(h3c.hex_to_cells([k.split(":", 1)[1] for k in act.keys[members]]))
+    c = h3c.polygon_cells(part, res, "center")
+    if len(c) == 0:
+        pt = shapely.point_on_surface(part)
+        c = h3c.points_to_cells([pt.x], [pt.y], res)
+    return h3c.compact(c)
