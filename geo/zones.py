@@ -199,7 +199,10 @@ class CommunityLayer:
         n = len(self)
         if len(metric_geoms) == 0:
             return sparse.csr_matrix((0, n), dtype=np.int8)
-        fi, ci = self.metric_tree.query(metric_geoms, predicate="dwithin", distance=distance_m)
+        if distance_m == 0:
+            fi, ci = self.metric_tree.query(metric_geoms, predicate="intersects")
+        else:
+            fi, ci = self.metric_tree.query(metric_geoms, predicate="dwithin", distance=distance_m)
         if snap == "centroid":
             cent = shapely.centroid(self.metric[ci])
             keep = shapely.dwithin(metric_geoms[fi], cent, distance_m)
@@ -376,14 +379,21 @@ class LevelState:
     last: Int1D  # per community: sustaining qualifying day (grid index) at the as-of date
     features: Features | None = None
     touch_cache: Bool2D | None = None
+    sel_cache: sparse.csr_matrix | None = None
+
+    def feature_selection(self, layer: CommunityLayer) -> sparse.csr_matrix:
+        """features x communities: the communities each feature intersects."""
+        assert self.features is not None
+        if self.sel_cache is None:
+            self.sel_cache = layer.select(self.features.metric, 0.0, "intersects")
+        return self.sel_cache
 
     def touch(self, layer: CommunityLayer) -> Bool2D:
         """Communities drawn at the level or touched by one of its active features."""
         if self.touch_cache is None:
             t = self.grid.copy()
             if self.features is not None and len(self.features):
-                sel = layer.select(self.features.metric, 0.0, "intersects")
-                t |= _spread(sel, self.features.active)
+                t |= _spread(self.feature_selection(layer), self.features.active)
             self.touch_cache = t
         return self.touch_cache
 
@@ -391,8 +401,8 @@ class LevelState:
         last = np.where(self.grid[:, at_i], self.last, -1)
         f = self.features
         if f is not None and len(f):
-            sel = layer.select(f.metric, 0.0, "intersects")
-            last = np.maximum(last, _spread_max(sel, np.where(f.active[:, at_i], f.last, -1)))
+            last_f = np.where(f.active[:, at_i], f.last, -1)
+            last = np.maximum(last, _spread_max(self.feature_selection(layer), last_f))
         return last
 
 
@@ -803,10 +813,8 @@ def _derived(ctx: _Context, lv: Level) -> None:
 
 
 def _feature_events(s: LevelState, layer: CommunityLayer) -> Bool2D:
-    f = s.features
-    assert f is not None
-    sel = layer.select(f.metric, 0.0, "intersects")
-    return _spread(sel, f.events)
+    assert s.features is not None
+    return _spread(s.feature_selection(layer), s.features.events)
 
 
 def _community_buffer_selection(layer: CommunityLayer, ext: BufferExtent) -> sparse.csr_matrix:
@@ -953,6 +961,7 @@ def _merge(into: LevelState, extra: LevelState, at_i: int) -> None:
         parts = [p for p in (into.features, extra.features) if p is not None]
         into.features = Features.concat(parts, into.grid.shape[1])
     into.touch_cache = None
+    into.sel_cache = None
 
 
 def _assemble(ctx: _Context, policy: Policy, at: dt.date, with_geometry: bool) -> ZoneResult:
