@@ -331,6 +331,42 @@ def status(
 
 
 @app.command()
+def policies(
+    name: Annotated[
+        str | None, typer.Argument(help="a preset or a rule file to show (and validate)")
+    ] = None,
+) -> None:
+    """List the zone rule presets, or show one preset or rule file in full."""
+    from geo.policy import load_policy, preset_names
+
+    if name is None:
+        t = Table(title="zone rule presets (data/policies/*.yaml)")
+        for col in ("id", "name", "levels (highest first)"):
+            t.add_column(col)
+        for n in preset_names():
+            p = load_policy(n)
+            t.add_row(p.id, p.name, ", ".join(lv.id for lv in p.levels))
+        out.print(t)
+        return
+    p = _policy(name)
+    out.print(f"[bold]{p.id}[/]: {p.name}", highlight=False)
+    out.print(f"source: {p.source}", highlight=False)
+    for note in p.notes:
+        out.print(f"  - {note}", highlight=False)
+    t = Table(title="levels (highest first)")
+    for col in ("id", "label", "colour", "extent", "trigger", "lifts after"):
+        t.add_column(col)
+    for lv in p.levels:
+        ext = lv.extent.model_dump(exclude_defaults=True)
+        trig = lv.trigger.model_dump(exclude_defaults=True) if lv.trigger else {}
+        lift = f"{lv.lift_after_days} d" if lv.trigger else "follows its sources"
+        if lv.step_down:
+            lift += f", then {lv.step_down.to} for {lv.step_down.after_days} d"
+        t.add_row(lv.id, lv.label, lv.color, json.dumps(ext), json.dumps(trig), lift)
+    out.print(t)
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,

@@ -11,7 +11,8 @@ from fastapi import Depends, Query
 from api.service import RiskService
 from api.settings import Settings, database_path, get_settings
 from api.store import Store
-from geo.policy import Policy, load_policy
+from geo._errors import UnknownPolicyError
+from geo.policy import Policy, load_policy, preset_names
 
 
 @lru_cache(maxsize=4)
@@ -23,8 +24,28 @@ def get_service(settings: Annotated[Settings, Depends(get_settings)]) -> RiskSer
     return _service_for(settings.database_url, settings.h3_resolution, settings.cache_size)
 
 
-def get_policy(settings: Annotated[Settings, Depends(get_settings)]) -> Policy:
+def preset(policy_id: str) -> Policy:
+    """A preset by name (requests may name presets, never files on the server)."""
+    if policy_id not in preset_names():
+        raise UnknownPolicyError(
+            f"unknown policy {policy_id!r}: expected one of {', '.join(preset_names())}"
+        )
+    return load_policy(policy_id)
+
+
+def get_default_policy(settings: Annotated[Settings, Depends(get_settings)]) -> Policy:
+    """The service's rule (``RISKMAP_POLICY``)."""
     return load_policy(settings.policy)
+
+
+def get_policy(
+    default: Annotated[Policy, Depends(get_default_policy)],
+    policy: Annotated[
+        str | None,
+        Query(description="a preset id (GET /v1/policies); default: the service's rule"),
+    ] = None,
+) -> Policy:
+    return default if policy is None or policy == default.id else preset(policy)
 
 
 def get_at(
@@ -38,4 +59,5 @@ def get_at(
 
 ServiceDep = Annotated[RiskService, Depends(get_service)]
 PolicyDep = Annotated[Policy, Depends(get_policy)]
+DefaultPolicyDep = Annotated[Policy, Depends(get_default_policy)]
 AtDep = Annotated[dt.date, Depends(get_at)]

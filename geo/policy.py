@@ -272,8 +272,12 @@ def hex_to_rgb(color: str) -> tuple[int, int, int]:
 
 def _format_validation_error(where: str, err: ValidationError) -> str:
     lines = [f"{where}: invalid rule file"]
-    for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
+    errors = err.errors()
+    locs = [tuple(str(p) for p in e["loc"]) for e in errors]
+    for e, loc in zip(errors, locs, strict=True):
+        # an error of a container caused by errors inside it says nothing more
+        if any(other[: len(loc)] == loc and other != loc for other in locs):
+            continue
         key = ".".join(loc) or "(top level)"
         value = e.get("input")
         shown = repr(value) if not isinstance(value, dict | list) else "{...}"

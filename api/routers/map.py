@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api.deps import AtDep, PolicyDep, ServiceDep
+from geo.policy import preset_names
 from tiles.deck import DECK_BUNDLE, planner_deck, planner_page
 
 router = APIRouter(tags=["map"])
@@ -24,7 +25,11 @@ def planner_map(service: ServiceDep, policy: PolicyDep, at: AtDep) -> HTMLRespon
         zoom = max(1.0, min(16.0, math.log2(700 * 360 / (512 * span))))
     else:
         center, zoom = (0.0, 0.0), 1.0
-    q = f"?at={at.isoformat()}"
+    q = (
+        f"?at={at.isoformat()}&policy={policy.id}"
+        if policy.id in preset_names()
+        else (f"?at={at.isoformat()}")
+    )
     deck = planner_deck(
         communities_url=f"/v1/communities{q}",
         zones_url=f"/v1/zones{q}",

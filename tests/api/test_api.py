@@ -143,3 +143,65 @@ def test_status_is_exact_for_10000_random_points(client: TestClient, preset: str
     for i in range(0, len(lon), 997):
         s = client.get("/v1/status", params={"lat": lat[i], "lon": lon[i], "at": AT}).json()
         assert s["level"] == expect[i]
+
+
+def test_policies(client: TestClient) -> None:
+    body = client.get("/v1/policies").json()
+    assert body["default"] == "cn-three-zone"
+    ids = [p["id"] for p in body["policies"]]
+    assert len(ids) == 8 and "india-containment" in ids
+    assert [p["id"] for p in body["policies"] if p["active"]] == ["cn-three-zone"]
+    one = client.get("/v1/policies/india-containment").json()
+    assert one["levels"][0]["extent"] == {
+        "kind": "radius",
+        "radius_m": 3000.0,
+        "rural_radius_m": None,
+        "snap": "exact",
+        "min_area_fraction": 0.5,
+    }
+    assert one["source"] and one["notes"]
+    assert client.get("/v1/policies/nope").status_code == 404
+
+
+def test_policy_query_parameter(client: TestClient) -> None:
+    fc = client.get("/v1/zones", params={"at": AT, "policy": "shanghai-2022-04"}).json()
+    levels = {f["properties"]["level"] for f in fc["features"]}
+    assert levels <= {"sealed", "controlled", "precaution"} and "precaution" in levels
+    assert {f["properties"]["policy"] for f in fc["features"]} == {"shanghai-2022-04"}
+    s = client.get(
+        "/v1/status", params={"lat": 0, "lon": 0, "at": AT, "policy": "india-containment"}
+    ).json()
+    assert s["level"] == "none" and s["policy"] == "india-containment"
+    bad = client.get("/v1/zones", params={"policy": "../etc/passwd.yaml"})
+    assert bad.status_code == 404
+    page = client.get("/", params={"at": AT, "policy": "cn-2022-9th"}).text
+    assert "policy=cn-2022-9th" in page and "High-risk area" in page
+
+
+def test_service_with_a_custom_rule_file(sample_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from api.deps import _service_for
+    from api.main import app
+    from api.settings import Settings, get_settings
+
+    rule = tmp_path / "rule.yaml"
+    rule.write_text(
+        "id: buildings-7d\nname: Buildings for 7 days\nsource: a test\nlevels:\n"
+        "  - id: notice\n    label: Notice\n    color: '#123456'\n"
+        "    extent: {kind: cell, res: 12}\n    trigger: {roles: [residence]}\n"
+        "    lift_after_days: 7\n"
+    )
+    settings = Settings(database_url=f"sqlite:///{sample_db}", policy=str(rule))
+    app.dependency_overrides[get_settings] = lambda: settings
+    try:
+        c = TestClient(app)
+        fc = c.get("/v1/zones", params={"at": AT}).json()
+        assert fc["features"]
+        assert {f["properties"]["color"] for f in fc["features"]} == {"#123456"}
+        body = c.get("/v1/policies").json()
+        assert body["default"] == "buildings-7d" and body["policies"][-1]["active"]
+        assert c.get("/v1/policies/buildings-7d").json()["levels"][0]["id"] == "notice"
+        legend = c.get("/", params={"at": AT}).text
+        assert "Notice" in legend
+    finally:
+        app.dependency_overrides.clear()
+        _service_for.cache_clear()

@@ -117,3 +117,44 @@ def test_bad_options_are_clear_errors(tmp_path: Path) -> None:
     assert code != 0 and "unknown policy" in stderr
     code, _, stderr = run("--db", db, "status", "123", "0")
     assert code != 0
+
+
+def test_policies_command(tmp_path: Path) -> None:
+    code, stdout, _ = run("policies")
+    assert code == 0
+    for name in ("cn-2022-9th", "india-containment", "cdc-community", "cn-2020-county"):
+        assert name in stdout
+    code, stdout, _ = run("policies", "india-containment")
+    assert code == 0 and "containment" in stdout and "28 d" in stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "id: x\nname: y\nsource: z\nlevels:\n  - id: a\n    label: A\n    color: '#123456'\n"
+        "    extent: {kind: radius, radius_m: -5}\n    trigger: {roles: [home]}\n"
+    )
+    code, _, stderr = run("policies", str(bad))
+    assert code != 0
+    assert "key levels.0.extent.radius.radius_m: value -5" in stderr
+    assert "key levels.0.trigger.roles.0: value 'home'" in stderr
+
+
+def test_custom_rule_file_from_the_cli(city: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "r.db")
+    run("--db", db, "ingest", "communities", str(city / "communities.geojson"))
+    run("--db", db, "ingest", "cases", str(city / "cases.csv"))
+    rule = tmp_path / "my-rule.yaml"
+    rule.write_text(
+        "id: my-rule\nname: Residences, 2 km, 10 days\nsource: a test\nlevels:\n"
+        "  - id: hot\n    label: Hot\n    color: '#ff0000'\n"
+        "    extent: {kind: radius, radius_m: 2000}\n"
+        "    trigger: {roles: [residence]}\n    lift_after_days: 10\n"
+    )
+    code, stdout, stderr = run("--db", db, "zones", "--at", END, "--policy", str(rule))
+    assert code == 0, stderr
+    fc = json.loads(stdout)
+    assert fc["features"] and {f["properties"]["level"] for f in fc["features"]} == {"hot"}
+    assert {f["properties"]["policy"] for f in fc["features"]} == {"my-rule"}
+    pt = shapely.geometry.shape(fc["features"][0]["geometry"]).representative_point()
+    code, stdout, _ = run(
+        "--db", db, "status", str(pt.y), str(pt.x), "--at", END, "--policy", str(rule)
+    )
+    assert json.loads(stdout)["level"] == "hot"
