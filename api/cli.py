@@ -331,6 +331,63 @@ def status(
 
 
 @app.command()
+def timeline(
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="first day YYYY-MM-DD (default: 29 days before --to)"),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="last day YYYY-MM-DD (default today)")
+    ] = None,
+    policy: PolicyOpt = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="only events of this kind (repeatable): created, escalated, "
+            "stepped_down, extended, lifted"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Print the zone events (created, escalated, stepped down, extended, lifted) of a period."""
+    from geo.history import EVENT_KINDS
+
+    for k in kind or []:
+        if k not in EVENT_KINDS:
+            raise _fail(f"--kind: {k!r} is not one of {', '.join(EVENT_KINDS)}")
+    end_d = _parse_date(end, "--to")
+    start_d = _parse_date(start, "--from") if start else end_d - dt.timedelta(days=29)
+    if start_d > end_d:
+        raise _fail(f"--from {start_d} is after --to {end_d}")
+    pol = _policy(policy)
+    with _progress() as prog:
+        prog.add_task(f"zone history under {pol.id}", total=None)
+        ev = _service().zone_history(pol, start_d, end_d)
+    if kind:
+        ev = ev[ev["kind"].isin(kind)]
+    if as_json:
+        sys.stdout.write(
+            json.dumps(ev.to_dict(orient="records"), default=_json_default, ensure_ascii=False)
+            + "\n"
+        )
+        return
+    t = Table(title=f"zone events under {pol.id}, {start_d} .. {end_d}")
+    for col in ("date", "event", "unit", "from", "to"):
+        t.add_column(col)
+    for r in ev.itertuples(index=False):
+        t.add_row(
+            r.date.isoformat(),
+            r.kind.replace("_", " "),
+            f"{r.unit_type} {r.unit_id}",
+            r.level_from,
+            r.level_to,
+        )
+    out.print(t)
+    counts = ev["kind"].value_counts().to_dict() if len(ev) else {}
+    out.print(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) or "no events")
+
+
+@app.command()
 def policies(
     name: Annotated[
         str | None, typer.Argument(help="a preset or a rule file to show (and validate)")

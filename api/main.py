@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import add_exception_handlers
-from api.routers import health, layers, map, policies, status
+from api.routers import health, history, layers, map, policies, status
 
 
 def create_app() -> FastAPI:
@@ -15,7 +15,14 @@ def create_app() -> FastAPI:
         description="Risk zones for community-based epidemic prevention and control.",
     )
     add_exception_handlers(app)
-    for r in (status.router, layers.router, policies.router, health.router, map.router):
+    for r in (
+        history.router,
+        status.router,
+        layers.router,
+        policies.router,
+        health.router,
+        map.router,
+    ):
         app.include_router(r)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -13,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from api.store import Store
+from geo.history import intervals, point_ranks, zone_events
 from geo.index import PolygonIndex
 from geo.policy import Policy
-from geo.zones import CommunityLayer, ZoneResult, compute_zones
+from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day
 
 
 @dataclass
@@ -126,6 +128,57 @@ class RiskService:
             else:
                 self._snapshots.move_to_end(key)
             return snap
+
+    def history_snapshot(self, policy: Policy, upto: dt.date) -> Snapshot:
+        """A snapshot whose grids reach ``upto`` and every lift of the cases known."""
+        _, _, cases = self.data()
+        longest = max(
+            lv.lift_after_days + (lv.step_down.after_days if lv.step_down else 0)
+            for lv in policy.levels
+        )
+        end = upto
+        if len(cases):
+            end = max(end, max(cases["reported"]) + dt.timedelta(days=longest + 1))
+        return self.snapshot(policy, end)
+
+    def zone_history(self, policy: Policy, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """Zone events between two dates, computed once per data version and kept in the store."""
+        key = hashlib.sha1(policy.model_dump_json().encode()).hexdigest()
+        version = self.store.data_version
+        events = self.store.zone_events(key, version, end)
+        if events is None:
+            snap = self.history_snapshot(policy, end)
+            first = from_day(snap.result.day0)
+            events = zone_events(snap.result, snap.layer, first, snap.result.at)
+            self.store.save_zone_events(key, version, snap.result.at, events)
+        sel = (events["date"] >= start) & (events["date"] <= end) if len(events) else []
+        return events[sel].reset_index(drop=True) if len(events) else events
+
+    def status_history(
+        self, lon: float, lat: float, policy: Policy, start: dt.date, end: dt.date
+    ) -> dict[str, Any]:
+        snap = self.history_snapshot(policy, end)
+        with self._lock:
+            ranks = point_ranks(snap.result, snap.layer, lon, lat)
+            c = int(snap.layer.locate(np.array([lon]), np.array([lat]))[0])
+        runs = intervals(snap.result, ranks, start, end)
+        for r in runs:
+            r["label"] = policy.label(str(r["level"]))
+            r["days"] = (r["to"] - r["from"]).days + 1  # type: ignore[operator]
+        community = None
+        if c >= 0:
+            row = snap.layer.frame.iloc[c]
+            community = {"id": row["community_id"], "name": _opt(row.get("name"))}
+        in_zone = sum(int(r["days"]) for r in runs if r["level"] != "none")  # type: ignore[call-overload]
+        return {
+            "policy": policy.id,
+            "from": start,
+            "to": end,
+            "community": community,
+            "in_zone": in_zone > 0,
+            "days_in_zone": in_zone,
+            "intervals": runs,
+        }
 
     def status(self, lon: float, lat: float, policy: Policy, at: dt.date) -> dict[str, Any]:
         snap = self.snapshot(policy, at)

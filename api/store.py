@@ -81,6 +81,18 @@ CREATE TABLE IF NOT EXISTS case_locations (
     UNIQUE (case_id, role, lat, lon)
 );
 CREATE INDEX IF NOT EXISTS case_locations_cell ON case_locations (cell);
+CREATE TABLE IF NOT EXISTS zone_events (
+    policy_key TEXT NOT NULL,
+    data_version INTEGER NOT NULL,
+    upto TEXT NOT NULL,
+    date TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    unit_type TEXT NOT NULL,
+    unit_id TEXT NOT NULL,
+    level_from TEXT NOT NULL,
+    level_to TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS zone_events_key ON zone_events (policy_key, date);
 """
 
 
@@ -207,6 +219,44 @@ class Store:
         df["reported"] = [dt.date.fromisoformat(s) for s in df["reported"]]
         df["cell"] = df["cell"].to_numpy().astype(np.uint64)
         return df
+
+    # -- zone history ---------------------------------------------------------------------
+    def zone_events(self, policy_key: str, version: int, upto: dt.date) -> pd.DataFrame | None:
+        """Stored events of a rule for a data version covering days up to ``upto`` (or None)."""
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT MAX(upto), COUNT(*) FROM zone_events WHERE policy_key=? AND data_version=?",
+                (policy_key, version),
+            ).fetchone()
+            if row[1] == 0 or row[0] is None or row[0] < upto.isoformat():
+                return None
+            df = pd.read_sql_query(
+                "SELECT date, kind, unit_type, unit_id, level_from, level_to FROM zone_events"
+                " WHERE policy_key=? AND data_version=? AND kind != '_computed' ORDER BY rowid",
+                self.conn,
+                params=(policy_key, version),
+            )
+        df["date"] = [dt.date.fromisoformat(d) for d in df["date"]]
+        return df
+
+    def save_zone_events(
+        self, policy_key: str, version: int, upto: dt.date, events: pd.DataFrame
+    ) -> None:
+        """Replace the stored events of a rule (a marker row records a computed empty history)."""
+        rows = [
+            (policy_key, version, upto.isoformat(), d.isoformat(), k, ut, ui, lf, lt)
+            for d, k, ut, ui, lf, lt in events[
+                ["date", "kind", "unit_type", "unit_id", "level_from", "level_to"]
+            ].itertuples(index=False)
+        ]
+        rows.append(
+            (policy_key, version, upto.isoformat(), upto.isoformat(), "_computed", "", "", "", "")
+        )
+        with self.lock, self.conn:
+            self.conn.execute("DELETE FROM zone_events WHERE policy_key=?", (policy_key,))
+            self.conn.executemany(
+                "INSERT INTO zone_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
 
     def counts(self) -> dict[str, int]:
         q = {

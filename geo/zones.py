@@ -899,8 +899,15 @@ class ZoneResult:
     levels: pd.DataFrame  # community_id, level, since, expected_lift, last_case, zone_id
     zones: gpd.GeoDataFrame
     day0: int = 0
-    rank_grid: NDArray[np.int8] | None = field(default=None, repr=False)  # communities x days
+    # communities x days, rank of the level shown for the community (highest zone on any part)
+    rank_grid: NDArray[np.int8] | None = field(default=None, repr=False)
+    # communities x days, rank of the community-drawn zone the community belongs to
+    zone_rank_grid: NDArray[np.int8] | None = field(default=None, repr=False)
     states: dict[str, LevelState] = field(default_factory=dict, repr=False)
+
+    @property
+    def at_index(self) -> int:
+        return to_day(self.at) - self.day0
 
     def level_of(self, community_index: Int1D) -> NDArray[np.object_]:
         lv = self.levels["level"].to_numpy()
@@ -1032,7 +1039,7 @@ def _assemble(ctx: _Context, policy: Policy, at: dt.date, with_geometry: bool) -
             if lvl[z] == levels["level"].iat[need[c]] and shown[need[c]] is None:
                 shown[need[c]] = gz["zone_id"].iat[z]
     levels["zone_id"] = shown
-    return ZoneResult(policy, at, levels, zones, ctx.day0, show_rank, ctx.states)
+    return ZoneResult(policy, at, levels, zones, ctx.day0, show_rank, zone_rank, ctx.states)
 
 
 def _group_zones(

@@ -205,3 +205,45 @@ def test_service_with_a_custom_rule_file(sample_db, tmp_path) -> None:  # type: 
     finally:
         app.dependency_overrides.clear()
         _service_for.cache_clear()
+
+
+def test_zone_history_endpoint_is_kept_in_the_store(client: TestClient, sample_db) -> None:  # type: ignore[no-untyped-def]
+    from api.store import Store
+
+    r = client.get("/v1/zones/history", params={"from": "2024-03-20", "to": AT})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["from"] == "2024-03-20" and body["to"] == AT
+    kinds = {e["kind"] for e in body["events"]}
+    assert "created" in kinds
+    assert all("2024-03-20" <= e["date"] <= AT for e in body["events"])
+    stored = Store.open(sample_db).conn.execute("SELECT COUNT(*) FROM zone_events").fetchone()[0]
+    assert stored > len(body["events"])  # the whole period is kept
+    only = client.get(
+        "/v1/zones/history", params={"from": "2024-03-20", "to": AT, "kind": "lifted"}
+    ).json()
+    assert {e["kind"] for e in only["events"]} <= {"lifted"}
+    assert (
+        client.get("/v1/zones/history", params={"from": AT, "to": "2024-01-01"}).status_code == 422
+    )
+    assert client.get("/v1/zones/history", params={"kind": "exploded"}).status_code == 422
+
+
+def test_status_history_endpoint(client: TestClient) -> None:
+    zones = client.get("/v1/zones", params={"at": AT, "level": "sealed"}).json()["features"]
+    pt = shapely.geometry.shape(zones[0]["geometry"]).representative_point()
+    params = {"lat": pt.y, "lon": pt.x, "from": "2024-03-01", "to": AT}
+    body = client.get("/v1/status/history", params=params).json()
+    assert body["in_zone"] is True and body["days_in_zone"] > 0
+    runs = body["intervals"]
+    assert runs[0]["from"] == "2024-03-01" and runs[-1]["to"] == AT
+    assert runs[-1]["level"] == "sealed"
+    assert sum(r["days"] for r in runs) == 31
+    # each interval agrees with the status of its first and last day
+    for r in runs:
+        for d in (r["from"], r["to"]):
+            s = client.get("/v1/status", params={"lat": pt.y, "lon": pt.x, "at": d}).json()
+            assert s["level"] == r["level"], d
+    far = client.get("/v1/status/history", params={"lat": 0, "lon": 0}).json()
+    assert far["in_zone"] is False and far["intervals"][0]["level"] == "none"
+    assert client.get("/v1/status/history", params={"lat": 99, "lon": 0}).status_code == 422

@@ -158,3 +158,23 @@ def test_custom_rule_file_from_the_cli(city: Path, tmp_path: Path) -> None:
         "--db", db, "status", str(pt.y), str(pt.x), "--at", END, "--policy", str(rule)
     )
     assert json.loads(stdout)["level"] == "hot"
+
+
+def test_timeline_command(city: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "r.db")
+    run("--db", db, "ingest", "communities", str(city / "communities.geojson"))
+    run("--db", db, "ingest", "cases", str(city / "cases.csv"))
+    code, stdout, _ = run("--db", db, "timeline", "--from", "2024-03-01", "--to", END, "--json")
+    assert code == 0
+    events = json.loads(stdout)
+    assert events and {e["kind"] for e in events} <= {
+        "created",
+        "escalated",
+        "stepped_down",
+        "extended",
+        "lifted",
+    }
+    code, stdout, _ = run("--db", db, "timeline", "--to", END, "--kind", "escalated")
+    assert code == 0 and "escalated" in stdout and "extended" not in stdout
+    code, _, stderr = run("--db", db, "timeline", "--kind", "boom")
+    assert code != 0 and "boom" in stderr

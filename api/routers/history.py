@@ -1,0 +1,114 @@
+"""Zone history: ``GET /v1/zones/history`` and ``GET /v1/status/history``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import BaseModel, Field
+
+from api.deps import PolicyDep, ServiceDep
+from api.routers.status import CommunityRef
+
+router = APIRouter(prefix="/v1", tags=["history"])
+MAX_SPAN_DAYS = 3660
+
+FromQ = Annotated[dt.date | None, Query(alias="from", description="first day (default: to - 29)")]
+ToQ = Annotated[dt.date | None, Query(alias="to", description="last day (default: today)")]
+
+
+def _period(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    end = end or dt.date.today()
+    start = start or end - dt.timedelta(days=29)
+    if start > end:
+        raise HTTPException(422, f"'from' ({start}) is after 'to' ({end})")
+    if (end - start).days > MAX_SPAN_DAYS:
+        raise HTTPException(422, f"the period may span at most {MAX_SPAN_DAYS} days")
+    return start, end
+
+
+class ZoneEvent(BaseModel):
+    date: dt.date
+    kind: str = Field(description="created, escalated, stepped_down, extended or lifted")
+    unit_type: str = Field(description="community, or area (an exact-geometry zone part)")
+    unit_id: str
+    level_from: str
+    level_to: str
+
+
+class ZoneHistory(BaseModel):
+    policy: str
+    from_: dt.date = Field(alias="from")
+    to: dt.date
+    events: list[ZoneEvent]
+
+
+@router.get(
+    "/zones/history",
+    operation_id="zone_history",
+    response_model=ZoneHistory,
+    response_model_by_alias=True,
+)
+def zone_history(
+    service: ServiceDep,
+    policy: PolicyDep,
+    start: FromQ = None,
+    end: ToQ = None,
+    kind: Annotated[
+        list[Literal["created", "escalated", "stepped_down", "extended", "lifted"]] | None,
+        Query(description="only events of these kinds"),
+    ] = None,
+) -> dict[str, Any]:
+    """Every change of level between two dates: zones created, escalated, stepped down,
+    extended by a new qualifying case, lifted."""
+    start, end = _period(start, end)
+    ev = service.zone_history(policy, start, end)
+    if kind:
+        ev = ev[ev["kind"].isin(kind)]
+    return {
+        "policy": policy.id,
+        "from": start,
+        "to": end,
+        "events": ev.to_dict(orient="records"),
+    }
+
+
+class Interval(BaseModel):
+    level: str
+    label: str
+    from_: dt.date = Field(alias="from")
+    to: dt.date
+    days: int
+
+
+class StatusHistory(BaseModel):
+    policy: str
+    from_: dt.date = Field(alias="from")
+    to: dt.date
+    community: CommunityRef | None
+    in_zone: bool = Field(description="whether the place was in a zone on any day of the period")
+    days_in_zone: int
+    intervals: list[Interval]
+
+
+@router.get(
+    "/status/history",
+    operation_id="status_history",
+    response_model=StatusHistory,
+    response_model_by_alias=True,
+)
+def status_history(
+    lat: Annotated[float, Query(ge=-90, le=90, description="latitude, WGS84 degrees")],
+    lon: Annotated[float, Query(ge=-180, le=180, description="longitude, WGS84 degrees")],
+    service: ServiceDep,
+    policy: PolicyDep,
+    response: Response,
+    start: FromQ = None,
+    end: ToQ = None,
+) -> dict[str, Any]:
+    """The levels a place had, as intervals of days: "was this place in a risk zone in the
+    last N days?"."""
+    response.headers["Cache-Control"] = "no-store"
+    start, end = _period(start, end)
+    return service.status_history(lon, lat, policy, start, end)
