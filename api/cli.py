@@ -255,6 +255,26 @@ def ingest_cases_cmd(
         raise _fail("no case location could be read from the file")
 
 
+@ingest_app.command("metrics")
+def ingest_metrics_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV: unit_id,date,admissions_per_100k,beds_pct")],
+    columns: ColumnsOpt = None,
+    rejects: RejectsOpt = None,
+) -> None:
+    """Load hospital figures per district (used by cdc-community)."""
+    from api.ingest import ingest_metrics
+
+    cols = _column_map(columns)
+    store = _open_store()
+    try:
+        rep = ingest_metrics(store, file, columns=cols)
+    except RiskmapError as e:
+        raise _fail(str(e)) from None
+    _report(rep, rejects)
+    if rep.nothing_read:
+        raise _fail("no figure could be read from the file")
+
+
 def _service() -> Any:
     from api.service import RiskService
 

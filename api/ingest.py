@@ -18,7 +18,7 @@ import shapely
 from api.store import BatchCounts, Store
 from geo import cells as h3c
 from geo._errors import Reject
-from geo.io import read_cases, read_communities
+from geo.io import read_cases, read_communities, read_metrics
 
 
 @dataclass
@@ -201,3 +201,38 @@ def ingest_cases(
         counts.updated = len(upd_rows)
         store.finish_batch(conn, batch_id, counts)
     return IngestReport("cases", src, batch_id, counts, rejects, res.warnings)
+
+
+def ingest_metrics(
+    store: Store, path: Path, *, columns: dict[str, str] | None = None
+) -> IngestReport:
+    """Hospital figures per unit and date; a figure already stored for the same unit and date
+    is replaced when it changed."""
+    res = read_metrics(path, columns=columns)
+    frame = res.frame
+    counts = BatchCounts(rows_read=res.rows_read, accepted=len(frame), rejected=len(res.rejects))
+    counts.rejects = [(r.row, r.field, r.reason) for r in res.rejects]
+    with store.batch("metrics", str(path)) as (conn, batch_id):
+        old = {
+            (u, d): (a, b)
+            for u, d, a, b in conn.execute(
+                "SELECT unit_id, date, admissions_per_100k, beds_pct FROM unit_metrics"
+            )
+        }
+        rows = []
+        for rec in frame.itertuples(index=False):
+            a = None if np.isnan(rec.admissions_per_100k) else float(rec.admissions_per_100k)
+            b = None if np.isnan(rec.beds_pct) else float(rec.beds_pct)
+            key = (rec.unit_id, rec.date.isoformat())
+            prev = old.get(key)
+            if prev is None:
+                counts.inserted += 1
+            elif prev == (a, b):
+                counts.unchanged += 1
+                continue
+            else:
+                counts.updated += 1
+            rows.append((*key, a, b, batch_id))
+        conn.executemany("INSERT OR REPLACE INTO unit_metrics VALUES (?, ?, ?, ?, ?)", rows)
+        store.finish_batch(conn, batch_id, counts)
+    return IngestReport("metrics", str(path), batch_id, counts, res.rejects, res.warnings)

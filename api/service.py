@@ -103,6 +103,7 @@ class RiskService:
         self.cache_size = cache_size
         self._lock = threading.RLock()
         self._data: tuple[int, CommunityLayer, pd.DataFrame] | None = None
+        self._metrics: pd.DataFrame | None = None
         self._snapshots: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
 
     def data(self) -> tuple[int, CommunityLayer, pd.DataFrame]:
@@ -112,6 +113,7 @@ class RiskService:
                 layer = CommunityLayer(self.store.communities(), self.h3_res)
                 cases = self.store.case_locations()
                 cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
+                self._metrics = self.store.unit_metrics()
                 self._data = (version, layer, cases)
             return self._data
 
@@ -121,7 +123,8 @@ class RiskService:
             key = (version, policy.model_dump_json(), at)
             snap = self._snapshots.get(key)
             if snap is None:
-                snap = Snapshot(version, compute_zones(layer, cases, policy, at), layer)
+                result = compute_zones(layer, cases, policy, at, metrics=self._metrics)
+                snap = Snapshot(version, result, layer)
                 self._snapshots[key] = snap
                 while len(self._snapshots) > self.cache_size:
                     self._snapshots.popitem(last=False)

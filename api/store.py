@@ -81,6 +81,14 @@ CREATE TABLE IF NOT EXISTS case_locations (
     UNIQUE (case_id, role, lat, lon)
 );
 CREATE INDEX IF NOT EXISTS case_locations_cell ON case_locations (cell);
+CREATE TABLE IF NOT EXISTS unit_metrics (
+    unit_id TEXT NOT NULL,
+    date TEXT NOT NULL,
+    admissions_per_100k REAL,
+    beds_pct REAL,
+    batch_id INTEGER NOT NULL,
+    PRIMARY KEY (unit_id, date)
+);
 CREATE TABLE IF NOT EXISTS zone_events (
     policy_key TEXT NOT NULL,
     data_version INTEGER NOT NULL,
@@ -218,6 +226,17 @@ class Store:
             )
         df["reported"] = [dt.date.fromisoformat(s) for s in df["reported"]]
         df["cell"] = df["cell"].to_numpy().astype(np.uint64)
+        return df
+
+    def unit_metrics(self) -> pd.DataFrame:
+        """Hospital figures per unit (district or community) and date."""
+        with self.lock:
+            df = pd.read_sql_query(
+                "SELECT unit_id, date, admissions_per_100k, beds_pct FROM unit_metrics"
+                " ORDER BY unit_id, date",
+                self.conn,
+            )
+        df["date"] = [dt.date.fromisoformat(d) for d in df["date"]]
         return df
 
     # -- zone history ---------------------------------------------------------------------

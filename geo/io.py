@@ -55,7 +55,8 @@ COMMUNITY_FIELDS = ("community_id", "name", "population", "subdistrict_id", "dis
 CASE_FIELDS = ("case_id", "reported", "type", "role", "lat", "lon")
 
 #: Every field a column map may name (communities and cases).
-MAPPABLE_FIELDS = tuple(dict.fromkeys(COMMUNITY_FIELDS + CASE_FIELDS))
+METRIC_FIELDS = ("unit_id", "date", "admissions_per_100k", "beds_pct")
+MAPPABLE_FIELDS = tuple(dict.fromkeys(COMMUNITY_FIELDS + CASE_FIELDS + METRIC_FIELDS))
 
 DEFAULT_CASE_TYPE = "confirmed"
 MIN_DATE = dt.date(1900, 1, 1)
@@ -1240,3 +1241,77 @@ def _coords_from_geometry(geometry: np.ndarray, rej: _Rejects) -> tuple[np.ndarr
     finite = np.isfinite(lat) & np.isfinite(lon)
     rej.add(~finite, "lat", "point coordinates are not finite")
     return lat, lon
+
+
+# --------------------------------------------------------------------------- hospital figures
+
+
+def read_metrics(
+    path: PathArg, *, columns: dict[str, str] | None = None, today: dt.date | None = None
+) -> LoadResult:
+    """Read hospital figures per unit and date from a CSV file.
+
+    Columns (``columns`` maps our names to the file's): ``unit_id`` (a district or community
+    id), ``date`` (YYYY-MM-DD: the figures apply from that day until a later figure),
+    ``admissions_per_100k`` (new COVID-19 admissions per 100,000 in the past 7 days, >= 0) and
+    ``beds_pct`` (percent of staffed inpatient beds with COVID-19 patients, 0..100); one of
+    the two figures may be empty. The frame has those columns and ``row`` (line number).
+    """
+    src = str(path)
+    file_path = Path(path)
+    cmap = _check_column_map(columns, METRIC_FIELDS)
+    today = today or dt.date.today()
+    ext = _check_file(file_path, src, {".csv": "CSV", ".tsv": "TSV"}, "hospital figures")
+    notes: list[str] = []
+    frame, rows, _delimiter, malformed = _read_csv(file_path, src, ext, notes)
+    available = [str(c) for c in frame.columns]
+    cols = {}
+    for name in METRIC_FIELDS:
+        wanted = cmap.get(name, name)
+        found = _find_column(available, wanted) if wanted else None
+        if found is None and name in ("unit_id", "date"):
+            raise _missing_column(src, name, wanted, available, "")
+        cols[name] = found
+    if cols["admissions_per_100k"] is None and cols["beds_pct"] is None:
+        raise _missing_column(
+            src, "admissions_per_100k", "admissions_per_100k", available, " (or beds_pct)"
+        )
+    n = len(frame)
+    rej = _Rejects(n)
+    for rec, count in malformed:
+        rej.add(np.arange(n) == rec, "row", f"{count} fields, more than the header")
+    unit = _as_str(frame[cols["unit_id"]])
+    rej.add(unit.isna().to_numpy(), "unit_id", "missing unit id")
+    dates, reasons = _parse_dates(frame[cols["date"]])
+    bad_date = np.array([r is not None for r in reasons], dtype=bool)
+    for i in np.flatnonzero(bad_date & rej.ok):
+        rej.add(np.arange(n) == i, "date", str(reasons[i]).replace("reported date", "date"))
+    future = np.array([d is not None and d > today for d in dates], dtype=bool)
+    rej.add(future, "date", "in the future")
+    values = {}
+    for name, hi in (("admissions_per_100k", None), ("beds_pct", 100.0)):
+        col = cols[name]
+        if col is None:
+            values[name] = np.full(n, np.nan)
+            continue
+        text = _as_str(frame[col])
+        num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+        given = text.notna().to_numpy()
+        rej.add(given & ~np.isfinite(num), name, f"{name} is not a number")
+        out = (num < 0) | (num > hi) if hi is not None else num < 0
+        rng = f"0 to {hi:g}" if hi is not None else ">= 0"
+        rej.add(given & np.isfinite(num) & out, name, f"{name} out of range (expected {rng})")
+        values[name] = np.where(given, num, np.nan)
+    none_given = np.isnan(values["admissions_per_100k"]) & np.isnan(values["beds_pct"])
+    rej.add(none_given, "admissions_per_100k", "no figure given (admissions_per_100k, beds_pct)")
+    ok = rej.ok
+    out_frame = pd.DataFrame(
+        {
+            "unit_id": unit.to_numpy(dtype=object)[ok],
+            "date": dates[ok],
+            "admissions_per_100k": values["admissions_per_100k"][ok],
+            "beds_pct": values["beds_pct"][ok],
+            "row": rows[ok],
+        }
+    )
+    return LoadResult(out_frame, rej.to_list(src, rows), notes, n)

@@ -178,3 +178,55 @@ def test_timeline_command(city: Path, tmp_path: Path) -> None:
     assert code == 0 and "escalated" in stdout and "extended" not in stdout
     code, _, stderr = run("--db", db, "timeline", "--kind", "boom")
     assert code != 0 and "boom" in stderr
+
+
+def test_hospital_figures_drive_cdc_levels(tmp_path: Path) -> None:
+    db = str(tmp_path / "r.db")
+    city = tmp_path / "city"
+    code, _, _ = run(
+        "sample",
+        "--out",
+        str(city),
+        "--communities",
+        "300",
+        "--cases",
+        "600",
+        "--days",
+        "40",
+        "--end",
+        END,
+        "--districts",
+        "3",
+        "--subdistricts",
+        "6",
+    )
+    assert code == 0
+    run("--db", db, "ingest", "communities", str(city / "communities.geojson"))
+    run("--db", db, "ingest", "cases", str(city / "cases.csv"))
+    code, stdout, _ = run("--db", db, "zones", "--at", END, "--policy", "cdc-community")
+    before = {f["id"]: f["properties"]["level"] for f in json.loads(stdout)["features"]}
+    assert set(before.values()) == {"low"}  # a few hundred cases in a city of millions
+    figures = tmp_path / "hospital.csv"
+    figures.write_text(
+        "district,day,admissions,beds\n"
+        "D01,2024-03-20,25,5\n"
+        "D02,2024-03-20,12,\n"
+        "D03,2024-03-20,abc,5\n"
+    )
+    code, stdout, stderr = run(
+        "--db",
+        db,
+        "ingest",
+        "metrics",
+        str(figures),
+        "--columns",
+        "unit_id=district,date=day,admissions_per_100k=admissions,beds_pct=beds",
+    )
+    assert code == 0, stderr
+    assert "row 4: admissions_per_100k" in stderr
+    code, stdout, _ = run("--db", db, "zones", "--at", END, "--policy", "cdc-community")
+    after = {f["id"]: f["properties"]["level"] for f in json.loads(stdout)["features"]}
+    assert after["high-D01"] == "high" and after["medium-D02"] == "medium"
+    assert "low-D03" in after
+    code, stdout, _ = run("--db", db, "zones", "--at", "2024-03-19", "--policy", "cdc-community")
+    assert {f["properties"]["level"] for f in json.loads(stdout)["features"]} == {"low"}
