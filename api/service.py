@@ -17,7 +17,7 @@ from api.store import Store
 from geo.history import intervals, point_ranks, zone_events
 from geo.index import PolygonIndex
 from geo.policy import Policy
-from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day
+from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, to_days
 
 
 @dataclass
@@ -141,7 +141,7 @@ class RiskService:
         )
         end = upto
         if len(cases):
-            end = max(end, max(cases["reported"]) + dt.timedelta(days=longest + 1))
+            end = max(end, from_day(int(to_days(cases["reported"]).max()) + longest + 1))
         return self.snapshot(policy, end)
 
     def zone_history(self, policy: Policy, start: dt.date, end: dt.date) -> pd.DataFrame:

@@ -224,7 +224,7 @@ class Store:
                 " ORDER BY c.reported, l.case_id, l.role",
                 self.conn,
             )
-        df["reported"] = [dt.date.fromisoformat(s) for s in df["reported"]]
+        df["reported"] = df["reported"].to_numpy().astype("datetime64[D]")
         df["cell"] = df["cell"].to_numpy().astype(np.uint64)
         return df
 

@@ -155,8 +155,22 @@ class CommunityLayer:
 
     @cached_property
     def cells(self) -> tuple[Int1D, NDArray[np.uint64]]:
-        """(owner, cells): centre-containment H3 cover, at least one cell per community."""
+        """(owner, cells): centre-containment H3 cover, at least one cell per community,
+        sorted by owner."""
         return h3c.community_cells(self.geoms, self.h3_res)
+
+    @cached_property
+    def _cell_offsets(self) -> Int1D:
+        owner, _ = self.cells
+        return np.searchsorted(owner, np.arange(len(self) + 1)).astype(np.int64)
+
+    def cells_of(self, idx: Int1D) -> NDArray[np.uint64]:
+        """The cells of some communities."""
+        _, cells = self.cells
+        off = self._cell_offsets
+        if len(idx) == 0:
+            return h3c.EMPTY_CELLS
+        return np.concatenate([cells[off[i] : off[i + 1]] for i in idx])
 
     def parent_codes(self, parent: str) -> tuple[Int1D, NDArray[np.object_]]:
         """Group code per community for a parent column (-1 where unknown) and the parent ids."""
@@ -1089,7 +1103,6 @@ def _community_zones(
     with_geometry: bool,
 ) -> pd.DataFrame:
     ids_by_rank = ["none"] + [lv.id for lv in reversed(policy.levels)]
-    owner, cells = layer.cells
     idx_all = np.flatnonzero(zr_at > 0)
     rows = []
     if len(idx_all):
@@ -1117,7 +1130,7 @@ def _community_zones(
                     "expected_lift": from_day(ctx.day0 + int(ends.max()))
                     if (ends >= 0).all()
                     else None,
-                    "cells": h3c.compact(cells[np.isin(owner, idx)]),
+                    "cells": h3c.compact(layer.cells_of(idx)),
                     "geometry": shapely.union_all(layer.geoms[idx]) if with_geometry else None,
                 }
             )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from api.ingest import ingest_cases, ingest_communities
@@ -44,7 +46,7 @@ def test_changed_case_is_a_new_version(tmp_path: Path) -> None:
     assert rep.counts.updated == 1 and rep.counts.inserted == 0
     assert store.data_version == v + 1
     loc = store.case_locations()
-    assert len(loc) == 1 and str(loc["reported"][0]) == "2024-03-02"
+    assert len(loc) == 1 and pd.Timestamp(loc["reported"][0]).date() == dt.date(2024, 3, 2)
     old = store.conn.execute("SELECT version, reported FROM case_versions").fetchall()
     assert old == [(1, "2024-03-01")]
 
