@@ -52,7 +52,22 @@ class PolygonIndex:
             raise ValueError("priority must have one value per polygon")
         self.tree = shapely.STRtree(self.geoms)
         shapely.prepare(self.geoms)
-        self._cells, self._owner = self._resolved_cells()
+        self._table: tuple[NDArray[np.uint64], NDArray[np.int64]] | None = None
+
+    @property
+    def _cells(self) -> NDArray[np.uint64]:
+        return self.table[0]
+
+    @property
+    def _owner(self) -> NDArray[np.int64]:
+        return self.table[1]
+
+    @property
+    def table(self) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
+        """The resolved cells and their polygon, built on first use (``exact`` needs none)."""
+        if self._table is None:
+            self._table = self._resolved_cells()
+        return self._table
 
     def _resolved_cells(self) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
         if len(self.geoms) == 0:

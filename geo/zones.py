@@ -129,6 +129,21 @@ class CommunityLayer:
     def __len__(self) -> int:
         return len(self.frame)
 
+    def subset(self, idx: Int1D) -> CommunityLayer:
+        """The communities ``idx`` with the parent's metric CRS, metric geometries, neighbour
+        graphs and cells, so that computations on the subset equal those on the whole."""
+        sub = CommunityLayer(self.frame.iloc[idx], self.h3_res)
+        sub.__dict__["metric_crs"] = self.metric_crs
+        sub.__dict__["metric"] = self.metric[idx]
+        for key, g in self._graphs.items():
+            sub._graphs[key] = g[idx][:, idx].tocsr()
+        if "cells" in self.__dict__:
+            parts = [self.cells_of(np.array([i])) for i in idx]
+            owner = np.repeat(np.arange(len(idx), dtype=np.int64), [len(p) for p in parts])
+            cells = np.concatenate(parts) if parts else h3c.EMPTY_CELLS
+            sub.__dict__["cells"] = (owner, cells)
+        return sub
+
     @cached_property
     def metric_crs(self) -> object:
         return metric_crs_for(self.frame)
@@ -240,8 +255,9 @@ class CommunityLayer:
         return self.within(0.01)
 
     def locate(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Int1D:
-        """Index of the community covering each point, -1 outside every community."""
-        return self.index.lookup(lon, lat).index
+        """Index of the community covering each point, -1 outside every community (exact,
+        with the STRtree: building the H3 table is not worth it for one batch of points)."""
+        return self.index.exact(lon, lat)
 
     def parent_units(self, parent: str) -> gpd.GeoDataFrame:
         """Parent units (``subdistrict`` or ``district``) as unions of their communities."""
@@ -940,6 +956,7 @@ def compute_zones(
     metrics: pd.DataFrame | None = None,
     with_geometry: bool = True,
     horizon_days: int | None = None,
+    day0: int | None = None,
 ) -> ZoneResult:
     """Zones under ``policy`` as of ``at``.
 
@@ -957,7 +974,9 @@ def compute_zones(
         for lv in policy.levels
     )
     horizon = (horizon_days if horizon_days is not None else longest) + 1
-    day0 = int(min(rep_all.min(), at_d)) if len(rep_all) else at_d
+    first = int(min(rep_all.min(), at_d)) if len(rep_all) else at_d
+    if day0 is None or day0 > first:
+        day0 = first
     ndays = at_d - day0 + 1 + horizon
     ctx = _Context(layer, cases, rep_all - day0, day0, ndays, at_d - day0, metrics)
 
