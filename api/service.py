@@ -15,6 +15,7 @@ import pandas as pd
 
 from api.store import Store
 from geo.history import intervals, point_ranks, zone_events
+from geo.incremental import update_zones
 from geo.index import PolygonIndex
 from geo.policy import Policy
 from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, to_days
@@ -104,18 +105,44 @@ class RiskService:
         self._lock = threading.RLock()
         self._data: tuple[int, CommunityLayer, pd.DataFrame] | None = None
         self._metrics: pd.DataFrame | None = None
+        self._batch = 0
         self._snapshots: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
 
     def data(self) -> tuple[int, CommunityLayer, pd.DataFrame]:
+        """Communities and case locations of the current data version.
+
+        When the batches since the version in memory only added case locations, the new rows
+        are appended and the cached zone snapshots are updated incrementally
+        (:func:`geo.incremental.update_zones`); anything else reloads everything.
+        """
         with self._lock:
-            version = self.store.data_version
-            if self._data is None or self._data[0] != version:
+            version, last_batch = self.store.data_version, self.store.last_batch_id
+            if self._data is not None and self._data[0] == version:
+                return self._data
+            if self._data is not None and self.store.only_new_cases_since(self._batch):
+                _, layer, cases = self._data
+                new = self.store.case_locations(after_batch=self._batch)
+                new["community"] = layer.locate(new["lon"].to_numpy(), new["lat"].to_numpy())
+                cases = pd.concat([cases, new], ignore_index=True)
+                self._advance_snapshots(version, layer, cases, new)
+            else:
                 layer = CommunityLayer(self.store.communities(), self.h3_res)
                 cases = self.store.case_locations()
                 cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
                 self._metrics = self.store.unit_metrics()
-                self._data = (version, layer, cases)
+                self._snapshots.clear()
+            self._data = (version, layer, cases)
+            self._batch = last_batch
             return self._data
+
+    def _advance_snapshots(
+        self, version: int, layer: CommunityLayer, cases: pd.DataFrame, new: pd.DataFrame
+    ) -> None:
+        old = list(self._snapshots.items())
+        self._snapshots.clear()
+        for (_, pkey, at), snap in old:
+            result = update_zones(snap.result, layer, cases, new, metrics=self._metrics)
+            self._snapshots[(version, pkey, at)] = Snapshot(version, result, layer)
 
     def snapshot(self, policy: Policy, at: dt.date) -> Snapshot:
         with self._lock:

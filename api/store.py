@@ -216,13 +216,34 @@ class Store:
                 params=(res,),
             )
 
-    def case_locations(self) -> pd.DataFrame:
+    @property
+    def last_batch_id(self) -> int:
+        with self.lock:
+            row = self.conn.execute("SELECT MAX(batch_id) FROM batches").fetchone()
+        return int(row[0] or 0)
+
+    def only_new_cases_since(self, batch_id: int) -> bool:
+        """Whether every batch after ``batch_id`` only added case locations (no community,
+        figure or case version changed)."""
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT kind, updated FROM batches WHERE batch_id > ? AND (inserted > 0 OR"
+                " updated > 0)",
+                (batch_id,),
+            ).fetchall()
+        return all(kind == "cases" and updated == 0 for kind, updated in rows)
+
+    def case_locations(self, after_batch: int | None = None) -> pd.DataFrame:
+        """Case locations with their case's report date and type (those added by batches
+        after ``after_batch`` only, if given)."""
+        where, params = ("WHERE l.batch_id > ?", (after_batch,)) if after_batch else ("", ())
         with self.lock:
             df = pd.read_sql_query(
                 "SELECT l.case_id, c.reported, c.type, l.role, l.lat, l.lon, l.cell"
-                " FROM case_locations l JOIN cases c USING (case_id)"
+                f" FROM case_locations l JOIN cases c USING (case_id) {where}"
                 " ORDER BY c.reported, l.case_id, l.role",
                 self.conn,
+                params=params,
             )
         df["reported"] = df["reported"].to_numpy().astype("datetime64[D]")
         df["cell"] = df["cell"].to_numpy().astype(np.uint64)

@@ -1,0 +1,56 @@
+"""The service keeps its zone snapshots up to date incrementally after a batch of new cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from api.ingest import ingest_cases, ingest_communities
+from api.service import RiskService
+from api.store import Store
+from data.generator import generate_city, write_city
+from geo.policy import load_policy
+from tests.geo.test_incremental import assert_same
+
+END = dt.date(2024, 3, 31)
+
+
+def test_new_batch_updates_snapshots_incrementally(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import api.service as svc
+
+    city = generate_city(
+        seed=4, communities=400, cases=900, days=40, end=END, subdistricts=20, districts=10
+    )
+    write_city(city, tmp_path / "city")
+    cases = pd.read_csv(tmp_path / "city" / "cases.csv", dtype=str)
+    late = cases["case_id"].isin(cases["case_id"].unique()[-5:])
+    cases[~late].to_csv(tmp_path / "base.csv", index=False)
+    cases[late].to_csv(tmp_path / "batch.csv", index=False)
+
+    store = Store.open(tmp_path / "r.db")
+    ingest_communities(store, tmp_path / "city" / "communities.geojson")
+    ingest_cases(store, tmp_path / "base.csv", today=END)
+    service = RiskService(store)
+    policy = load_policy("cn-three-zone")
+    before = service.snapshot(policy, END)
+
+    calls: list[int] = []
+    real = svc.update_zones
+
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(svc, "update_zones", spy)
+    ingest_cases(store, tmp_path / "batch.csv", today=END)
+    after = service.snapshot(policy, END)
+    assert calls == [1]
+    assert after.data_version == before.data_version + 1
+    fresh = RiskService(Store.open(tmp_path / "r.db")).snapshot(policy, END)
+    assert_same(after.result, fresh.result)
+
+    # a changed community reloads everything
+    ingest_communities(store, tmp_path / "city" / "communities.geojson")  # unchanged: no-op
+    assert service.snapshot(policy, END) is after
