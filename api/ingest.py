@@ -62,8 +62,8 @@ def ingest_communities(
         old = {
             r[0]: r[1:]
             for r in conn.execute(
-                "SELECT community_id, name, population, subdistrict_id, district_id, geometry"
-                " FROM communities"
+                "SELECT community_id, name, population, subdistrict_id, district_id, rural,"
+                " geometry FROM communities"
             )
         }
         changed: list[int] = []
@@ -75,6 +75,7 @@ def ingest_communities(
                 pop,
                 _opt(rec.subdistrict_id),
                 _opt(rec.district_id),
+                int(bool(rec.rural)),
                 bytes(wkb[i]),
             )
             prev = old.get(rec.community_id)
@@ -89,7 +90,7 @@ def ingest_communities(
             rows.append((rec.community_id, *values, batch_id))
         conn.executemany(
             "INSERT OR REPLACE INTO communities (community_id, name, population, subdistrict_id,"
-            " district_id, geometry, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " district_id, rural, geometry, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         if changed:

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS communities (
     population INTEGER,
     subdistrict_id TEXT,
     district_id TEXT,
+    rural INTEGER NOT NULL DEFAULT 0,
     geometry BLOB NOT NULL,
     batch_id INTEGER NOT NULL
 );
@@ -199,12 +200,13 @@ class Store:
     def communities(self) -> gpd.GeoDataFrame:
         with self.lock:
             df = pd.read_sql_query(
-                "SELECT community_id, name, population, subdistrict_id, district_id, geometry"
-                " FROM communities ORDER BY community_id",
+                "SELECT community_id, name, population, subdistrict_id, district_id, rural,"
+                " geometry FROM communities ORDER BY community_id",
                 self.conn,
             )
         geoms = shapely.from_wkb(df.pop("geometry").to_numpy()) if len(df) else []
         df["population"] = df["population"].astype("Int64")
+        df["rural"] = df["rural"].astype(bool)
         return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
 
     def community_cells(self, res: int) -> pd.DataFrame:

@@ -64,6 +64,7 @@ CENTRE_LON = 114.3055
 METRIC_PROJ = f"+proj=aeqd +lat_0={CENTRE_LAT} +lon_0={CENTRE_LON} +datum=WGS84 +units=m +no_defs"
 #: Allowed values of ``cases.type`` and ``cases.role`` (roles in their output order).
 CASE_TYPES = ("confirmed", "asymptomatic")
+RURAL_DENSITY = 3_000.0  # residents per km2 below which a community is rural
 CASE_ROLES = ("residence", "workplace", "frequent_activity", "visit")
 CASE_COLUMNS = ["case_id", "reported", "type", "role", "lat", "lon"]
 
@@ -93,7 +94,8 @@ _IntArray = NDArray[np.int64]
 class SampleCity:
     """A generated city and its outbreak (all geometries in EPSG:4326).
 
-    ``communities``: community_id, name, population, subdistrict_id, district_id, geometry.
+    ``communities``: community_id, name, population, subdistrict_id, district_id, rural
+      (fewer than 3,000 residents per km2), geometry.
     ``subdistricts``: subdistrict_id, name, district_id, population, geometry.
     ``districts``: district_id, name, population, geometry.
     ``cases``: one row per case *location*: case_id, reported (``datetime.date``), type
@@ -199,6 +201,8 @@ def generate_city(
             "population": population,
             "subdistrict_id": sub_ids[sub_of_comm],
             "district_id": dist_ids[dist_of_comm],
+            # rural: fewer than 3,000 residents per km2 (the outskirts)
+            "rural": population / (shapely.area(cells) / 1e6) < RURAL_DENSITY,
         },
         geometry=geoms,
         crs="EPSG:4326",

@@ -51,7 +51,9 @@ __all__ = [
 
 CASE_TYPES = ("confirmed", "asymptomatic", "suspected", "close_contact")
 ROLES = ("residence", "workplace", "frequent_activity", "visit")
-COMMUNITY_FIELDS = ("community_id", "name", "population", "subdistrict_id", "district_id")
+COMMUNITY_FIELDS = ("community_id", "name", "population", "subdistrict_id", "district_id", "rural")
+_TRUE = {"1", "true", "t", "yes", "y", "rural"}
+_FALSE = {"0", "false", "f", "no", "n", "urban"}
 CASE_FIELDS = ("case_id", "reported", "type", "role", "lat", "lon")
 
 #: Every field a column map may name (communities and cases).
@@ -680,6 +682,22 @@ def read_communities(
             return pd.Series([None] * n, dtype=object)
         return _as_str(raw[col]).reset_index(drop=True)
 
+    # rural: a yes/no flag (empty: no)
+    rural = np.zeros(n, dtype=bool)
+    rural_col = resolved["rural"]
+    if rural_col is not None:
+        flags = _as_str(raw[rural_col]).reset_index(drop=True)
+        low = flags.str.strip().str.lower()
+        given = flags.notna().to_numpy()
+        is_true = low.isin(_TRUE).to_numpy()
+        is_false = low.isin(_FALSE).to_numpy()
+        rej.add(
+            given & ~is_true & ~is_false,
+            "rural",
+            lambda i: f"rural flag {flags.iat[i]!r} (expected true/false, yes/no, 1/0)",
+        )
+        rural = given & is_true
+
     keep = rej.ok
     for k, message in repair_notes.items():
         if keep[k]:
@@ -691,6 +709,7 @@ def read_communities(
             "population": pd.Series(population, dtype="Int64"),
             "subdistrict_id": text("subdistrict_id"),
             "district_id": text("district_id"),
+            "rural": rural,
         },
         geometry=gpd.GeoSeries(geoms, crs=4326),
         crs=4326,

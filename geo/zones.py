@@ -587,7 +587,7 @@ def _distinct_in_window(
     units: _Units, day: Int1D, cells: NDArray[np.uint64], w: int, ndays: int
 ) -> NDArray[np.float64]:
     pairs = pd.DataFrame({"u": units.of_row, "c": cells, "t": day}).drop_duplicates()
-    codes, _ = pd.factorize(list(zip(pairs["u"], pairs["c"], strict=True)))
+    codes = pairs.groupby(["u", "c"], sort=False).ngroup().to_numpy(np.int64)
     k = int(codes.max()) + 1 if len(codes) else 0
     pres = np.zeros((k, ndays), dtype=bool)
     pres[codes, pairs["t"].to_numpy(np.int64)] = True

@@ -89,3 +89,13 @@ def test_rejects_are_stored_with_the_batch(tmp_path: Path) -> None:
         "SELECT rows_read, accepted, rejected FROM batches WHERE batch_id=?", (rep.batch_id,)
     ).fetchone()
     assert b == (2, 1, 1)
+
+
+def test_rural_flag_is_stored(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "r.db")
+    gdf = squares([("A", 0, 0, 500, "D1"), ("B", 500, 0, 500, "D1")])
+    gdf["rural"] = ["yes", "no"]
+    f = tmp_path / "c.geojson"
+    gdf.to_file(f, driver="GeoJSON")
+    ingest_communities(store, f)
+    assert store.communities()["rural"].tolist() == [True, False]

@@ -145,7 +145,8 @@ def test_invalid_arguments() -> None:
 def test_hierarchy_is_consistent(city: SampleCity) -> None:
     comm, sub, dist = city.communities, city.subdistricts, city.districts
     assert list(comm.columns) == [
-        "community_id", "name", "population", "subdistrict_id", "district_id", "geometry",
+        "community_id", "name", "population", "subdistrict_id", "district_id",
+        "rural", "geometry",
     ]  # fmt: skip
     assert list(sub.columns) == ["subdistrict_id", "name", "district_id", "population", "geometry"]
     assert list(dist.columns) == ["district_id", "name", "population", "geometry"]

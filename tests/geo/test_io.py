@@ -73,6 +73,7 @@ def test_public_constants() -> None:
         "population",
         "subdistrict_id",
         "district_id",
+        "rural",
     )
     assert CASE_FIELDS == ("case_id", "reported", "type", "role", "lat", "lon")
 
@@ -999,3 +1000,18 @@ def test_communities_row_outside_lonlat_range(tmp_path: Path) -> None:
     result = read_communities(path)
     assert pairs(result) == [(2, "geometry")]
     assert "outside the lon/lat range" in result.rejects[0].reason
+
+
+def test_rural_flag(tmp_path: Path) -> None:
+    import geopandas as gpd
+    import shapely
+
+    f = tmp_path / "c.geojson"
+    gpd.GeoDataFrame(
+        {"community_id": ["a", "b", "c", "d"], "kind": ["Rural", "no", None, "maybe"]},
+        geometry=[shapely.box(i, 0, i + 1, 1) for i in range(4)],
+        crs=4326,
+    ).to_file(f, driver="GeoJSON")
+    r = read_communities(f, columns={"rural": "kind"})
+    assert r.frame["rural"].tolist() == [True, False, False]
+    assert [(x.row, x.field) for x in r.rejects] == [(4, "rural")]
