@@ -35,7 +35,8 @@ def _radius(snap: str, extra: str = "") -> object:
 
 def test_radius_snapped_to_communities(row: CommunityLayer) -> None:
     # a case at (2500, 500), the centre of C2: the 900 m circle spans x 1600..3400 and covers
-    # about 38% of C1 and of C3 (a circular segment 500 m from the centre, less its ends beyond the squares) and all of C2
+    # all of C2 and about 38% of C1 and of C3 (a circular segment 500 m from the centre, less
+    # its ends beyond the squares)
     cs = cases(("k", 0, "confirmed", "residence", 2500, 500))
     hot = lambda snap, extra="": [  # noqa: E731
         c for c, lv in Scenario(row, _radius(snap, extra), cs).levels(0).items() if lv == "hot"
@@ -79,7 +80,8 @@ def test_min_locations_and_rate_conditions(row: CommunityLayer) -> None:
     got = [Scenario(layer, by_locations, two_places).level(d, "C0") for d in range(0, 9)]
     assert got == ["none"] + ["hot"] * 6 + ["none"] * 2  # both in the 7-day window: days 1..6
     by_rate = rule(
-        "  - id: hot\n    label: Hot\n    color: '#ff0000'\n    extent: {kind: parent, parent: district}\n"
+        "  - id: hot\n    label: Hot\n    color: '#ff0000'\n"
+        "    extent: {kind: parent, parent: district}\n"
         "    trigger:\n      roles: [residence]\n      window_days: 7\n"
         "      any_of: [{rate_per_100k: {min: 10}}]\n    lift_after_days: 1\n    grouping: parent\n"
     )
@@ -94,8 +96,8 @@ def test_min_locations_and_rate_conditions(row: CommunityLayer) -> None:
 def test_rule_file_errors_name_key_value_and_expectation() -> None:
     with pytest.raises(PolicyError) as e:
         rule(
-            "  - id: a\n    label: A\n    color: '#ff0000'\n    extent: {kind: buffer, around: [zz],"
-            " distance_m: 100}\n"
+            "  - id: a\n    label: A\n    color: '#ff0000'\n"
+            "    extent: {kind: buffer, around: [zz], distance_m: 100}\n"
         )
     assert "'around' names 'zz'" in str(e.value)
     with pytest.raises(PolicyError) as e:
