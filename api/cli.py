@@ -460,7 +460,11 @@ def serve(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except RiskmapError as e:  # anything not handled closer to its command
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from geo._errors import (
     NotFoundError,
     PolicyError,
     RiskmapError,
+    StoreError,
     UnknownPolicyError,
 )
 
@@ -18,6 +19,7 @@ DEFAULT_STATUS_CODES: dict[type[Exception], int] = {
     NotFoundError: 404,
     PolicyError: 422,
     InputFileError: 422,
+    StoreError: 503,
     RiskmapError: 400,
 }
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-SCHEMA_VERSION = 1
+from geo._errors import StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,7 +47,6 @@ CREATE TABLE IF NOT EXISTS communities (
     population INTEGER,
     subdistrict_id TEXT,
     district_id TEXT,
-    rural INTEGER NOT NULL DEFAULT 0,
     geometry BLOB NOT NULL,
     batch_id INTEGER NOT NULL
 );
@@ -82,6 +81,9 @@ CREATE TABLE IF NOT EXISTS case_locations (
     UNIQUE (case_id, role, lat, lon)
 );
 CREATE INDEX IF NOT EXISTS case_locations_cell ON case_locations (cell);
+"""
+
+V2_TABLES = """
 CREATE TABLE IF NOT EXISTS unit_metrics (
     unit_id TEXT NOT NULL,
     date TEXT NOT NULL,
@@ -103,6 +105,30 @@ CREATE TABLE IF NOT EXISTS zone_events (
 );
 CREATE INDEX IF NOT EXISTS zone_events_key ON zone_events (policy_key, date);
 """
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Statements one by one (``executescript`` would commit the open transaction)."""
+    for stmt in script.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+
+
+def _add_column(conn: sqlite3.Connection, table: str, column: str, decl: str) -> None:
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    if column not in have:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    """Rural communities, hospital figures, zone history."""
+    _add_column(conn, "communities", "rural", "INTEGER NOT NULL DEFAULT 0")
+    _run_script(conn, V2_TABLES)
+
+
+# (version, what it does, migration); a store at version v gets every later migration, in order
+MIGRATIONS = [(2, "rural communities, hospital figures, zone history", _v2)]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 @dataclass
@@ -128,12 +154,43 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        with self.conn:
-            self.conn.executescript(SCHEMA)
-            self.conn.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', '0')")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Create the schema (version 1) and apply every later migration, each atomically."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                _run_script(conn, SCHEMA)
+                conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', '0')")
+                version = 1
+            else:
+                version = int(row[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: store schema version {version} is newer than this riskmap "
+                    f"({SCHEMA_VERSION}); upgrade riskmap"
+                )
+            for target, _what, migrate in MIGRATIONS:
+                if version < target:
+                    migrate(conn)
+                    version = target
+            conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        with self.lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0])
 
     @classmethod
     def open(cls, path: Path | str) -> Store:

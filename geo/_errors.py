@@ -26,6 +26,10 @@ class UnknownPolicyError(PolicyError):
     """No preset of that name and no such rule file."""
 
 
+class StoreError(RiskmapError):
+    """The store cannot be opened or used (for example a schema newer than this riskmap)."""
+
+
 class NotFoundError(RiskmapError):
     """A requested object (zone, batch, ...) does not exist."""
 

@@ -10,6 +10,7 @@ import pytest
 
 from api.ingest import ingest_cases, ingest_communities
 from api.store import Store
+from geo._errors import StoreError
 from tests.conftest import squares
 
 HEADER = "case_id,reported,type,role,lat,lon\n"
@@ -99,3 +100,37 @@ def test_rural_flag_is_stored(tmp_path: Path) -> None:
     gdf.to_file(f, driver="GeoJSON")
     ingest_communities(store, f)
     assert store.communities()["rural"].tolist() == [True, False]
+
+
+def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    from api.store import SCHEMA, SCHEMA_VERSION
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('data_version', '3')")
+    conn.execute(
+        "INSERT INTO communities (community_id, geometry, batch_id) VALUES ('A', x'00', 1)"
+    )
+    conn.commit()
+    conn.close()
+    store = Store.open(path)
+    assert store.schema_version == SCHEMA_VERSION and store.data_version == 3
+    cols = {r[1] for r in store.conn.execute("PRAGMA table_info(communities)")}
+    assert "rural" in cols
+    assert store.conn.execute("SELECT rural FROM communities").fetchone() == (0,)
+    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+    assert {"unit_metrics", "zone_events"} <= tables
+    store.close()
+    assert Store.open(path).schema_version == SCHEMA_VERSION  # idempotent
+
+
+def test_a_newer_store_is_refused(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "r.db")
+    store.conn.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
+    store.conn.commit()
+    store.close()
+    with pytest.raises(StoreError, match="newer than this riskmap"):
+        Store.open(tmp_path / "r.db")
