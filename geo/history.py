@@ -12,7 +12,6 @@ import hashlib
 
 import numpy as np
 import pandas as pd
-import shapely
 from numpy.typing import NDArray
 
 from geo.zones import CommunityLayer, ZoneResult, _feature_events, from_day
@@ -124,12 +123,11 @@ def point_ranks(
     if c >= 0:
         out = result.zone_rank_grid[c].copy()
     x, y = layer.to_metric.transform(lon, lat)
-    pt = shapely.Point(x, y)
     for k, lv in enumerate(reversed(result.policy.levels), start=1):
         f = result.states[lv.id].features
         if f is None or len(f) == 0:
             continue
-        hit = shapely.STRtree(f.metric).query(pt, predicate="intersects")
+        hit = f.covering(x, y)
         if len(hit):
             on = f.active[hit].any(axis=0)
             out = np.where(on & (out < k), k, out).astype(np.int8)

@@ -359,45 +359,104 @@ def _in_range(values: NDArray[np.float64], r: Range) -> Bool2D:
 
 @dataclass
 class Features:
-    """Exact-geometry zone parts of a level: one per unit (location, cell), with activity."""
+    """Exact-geometry zone parts of a level: one per unit (location, cell), with activity.
+
+    *Discs* (circles around locations, ``centre`` and ``radius`` given) keep no polygon until
+    one is needed: the communities they touch are found day by day from their centres, which
+    keeps a million epicentres affordable. A disc's polygon has 128 segments.
+    """
 
     keys: NDArray[np.object_]  # stable text key per feature
-    geoms: NDArray[np.object_]  # lon/lat polygons
-    metric: NDArray[np.object_]  # the same in the layer's metric CRS
     community: Int1D  # community of the feature's location (-1 if none)
     active: Bool2D  # features x days
     events: Bool2D  # features x days: a qualifying case sustaining the feature
     last: Int1D  # grid index of the sustaining qualifying day at the as-of date (-1)
+    polygons: NDArray[np.object_] | None = None  # metric polygons (cells, disks...)
+    centre: NDArray[np.float64] | None = None  # discs: metric (x, y) of the centre
+    radius: NDArray[np.float64] | None = None  # discs: radius in metres
+    lift: int = 0  # discs: active = any event in the last ``lift`` days
 
     def __len__(self) -> int:
         return len(self.keys)
 
+    @property
+    def is_discs(self) -> bool:
+        return self.centre is not None
+
+    @property
+    def metric(self) -> NDArray[np.object_]:
+        if self.polygons is None:
+            assert self.centre is not None and self.radius is not None
+            pts = shapely.points(self.centre)
+            self.polygons = shapely.buffer(pts, self.radius, quad_segs=32)
+        return self.polygons
+
     def take(self, mask: NDArray[np.bool_]) -> Features:
         return Features(
             self.keys[mask],
-            self.geoms[mask],
-            self.metric[mask],
             self.community[mask],
             self.active[mask],
             self.events[mask],
             self.last[mask],
+            None if self.polygons is None else self.polygons[mask],
+            None if self.centre is None else self.centre[mask],
+            None if self.radius is None else self.radius[mask],
+            self.lift,
         )
 
     @staticmethod
     def concat(parts: list[Features], ndays: int) -> Features:
+        parts = [p for p in parts if len(p)]
         if not parts:
             e = np.empty(0, dtype=object)
             z = np.zeros((0, ndays), dtype=bool)
-            return Features(e, e, e, np.empty(0, np.int64), z, z, np.empty(0, np.int64))
+            return Features(e, np.empty(0, np.int64), z, z, np.empty(0, np.int64), e)
+        discs = all(p.is_discs for p in parts) and len({p.lift for p in parts}) == 1
         return Features(
             np.concatenate([p.keys for p in parts]),
-            np.concatenate([p.geoms for p in parts]),
-            np.concatenate([p.metric for p in parts]),
             np.concatenate([p.community for p in parts]),
             np.concatenate([p.active for p in parts]),
             np.concatenate([p.events for p in parts]),
             np.concatenate([p.last for p in parts]),
+            None if discs else np.concatenate([p.metric for p in parts]),
+            np.concatenate([p.centre for p in parts]) if discs else None,  # type: ignore[misc]
+            np.concatenate([p.radius for p in parts]) if discs else None,  # type: ignore[misc]
+            parts[0].lift if discs else 0,
         )
+
+    def covering(self, x: float, y: float) -> Int1D:
+        """The features whose polygon covers a metric point."""
+        pt = shapely.Point(x, y)
+        if self.is_discs:
+            assert self.centre is not None and self.radius is not None
+            d = np.hypot(self.centre[:, 0] - x, self.centre[:, 1] - y)
+            cand = np.flatnonzero(d <= self.radius + 1.0)
+            polys = shapely.buffer(
+                shapely.points(self.centre[cand]), self.radius[cand], quad_segs=32
+            )
+            return cand[shapely.intersects(polys, pt)]
+        return shapely.STRtree(self.metric).query(pt, predicate="intersects")
+
+    def hits(self, layer: CommunityLayer) -> Bool2D:
+        """communities x days: a feature qualifying that day touches the community (discs:
+        within the radius of the centre, by exact distance)."""
+        n, ndays = len(layer), self.active.shape[1]
+        out = np.zeros((n, ndays), dtype=bool)
+        if len(self) == 0:
+            return out
+        if not self.is_discs:
+            return _spread(layer.select(self.metric, 0.0, "intersects"), self.events)
+        assert self.centre is not None and self.radius is not None
+        fi, ti = np.nonzero(self.events)
+        for r in np.unique(self.radius):
+            for t in np.unique(ti):
+                sel = fi[(ti == t) & (self.radius[fi] == r)]
+                if len(sel) == 0:
+                    continue
+                tree = shapely.STRtree(shapely.points(self.centre[sel]))
+                ci, _ = tree.query_nearest(layer.metric, max_distance=r)
+                out[ci, t] = True
+        return out
 
 
 @dataclass
@@ -409,6 +468,7 @@ class LevelState:
     last: Int1D  # per community: sustaining qualifying day (grid index) at the as-of date
     features: Features | None = None
     touch_cache: Bool2D | None = None
+    hits_cache: Bool2D | None = None
     sel_cache: sparse.csr_matrix | None = None
 
     def feature_selection(self, layer: CommunityLayer) -> sparse.csr_matrix:
@@ -418,12 +478,27 @@ class LevelState:
             self.sel_cache = layer.select(self.features.metric, 0.0, "intersects")
         return self.sel_cache
 
+    def feature_hits(self, layer: CommunityLayer) -> Bool2D:
+        """communities x days: a qualifying case of a feature touching the community."""
+        assert self.features is not None
+        if self.hits_cache is None:
+            f = self.features
+            if f.is_discs:
+                self.hits_cache = f.hits(layer)
+            else:
+                self.hits_cache = _spread(self.feature_selection(layer), f.events)
+        return self.hits_cache
+
     def touch(self, layer: CommunityLayer) -> Bool2D:
         """Communities drawn at the level or touched by one of its active features."""
         if self.touch_cache is None:
             t = self.grid.copy()
-            if self.features is not None and len(self.features):
-                t |= _spread(self.feature_selection(layer), self.features.active)
+            f = self.features
+            if f is not None and len(f):
+                if f.is_discs:
+                    t |= _rolling_any(self.feature_hits(layer), f.lift)
+                else:
+                    t |= _spread(self.feature_selection(layer), f.active)
             self.touch_cache = t
         return self.touch_cache
 
@@ -431,8 +506,12 @@ class LevelState:
         last = np.where(self.grid[:, at_i], self.last, -1)
         f = self.features
         if f is not None and len(f):
-            last_f = np.where(f.active[:, at_i], f.last, -1)
-            last = np.maximum(last, _spread_max(self.feature_selection(layer), last_f))
+            if f.is_discs:
+                hit = self.feature_hits(layer)
+                last = np.maximum(last, _last_true(hit, at_i - f.lift + 1, at_i))
+            else:
+                last_f = np.where(f.active[:, at_i], f.last, -1)
+                last = np.maximum(last, _spread_max(self.feature_selection(layer), last_f))
         return last
 
 
@@ -646,7 +725,9 @@ def _triggered(ctx: _Context, lv: Level) -> None:
         feats = _unit_features(ctx, lv, units, active, q, last)
         ctx.states[lv.id] = LevelState(*_no_grid(ctx), features=feats)
         if down_active is not None and down_last is not None:
-            down = _unit_features(ctx, lv, units, down_active, q & down_active, down_last)
+            down = _unit_features(
+                ctx, lv, units, down_active, q & down_active, down_last, discs=False
+            )
             _add_pending(ctx, lv, LevelState(*_no_grid(ctx), features=down))
         return
     sel = _unit_selection(ctx, lv, units)  # units x communities
@@ -749,35 +830,44 @@ def _unit_selection(ctx: _Context, lv: Level, units: _Units) -> sparse.csr_matri
 
 
 def _unit_features(
-    ctx: _Context, lv: Level, units: _Units, active: Bool2D, events: Bool2D, last: Int1D
+    ctx: _Context,
+    lv: Level,
+    units: _Units,
+    active: Bool2D,
+    events: Bool2D,
+    last: Int1D,
+    discs: bool = True,
 ) -> Features:
+    """Features of the units ever active: discs for a radius extent (unless ``discs`` is
+    false), polygons otherwise."""
     ever = np.flatnonzero(active.any(axis=1))
-    metric, comm = _unit_metric_geoms(ctx, lv, units, ever)
-    geoms = (
-        _to_lonlat(ctx.layer, metric)
-        if not isinstance(lv.extent, CellExtent | GridDiskExtent)
-        else _unit_lonlat_cells(lv, units, ever)
-    )
-    return Features(
-        keys=np.asarray([f"{lv.id}:{k}" for k in units.ids[ever]], dtype=object),
-        geoms=geoms,
-        metric=metric,
-        community=comm,
-        active=active[ever],
-        events=events[ever],
-        last=np.where(active[ever, ctx.at_i], last[ever], -1),
-    )
-
-
-def _unit_lonlat_cells(lv: Level, units: _Units, which: Int1D) -> NDArray[np.object_]:
-    cells = h3c.hex_to_cells(units.ids[which])
+    keys = np.asarray([f"{lv.id}:{k}" for k in units.ids[ever]], dtype=object)
+    last_at = np.where(active[ever, ctx.at_i], last[ever], -1)
     ext = lv.extent
-    if isinstance(ext, GridDiskExtent):
-        return np.array(
-            [shapely.union_all(h3c.cell_polygons(h3c.grid_disk(int(c), ext.k))) for c in cells],
-            dtype=object,
+    if isinstance(ext, RadiusExtent):
+        layer = ctx.layer
+        lon, lat = _unit_location(ctx, units)
+        x, y = layer.to_metric.transform(lon[ever], lat[ever])
+        comm = _unit_community(ctx, units)[ever]
+        r = np.full(len(ever), ext.radius_m)
+        if ext.rural_radius_m is not None:
+            rural = (comm >= 0) & layer.rural[np.maximum(comm, 0)]
+            r[rural] = ext.rural_radius_m
+        f = Features(
+            keys,
+            comm,
+            active[ever],
+            events[ever],
+            last_at,
+            centre=np.column_stack([x, y]),
+            radius=r,
+            lift=lv.lift_after_days,
         )
-    return h3c.cell_polygons(cells)
+        if not discs:
+            f = Features(keys, comm, f.active, f.events, last_at, polygons=f.metric)
+        return f
+    metric, comm = _unit_metric_geoms(ctx, lv, units, ever)
+    return Features(keys, comm, active[ever], events[ever], last_at, polygons=metric)
 
 
 # --------------------------------------------------------------------------------------------
@@ -843,8 +933,7 @@ def _derived(ctx: _Context, lv: Level) -> None:
 
 
 def _feature_events(s: LevelState, layer: CommunityLayer) -> Bool2D:
-    assert s.features is not None
-    return _spread(s.feature_selection(layer), s.features.events)
+    return s.feature_hits(layer)
 
 
 def _community_buffer_selection(layer: CommunityLayer, ext: BufferExtent) -> sparse.csr_matrix:
@@ -883,18 +972,25 @@ def _buffer_features(ctx: _Context, lv: Level, ext: BufferExtent, s: LevelState)
     out = []
     if s.features is not None and len(s.features):
         f = s.features
-        grown = shapely.buffer(f.metric, _feature_distances(layer, ext, f), quad_segs=32)
-        out.append(
-            Features(
-                np.asarray([f"{lv.id}:{k}" for k in f.keys], dtype=object),
-                _to_lonlat(layer, grown),
-                grown,
-                f.community,
-                f.active,
-                f.events,
-                f.last,
+        d = _feature_distances(layer, ext, f)
+        keys = np.asarray([f"{lv.id}:{k}" for k in f.keys], dtype=object)
+        if f.is_discs:
+            assert f.radius is not None
+            out.append(
+                Features(
+                    keys,
+                    f.community,
+                    f.active,
+                    f.events,
+                    f.last,
+                    centre=f.centre,
+                    radius=f.radius + d,
+                    lift=f.lift,
+                )
             )
-        )
+        else:
+            grown = shapely.buffer(f.metric, d, quad_segs=32)
+            out.append(Features(keys, f.community, f.active, f.events, f.last, polygons=grown))
     ever = np.flatnonzero(s.grid.any(axis=1))
     if len(ever):
         d = np.full(len(ever), ext.distance_m)
@@ -904,12 +1000,11 @@ def _buffer_features(ctx: _Context, lv: Level, ext: BufferExtent, s: LevelState)
         out.append(
             Features(
                 np.asarray([f"{lv.id}:{cid}" for cid in layer.ids[ever]], dtype=object),
-                _to_lonlat(layer, grown),
-                grown,
                 ever.astype(np.int64),
                 s.grid[ever],
                 s.events[ever],
                 np.where(s.grid[ever, at_i], s.last[ever], -1),
+                polygons=grown,
             )
         )
     return out
@@ -1169,23 +1264,32 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
         act = f.take(f.active[:, at_i])
         if len(act) == 0:
             continue
-        whole = shapely.union_all(act.geoms)
+        # union in the metric CRS, parts back in lon/lat
+        whole = shapely.union_all(act.metric)
         shape = whole if higher is None else shapely.difference(whole, higher)
         higher = whole if higher is None else shapely.union(higher, whole)
-        parts = [p for p in shapely.get_parts(shape) if not p.is_empty and p.area > 0]
-        if not parts:
+        parts_m = [p for p in shapely.get_parts(shape) if not p.is_empty and p.area > 0]
+        if not parts_m:
             continue
-        parts_a = np.array(parts, dtype=object)
+        parts_a = _to_lonlat(layer, np.array(parts_m, dtype=object))
         # which features make each part (by the union before subtraction)
         whole_parts = np.array(shapely.get_parts(whole), dtype=object)
-        pi, fi = shapely.STRtree(act.geoms).query(whole_parts, predicate="intersects")
-        part_of_whole = shapely.STRtree(whole_parts).query(parts_a, predicate="intersects")
+        if act.is_discs:  # a disc lies in the part of the union holding its centre
+            assert act.centre is not None
+            fi, pi = shapely.STRtree(whole_parts).query(
+                shapely.points(act.centre), predicate="intersects"
+            )
+        else:
+            pi, fi = shapely.STRtree(act.metric).query(whole_parts, predicate="intersects")
+        part_of_whole = shapely.STRtree(whole_parts).query(
+            np.array(parts_m, dtype=object), predicate="intersects"
+        )
         start, end = _run_bounds(act.active.astype(np.int8), at_i)
         for k, part in enumerate(parts_a):
             wp = part_of_whole[1][part_of_whole[0] == k]
             members = np.unique(fi[np.isin(pi, wp)])
             keys = sorted(act.keys[members].tolist())
-            comm = np.unique(shapely.STRtree(layer.geoms).query(part, predicate="intersects"))
+            comm = np.unique(layer.metric_tree.query(parts_m[k], predicate="intersects"))
             ends = end[members]
             last = act.last[members]
             ccells = _part_cells(lv, part, layer.h3_res, act, members)
