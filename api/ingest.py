@@ -6,6 +6,7 @@ The CLI (``riskmap ingest``) and, later, the HTTP ingest endpoints share this co
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from api.store import BatchCounts, Store
+from api.store import BatchCounts, Store, case_digest
 from geo import cells as h3c
 from geo._errors import Reject
 from geo.io import read_cases, read_communities, read_metrics
@@ -128,78 +129,111 @@ def ingest_cases(
     today: dt.date | None = None,
     h3_res: int = 10,
 ) -> IngestReport:
+    """Case locations, one row each. All the rows of a case in a batch form its record: a new
+    case is added, an identical record changes nothing, and a changed record (another date,
+    type or set of places) becomes the case's new version, the previous one being kept in
+    ``case_versions``. A case has one type: rows that disagree with its first row are rejected.
+    """
     res = read_cases(path, columns=columns, default_role=default_role, today=today)
     src = str(path)
     frame = res.frame.reset_index(drop=True)
     rejects = list(res.rejects)
 
-    # one case, one report date and type: rows that disagree with the case's first row go
-    first = frame.groupby("case_id", sort=False)[["reported", "type", "row"]].transform("first")
-    for fld in ("reported", "type"):
-        bad = frame[fld] != first[fld]
-        for i in np.flatnonzero(bad.to_numpy()):
-            rejects.append(
-                Reject(
-                    src,
-                    int(frame["row"].iat[i]),
-                    fld,
-                    f"'{frame[fld].iat[i]}' conflicts with '{first[fld].iat[i]}' given for case "
-                    f"{frame['case_id'].iat[i]} at row {int(first['row'].iat[i])}",
-                )
+    first = frame.groupby("case_id", sort=False)[["type", "row"]].transform("first")
+    bad = (frame["type"] != first["type"]).to_numpy()
+    for i in np.flatnonzero(bad):
+        rejects.append(
+            Reject(
+                src,
+                int(frame["row"].iat[i]),
+                "type",
+                f"'{frame['type'].iat[i]}' conflicts with '{first['type'].iat[i]}' given for "
+                f"case {frame['case_id'].iat[i]} at row {int(first['row'].iat[i])}",
             )
-        frame = frame[~bad.to_numpy()].reset_index(drop=True)
-        first = first[~bad.to_numpy()].reset_index(drop=True)
+        )
+    frame = frame[~bad].reset_index(drop=True)
     rejects.sort(key=lambda r: r.row)
-
     counts = BatchCounts(rows_read=res.rows_read, accepted=len(frame), rejected=len(rejects))
     counts.rejects = [(r.row, r.field, r.reason) for r in rejects]
-    cells = h3c.points_to_cells(frame["lon"].to_numpy(), frame["lat"].to_numpy(), h3_res)
-    cases = frame.drop_duplicates("case_id")
+
+    # exact duplicate rows say nothing more
+    frame["_d"] = [d.isoformat() for d in frame["reported"]]
+    unique = frame.drop_duplicates(["case_id", "_d", "role", "lat", "lon"]).reset_index(drop=True)
+    duplicates = len(frame) - len(unique)
+    cells = h3c.points_to_cells(unique["lon"].to_numpy(), unique["lat"].to_numpy(), h3_res)
+    unique["cell"] = cells.astype(np.int64)
+    records: dict[str, list[tuple[str, str, float, float, int]]] = {}
+    types: dict[str, str] = {}
+    for cid, d, role, la, lo, typ, cell in zip(
+        unique["case_id"],
+        unique["_d"],
+        unique["role"],
+        unique["lat"],
+        unique["lon"],
+        unique["type"],
+        unique["cell"],
+        strict=True,
+    ):
+        records.setdefault(cid, []).append((d, role, float(la), float(lo), int(cell)))
+        types[cid] = typ
+
     with store.batch("cases", src) as (conn, batch_id):
-        old: dict[str, tuple[str, str, int]] = {}
-        ids = cases["case_id"].tolist()
+        old: dict[str, tuple[str | None, int]] = {}
+        ids = list(records)
         for k in range(0, len(ids), 900):
             chunk = ids[k : k + 900]
             q = ",".join("?" * len(chunk))
-            for cid, rep, typ, ver in conn.execute(
-                f"SELECT case_id, reported, type, version FROM cases WHERE case_id IN ({q})", chunk
+            for cid, digest, ver in conn.execute(
+                f"SELECT case_id, digest, version FROM cases WHERE case_id IN ({q})", chunk
             ):
-                old[cid] = (rep, typ, ver)
-        new_rows, upd_rows, hist_rows = [], [], []
-        for cid, rep, typ in zip(cases["case_id"], cases["reported"], cases["type"], strict=True):
-            r = rep.isoformat()
+                old[cid] = (digest, ver)
+        new_cases, changed, loc_rows = [], [], []
+        unchanged_rows = 0
+        for cid, recs in records.items():
+            digest = case_digest(types[cid], [r[:4] for r in recs])
+            latest = max(r[0] for r in recs)
             prev = old.get(cid)
+            if prev is not None and prev[0] == digest:
+                unchanged_rows += len(recs)
+                continue
             if prev is None:
-                new_rows.append((cid, r, typ, 1, batch_id))
-            elif prev[:2] != (r, typ):
-                hist_rows.append((cid, prev[2], prev[0], prev[1], batch_id))
-                upd_rows.append((r, typ, prev[2] + 1, batch_id, cid))
-        conn.executemany("INSERT INTO cases VALUES (?, ?, ?, ?, ?)", new_rows)
+                new_cases.append((cid, latest, types[cid], 1, batch_id, digest))
+            else:
+                changed.append((cid, latest, types[cid], prev[1] + 1, digest))
+            loc_rows += [(cid, role, la, lo, d, cell, batch_id) for d, role, la, lo, cell in recs]
+        for cid, latest, typ, version, digest in changed:
+            archived = conn.execute(
+                "SELECT reported, role, lat, lon FROM case_locations WHERE case_id=?"
+                " ORDER BY reported, role, lat, lon",
+                (cid,),
+            ).fetchall()
+            prev_row = conn.execute(
+                "SELECT reported, type FROM cases WHERE case_id=?", (cid,)
+            ).fetchone()
+            conn.execute(
+                "INSERT OR REPLACE INTO case_versions (case_id, version, reported, type,"
+                " batch_id, rows) VALUES (?, ?, ?, ?, ?, ?)",
+                (cid, version - 1, prev_row[0], prev_row[1], batch_id, json.dumps(archived)),
+            )
+            conn.execute("DELETE FROM case_locations WHERE case_id=?", (cid,))
+            conn.execute(
+                "UPDATE cases SET reported=?, type=?, version=?, batch_id=?, digest=?"
+                " WHERE case_id=?",
+                (latest, typ, version, batch_id, digest, cid),
+            )
         conn.executemany(
-            "INSERT OR IGNORE INTO case_versions (case_id, version, reported, type, batch_id)"
-            " VALUES (?, ?, ?, ?, ?)",
-            hist_rows,
-        )
-        conn.executemany(
-            "UPDATE cases SET reported=?, type=?, version=?, batch_id=? WHERE case_id=?", upd_rows
-        )
-        before = conn.total_changes
-        conn.executemany(
-            "INSERT OR IGNORE INTO case_locations (case_id, role, lat, lon, cell, batch_id)"
+            "INSERT INTO cases (case_id, reported, type, version, batch_id, digest)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            zip(
-                frame["case_id"].tolist(),
-                frame["role"].tolist(),
-                frame["lat"].tolist(),
-                frame["lon"].tolist(),
-                cells.astype(np.int64).tolist(),
-                [batch_id] * len(frame),
-                strict=True,
-            ),
+            new_cases,
         )
-        counts.inserted = conn.total_changes - before
-        counts.unchanged = len(frame) - counts.inserted
-        counts.updated = len(upd_rows)
+        conn.executemany(
+            "INSERT INTO case_locations (case_id, role, lat, lon, reported, cell, batch_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            loc_rows,
+        )
+        counts.inserted = sum(len(records[c[0]]) for c in new_cases)
+        counts.updated = len(changed)
+        counts.unchanged = unchanged_rows + duplicates
         store.finish_batch(conn, batch_id, counts)
     return IngestReport("cases", src, batch_id, counts, rejects, res.warnings)
 

@@ -7,6 +7,7 @@ something, so anything computed from the data can be cached under (data_version,
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -126,8 +127,58 @@ def _v2(conn: sqlite3.Connection) -> None:
     _run_script(conn, V2_TABLES)
 
 
+def case_digest(case_type: str, rows: list[tuple[str, str, float, float]]) -> str:
+    """Fingerprint of a case record: its type and its (reported, role, lat, lon) rows."""
+    body = case_type + "\n" + "\n".join(f"{d}|{r}|{la!r}|{lo!r}" for d, r, la, lo in sorted(rows))
+    return hashlib.sha1(body.encode()).hexdigest()
+
+
+def _v3(conn: sqlite3.Connection) -> None:
+    """Dates per case location (a case's places can have different dates, as in DS4C), and
+    whole-record versions of cases."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE case_locations_v3 (
+            case_id TEXT NOT NULL,
+            role TEXT NOT NULL,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL,
+            reported TEXT NOT NULL,
+            cell INTEGER NOT NULL,
+            batch_id INTEGER NOT NULL,
+            UNIQUE (case_id, role, lat, lon, reported)
+        );
+        INSERT INTO case_locations_v3
+            SELECT l.case_id, l.role, l.lat, l.lon, c.reported, l.cell, l.batch_id
+            FROM case_locations l JOIN cases c USING (case_id);
+        DROP TABLE case_locations;
+        ALTER TABLE case_locations_v3 RENAME TO case_locations;
+        CREATE INDEX case_locations_cell ON case_locations (cell);
+        CREATE INDEX case_locations_case ON case_locations (case_id);
+        """,
+    )
+    _add_column(conn, "cases", "digest", "TEXT")
+    _add_column(conn, "case_versions", "rows", "TEXT")
+    rows: dict[str, list[tuple[str, str, float, float]]] = {}
+    for cid, d, r, la, lo in conn.execute(
+        "SELECT case_id, reported, role, lat, lon FROM case_locations"
+    ):
+        rows.setdefault(cid, []).append((d, r, la, lo))
+    conn.executemany(
+        "UPDATE cases SET digest=? WHERE case_id=?",
+        [
+            (case_digest(t, rows.get(cid, [])), cid)
+            for cid, t in conn.execute("SELECT case_id, type FROM cases").fetchall()
+        ],
+    )
+
+
 # (version, what it does, migration); a store at version v gets every later migration, in order
-MIGRATIONS = [(2, "rural communities, hospital figures, zone history", _v2)]
+MIGRATIONS = [
+    (2, "rural communities, hospital figures, zone history", _v2),
+    (3, "dates per case location, whole-record case versions", _v3),
+]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -298,9 +349,9 @@ class Store:
         where, params = ("WHERE l.batch_id > ?", (after_batch,)) if after_batch else ("", ())
         with self.lock:
             df = pd.read_sql_query(
-                "SELECT l.case_id, c.reported, c.type, l.role, l.lat, l.lon, l.cell"
+                "SELECT l.case_id, l.reported, c.type, l.role, l.lat, l.lon, l.cell"
                 f" FROM case_locations l JOIN cases c USING (case_id) {where}"
-                " ORDER BY c.reported, l.case_id, l.role",
+                " ORDER BY l.reported, l.case_id, l.role",
                 self.conn,
                 params=params,
             )

@@ -44,32 +44,44 @@ def test_changed_case_is_a_new_version(tmp_path: Path) -> None:
     v = store.data_version
     f.write_text(HEADER + "k1,2024-03-02,confirmed,residence,30.59,114.30\n")
     rep = ingest_cases(store, f)
-    assert rep.counts.updated == 1 and rep.counts.inserted == 0
+    assert rep.counts.updated == 1 and rep.counts.unchanged == 0
     assert store.data_version == v + 1
     loc = store.case_locations()
     assert len(loc) == 1 and pd.Timestamp(loc["reported"][0]).date() == dt.date(2024, 3, 2)
-    old = store.conn.execute("SELECT version, reported FROM case_versions").fetchall()
-    assert old == [(1, "2024-03-01")]
+    old = store.conn.execute("SELECT version, reported, rows FROM case_versions").fetchall()
+    assert old == [(1, "2024-03-01", '[["2024-03-01", "residence", 30.59, 114.3]]')]
+    # the same record again changes nothing
+    rep = ingest_cases(store, f)
+    assert (rep.counts.inserted, rep.counts.updated, rep.counts.unchanged) == (0, 0, 1)
+    assert store.data_version == v + 1
 
 
-def test_conflicting_rows_in_one_file_are_rejected(tmp_path: Path) -> None:
+def test_a_case_can_have_places_on_several_dates(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "r.db")
     f = tmp_path / "a.csv"
     f.write_text(
         HEADER
-        + "k1,2024-03-01,confirmed,residence,30.59,114.30\n"
-        + "k1,2024-03-05,confirmed,workplace,30.60,114.31\n"
+        + "k1,2024-03-01,confirmed,frequent_activity,30.59,114.30\n"
+        + "k1,2024-03-05,confirmed,frequent_activity,30.59,114.30\n"
+        + "k1,2024-03-05,confirmed,frequent_activity,30.59,114.30\n"  # exact duplicate
+        + "k1,2024-03-06,asymptomatic,visit,30.60,114.31\n"  # another type: rejected
     )
     rep = ingest_cases(store, f)
-    assert rep.counts.accepted == 1
-    assert [(r.row, r.field) for r in rep.rejects] == [(3, "reported")]
+    assert rep.counts.accepted == 3 and rep.counts.inserted == 2 and rep.counts.unchanged == 1
+    assert [(r.row, r.field) for r in rep.rejects] == [(5, "type")]
     assert "row 2" in rep.rejects[0].reason
+    days = sorted(str(pd.Timestamp(d).date()) for d in store.case_locations()["reported"])
+    assert days == ["2024-03-01", "2024-03-05"]
 
 
 def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "r.db")
     with pytest.raises(RuntimeError), store.batch("cases", "x") as (conn, batch_id):
-        conn.execute("INSERT INTO cases VALUES ('k', '2024-01-01', 'confirmed', 1, ?)", (batch_id,))
+        conn.execute(
+            "INSERT INTO cases (case_id, reported, type, version, batch_id)"
+            " VALUES ('k', '2024-01-01', 'confirmed', 1, ?)",
+            (batch_id,),
+        )
         raise RuntimeError("crash in the middle")
     assert store.counts() == {"communities": 0, "cases": 0, "case_locations": 0, "batches": 0}
     assert store.data_version == 0
@@ -114,6 +126,8 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
     conn.execute(
         "INSERT INTO communities (community_id, geometry, batch_id) VALUES ('A', x'00', 1)"
     )
+    conn.execute("INSERT INTO cases VALUES ('k1', '2024-03-01', 'confirmed', 1, 1)")
+    conn.execute("INSERT INTO case_locations VALUES ('k1', 'residence', 30.5, 114.3, 7, 1)")
     conn.commit()
     conn.close()
     store = Store.open(path)
@@ -123,6 +137,13 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
     assert store.conn.execute("SELECT rural FROM communities").fetchone() == (0,)
     tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
     assert {"unit_metrics", "zone_events"} <= tables
+    loc = store.case_locations()
+    assert len(loc) == 1 and pd.Timestamp(loc["reported"][0]).date() == dt.date(2024, 3, 1)
+    # the migrated record is recognised: sending it again changes nothing
+    f = tmp_path / "k1.csv"
+    f.write_text(HEADER + "k1,2024-03-01,confirmed,residence,30.5,114.3\n")
+    rep = ingest_cases(store, f)
+    assert rep.counts.unchanged == 1 and store.data_version == 3
     store.close()
     assert Store.open(path).schema_version == SCHEMA_VERSION  # idempotent
 
