@@ -20,6 +20,7 @@ from api.store import BatchCounts, Store, case_digest
 from geo import cells as h3c
 from geo._errors import Reject
 from geo.io import read_cases, read_communities, read_metrics
+from geo.zones import CommunityLayer
 
 
 @dataclass
@@ -120,6 +121,53 @@ def _opt(v: object) -> str | None:
     return s or None
 
 
+REPEATED_MIN_CASES = 10  # a coordinate shared by this many cases is flagged
+CENTROID_DISTANCE_M = 100.0  # a location this close to an area's centroid is flagged
+
+
+def location_flags(frame: pd.DataFrame, layer: CommunityLayer) -> list[str]:
+    """Warnings for accepted locations that deserve a look: outside every community, an
+    area's centroid, coarse coordinates, or a coordinate repeated by many cases (hospitals,
+    airports, geocoder fall-backs make false hotspots)."""
+    out: list[str] = []
+    lon, lat = frame["lon"].to_numpy(), frame["lat"].to_numpy()
+    rows = frame["row"].to_numpy()
+    outside = layer.locate(lon, lat) < 0
+    for i in np.flatnonzero(outside):
+        out.append(f"row {rows[i]}: ({lat[i]:g}, {lon[i]:g}) is outside every community (accepted)")
+    coarse = (np.round(lat, 2) == lat) & (np.round(lon, 2) == lon)
+    for i in np.flatnonzero(coarse):
+        out.append(
+            f"row {rows[i]}: ({lat[i]:g}, {lon[i]:g}) has 2 decimals or fewer "
+            "(about 1 km): an area centroid? (accepted)"
+        )
+    centres = []
+    for parent in ("district", "subdistrict"):
+        units = layer.parent_units(parent)
+        if len(units):
+            centres.append(shapely.centroid(units.geometry.to_numpy()))
+    if centres:
+        pts = np.concatenate(centres)
+        mx, my = layer.to_metric.transform(shapely.get_x(pts), shapely.get_y(pts))
+        tree = shapely.STRtree(shapely.points(mx, my))
+        x, y = layer.to_metric.transform(lon, lat)
+        near, _ = tree.query(
+            shapely.points(x, y), predicate="dwithin", distance=CENTROID_DISTANCE_M
+        )
+        for i in np.unique(near):
+            out.append(
+                f"row {rows[i]}: ({lat[i]:g}, {lon[i]:g}) is within {CENTROID_DISTANCE_M:g} m "
+                "of the centroid of a district or subdistrict: an area centroid? (accepted)"
+            )
+    shared = frame.groupby(["lat", "lon"])["case_id"].nunique()
+    for (la, lo), k in shared[shared >= REPEATED_MIN_CASES].items():
+        out.append(
+            f"({la:g}, {lo:g}) is a location of {k} cases: a hospital, an airport or a "
+            "geocoder's fall-back? (accepted)"
+        )
+    return out
+
+
 def ingest_cases(
     store: Store,
     path: Path,
@@ -134,10 +182,26 @@ def ingest_cases(
     type or set of places) becomes the case's new version, the previous one being kept in
     ``case_versions``. A case has one type: rows that disagree with its first row are rejected.
     """
-    res = read_cases(path, columns=columns, default_role=default_role, today=today)
+    communities = store.communities()
+    layer = CommunityLayer(communities, h3_res) if len(communities) else None
+
+    def coverage(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        assert layer is not None
+        return np.asarray(layer.locate(lon, lat) >= 0)
+
+    res = read_cases(
+        path,
+        columns=columns,
+        default_role=default_role,
+        today=today,
+        coverage=coverage if layer is not None else None,
+    )
     src = str(path)
     frame = res.frame.reset_index(drop=True)
     rejects = list(res.rejects)
+    warnings = list(res.warnings)
+    if layer is not None and len(frame):
+        warnings += location_flags(frame, layer)
 
     first = frame.groupby("case_id", sort=False)[["type", "row"]].transform("first")
     bad = (frame["type"] != first["type"]).to_numpy()
@@ -235,7 +299,7 @@ def ingest_cases(
         counts.updated = len(changed)
         counts.unchanged = unchanged_rows + duplicates
         store.finish_batch(conn, batch_id, counts)
-    return IngestReport("cases", src, batch_id, counts, rejects, res.warnings)
+    return IngestReport("cases", src, batch_id, counts, rejects, warnings)
 
 
 def ingest_metrics(

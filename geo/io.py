@@ -1041,8 +1041,13 @@ def read_cases(
     columns: dict[str, str] | None = None,
     default_role: str | None = None,
     today: dt.date | None = None,
+    coverage: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> LoadResult:
     """Read case records (CSV, GeoJSON points, GeoParquet points or a plain Parquet table).
+
+    ``coverage(lon, lat)`` (optional) tells which points lie in the area the data covers (the
+    communities): a row whose given point is outside it while the point with lat and lon
+    swapped is inside has them swapped back, with a warning.
 
     ``columns`` maps our fields (``CASE_FIELDS``) to the file's column names; an empty value means
     "no such column" (``{"type": ""}``: every case is ``confirmed``; ``{"role": ""}`` with
@@ -1224,6 +1229,17 @@ def read_cases(
         lat_input, lon_input = frame[lat_col], frame[lon_col]
     lat_values, _, lat_bad, lat_reason = _coordinate(lat_input, "lat", -90, 90, comma_decimal)
     lon_values, _, lon_bad, lon_reason = _coordinate(lon_input, "lon", -180, 180, comma_decimal)
+    if coverage is not None:
+        swap = _swapped(lat_values, lon_values, lat_bad | lon_bad, coverage)
+        for i in np.flatnonzero(swap):
+            notes.append(
+                f"row {rows[i]}: lat {lat_values[i]:g} and lon {lon_values[i]:g} look swapped "
+                "(the swapped point lies in the area the communities cover, the given one "
+                "does not): swapped"
+            )
+        lat_values, lon_values = lat_values.copy(), lon_values.copy()
+        lat_values[swap], lon_values[swap] = lon_values[swap], lat_values[swap]
+        lat_bad, lon_bad = lat_bad & ~swap, lon_bad & ~swap
     rej.add(lat_bad, "lat", lat_reason)
     rej.add(lon_bad, "lon", lon_reason)
 
@@ -1241,6 +1257,28 @@ def read_cases(
     )
     out = out.loc[keep].reset_index(drop=True)
     return LoadResult(frame=out, rejects=rej.to_list(src, rows), warnings=notes, rows_read=n)
+
+
+def _swapped(
+    lat: np.ndarray,
+    lon: np.ndarray,
+    bad: np.ndarray,
+    coverage: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Rows whose point is outside the coverage while the swapped point is inside."""
+    n = len(lat)
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(lat) & np.isfinite(lon)
+        can_swap = finite & (np.abs(lon) <= 90) & (np.abs(lat) <= 180)
+    given_in = np.zeros(n, dtype=bool)
+    ok = finite & ~bad
+    if ok.any():
+        given_in[ok] = np.asarray(coverage(lon[ok], lat[ok]), dtype=bool)
+    swapped_in = np.zeros(n, dtype=bool)
+    cand = can_swap & ~given_in
+    if cand.any():
+        swapped_in[cand] = np.asarray(coverage(lat[cand], lon[cand]), dtype=bool)
+    return cand & swapped_in
 
 
 def _coords_from_geometry(geometry: np.ndarray, rej: _Rejects) -> tuple[np.ndarray, np.ndarray]:

@@ -28,20 +28,39 @@ def test_seoul_ds4c_cn_three_zone(shared_dir: Path, tmp_path: Path) -> None:
 
     r = runner.invoke(
         app,
-        ["--db", db, "ingest", "communities", str(seoul), "--encoding", "cp949",
-         "--columns", "community_id=EMD_CD,name=EMD_KOR_NM"],
+        [
+            "--db",
+            db,
+            "ingest",
+            "communities",
+            str(seoul),
+            "--encoding",
+            "cp949",
+            "--columns",
+            "community_id=EMD_CD,name=EMD_KOR_NM",
+        ],
     )
     assert r.exit_code == 0, r.output
     assert "467" in r.stdout  # rows read and accepted
     r = runner.invoke(
         app,
-        ["--db", db, "ingest", "cases", str(route), "--role", "frequent_activity",
-         "--columns", "case_id=patient_id,reported=date,lat=latitude,lon=longitude,type="],
+        [
+            "--db",
+            db,
+            "ingest",
+            "cases",
+            str(route),
+            "--role",
+            "frequent_activity",
+            "--columns",
+            "case_id=patient_id,reported=date,lat=latitude,lon=longitude,type=",
+        ],
     )
     assert r.exit_code == 0, r.output
     out = tmp_path / "zones.geojson"
-    r = runner.invoke(app, ["--db", db, "zones", "--at", AT, "--policy", "cn-three-zone",
-                            "--out", str(out)])
+    r = runner.invoke(
+        app, ["--db", db, "zones", "--at", AT, "--policy", "cn-three-zone", "--out", str(out)]
+    )
     assert r.exit_code == 0, r.output
     fc = json.loads(out.read_text())
     got: dict[str, set[str]] = {}

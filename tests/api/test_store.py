@@ -123,8 +123,11 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(SCHEMA)
     conn.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('data_version', '3')")
+    import shapely
+
     conn.execute(
-        "INSERT INTO communities (community_id, geometry, batch_id) VALUES ('A', x'00', 1)"
+        "INSERT INTO communities (community_id, geometry, batch_id) VALUES ('A', ?, 1)",
+        (shapely.to_wkb(shapely.box(114.2, 30.4, 114.4, 30.6)),),
     )
     conn.execute("INSERT INTO cases VALUES ('k1', '2024-03-01', 'confirmed', 1, 1)")
     conn.execute("INSERT INTO case_locations VALUES ('k1', 'residence', 30.5, 114.3, 7, 1)")
@@ -155,3 +158,35 @@ def test_a_newer_store_is_refused(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StoreError, match="newer than this riskmap"):
         Store.open(tmp_path / "r.db")
+
+
+def test_swapped_coordinates_and_flags(tmp_path: Path) -> None:
+    import shapely
+
+    store = Store.open(tmp_path / "r.db")
+    gdf = squares([("A", 0, 0, 2000, "D1"), ("B", 2000, 0, 2000, "D1")])
+    gdf.to_file(tmp_path / "c.geojson", driver="GeoJSON")
+    ingest_communities(store, tmp_path / "c.geojson")
+    inside = gdf.geometry.iloc[0].representative_point()
+    la, lo = round(inside.y, 6), round(inside.x, 6)
+    centre = shapely.centroid(shapely.union_all(gdf.geometry.to_numpy()))
+    rows = [
+        f"s1,2024-03-01,confirmed,residence,{lo},{la}",  # swapped: lon in the lat column
+        "o1,2024-03-01,confirmed,residence,10.123456,10.123456",  # outside every community
+        f"c1,2024-03-01,confirmed,residence,{centre.y:.6f},{centre.x:.6f}",  # district centroid
+        "g1,2024-03-01,confirmed,residence,30.59,114.3",  # 2 decimals
+    ]
+    rows += [f"r{i},2024-03-01,confirmed,visit,{la},{lo}" for i in range(10)]  # repeated
+    f = tmp_path / "cases.csv"
+    f.write_text(HEADER + "\n".join(rows) + "\n")
+    rep = ingest_cases(store, f)
+    assert rep.counts.rejected == 0 and rep.counts.accepted == 14
+    text = "\n".join(rep.warnings)
+    assert "row 2: lat" in text and "look swapped" in text
+    loc = store.case_locations().set_index("case_id")
+    assert (loc.loc["s1", "lat"], loc.loc["s1", "lon"]) == (la, lo)
+    assert "row 3: (10.1235, 10.1235) is outside every community" in text
+    assert "row 4:" in text and "centroid of a district" in text
+    assert "row 5: (30.59, 114.3) has 2 decimals" in text
+    assert "is a location of 11 cases" in text
+    assert len(loc) == 14  # flagged rows are accepted all the same
