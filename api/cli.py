@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 ingest_app = typer.Typer(help="Load communities or cases into the store.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
+keys_app = typer.Typer(help="API keys for the write and analyst routes.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -441,6 +443,40 @@ def policies(
             lift += f", then {lv.step_down.to} for {lv.step_down.after_days} d"
         t.add_row(lv.id, lv.label, lv.color, json.dumps(ext), json.dumps(trig), lift)
     out.print(t)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="officer, analyst or admin")],
+    name: Annotated[str, typer.Option(help="who or what uses the key")] = "",
+) -> None:
+    """Create a key and print it (it is shown only once; only its hash is stored)."""
+    from api.auth import ROLES
+
+    if role not in ROLES:
+        raise _fail(f"--role: {role!r} is not one of {', '.join(ROLES)}")
+    key_id, key = _open_store().create_key(role, name)
+    err.print(f"key {key_id} ({role}) created; keep it now, it is not shown again:")
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (ids, roles, names; never the keys themselves)."""
+    t = Table(title="API keys")
+    for col in ("key_id", "role", "name", "created", "revoked"):
+        t.add_column(col)
+    for k in _open_store().api_keys():
+        t.add_row(*(str(k[c] or "") for c in ("key_id", "role", "name", "created", "revoked")))
+    out.print(t)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")]) -> None:
+    """Revoke a key."""
+    if not _open_store().revoke_key(key_id):
+        raise _fail(f"no active key {key_id}")
+    out.print(f"key {key_id} revoked")
 
 
 @app.command()

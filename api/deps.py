@@ -58,6 +58,7 @@ def get_at(
 
 
 ServiceDep = Annotated[RiskService, Depends(get_service)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 PolicyDep = Annotated[Policy, Depends(get_policy)]
 DefaultPolicyDep = Annotated[Policy, Depends(get_default_policy)]
 AtDep = Annotated[dt.date, Depends(get_at)]

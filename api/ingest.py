@@ -54,13 +54,15 @@ def ingest_communities(
     columns: dict[str, str] | None = None,
     encoding: str | None = None,
     h3_res: int = 10,
+    key_id: str | None = None,
+    source: str | None = None,
 ) -> IngestReport:
     res = read_communities(path, columns=columns, encoding=encoding)
     frame = res.frame.reset_index(drop=True)
     counts = BatchCounts(rows_read=res.rows_read, accepted=len(frame), rejected=len(res.rejects))
     counts.rejects = [(r.row, r.field, r.reason) for r in res.rejects]
     wkb = shapely.to_wkb(frame.geometry.to_numpy(), output_dimension=2) if len(frame) else []
-    with store.batch("communities", str(path)) as (conn, batch_id):
+    with store.batch("communities", source or str(path)) as (conn, batch_id):
         old = {
             r[0]: r[1:]
             for r in conn.execute(
@@ -110,8 +112,10 @@ def ingest_communities(
                     strict=True,
                 ),
             )
-        store.finish_batch(conn, batch_id, counts)
-    return IngestReport("communities", str(path), batch_id, counts, res.rejects, res.warnings)
+        store.finish_batch(conn, batch_id, counts, res.warnings, key_id)
+    return IngestReport(
+        "communities", source or str(path), batch_id, counts, res.rejects, res.warnings
+    )
 
 
 def _opt(v: object) -> str | None:
@@ -176,6 +180,8 @@ def ingest_cases(
     default_role: str | None = None,
     today: dt.date | None = None,
     h3_res: int = 10,
+    key_id: str | None = None,
+    source: str | None = None,
 ) -> IngestReport:
     """Case locations, one row each. All the rows of a case in a batch form its record: a new
     case is added, an identical record changes nothing, and a changed record (another date,
@@ -196,7 +202,7 @@ def ingest_cases(
         today=today,
         coverage=coverage if layer is not None else None,
     )
-    src = str(path)
+    src = source or str(path)
     frame = res.frame.reset_index(drop=True)
     rejects = list(res.rejects)
     warnings = list(res.warnings)
@@ -298,12 +304,17 @@ def ingest_cases(
         counts.inserted = sum(len(records[c[0]]) for c in new_cases)
         counts.updated = len(changed)
         counts.unchanged = unchanged_rows + duplicates
-        store.finish_batch(conn, batch_id, counts)
+        store.finish_batch(conn, batch_id, counts, warnings, key_id)
     return IngestReport("cases", src, batch_id, counts, rejects, warnings)
 
 
 def ingest_metrics(
-    store: Store, path: Path, *, columns: dict[str, str] | None = None
+    store: Store,
+    path: Path,
+    *,
+    columns: dict[str, str] | None = None,
+    key_id: str | None = None,
+    source: str | None = None,
 ) -> IngestReport:
     """Hospital figures per unit and date; a figure already stored for the same unit and date
     is replaced when it changed."""
@@ -311,7 +322,7 @@ def ingest_metrics(
     frame = res.frame
     counts = BatchCounts(rows_read=res.rows_read, accepted=len(frame), rejected=len(res.rejects))
     counts.rejects = [(r.row, r.field, r.reason) for r in res.rejects]
-    with store.batch("metrics", str(path)) as (conn, batch_id):
+    with store.batch("metrics", source or str(path)) as (conn, batch_id):
         old = {
             (u, d): (a, b)
             for u, d, a, b in conn.execute(
@@ -333,5 +344,5 @@ def ingest_metrics(
                 counts.updated += 1
             rows.append((*key, a, b, batch_id))
         conn.executemany("INSERT OR REPLACE INTO unit_metrics VALUES (?, ?, ?, ?, ?)", rows)
-        store.finish_batch(conn, batch_id, counts)
-    return IngestReport("metrics", str(path), batch_id, counts, res.rejects, res.warnings)
+        store.finish_batch(conn, batch_id, counts, res.warnings, key_id)
+    return IngestReport("metrics", source or str(path), batch_id, counts, res.rejects, res.warnings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import add_exception_handlers
-from api.routers import health, history, layers, map, policies, status
+from api.routers import health, history, ingest, keys, layers, map, policies, status
 
 
 def create_app() -> FastAPI:
@@ -17,6 +17,8 @@ def create_app() -> FastAPI:
     add_exception_handlers(app)
     for r in (
         history.router,
+        ingest.router,
+        keys.router,
         status.router,
         layers.router,
         policies.router,

@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     h3_resolution: int = Field(10, ge=5, le=13, description="H3 resolution of community cells")
     policy: str = Field("cn-three-zone", description="preset name or rule file of the service")
     cache_size: int = Field(16, ge=1, description="zone snapshots kept in memory")
+    max_upload_mb: float = Field(50.0, gt=0, description="largest ingest request body (MB)")
+    min_public_count: int = Field(
+        5, ge=1, description="smallest case count shown to the public (analysts see all)"
+    )
 
 
 def database_path(url: str) -> Path:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -108,6 +110,14 @@ CREATE INDEX IF NOT EXISTS zone_events_key ON zone_events (policy_key, date);
 """
 
 
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     """Statements one by one (``executescript`` would commit the open transaction)."""
     for stmt in script.split(";"):
@@ -174,10 +184,40 @@ def _v3(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v4(conn: sqlite3.Connection) -> None:
+    """API keys, the audit log, and the warnings of each batch."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE IF NOT EXISTS api_keys (
+            key_id TEXT PRIMARY KEY,
+            secret_hash TEXT NOT NULL,
+            role TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created TEXT NOT NULL,
+            revoked TEXT
+        );
+        CREATE TABLE IF NOT EXISTS audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            key_id TEXT,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS batch_warnings (
+            batch_id INTEGER NOT NULL,
+            message TEXT NOT NULL
+        );
+        ALTER TABLE batches ADD COLUMN key_id TEXT
+        """,
+    )
+
+
 # (version, what it does, migration); a store at version v gets every later migration, in order
 MIGRATIONS = [
     (2, "rural communities, hospital figures, zone history", _v2),
     (3, "dates per case location, whole-record case versions", _v3),
+    (4, "API keys, audit log, batch warnings", _v4),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -281,7 +321,13 @@ class Store:
             conn.execute("COMMIT")
 
     @staticmethod
-    def finish_batch(conn: sqlite3.Connection, batch_id: int, counts: BatchCounts) -> None:
+    def finish_batch(
+        conn: sqlite3.Connection,
+        batch_id: int,
+        counts: BatchCounts,
+        warnings: list[str] | None = None,
+        key_id: str | None = None,
+    ) -> None:
         conn.execute(
             "UPDATE batches SET rows_read=?, accepted=?, inserted=?, updated=?, unchanged=?,"
             " rejected=? WHERE batch_id=?",
@@ -298,6 +344,22 @@ class Store:
         conn.executemany(
             "INSERT INTO rejects (batch_id, row, field, reason) VALUES (?, ?, ?, ?)",
             [(batch_id, r, f, why) for r, f, why in counts.rejects],
+        )
+        conn.executemany(
+            "INSERT INTO batch_warnings (batch_id, message) VALUES (?, ?)",
+            [(batch_id, w) for w in warnings or []],
+        )
+        if key_id is not None:
+            conn.execute("UPDATE batches SET key_id=? WHERE batch_id=?", (key_id, batch_id))
+        kind = conn.execute("SELECT kind FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
+        conn.execute(
+            "INSERT INTO audit_log (at, key_id, action, detail) VALUES (?, ?, ?, ?)",
+            (
+                _now(),
+                key_id,
+                f"ingest.{kind[0]}",
+                f"batch {batch_id}: {counts.accepted} accepted, {counts.rejected} rejected",
+            ),
         )
         if counts.inserted or counts.updated:
             conn.execute(
@@ -407,6 +469,106 @@ class Store:
             self.conn.executemany(
                 "INSERT INTO zone_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
+
+    # -- API keys and audit ----------------------------------------------------------------
+    def create_key(self, role: str, name: str) -> tuple[str, str]:
+        """A new key: returns (key_id, the full key); only its hash is stored."""
+        key_id = secrets.token_hex(4)
+        secret = secrets.token_urlsafe(32)
+        with self.lock, self.conn:
+            self.conn.execute(
+                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)",
+                (key_id, _hash(secret), role, name, _now()),
+            )
+            self._audit(key_id, "keys.create", f"role={role} name={name}")
+        return key_id, f"rk_{key_id}_{secret}"
+
+    def check_key(self, key: str) -> tuple[str, str] | None:
+        """(key_id, role) of a valid, unrevoked key, else None."""
+        parts = key.split("_", 2)
+        if len(parts) != 3 or parts[0] != "rk":
+            return None
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT secret_hash, role, revoked FROM api_keys WHERE key_id=?", (parts[1],)
+            ).fetchone()
+        if row is None or row[2] is not None:
+            return None
+        if not hmac.compare_digest(row[0], _hash(parts[2])):
+            return None
+        return parts[1], row[1]
+
+    def revoke_key(self, key_id: str, by: str | None = None) -> bool:
+        with self.lock, self.conn:
+            cur = self.conn.execute(
+                "UPDATE api_keys SET revoked=? WHERE key_id=? AND revoked IS NULL",
+                (_now(), key_id),
+            )
+            if cur.rowcount:
+                self._audit(by, "keys.revoke", f"key_id={key_id}")
+        return bool(cur.rowcount)
+
+    def api_keys(self) -> list[dict[str, object]]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT key_id, role, name, created, revoked FROM api_keys ORDER BY created"
+            ).fetchall()
+        return [
+            dict(zip(("key_id", "role", "name", "created", "revoked"), r, strict=True))
+            for r in rows
+        ]
+
+    def audit(self, key_id: str | None, action: str, detail: str) -> None:
+        with self.lock, self.conn:
+            self._audit(key_id, action, detail)
+
+    def _audit(self, key_id: str | None, action: str, detail: str) -> None:
+        self.conn.execute(
+            "INSERT INTO audit_log (at, key_id, action, detail) VALUES (?, ?, ?, ?)",
+            (_now(), key_id, action, detail),
+        )
+
+    def audit_log(self) -> list[dict[str, object]]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT at, key_id, action, detail FROM audit_log ORDER BY id"
+            ).fetchall()
+        return [dict(zip(("at", "key_id", "action", "detail"), r, strict=True)) for r in rows]
+
+    def batch_report(self, batch_id: int) -> dict[str, object] | None:
+        """The stored validation report of a batch."""
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT batch_id, kind, source, created, rows_read, accepted, inserted, updated,"
+                " unchanged, rejected, key_id FROM batches WHERE batch_id=?",
+                (batch_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            rejects = self.conn.execute(
+                "SELECT row, field, reason FROM rejects WHERE batch_id=? ORDER BY row",
+                (batch_id,),
+            ).fetchall()
+            warnings = self.conn.execute(
+                "SELECT message FROM batch_warnings WHERE batch_id=? ORDER BY rowid", (batch_id,)
+            ).fetchall()
+        names = (
+            "batch_id",
+            "kind",
+            "source",
+            "created",
+            "rows_read",
+            "accepted",
+            "inserted",
+            "updated",
+            "unchanged",
+            "rejected",
+            "key_id",
+        )
+        out: dict[str, object] = dict(zip(names, row, strict=True))
+        out["rejects"] = [{"row": r, "field": f, "reason": why} for r, f, why in rejects]
+        out["warnings"] = [w for (w,) in warnings]
+        return out
 
     def counts(self) -> dict[str, int]:
         q = {
