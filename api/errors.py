@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from geo._errors import (
@@ -24,10 +24,22 @@ DEFAULT_STATUS_CODES: dict[type[Exception], int] = {
 }
 
 
+def unprocessable(msg: str, *loc: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors (``detail`` is a list), so that every
+    422 matches the documented schema."""
+    return HTTPException(
+        422, detail=[{"loc": list(loc) or ["body"], "msg": msg, "type": "value_error"}]
+    )
+
+
 def add_exception_handlers(app: FastAPI) -> None:
     for exc_type, code in DEFAULT_STATUS_CODES.items():
 
         async def handler(request: Request, exc: Exception, code: int = code) -> JSONResponse:
-            return JSONResponse(status_code=code, content={"detail": str(exc)})
+            if code == 422:
+                detail: object = [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
+            else:
+                detail = str(exc)
+            return JSONResponse(status_code=code, content={"detail": detail})
 
         app.add_exception_handler(exc_type, handler)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from api.store import Store
-from geo.history import intervals, point_ranks, zone_events
+from geo.history import base_rank, intervals, point_ranks, zone_events
 from geo.incremental import update_zones
 from geo.index import PolygonIndex
 from geo.policy import Policy
@@ -191,7 +191,7 @@ class RiskService:
         with self._lock:
             ranks = point_ranks(snap.result, snap.layer, lon, lat)
             c = int(snap.layer.locate(np.array([lon]), np.array([lat]))[0])
-        runs = intervals(snap.result, ranks, start, end)
+        runs = intervals(snap.result, ranks, start, end, base_rank(snap.result, c >= 0))
         for r in runs:
             r["label"] = policy.label(str(r["level"]))
             r["days"] = (r["to"] - r["from"]).days + 1  # type: ignore[operator]

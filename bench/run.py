@@ -87,6 +87,7 @@ def bench_city(
     india = load_policy("india-containment")
     t, res_i = timed(lambda: compute_zones(layer, cs, india, END))
     rec(name, "zones india-containment, one date", t, f"{len(res_i.zones)} zones (target <= 15 s)")
+    del res_i  # its day-by-day circles are large at scale
 
     # full history: every day of the outbreak and every lift after it
     def history() -> pd.DataFrame:

@@ -134,18 +134,40 @@ def point_ranks(
     return out
 
 
+def base_rank(result: ZoneResult, in_community: bool) -> int:
+    """The rank a place has before any case: that of the highest level drawn over every
+    community (``all``), for places in a community."""
+    if not in_community:
+        return 0
+    ranks = [result.policy.rank(lv.id) for lv in result.policy.levels if lv.extent.kind == "all"]
+    return max(ranks, default=0)
+
+
 def intervals(
-    result: ZoneResult, ranks: NDArray[np.int8], start: dt.date, end: dt.date
+    result: ZoneResult,
+    ranks: NDArray[np.int8],
+    start: dt.date,
+    end: dt.date,
+    before: int = 0,
 ) -> list[dict[str, object]]:
-    """Runs of one level between ``start`` and ``end`` (inclusive), as {level, from, to}."""
+    """Runs of one level between ``start`` and ``end`` (inclusive), as {level, from, to};
+    ``before`` is the rank before the grid starts (see :func:`base_rank`)."""
     policy = result.policy
     ids_by_rank = ["none"] + [lv.id for lv in reversed(policy.levels)]
     d0 = from_day(result.day0)
+    last_known = (result.at - d0).days  # the grid may stop earlier: nothing changes after it
     out: list[dict[str, object]] = []
     day = start
     while day <= end:
         i = (day - d0).days
-        r = int(ranks[i]) if 0 <= i < len(ranks) and i <= result.at_index else 0
+        if 0 <= i <= result.at_index:
+            r = int(ranks[i])
+        elif result.at_index < i <= last_known:
+            r = int(ranks[result.at_index])
+        elif i < 0:
+            r = before
+        else:
+            r = 0
         level = ids_by_rank[r]
         if out and out[-1]["level"] == level:
             out[-1]["to"] = day

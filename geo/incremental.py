@@ -16,7 +16,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from geo.policy import BufferExtent, Policy
-from geo.zones import CommunityLayer, LevelState, ZoneResult, compute_zones, to_days
+from geo.zones import CommunityLayer, LevelState, ZoneResult, compute_zones, to_day, to_days
 
 Int1D = NDArray[np.int64]
 
@@ -77,7 +77,9 @@ def update_zones(
     if not supports_incremental(policy, metrics) or prev.rank_grid is None:
         return full()
     rep = to_days(new["reported"]) if len(new) else np.empty(0, np.int64)
-    at_d = prev.day0 + prev.at_index
+    at_d = to_day(at)
+    if prev.day0 + prev.at_index != at_d:  # the previous grid stopped early: start afresh
+        return full()
     relevant = rep <= at_d
     if not relevant.any():
         return prev
@@ -139,4 +141,6 @@ def _splice(
     zones = zones.sort_values(["_rank", "zone_id"], ascending=[False, True]).drop(columns="_rank")
     zones = zones.reset_index(drop=True)
     zones = type(prev.zones)(zones, geometry="geometry", crs=prev.zones.crs)
-    return ZoneResult(prev.policy, prev.at, levels, zones, prev.day0, rank, zrank, states)
+    return ZoneResult(
+        prev.policy, prev.at, levels, zones, prev.day0, rank, zrank, states, prev.at_index
+    )

@@ -1030,9 +1030,8 @@ class ZoneResult:
     zone_rank_grid: NDArray[np.int8] | None = field(default=None, repr=False)
     states: dict[str, LevelState] = field(default_factory=dict, repr=False)
 
-    @property
-    def at_index(self) -> int:
-        return to_day(self.at) - self.day0
+    # the grid column of the as-of date (or of the day after which nothing changes any more)
+    at_index: int = -1
 
     def level_of(self, community_index: Int1D) -> NDArray[np.object_]:
         lv = self.levels["level"].to_numpy()
@@ -1072,8 +1071,16 @@ def compute_zones(
     first = int(min(rep_all.min(), at_d)) if len(rep_all) else at_d
     if day0 is None or day0 > first:
         day0 = first
-    ndays = at_d - day0 + 1 + horizon
-    ctx = _Context(layer, cases, rep_all - day0, day0, ndays, at_d - day0, metrics)
+    # long after the last input nothing changes any more: the grid stops there
+    windows = [lv.trigger.window_days for lv in policy.levels if lv.trigger is not None]
+    inputs = [int(rep_all.max())] if len(rep_all) else []
+    if metrics is not None and len(metrics):
+        inputs.append(int(to_days(metrics["date"]).max()))
+    grid_at = at_d
+    if inputs:
+        grid_at = min(at_d, max(max(inputs), day0) + longest + max(windows, default=1) + 1)
+    ndays = grid_at - day0 + 1 + horizon
+    ctx = _Context(layer, cases, rep_all - day0, day0, ndays, grid_at - day0, metrics)
 
     for lv in policy.levels:
         if lv.trigger is not None:
@@ -1082,7 +1089,9 @@ def compute_zones(
             _derived(ctx, lv)
         for extra in ctx.pending.pop(lv.id, []):
             _merge(ctx.states[lv.id], extra, ctx.at_i)
-    return _assemble(ctx, policy, at, with_geometry)
+    result = _assemble(ctx, policy, at, with_geometry)
+    result.at_index = ctx.at_i
+    return result
 
 
 def _merge(into: LevelState, extra: LevelState, at_i: int) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from api.deps import PolicyDep, ServiceDep
+from api.errors import unprocessable
 from api.routers.status import CommunityRef
 
 router = APIRouter(prefix="/v1", tags=["history"])
@@ -22,9 +23,9 @@ def _period(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.dat
     end = end or dt.date.today()
     start = start or end - dt.timedelta(days=29)
     if start > end:
-        raise HTTPException(422, f"'from' ({start}) is after 'to' ({end})")
+        raise unprocessable(f"'from' ({start}) is after 'to' ({end})", "query", "from")
     if (end - start).days > MAX_SPAN_DAYS:
-        raise HTTPException(422, f"the period may span at most {MAX_SPAN_DAYS} days")
+        raise unprocessable(f"the period may span at most {MAX_SPAN_DAYS} days", "query", "from")
     return start, end
 
 

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.auth import Officer, Reader
 from api.deps import ServiceDep, SettingsDep
+from api.errors import unprocessable
 from api.ingest import IngestReport, ingest_cases, ingest_communities, ingest_metrics
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
@@ -54,7 +55,7 @@ async def _body(request: Request, limit_mb: float) -> bytes:
         chunks.append(chunk)
     body = b"".join(chunks)
     if not body.strip():
-        raise HTTPException(422, "empty request body")
+        raise unprocessable("empty request body")
     return body
 
 
@@ -77,15 +78,15 @@ def _records_to_parquet(body: bytes, ndjson: bool, path: Path) -> None:
                 try:
                     records.append(json.loads(ln))
                 except json.JSONDecodeError as e:
-                    raise HTTPException(422, f"NDJSON line {i}: not JSON: {e.msg}") from None
+                    raise unprocessable(f"NDJSON line {i}: not JSON: {e.msg}") from None
         else:
             records = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HTTPException(422, f"body is not JSON: {e}") from None
+        raise unprocessable(f"body is not JSON: {e}") from None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise HTTPException(422, "expected a JSON array of objects (one per case location)")
+        raise unprocessable("expected a JSON array of objects (one per case location)")
     if not records:
-        raise HTTPException(422, "no records in the body")
+        raise unprocessable("no records in the body")
     frame = pd.DataFrame.from_records(records)
     frame = frame.map(lambda v: None if v is None else str(v))
     frame.to_parquet(path, index=False)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import AtDep, PolicyDep, ServiceDep
+from api.errors import unprocessable
 from tiles.geojson import communities_geojson, districts_geojson, zones_geojson
 
 router = APIRouter(prefix="/v1", tags=["layers"])
@@ -33,12 +34,10 @@ def list_zones(
     level: Annotated[str | None, Query(description="only zones of this level")] = None,
 ) -> JSONResponse:
     if level is not None and level not in policy.level_ids:
-        return JSONResponse(
-            {
-                "detail": f"unknown level {level!r} for policy {policy.id}: "
-                f"expected one of {policy.level_ids}"
-            },
-            status_code=422,
+        raise unprocessable(
+            f"unknown level {level!r} for policy {policy.id}: expected one of {policy.level_ids}",
+            "query",
+            "level",
         )
     snap = service.snapshot(policy, at)
     return _geojson(zones_geojson(snap.result, level), snap.data_version)

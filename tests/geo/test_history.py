@@ -10,7 +10,7 @@ import pytest
 import shapely
 
 from data.generator import generate_city
-from geo.history import intervals, point_ranks, zone_events
+from geo.history import base_rank, intervals, point_ranks, zone_events
 from geo.index import PolygonIndex
 from geo.policy import load_policy
 from geo.zones import CommunityLayer, compute_zones
@@ -114,3 +114,16 @@ def test_intervals_of_a_place(town: CommunityLayer) -> None:
         {"level": "controlled", "from": day(0), "to": day(13)},
         {"level": "none", "from": day(14), "to": day(20)},
     ]
+
+
+def test_far_future_dates_need_no_huge_grid(town: CommunityLayer) -> None:
+    s = Scenario(town, "shanghai-2022-04", cases(("k1", 0, "confirmed", "residence", 250, 250)))
+    far = compute_zones(town, s.cases, s.policy, dt.date(9000, 1, 1))
+    assert far.rank_grid is not None and far.rank_grid.shape[1] < 100
+    assert set(far.levels["level"]) == {"precaution"}  # every community, forever
+    pt = gpd.GeoSeries([shapely.Point(250, 250)], crs=LOCAL).to_crs(4326).iloc[0]
+    runs = intervals(
+        far, point_ranks(far, town, pt.x, pt.y), day(-1), day(30), base_rank(far, True)
+    )
+    assert [r["level"] for r in runs] == ["precaution", "sealed", "controlled", "precaution"]
+    assert runs[-1]["to"] == day(30)

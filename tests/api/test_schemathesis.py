@@ -1,0 +1,43 @@
+"""Property-based tests of the whole OpenAPI spec (schemathesis): no answer is a server error
+and answers match their declared schemas and content types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+)
+
+from api.deps import _service_for
+from api.main import app
+from api.settings import Settings, get_settings
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+@pytest.fixture(autouse=True)
+def _store(sample_db: Path) -> Iterator[None]:
+    s = Settings(database_url=f"sqlite:///{sample_db}", max_upload_mb=1)
+    app.dependency_overrides[get_settings] = lambda: s
+    yield
+    app.dependency_overrides.clear()
+    _service_for.cache_clear()
+
+
+@schema.parametrize()
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_api_conforms(case) -> None:  # type: ignore[no-untyped-def]
+    case.call_and_validate(
+        checks=[not_a_server_error, content_type_conformance, response_schema_conformance]
+    )
