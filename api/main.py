@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import add_exception_handlers
+from api.middleware import add_middleware
 from api.routers import health, history, ingest, keys, layers, map, policies, status
 
 
@@ -15,6 +16,7 @@ def create_app() -> FastAPI:
         description="Risk zones for community-based epidemic prevention and control.",
     )
     add_exception_handlers(app)
+    add_middleware(app)
     for r in (
         history.router,
         ingest.router,

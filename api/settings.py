@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     policy: str = Field("cn-three-zone", description="preset name or rule file of the service")
     cache_size: int = Field(16, ge=1, description="zone snapshots kept in memory")
     max_upload_mb: float = Field(50.0, gt=0, description="largest ingest request body (MB)")
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="requests a minute per client on /v1/status* (0: no limit)"
+    )
+    request_timeout_s: float = Field(60.0, gt=0, description="time limit of a request")
     min_public_count: int = Field(
         5, ge=1, description="smallest case count shown to the public (analysts see all)"
     )

@@ -39,7 +39,7 @@ def sample_db(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @pytest.fixture
 def client(sample_db: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=f"sqlite:///{sample_db}")
+    settings = Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=0)
     app.dependency_overrides[get_settings] = lambda: settings
     try:
         yield TestClient(app)

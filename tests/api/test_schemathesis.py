@@ -24,7 +24,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 @pytest.fixture(autouse=True)
 def _store(sample_db: Path) -> Iterator[None]:
-    s = Settings(database_url=f"sqlite:///{sample_db}", max_upload_mb=1)
+    s = Settings(database_url=f"sqlite:///{sample_db}", max_upload_mb=1, rate_limit_per_minute=0)
     app.dependency_overrides[get_settings] = lambda: s
     yield
     app.dependency_overrides.clear()
