@@ -88,6 +88,16 @@ def community_cells(
     return owner[order], cells[order]
 
 
+def cell_centres(cells: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(lat, lng) of the centre of each cell."""
+    arr = np.asarray(cells, dtype=np.uint64)
+    out = np.empty((len(arr), 2), dtype=np.float64)
+    f = h3i.cell_to_latlng
+    for i, c in enumerate(arr.tolist()):
+        out[i] = f(c)
+    return out[:, 0], out[:, 1]
+
+
 def cell_polygons(cells: ArrayLike) -> NDArray[np.object_]:
     """Hexagon (or pentagon) of each cell as shapely polygons in (lng, lat)."""
     out = []

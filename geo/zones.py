@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from pyproj import Transformer
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from geo import cells as h3c
 from geo.crs import WGS84, metric_crs_for
@@ -173,6 +174,26 @@ class CommunityLayer:
         """(owner, cells): centre-containment H3 cover, at least one cell per community,
         sorted by owner."""
         return h3c.community_cells(self.geoms, self.h3_res)
+
+    @cached_property
+    def rep_points(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """A point inside each community (metric x, y) and the farthest distance from it to
+        the community's boundary (every point of the community is that close)."""
+        pts = shapely.point_on_surface(self.metric)
+        x, y = shapely.get_x(pts), shapely.get_y(pts)
+        coords, owner = shapely.get_coordinates(self.metric, return_index=True)
+        d = np.hypot(coords[:, 0] - x[owner], coords[:, 1] - y[owner])
+        reach = np.zeros(len(self))
+        np.maximum.at(reach, owner, d)
+        return x, y, reach
+
+    @cached_property
+    def cell_centres(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Metric (x, y) of the centre of every community cell."""
+        _, cells = self.cells
+        lat, lng = h3c.cell_centres(cells)
+        x, y = self.to_metric.transform(lng, lat)
+        return np.asarray(x), np.asarray(y)
 
     @cached_property
     def _cell_offsets(self) -> Int1D:
@@ -447,15 +468,28 @@ class Features:
         if not self.is_discs:
             return _spread(layer.select(self.metric, 0.0, "intersects"), self.events)
         assert self.centre is not None and self.radius is not None
+        rep_x, rep_y, reach = layer.rep_points
+        rep = np.column_stack([rep_x, rep_y])
+        reach_max = float(reach.max()) if len(reach) else 0.0
         fi, ti = np.nonzero(self.events)
         for r in np.unique(self.radius):
-            for t in np.unique(ti):
-                sel = fi[(ti == t) & (self.radius[fi] == r)]
-                if len(sel) == 0:
-                    continue
-                tree = shapely.STRtree(shapely.points(self.centre[sel]))
-                ci, _ = tree.query_nearest(layer.metric, max_distance=r)
-                out[ci, t] = True
+            on_r = self.radius[fi] == r
+            for t in np.unique(ti[on_r]):
+                pts = self.centre[fi[on_r & (ti == t)]]
+                tree = cKDTree(pts)
+                # a community is within r of a point if its inner point is; it is farther than
+                # r if its inner point is farther than r + its reach; in between: test exactly
+                d, _ = tree.query(rep, k=1, distance_upper_bound=r + reach_max)
+                out[d <= r, t] = True
+                unsure = np.flatnonzero((d > r) & (d <= r + reach))
+                for c, near in zip(
+                    unsure, tree.query_ball_point(rep[unsure], r + reach[unsure]), strict=True
+                ):
+                    if (
+                        near
+                        and shapely.dwithin(layer.metric[c], shapely.points(pts[near]), r).any()
+                    ):
+                        out[c, t] = True
         return out
 
 
@@ -1301,7 +1335,7 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
             comm = np.unique(layer.metric_tree.query(parts_m[k], predicate="intersects"))
             ends = end[members]
             last = act.last[members]
-            ccells = _part_cells(lv, part, layer.h3_res, act, members)
+            ccells = _part_cells(lv, part, parts_m[k], layer, act, members)
             rows.append(
                 {
                     "zone_id": f"{lv.id}-{_short_hash(keys[0])}",
@@ -1331,13 +1365,26 @@ def _short_hash(key: str) -> str:
 
 
 def _part_cells(
-    lv: Level, part: shapely.Geometry, res: int, act: Features, members: Int1D
+    lv: Level,
+    part: shapely.Geometry,
+    part_m: shapely.Geometry,
+    layer: CommunityLayer,
+    act: Features,
+    members: Int1D,
 ) -> NDArray[np.uint64]:
+    """H3 cells of an exact-geometry zone part: the building cells themselves for cell
+    extents at or finer than the layer's resolution; otherwise the communities' cells whose
+    centre lies in the part (where people live; the part may reach beyond the communities),
+    or the cell of a point inside it when none does."""
     ext = lv.extent
-    if isinstance(ext, CellExtent) and ext.res >= res:
+    if isinstance(ext, CellExtent) and ext.res >= layer.h3_res:
         return np.unique(h3c.hex_to_cells([k.split(":", 1)[1] for k in act.keys[members]]))
-    c = h3c.polygon_cells(part, res, "center")
+    _, cells = layer.cells
+    x, y = layer.cell_centres
+    minx, miny, maxx, maxy = part_m.bounds
+    box = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
+    c = cells[box[shapely.contains_xy(part_m, x[box], y[box])]] if len(box) else cells[:0]
     if len(c) == 0:
         pt = shapely.point_on_surface(part)
-        c = h3c.points_to_cells([pt.x], [pt.y], res)
+        c = h3c.points_to_cells([pt.x], [pt.y], layer.h3_res)
     return h3c.compact(c)
