@@ -210,19 +210,19 @@ def ingest_communities_cmd(
     """Load community polygons (any CRS; reprojected to WGS84)."""
     from api.ingest import ingest_communities
 
-    cols = _column_map(columns)
-    store = _open_store()
-    try:
-        with _progress() as prog:
-            prog.add_task(f"ingesting communities from {file}", total=None)
-            rep = ingest_communities(
-                store, file, columns=cols, encoding=encoding, h3_res=_settings().h3_resolution
-            )
-    except RiskmapError as e:
-        raise _fail(str(e)) from None
-    _report(rep, rejects)
-    if rep.nothing_read:
-        raise _fail("no community could be read from the file")
+    _run_ingest(
+        "communities",
+        "community",
+        file,
+        rejects,
+        lambda store: ingest_communities(
+            store,
+            file,
+            columns=_column_map(columns),
+            encoding=encoding,
+            h3_res=_settings().h3_resolution,
+        ),
+    )
 
 
 @ingest_app.command("cases")
@@ -238,23 +238,19 @@ def ingest_cases_cmd(
     """Load case locations (case_id, reported, type, role, lat, lon)."""
     from api.ingest import ingest_cases
 
-    cols = _column_map(columns)
-    store = _open_store()
-    try:
-        with _progress() as prog:
-            prog.add_task(f"ingesting cases from {file}", total=None)
-            rep = ingest_cases(
-                store,
-                file,
-                columns=cols,
-                default_role=role,
-                h3_res=_settings().h3_resolution,
-            )
-    except RiskmapError as e:
-        raise _fail(str(e)) from None
-    _report(rep, rejects)
-    if rep.nothing_read:
-        raise _fail("no case location could be read from the file")
+    _run_ingest(
+        "case locations",
+        "case location",
+        file,
+        rejects,
+        lambda store: ingest_cases(
+            store,
+            file,
+            columns=_column_map(columns),
+            default_role=role,
+            h3_res=_settings().h3_resolution,
+        ),
+    )
 
 
 @ingest_app.command("metrics")
@@ -266,15 +262,27 @@ def ingest_metrics_cmd(
     """Load hospital figures per district (used by cdc-community)."""
     from api.ingest import ingest_metrics
 
-    cols = _column_map(columns)
+    _run_ingest(
+        "hospital figures",
+        "figure",
+        file,
+        rejects,
+        lambda store: ingest_metrics(store, file, columns=_column_map(columns)),
+    )
+
+
+def _run_ingest(what: str, one: str, file: Path, rejects: Path | None, run: Any) -> None:
+    """One ingest command: progress, clear errors, the report; exit 1 if nothing was read."""
     store = _open_store()
     try:
-        rep = ingest_metrics(store, file, columns=cols)
-    except RiskmapError as e:
+        with _progress() as prog:
+            prog.add_task(f"ingesting {what} from {file}", total=None)
+            rep = run(store)
+    except (RiskmapError, ValueError) as e:
         raise _fail(str(e)) from None
     _report(rep, rejects)
     if rep.nothing_read:
-        raise _fail("no figure could be read from the file")
+        raise _fail(f"no {one} could be read from the file")
 
 
 def _service() -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import Officer, Reader
+from api.auth import Caller, Officer, Reader
 from api.deps import ServiceDep, SettingsDep
 from api.errors import unprocessable
 from api.ingest import IngestReport, ingest_cases, ingest_communities, ingest_metrics
@@ -109,8 +110,10 @@ def _report(rep: IngestReport) -> dict[str, Any]:
 
 
 async def _ingest(
-    request: Request, types: dict[str, str], limit_mb: float, run: Any
+    request: Request, types: dict[str, str], limit_mb: float, caller: Caller, run: Any, **kw: Any
 ) -> dict[str, Any]:
+    """Read the body into a temporary file of its kind and run ``run(path, **kw)`` on it, as
+    the CLI does, on behalf of the caller's key."""
     suffix = _kind(request, types)
     body = await _body(request, limit_mb)
     with tempfile.TemporaryDirectory(prefix="riskmap-ingest-") as d:
@@ -120,7 +123,9 @@ async def _ingest(
         else:
             path = Path(d) / f"request{suffix}"
             path.write_bytes(body)
-        rep = await run_in_threadpool(run, path)
+        rep = await run_in_threadpool(
+            lambda: run(path, key_id=caller.key_id, source=f"POST by key {caller.key_id}", **kw)
+        )
     return _report(rep)
 
 
@@ -134,13 +139,9 @@ async def post_cases(
         request,
         CASE_TYPES,
         settings.max_upload_mb,
-        lambda p: ingest_cases(
-            service.store,
-            p,
-            h3_res=settings.h3_resolution,
-            key_id=caller.key_id,
-            source=f"POST by key {caller.key_id}",
-        ),
+        caller,
+        partial(ingest_cases, service.store),
+        h3_res=settings.h3_resolution,
     )
 
 
@@ -153,13 +154,9 @@ async def post_communities(
         request,
         COMMUNITY_TYPES,
         settings.max_upload_mb,
-        lambda p: ingest_communities(
-            service.store,
-            p,
-            h3_res=settings.h3_resolution,
-            key_id=caller.key_id,
-            source=f"POST by key {caller.key_id}",
-        ),
+        caller,
+        partial(ingest_communities, service.store),
+        h3_res=settings.h3_resolution,
     )
 
 
@@ -172,9 +169,8 @@ async def post_metrics(
         request,
         METRIC_TYPES,
         settings.max_upload_mb,
-        lambda p: ingest_metrics(
-            service.store, p, key_id=caller.key_id, source=f"POST by key {caller.key_id}"
-        ),
+        caller,
+        partial(ingest_metrics, service.store),
     )
 
 
