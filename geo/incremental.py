@@ -3,8 +3,10 @@
 A new case can change the levels of its own community, of the communities within the rule's
 buffer distances of it, and of every community of the parent units (subdistrict, district)
 those lie in. riskmap recomputes that *affected* set on a sub-layer that also holds every
-community able to influence it (the affected set grown once more the same way), forcing the
-same day axis, and splices the rows and zones into the previous result. The result equals a
+community able to influence it (the sources within the buffer distances, with their parent
+units when those sources are derived levels themselves), forcing the same day axis, and
+splices the rows and zones into the previous result; a batch that would need more than half
+the communities is recomputed in full. The result equals a
 full recomputation (tested on random batches); rules with exact-geometry levels, hospital
 figures or cases older than the previous grid fall back to a full recomputation.
 """
@@ -19,6 +21,7 @@ from geo.policy import BufferExtent, Policy
 from geo.zones import CommunityLayer, LevelState, ZoneResult, compute_zones, to_day, to_days
 
 Int1D = NDArray[np.int64]
+MAX_SHARE = 0.5  # beyond this share of communities to recompute, recompute everything
 
 
 def reach_m(policy: Policy) -> float:
@@ -39,14 +42,27 @@ def supports_incremental(policy: Policy, metrics: pd.DataFrame | None) -> bool:
     )
 
 
-def _grow(layer: CommunityLayer, seed: NDArray[np.bool_], reach: float) -> NDArray[np.bool_]:
-    """The seed, the communities within ``reach`` of it and every community sharing a parent
-    unit with those."""
+def _derived_sources(policy: Policy) -> bool:
+    """Whether some level is drawn around a level that is itself derived (then the sources of
+    the affected communities need their whole parent units too)."""
+    kinds = {lv.id: lv.extent.kind for lv in policy.levels}
+    return any(
+        kinds[a] in ("buffer", "parent_remainder", "all")
+        for lv in policy.levels
+        for a in getattr(lv.extent, "around", ())
+    )
+
+
+def _grow(
+    layer: CommunityLayer, seed: NDArray[np.bool_], reach: float, parents: bool = True
+) -> NDArray[np.bool_]:
+    """The seed, the communities within ``reach`` of it and (``parents``) every community
+    sharing a parent unit with those."""
     out = seed.copy()
     if reach > 0 and seed.any():
         _, near = layer.metric_tree.query(layer.metric[seed], predicate="dwithin", distance=reach)
         out[near] = True
-    for parent in ("subdistrict", "district"):
+    for parent in ("subdistrict", "district") if parents else ():
         codes, uniq = layer.parent_codes(parent)
         if len(uniq) == 0:
             continue
@@ -92,7 +108,11 @@ def update_zones(
         return prev
     reach = reach_m(policy)
     affected = _grow(layer, seed, reach)
-    needed = _grow(layer, affected, reach)
+    # what the affected communities depend on: sources within reach (and their parent units
+    # when those sources are themselves derived)
+    needed = _grow(layer, affected, reach, parents=_derived_sources(policy))
+    if needed.mean() > MAX_SHARE:  # a batch spread over most of the map: cheaper in full
+        return full()
     idx = np.flatnonzero(needed)
     sub = layer.subset(idx)
     local = np.full(len(layer), -1, dtype=np.int64)
