@@ -30,12 +30,12 @@ class TokenBuckets:
         with self._lock:
             tokens, last = self._buckets.get(client, (float(rate), now))
             tokens = min(float(rate), tokens + (now - last) * per_second)
+            if len(self._buckets) > 100_000:  # forget idle clients
+                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 120}
             if tokens >= 1.0:
                 self._buckets[client] = (tokens - 1.0, now)
                 return 0.0
             self._buckets[client] = (tokens, now)
-            if len(self._buckets) > 100_000:  # forget idle clients
-                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 120}
             return (1.0 - tokens) / per_second
 
 
@@ -58,6 +58,8 @@ def add_middleware(app: FastAPI) -> None:
                     status_code=429,
                     headers={"Retry-After": str(math.ceil(wait))},
                 )
+        if request.method != "GET":  # a write must finish: its batch is atomic either way
+            return await call_next(request)
         try:
             return await asyncio.wait_for(call_next(request), settings.request_timeout_s)
         except TimeoutError:

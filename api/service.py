@@ -116,18 +116,18 @@ class RiskService:
         (:func:`geo.incremental.update_zones`); anything else reloads everything.
         """
         with self._lock:
-            version, last_batch = self.store.data_version, self.store.last_batch_id
+            version, last_batch = self.store.versions()
             if self._data is not None and self._data[0] == version:
                 return self._data
             if self._data is not None and self.store.only_new_cases_since(self._batch):
                 _, layer, cases = self._data
-                new = self.store.case_locations(after_batch=self._batch)
+                new = self.store.case_locations(after_batch=self._batch, upto_batch=last_batch)
                 new["community"] = layer.locate(new["lon"].to_numpy(), new["lat"].to_numpy())
                 cases = pd.concat([cases, new], ignore_index=True)
                 self._advance_snapshots(version, layer, cases, new)
             else:
                 layer = CommunityLayer(self.store.communities(), self.h3_res)
-                cases = self.store.case_locations()
+                cases = self.store.case_locations(upto_batch=last_batch)
                 cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
                 self._metrics = self.store.unit_metrics()
                 self._snapshots.clear()
@@ -138,11 +138,14 @@ class RiskService:
     def _advance_snapshots(
         self, version: int, layer: CommunityLayer, cases: pd.DataFrame, new: pd.DataFrame
     ) -> None:
-        old = list(self._snapshots.items())
-        self._snapshots.clear()
-        for (_, pkey, at), snap in old:
-            result = update_zones(snap.result, layer, cases, new, metrics=self._metrics)
-            self._snapshots[(version, pkey, at)] = Snapshot(version, result, layer)
+        advanced: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
+        for (_, pkey, at), snap in self._snapshots.items():
+            try:
+                result = update_zones(snap.result, layer, cases, new, metrics=self._metrics)
+            except Exception:  # never lose the data for a cache entry: recompute on demand
+                continue
+            advanced[(version, pkey, at)] = Snapshot(version, result, layer)
+        self._snapshots = advanced
 
     def snapshot(self, policy: Policy, at: dt.date) -> Snapshot:
         with self._lock:

@@ -388,6 +388,15 @@ class Store:
                 params=(res,),
             )
 
+    def versions(self) -> tuple[int, int]:
+        """(data_version, last batch id), read together."""
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT (SELECT value FROM meta WHERE key='data_version'),"
+                " (SELECT MAX(batch_id) FROM batches)"
+            ).fetchone()
+        return int(row[0]), int(row[1] or 0)
+
     @property
     def last_batch_id(self) -> int:
         with self.lock:
@@ -405,10 +414,20 @@ class Store:
             ).fetchall()
         return all(kind == "cases" and updated == 0 for kind, updated in rows)
 
-    def case_locations(self, after_batch: int | None = None) -> pd.DataFrame:
-        """Case locations with their case's report date and type (those added by batches
-        after ``after_batch`` only, if given)."""
-        where, params = ("WHERE l.batch_id > ?", (after_batch,)) if after_batch else ("", ())
+    def case_locations(
+        self, after_batch: int | None = None, upto_batch: int | None = None
+    ) -> pd.DataFrame:
+        """Case locations with their date and case type (those of the batches after
+        ``after_batch`` and up to ``upto_batch`` only, if given)."""
+        conds, args = [], []
+        if after_batch:
+            conds.append("l.batch_id > ?")
+            args.append(after_batch)
+        if upto_batch is not None:
+            conds.append("l.batch_id <= ?")
+            args.append(upto_batch)
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        params = tuple(args)
         with self.lock:
             df = pd.read_sql_query(
                 "SELECT l.case_id, l.reported, c.type, l.role, l.lat, l.lon, l.cell"

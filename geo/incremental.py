@@ -35,11 +35,19 @@ def reach_m(policy: Policy) -> float:
 
 
 def supports_incremental(policy: Policy, metrics: pd.DataFrame | None) -> bool:
+    """Rules whose levels are all drawn per community, with buffers only around levels drawn
+    per community from cases (a buffer around a whole parent unit reaches beyond it)."""
     if metrics is not None and len(metrics):
         return False
-    return not any(
-        lv.geometric or lv.extent.kind in ("radius", "cell", "grid_disk") for lv in policy.levels
-    )
+    kinds = {lv.id: lv.extent.kind for lv in policy.levels}
+    for lv in policy.levels:
+        if lv.extent.kind in ("radius", "cell", "grid_disk") or lv.geometric:
+            return False
+        if lv.extent.kind == "buffer" and any(
+            kinds[a] != "community" for a in getattr(lv.extent, "around", ())
+        ):
+            return False
+    return True
 
 
 def _derived_sources(policy: Policy) -> bool:
@@ -94,8 +102,8 @@ def update_zones(
         return full()
     rep = to_days(new["reported"]) if len(new) else np.empty(0, np.int64)
     at_d = to_day(at)
-    if prev.day0 + prev.at_index != at_d:  # the previous grid stopped early: start afresh
-        return full()
+    if prev.day0 + prev.at_index != at_d and rep.max(initial=at_d) > prev.day0 + prev.at_index:
+        return full()  # new cases after the point where the previous grid stopped
     relevant = rep <= at_d
     if not relevant.any():
         return prev
@@ -106,6 +114,11 @@ def update_zones(
     seed[comm[comm >= 0]] = True
     if not seed.any():
         return prev
+    district, names = layer.parent_codes("district")
+    if (district < 0).any():  # zones of communities without a district are not local
+        return full()
+    if len(np.unique(district[seed])) > MAX_SHARE * len(names):  # spread over the map
+        return full()
     reach = reach_m(policy)
     affected = _grow(layer, seed, reach)
     # what the affected communities depend on: sources within reach (and their parent units
@@ -121,7 +134,18 @@ def update_zones(
     mine = (cc >= 0) & needed[np.maximum(cc, 0)]
     sub_cases = cases.loc[mine].copy()
     sub_cases["community"] = local[cc[mine]]
-    res = compute_zones(sub, sub_cases, policy, at, with_geometry=with_geometry, day0=prev.day0)
+    res = compute_zones(
+        sub,
+        sub_cases,
+        policy,
+        at,
+        with_geometry=with_geometry,
+        day0=prev.day0,
+        grid_at_day=prev.day0 + prev.at_index,
+    )
+    assert prev.rank_grid is not None and res.rank_grid is not None
+    if res.rank_grid.shape[1] != prev.rank_grid.shape[1]:  # a different day axis
+        return full()
     return _splice(prev, res, affected, local)
 
 

@@ -127,6 +127,9 @@ class RadiusExtent(_Strict):
     kind: Literal["radius"]
     radius_m: float = Field(gt=0, le=100_000)
     rural_radius_m: float | None = Field(None, gt=0, le=100_000)
+    # centre circles on the centre of the location's H3 cell at this resolution, so that a
+    # published circle does not give away the home it is drawn around (None: the location)
+    centre_res: int | None = Field(None, ge=0, le=15)
     snap: Snap = "exact"
     min_area_fraction: float = Field(0.5, gt=0, le=1)
 

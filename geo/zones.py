@@ -607,14 +607,15 @@ def _units(ctx: _Context, lv: Level, q: NDArray[np.bool_]) -> _Units:
         return _Units(len(uniq), unit[rows], rows, layer.parent_population(ext.parent), uniq)
     # location units: exact coordinates (radius) or H3 cells (cell, grid_disk)
     rows = q.copy()
-    if isinstance(ext, RadiusExtent):
+    if isinstance(ext, RadiusExtent) and ext.centre_res is None:
         keys = pd.Series(
             [f"{la:.6f},{lo:.6f}" for la, lo in zip(c["lat"][rows], c["lon"][rows], strict=True)],
             dtype=object,
         )
     else:
-        res = ext.res  # type: ignore[union-attr]
-        cells = h3c.points_to_cells(c["lon"].to_numpy()[rows], c["lat"].to_numpy()[rows], res)
+        res = ext.centre_res if isinstance(ext, RadiusExtent) else ext.res  # type: ignore[union-attr]
+        assert res is not None
+        cells = h3c.points_to_cells(c["lon"].to_numpy()[rows], c["lat"].to_numpy()[rows], int(res))
         keys = pd.Series(h3c.cells_to_hex(cells), dtype=object)
     codes, uniq = pd.factorize(keys)
     return _Units(
@@ -659,11 +660,14 @@ def _qualifying_days(ctx: _Context, lv: Level, units: _Units) -> tuple[Bool2D, B
     assert tr is not None
     c = ctx.cases
     day = ctx.rep[units.rows]
-    new = _daily_distinct(
-        units.of_row, day, c["case_id"].to_numpy()[units.rows], units.count, ctx.ndays
-    )
+    case_ids = c["case_id"].to_numpy()[units.rows]
+    new = _daily_distinct(units.of_row, day, case_ids, units.count, ctx.ndays)
     w = tr.window_days
-    cases_w = _window_sum(new, w)
+    cases_w = (
+        _distinct_in_window(units.of_row, day, case_ids, units.count, w, ctx.ndays)
+        if w > 1
+        else new
+    )
     holds = np.zeros((units.count, ctx.ndays), dtype=bool)
     cache: dict[str, NDArray[np.float64]] = {}
     for cond in tr.any_of:
@@ -675,7 +679,9 @@ def _qualifying_days(ctx: _Context, lv: Level, units: _Units) -> tuple[Bool2D, B
                 cells = h3c.points_to_cells(
                     c["lon"].to_numpy()[units.rows], c["lat"].to_numpy()[units.rows], 12
                 )
-                cache["loc"] = _distinct_in_window(units, day, cells, w, ctx.ndays)
+                cache["loc"] = _distinct_in_window(
+                    units.of_row, day, cells, units.count, w, ctx.ndays
+                )
             ok &= _in_range(cache["loc"], cond.locations)
         if cond.rate_per_100k is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -683,7 +689,10 @@ def _qualifying_days(ctx: _Context, lv: Level, units: _Units) -> tuple[Bool2D, B
                 rate = np.where(pop > 0, cases_w * 1e5 / pop, np.nan)
             ok &= _in_range(rate, cond.rate_per_100k)
         if cond.cumulative is not None:
-            ok &= _in_range(np.cumsum(new, axis=1).astype(np.float64), cond.cumulative)
+            if "cum" not in cache:
+                first = _first_seen(units.of_row, day, case_ids, units.count, ctx.ndays)
+                cache["cum"] = np.cumsum(first, axis=1).astype(np.float64)
+            ok &= _in_range(cache["cum"], cond.cumulative)
         if cond.cluster is not None:
             ok &= _cluster(ctx, lv, units, cond)
         for col in ("admissions_per_100k", "beds_pct"):
@@ -697,18 +706,32 @@ def _qualifying_days(ctx: _Context, lv: Level, units: _Units) -> tuple[Bool2D, B
 
 
 def _distinct_in_window(
-    units: _Units, day: Int1D, cells: NDArray[np.uint64], w: int, ndays: int
+    unit: Int1D, day: Int1D, ident: NDArray[np.generic], count: int, w: int, ndays: int
 ) -> NDArray[np.float64]:
-    pairs = pd.DataFrame({"u": units.of_row, "c": cells, "t": day}).drop_duplicates()
+    """Distinct ``ident`` per unit seen in the window [t-w+1, t] (a case with places on
+    several days counts once)."""
+    pairs = pd.DataFrame({"u": unit, "c": ident, "t": day}).drop_duplicates()
     codes = pairs.groupby(["u", "c"], sort=False).ngroup().to_numpy(np.int64)
     k = int(codes.max()) + 1 if len(codes) else 0
     pres = np.zeros((k, ndays), dtype=bool)
     pres[codes, pairs["t"].to_numpy(np.int64)] = True
-    act = _rolling_any(pres, w)
+    act = _rolling_any(pres, w) if w > 1 else pres
     owner = np.zeros(k, dtype=np.int64)
     owner[codes] = pairs["u"].to_numpy(np.int64)
-    out = np.zeros((units.count, ndays), dtype=np.float64)
+    out = np.zeros((count, ndays), dtype=np.float64)
     np.add.at(out, owner, act.astype(np.float64))
+    return out
+
+
+def _first_seen(
+    unit: Int1D, day: Int1D, ident: NDArray[np.generic], count: int, ndays: int
+) -> NDArray[np.int64]:
+    """Per unit and day, the ``ident`` seen for the first time (cumulative counts)."""
+    first = pd.DataFrame({"u": unit, "c": ident, "t": day}).groupby(["u", "c"])["t"].min()
+    out = np.zeros((count, ndays), dtype=np.int64)
+    if len(first):
+        u = first.index.get_level_values("u").to_numpy(np.int64)
+        np.add.at(out, (u, first.to_numpy(np.int64)), 1)
     return out
 
 
@@ -718,14 +741,15 @@ def _cluster(ctx: _Context, lv: Level, units: _Units, cond: Condition) -> Bool2D
     layer, c = ctx.layer, ctx.cases
     comm = c["community"].to_numpy()[units.rows]
     ok = comm >= 0
-    new_c = _daily_distinct(
+    in_window = _distinct_in_window(
         comm[ok],
         ctx.rep[units.rows][ok],
         c["case_id"].to_numpy()[units.rows][ok],
         len(layer),
+        cond.cluster.window_days,
         ctx.ndays,
     )
-    hot = _window_sum(new_c, cond.cluster.window_days) >= cond.cluster.min_cases
+    hot = in_window >= cond.cluster.min_cases
     # community -> unit
     pairs = pd.DataFrame({"c": comm[ok], "u": units.of_row[ok]}).drop_duplicates()
     sel = sparse.csr_matrix(
@@ -746,10 +770,14 @@ def _triggered(ctx: _Context, lv: Level) -> None:
     assert lv.trigger is not None
     units = _units(ctx, lv, _qualifying(ctx, lv.trigger))
     holds, new = _qualifying_days(ctx, lv, units)
-    q = holds & new if lv.lift_after_days > 1 else holds
+    ev = holds & new  # a new qualifying case while the condition holds
+    q = ev if lv.lift_after_days > 1 else holds  # lift 1: recomputed every day
     n_lift = lv.lift_after_days
     active = _rolling_any(q, n_lift)
-    last = _last_true(q, ctx.at_i - n_lift + 1, ctx.at_i)
+    if n_lift > 1:
+        last = _last_true(q, ctx.at_i - n_lift + 1, ctx.at_i)
+    else:  # the latest qualifying case still counted by the window
+        last = _last_true(ev, ctx.at_i - _longest_window(lv) + 1, ctx.at_i)
     down_active = down_last = None
     if lv.step_down is not None:
         total = n_lift + lv.step_down.after_days
@@ -766,13 +794,22 @@ def _triggered(ctx: _Context, lv: Level) -> None:
         return
     sel = _unit_selection(ctx, lv, units)  # units x communities
     grid = _spread(sel, active)
-    ev = _spread(sel, q)
+    ev = _spread(sel, ev & active)
     last_c = _spread_max(sel, np.where(active[:, ctx.at_i], last, -1))
     ctx.states[lv.id] = LevelState(grid, ev, last_c)
     if down_active is not None and down_last is not None:
         dg = _spread(sel, down_active)
         dl = _spread_max(sel, np.where(down_active[:, ctx.at_i], down_last, -1))
         _add_pending(ctx, lv, LevelState(dg, np.zeros_like(dg), dl))
+
+
+def _longest_window(lv: Level) -> int:
+    """The longest look-back of a level's conditions (trigger window, cluster windows)."""
+    tr = lv.trigger
+    if tr is None:
+        return 1
+    cluster = [c.cluster.window_days for c in tr.any_of if c.cluster is not None]
+    return max([tr.window_days, *cluster])
 
 
 def _add_pending(ctx: _Context, lv: Level, st: LevelState) -> None:
@@ -783,6 +820,18 @@ def _add_pending(ctx: _Context, lv: Level, st: LevelState) -> None:
 def _no_grid(ctx: _Context) -> tuple[Bool2D, Bool2D, Int1D]:
     z = np.zeros((ctx.n, ctx.ndays), dtype=bool)
     return z, z.copy(), np.full(ctx.n, -1, dtype=np.int64)
+
+
+def _unit_centre(
+    ctx: _Context, lv: Level, units: _Units
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Where a radius unit's circle is centred: its location, or its H3 cell's centre."""
+    ext = lv.extent
+    if isinstance(ext, RadiusExtent) and ext.centre_res is not None:
+        lat, lng = h3c.cell_centres(h3c.hex_to_cells(units.ids))
+        return lng, lat
+    lon, lat = _unit_location(ctx, units)
+    return lon, lat
 
 
 def _unit_location(ctx: _Context, units: _Units) -> tuple[NDArray[np.float64], ...]:
@@ -814,6 +863,7 @@ def _unit_metric_geoms(
     comm = _unit_community(ctx, units)[which]
     ext = lv.extent
     if isinstance(ext, RadiusExtent):
+        lon, lat = _unit_centre(ctx, lv, units)
         x, y = layer.to_metric.transform(lon[which], lat[which])
         r = np.full(len(which), ext.radius_m)
         if ext.rural_radius_m is not None:
@@ -880,7 +930,7 @@ def _unit_features(
     ext = lv.extent
     if isinstance(ext, RadiusExtent):
         layer = ctx.layer
-        lon, lat = _unit_location(ctx, units)
+        lon, lat = _unit_centre(ctx, lv, units)
         x, y = layer.to_metric.transform(lon[ever], lat[ever])
         comm = _unit_community(ctx, units)[ever]
         r = np.full(len(ever), ext.radius_m)
@@ -1085,6 +1135,7 @@ def compute_zones(
     with_geometry: bool = True,
     horizon_days: int | None = None,
     day0: int | None = None,
+    grid_at_day: int | None = None,
 ) -> ZoneResult:
     """Zones under ``policy`` as of ``at``.
 
@@ -1101,18 +1152,20 @@ def compute_zones(
         lv.lift_after_days + (lv.step_down.after_days if lv.step_down else 0)
         for lv in policy.levels
     )
-    horizon = (horizon_days if horizon_days is not None else longest) + 1
+    window = max(_longest_window(lv) for lv in policy.levels)
+    horizon = (horizon_days if horizon_days is not None else longest + window) + 1
     first = int(min(rep_all.min(), at_d)) if len(rep_all) else at_d
     if day0 is None or day0 > first:
         day0 = first
     # long after the last input nothing changes any more: the grid stops there
-    windows = [lv.trigger.window_days for lv in policy.levels if lv.trigger is not None]
     inputs = [int(rep_all.max())] if len(rep_all) else []
     if metrics is not None and len(metrics):
         inputs.append(int(to_days(metrics["date"]).max()))
     grid_at = at_d
     if inputs:
-        grid_at = min(at_d, max(max(inputs), day0) + longest + max(windows, default=1) + 1)
+        grid_at = min(at_d, max(max(inputs), day0) + longest + window + 1)
+    if grid_at_day is not None:  # forced (incremental updates keep the previous axis)
+        grid_at = grid_at_day
     ndays = grid_at - day0 + 1 + horizon
     ctx = _Context(layer, cases, rep_all - day0, day0, ndays, grid_at - day0, metrics)
 
@@ -1299,6 +1352,7 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
     the area of higher exact-geometry levels."""
     layer, at_i = ctx.layer, ctx.at_i
     rows: list[dict[str, object]] = []
+    used: set[str] = set()
     higher: shapely.Geometry | None = None
     for lv in policy.levels:
         f = ctx.states[lv.id].features
@@ -1338,7 +1392,7 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
             ccells = _part_cells(lv, part, parts_m[k], layer, act, members)
             rows.append(
                 {
-                    "zone_id": f"{lv.id}-{_short_hash(keys[0])}",
+                    "zone_id": _unique_id(f"{lv.id}-{_short_hash(keys[0])}", used),
                     "level": lv.id,
                     "label": lv.label,
                     "color": lv.color,
@@ -1356,6 +1410,16 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
                 }
             )
     return pd.DataFrame(rows, columns=ZONE_COLUMNS)
+
+
+def _unique_id(zid: str, used: set[str]) -> str:
+    """``zid``, or ``zid-2``, ``zid-3``... when a higher area split a zone into parts."""
+    out, n = zid, 1
+    while out in used:
+        n += 1
+        out = f"{zid}-{n}"
+    used.add(out)
+    return out
 
 
 def _short_hash(key: str) -> str:

@@ -157,6 +157,7 @@ def test_policies(client: TestClient) -> None:
         "kind": "radius",
         "radius_m": 3000.0,
         "rural_radius_m": None,
+        "centre_res": 10,
         "snap": "exact",
         "min_area_fraction": 0.5,
     }

@@ -142,7 +142,8 @@ def test_shanghai_days_since_last_case(town: CommunityLayer) -> None:
 # ---------------------------------------------------------------- india-containment
 def test_india_containment_and_buffer_distances(town: CommunityLayer) -> None:
     s = Scenario(town, "india-containment", cases(("k1", 0, "confirmed", "residence", 250, 250)))
-    pts = [(250 + 2900, 250), (250 + 7900, 250), (250 + 8100, 250), (250, 250 - 2999)]
+    # circles are centred on the epicentre's res-10 cell (within ~76 m): 100 m margins
+    pts = [(250 + 2900, 250), (250 + 7900, 250), (250 + 8100, 250), (250, 250 - 2900)]
     for d in (0, 27):
         assert s.points(d, pts) == ["containment", "buffer", "none", "containment"], d
     assert s.points(28, pts) == ["none"] * 4
@@ -154,6 +155,24 @@ def test_india_rural_buffer_is_7_km(town: CommunityLayer) -> None:
     rural = CommunityLayer(frame, 10)
     s = Scenario(rural, "india-containment", cases(("k1", 0, "confirmed", "residence", 250, 250)))
     assert s.points(0, [(250 + 9900, 250), (250 + 10100, 250)]) == ["buffer", "none"]
+
+
+def test_india_circles_do_not_give_away_the_home(town: CommunityLayer) -> None:
+    import geopandas as gpd
+    import shapely
+
+    from geo import cells as h3c
+    from tests.conftest import LOCAL
+
+    home = (1234.0, 321.0)
+    s = Scenario(town, "india-containment", cases(("k1", 0, "confirmed", "residence", *home)))
+    zone = s.at(0).zones.set_index("level").geometry["containment"]
+    centre = gpd.GeoSeries([zone.centroid], crs=4326).to_crs(LOCAL).iloc[0]
+    ll = gpd.GeoSeries([shapely.Point(home)], crs=LOCAL).to_crs(4326).iloc[0]
+    lat, lng = h3c.cell_centres(h3c.points_to_cells([ll.x], [ll.y], 10))
+    cell_centre = gpd.GeoSeries([shapely.Point(lng[0], lat[0])], crs=4326).to_crs(LOCAL).iloc[0]
+    assert centre.distance(cell_centre) < 1.0  # centred on the cell, not on the home
+    assert centre.distance(shapely.Point(home)) > 5.0
 
 
 def test_india_merged_zone_follows_each_epicentre(town: CommunityLayer) -> None:
