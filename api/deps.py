@@ -58,6 +58,8 @@ def get_at(
 
 
 ServiceDep = Annotated[RiskService, Depends(get_service)]
+LatQ = Annotated[float, Query(ge=-90, le=90, description="latitude, WGS84 degrees")]
+LonQ = Annotated[float, Query(ge=-180, le=180, description="longitude, WGS84 degrees")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PolicyDep = Annotated[Policy, Depends(get_policy)]
 DefaultPolicyDep = Annotated[Policy, Depends(get_default_policy)]

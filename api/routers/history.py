@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from api.deps import PolicyDep, ServiceDep
+from api.deps import LatQ, LonQ, PolicyDep, ServiceDep
 from api.errors import unprocessable
 from api.routers.status import CommunityRef
 
@@ -100,8 +100,8 @@ class StatusHistory(BaseModel):
     response_model_by_alias=True,
 )
 def status_history(
-    lat: Annotated[float, Query(ge=-90, le=90, description="latitude, WGS84 degrees")],
-    lon: Annotated[float, Query(ge=-180, le=180, description="longitude, WGS84 degrees")],
+    lat: LatQ,
+    lon: LonQ,
     service: ServiceDep,
     policy: PolicyDep,
     response: Response,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from api.deps import AtDep, PolicyDep, ServiceDep
+from api.deps import AtDep, LatQ, LonQ, PolicyDep, ServiceDep
 
 router = APIRouter(prefix="/v1", tags=["status"])
 
@@ -34,8 +33,8 @@ class Status(BaseModel):
 
 @router.get("/status", operation_id="get_status", response_model=Status)
 def get_status(
-    lat: Annotated[float, Query(ge=-90, le=90, description="latitude, WGS84 degrees")],
-    lon: Annotated[float, Query(ge=-180, le=180, description="longitude, WGS84 degrees")],
+    lat: LatQ,
+    lon: LonQ,
     service: ServiceDep,
     policy: PolicyDep,
     at: AtDep,
