@@ -5,8 +5,8 @@ buffer distances of it, and of every community of the parent units (subdistrict,
 those lie in. riskmap recomputes that *affected* set on a sub-layer that also holds every
 community able to influence it (the sources within the buffer distances, with their parent
 units when those sources are derived levels themselves), forcing the same day axis, and
-splices the rows and zones into the previous result; a batch that would need more than half
-the communities is recomputed in full. The result equals a
+splices the rows and zones into the previous result; a batch that would need more than a
+quarter of the map is recomputed in full. The result equals a
 full recomputation (tested on random batches); rules with exact-geometry levels, hospital
 figures or cases older than the previous grid fall back to a full recomputation.
 """
@@ -21,7 +21,7 @@ from geo.policy import BufferExtent, Policy
 from geo.zones import CommunityLayer, LevelState, ZoneResult, compute_zones, to_day, to_days
 
 Int1D = NDArray[np.int64]
-MAX_SHARE = 0.5  # beyond this share of communities to recompute, recompute everything
+MAX_SHARE = 0.25  # beyond this share of the map to recompute, recompute everything
 
 
 def reach_m(policy: Policy) -> float:

@@ -139,10 +139,13 @@ class CommunityLayer:
         for key, g in self._graphs.items():
             sub._graphs[key] = g[idx][:, idx].tocsr()
         if "cells" in self.__dict__:
-            parts = [self.cells_of(np.array([i])) for i in idx]
-            owner = np.repeat(np.arange(len(idx), dtype=np.int64), [len(p) for p in parts])
-            cells = np.concatenate(parts) if parts else h3c.EMPTY_CELLS
-            sub.__dict__["cells"] = (owner, cells)
+            _, cells = self.cells
+            off = self._cell_offsets
+            lengths = off[idx + 1] - off[idx]
+            starts = np.repeat(off[idx] - np.cumsum(lengths) + lengths, lengths)
+            take = starts + np.arange(int(lengths.sum()))
+            owner = np.repeat(np.arange(len(idx), dtype=np.int64), lengths)
+            sub.__dict__["cells"] = (owner, cells[take])
         return sub
 
     @cached_property
@@ -204,9 +207,10 @@ class CommunityLayer:
         """The cells of some communities."""
         _, cells = self.cells
         off = self._cell_offsets
-        if len(idx) == 0:
-            return h3c.EMPTY_CELLS
-        return np.concatenate([cells[off[i] : off[i + 1]] for i in idx])
+        idx = np.asarray(idx, dtype=np.int64)
+        lengths = off[idx + 1] - off[idx]
+        starts = np.repeat(off[idx] - np.cumsum(lengths) + lengths, lengths)
+        return cells[starts + np.arange(int(lengths.sum()))]
 
     def parent_codes(self, parent: str) -> tuple[Int1D, NDArray[np.object_]]:
         """Group code per community for a parent column (-1 where unknown) and the parent ids."""
