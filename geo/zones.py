@@ -486,14 +486,18 @@ class Features:
                 d, _ = tree.query(rep, k=1, distance_upper_bound=r + reach_max)
                 out[d <= r, t] = True
                 unsure = np.flatnonzero((d > r) & (d <= r + reach))
-                for c, near in zip(
-                    unsure, tree.query_ball_point(rep[unsure], r + reach[unsure]), strict=True
-                ):
-                    if (
-                        near
-                        and shapely.dwithin(layer.metric[c], shapely.points(pts[near]), r).any()
-                    ):
-                        out[c, t] = True
+                if len(unsure) == 0:
+                    continue
+                near = tree.query_ball_point(rep[unsure], r + reach[unsure])
+                sizes = np.fromiter((len(n) for n in near), dtype=np.int64, count=len(near))
+                if sizes.sum() == 0:
+                    continue
+                ci = np.repeat(unsure, sizes)
+                pi = np.fromiter(
+                    (p for n in near for p in n), dtype=np.int64, count=int(sizes.sum())
+                )
+                ok = shapely.dwithin(layer.metric[ci], shapely.points(pts[pi]), r)
+                out[ci[ok], t] = True
         return out
 
 
@@ -1262,10 +1266,10 @@ def _assemble(ctx: _Context, policy: Policy, at: dt.date, with_geometry: bool) -
         ci, zi = shapely.STRtree(gz.geometry.to_numpy()).query(
             layer.geoms[need], predicate="intersects"
         )
-        lvl = gz["level"].to_numpy()
-        for c, z in zip(ci.tolist(), zi.tolist(), strict=True):
-            if lvl[z] == levels["level"].iat[need[c]] and shown[need[c]] is None:
-                shown[need[c]] = gz["zone_id"].iat[z]
+        same = gz["level"].to_numpy()[zi] == levels["level"].to_numpy()[need[ci]]
+        ci, zi = ci[same], zi[same]
+        first = np.unique(ci, return_index=True)[1]  # the first matching zone per community
+        shown[need[ci[first]]] = gz["zone_id"].to_numpy()[zi[first]]
     levels["zone_id"] = shown
     return ZoneResult(policy, at, levels, zones, ctx.day0, show_rank, zone_rank, ctx.states)
 
