@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import AtDep, PolicyDep, ServiceDep
@@ -15,24 +17,42 @@ router = APIRouter(prefix="/v1", tags=["layers"])
 GEOJSON = "application/geo+json"
 
 
-def _geojson(body: dict[str, Any], version: int, max_age: int = 60) -> JSONResponse:
-    return JSONResponse(
-        body,
-        media_type=GEOJSON,
-        headers={"Cache-Control": f"public, max-age={max_age}", "X-Data-Version": str(version)},
-    )
+def _etag(request: Request, version: int) -> str:
+    """A weak ETag of the data version and the query (rule, date, level): any ingest that
+    changes the data gives new tags."""
+    key = f"{version}|{request.url.path}|{sorted(request.query_params.multi_items())}"
+    return 'W/"' + hashlib.sha1(key.encode()).hexdigest()[:20] + '"'
 
 
-_FC = {200: {"content": {GEOJSON: {}}, "description": "GeoJSON FeatureCollection (RFC 7946)"}}
+def _layer(
+    request: Request, version: int, build: Callable[[], dict[str, Any]], max_age: int = 60
+) -> Response:
+    """The layer, or 304 when the client's copy (If-None-Match) is current."""
+    etag = _etag(request, version)
+    headers = {
+        "Cache-Control": f"public, max-age={max_age}",
+        "X-Data-Version": str(version),
+        "ETag": etag,
+    }
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(build(), media_type=GEOJSON, headers=headers)
+
+
+_FC = {
+    200: {"content": {GEOJSON: {}}, "description": "GeoJSON FeatureCollection (RFC 7946)"},
+    304: {"description": "not modified (If-None-Match matched the ETag)"},
+}
 
 
 @router.get("/zones", operation_id="list_zones", responses=_FC, response_class=JSONResponse)
 def list_zones(
+    request: Request,
     service: ServiceDep,
     policy: PolicyDep,
     at: AtDep,
     level: Annotated[str | None, Query(description="only zones of this level")] = None,
-) -> JSONResponse:
+) -> Response:
     if level is not None and level not in policy.level_ids:
         raise unprocessable(
             f"unknown level {level!r} for policy {policy.id}: expected one of {policy.level_ids}",
@@ -40,18 +60,20 @@ def list_zones(
             "level",
         )
     snap = service.snapshot(policy, at)
-    return _geojson(zones_geojson(snap.result, level), snap.data_version)
+    return _layer(request, snap.data_version, lambda: zones_geojson(snap.result, level))
 
 
 @router.get(
     "/communities", operation_id="list_communities", responses=_FC, response_class=JSONResponse
 )
-def list_communities(service: ServiceDep, policy: PolicyDep, at: AtDep) -> JSONResponse:
+def list_communities(
+    request: Request, service: ServiceDep, policy: PolicyDep, at: AtDep
+) -> Response:
     snap = service.snapshot(policy, at)
-    return _geojson(communities_geojson(snap.layer, snap.result), snap.data_version)
+    return _layer(request, snap.data_version, lambda: communities_geojson(snap.layer, snap.result))
 
 
 @router.get("/districts", operation_id="list_districts", responses=_FC, response_class=JSONResponse)
-def list_districts(service: ServiceDep) -> JSONResponse:
+def list_districts(request: Request, service: ServiceDep) -> Response:
     version, layer, _ = service.data()
-    return _geojson(districts_geojson(layer), version, max_age=300)
+    return _layer(request, version, lambda: districts_geojson(layer), max_age=300)

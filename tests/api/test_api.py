@@ -249,3 +249,17 @@ def test_status_history_endpoint(client: TestClient) -> None:
     far = client.get("/v1/status/history", params={"lat": 0, "lon": 0}).json()
     assert far["in_zone"] is False and far["intervals"][0]["level"] == "none"
     assert client.get("/v1/status/history", params={"lat": 99, "lon": 0}).status_code == 422
+
+
+def test_layers_have_etags_and_answer_304(client: TestClient) -> None:
+    for path in ("/v1/zones", "/v1/communities", "/v1/districts"):
+        r = client.get(path, params={"at": AT})
+        etag = r.headers["etag"]
+        assert etag.startswith('W/"') and r.headers["cache-control"].startswith("public")
+        again = client.get(path, params={"at": AT}, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b""
+        other = client.get(path, params={"at": "2024-03-01"}, headers={"If-None-Match": etag})
+        assert other.status_code == 200  # another query, another tag
+    zones = client.get("/v1/zones", params={"at": AT}).headers["etag"]
+    sealed = client.get("/v1/zones", params={"at": AT, "level": "sealed"}).headers["etag"]
+    assert zones != sealed
