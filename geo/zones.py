@@ -1263,13 +1263,22 @@ def _assemble(ctx: _Context, policy: Policy, at: dt.date, with_geometry: bool) -
     need = np.flatnonzero((rank_at > 0) & (zr_at != rank_at))
     if len(need) and len(geo_zones):
         gz = zones[zones["drawn"] == "geometry"].reset_index(drop=True)
-        ci, zi = shapely.STRtree(gz.geometry.to_numpy()).query(
-            layer.geoms[need], predicate="intersects"
-        )
-        same = gz["level"].to_numpy()[zi] == levels["level"].to_numpy()[need[ci]]
-        ci, zi = ci[same], zi[same]
-        first = np.unique(ci, return_index=True)[1]  # the first matching zone per community
-        shown[need[ci[first]]] = gz["zone_id"].to_numpy()[zi[first]]
+        tree = shapely.STRtree(gz.geometry.to_numpy())
+        zone_level, zone_ids = gz["level"].to_numpy(), gz["zone_id"].to_numpy()
+        shown_level = levels["level"].to_numpy()
+
+        def assign(which: Int1D, geoms: NDArray[np.object_]) -> None:
+            ci, zi = tree.query(geoms, predicate="intersects")
+            same = zone_level[zi] == shown_level[which[ci]]
+            ci, zi = ci[same], zi[same]
+            first = np.unique(ci, return_index=True)[1]  # the first matching zone
+            shown[which[ci[first]]] = zone_ids[zi[first]]
+
+        # a point inside the community first (cheap), its whole polygon for the rest
+        assign(need, shapely.point_on_surface(layer.geoms[need]))
+        rest = need[np.array([shown[i] is None for i in need], dtype=bool)]
+        if len(rest):
+            assign(rest, layer.geoms[rest])
     levels["zone_id"] = shown
     return ZoneResult(policy, at, levels, zones, ctx.day0, show_rank, zone_rank, ctx.states)
 

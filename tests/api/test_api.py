@@ -263,3 +263,17 @@ def test_layers_have_etags_and_answer_304(client: TestClient) -> None:
     zones = client.get("/v1/zones", params={"at": AT}).headers["etag"]
     sealed = client.get("/v1/zones", params={"at": AT, "level": "sealed"}).headers["etag"]
     assert zones != sealed
+
+
+def test_communities_name_a_zone_of_their_level_under_circles(client: TestClient) -> None:
+    params = {"at": AT, "policy": "india-containment"}
+    zones = {f["id"]: f for f in client.get("/v1/zones", params=params).json()["features"]}
+    comms = client.get("/v1/communities", params=params).json()["features"]
+    shown = [c for c in comms if c["properties"]["level"] != "none"]
+    assert shown
+    for c in shown[::25]:
+        z = zones[c["properties"]["zone_id"]]
+        assert z["properties"]["level"] == c["properties"]["level"]
+        assert shapely.geometry.shape(z["geometry"]).intersects(
+            shapely.geometry.shape(c["geometry"])
+        )
