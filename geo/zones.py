@@ -70,6 +70,7 @@ ZONE_COLUMNS = [
     "last_case",
     "expected_lift",
     "cells",
+    "h3_resolution",
     "geometry",
 ]
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
@@ -1358,6 +1359,7 @@ def _community_zones(
                     if (ends >= 0).all()
                     else None,
                     "cells": h3c.compact(layer.cells_of(idx)),
+                    "h3_resolution": layer.h3_res,
                     "geometry": shapely.union_all(layer.geoms[idx]) if with_geometry else None,
                 }
             )
@@ -1423,10 +1425,19 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
                     if (ends >= 0).all()
                     else None,
                     "cells": ccells,
+                    "h3_resolution": _cell_res(lv, layer),
                     "geometry": part if with_geometry else None,
                 }
             )
     return pd.DataFrame(rows, columns=ZONE_COLUMNS)
+
+
+def _cell_res(lv: Level, layer: CommunityLayer) -> int:
+    """The resolution of a zone's cells (before compaction)."""
+    ext = lv.extent
+    if isinstance(ext, CellExtent) and ext.res >= layer.h3_res:
+        return ext.res
+    return layer.h3_res
 
 
 def _unique_id(zid: str, used: set[str]) -> str:

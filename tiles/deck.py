@@ -44,26 +44,8 @@ def planner_deck(
         line_width_min_pixels=0.5,
         auto_highlight=True,
     )
-    zones = pdk.Layer(
-        "GeoJsonLayer",
-        data=zones_url,
-        id="zones",
-        pickable=False,
-        stroked=True,
-        filled=False,
-        get_line_color=[40, 40, 40, 230],
-        line_width_min_pixels=1.5,
-    )
-    districts = pdk.Layer(
-        "GeoJsonLayer",
-        data=districts_url,
-        id="districts",
-        pickable=False,
-        stroked=True,
-        filled=False,
-        get_line_color=[20, 20, 120, 255],
-        line_width_min_pixels=2.5,
-    )
+    zones = _outlines("zones", zones_url, [40, 40, 40, 230], 1.5)
+    districts = _outlines("districts", districts_url, [20, 20, 120, 255], 2.5)
     view = pdk.ViewState(longitude=center[0], latitude=center[1], zoom=zoom)
     return pdk.Deck(
         layers=[communities, zones, districts],
@@ -71,6 +53,20 @@ def planner_deck(
         map_style=None,
         map_provider=None,
         tooltip=TOOLTIP,  # type: ignore[arg-type]
+    )
+
+
+def _outlines(layer_id: str, url: str, color: list[int], width: float) -> pdk.Layer:
+    """Unfilled outlines of a GeoJSON layer."""
+    return pdk.Layer(
+        "GeoJsonLayer",
+        data=url,
+        id=layer_id,
+        pickable=False,
+        stroked=True,
+        filled=False,
+        get_line_color=color,
+        line_width_min_pixels=width,
     )
 
 

@@ -24,8 +24,9 @@ def _iso(d: Any) -> str | None:
 def _geometry(g: shapely.Geometry, precision: int = 7) -> dict[str, Any]:
     # shapely's GeoJSON writer keeps polygon rings in their stored order; RFC 7946 asks for
     # counter-clockwise exteriors, which orient_polygons gives.
+    g = shapely.set_precision(g, 10**-precision)  # may reorder rings: orient after it
     g = shapely.orient_polygons(g) if hasattr(shapely, "orient_polygons") else g
-    return json.loads(shapely.to_geojson(shapely.set_precision(g, 10**-precision)))
+    return json.loads(shapely.to_geojson(g))
 
 
 def zones_geojson(result: ZoneResult, level: str | None = None) -> dict[str, Any]:
@@ -54,9 +55,7 @@ def zones_geojson(result: ZoneResult, level: str | None = None) -> dict[str, Any
                     "population": None
                     if z.population is None or pd.isna(z.population)
                     else int(z.population),
-                    "h3_resolution": int(h3c.resolution_of(z.cells[:1])[0])
-                    if len(z.cells)
-                    else None,
+                    "h3_resolution": int(z.h3_resolution),
                     "cells": h3c.cells_to_hex(z.cells),
                 },
             }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,12 +38,18 @@ def sample_db(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return db
 
 
-@pytest.fixture
-def client(sample_db: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=0)
+@contextmanager
+def served(settings: Settings) -> Iterator[TestClient]:
+    """A client of the app running with these settings."""
     app.dependency_overrides[get_settings] = lambda: settings
     try:
         yield TestClient(app)
     finally:
         app.dependency_overrides.clear()
         _service_for.cache_clear()
+
+
+@pytest.fixture
+def client(sample_db: Path) -> Iterator[TestClient]:
+    with served(Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=0)) as c:
+        yield c

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import _service_for
-from api.main import app
 from api.middleware import TokenBuckets
 from api.settings import Settings, get_settings
+from tests.api.conftest import served
 
 
 def test_token_buckets() -> None:
@@ -25,13 +24,8 @@ def test_token_buckets() -> None:
 
 @pytest.fixture
 def limited(sample_db: Path) -> Iterator[TestClient]:
-    s = Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=5)
-    app.dependency_overrides[get_settings] = lambda: s
-    try:
-        yield TestClient(app)
-    finally:
-        app.dependency_overrides.clear()
-        _service_for.cache_clear()
+    with served(Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=5)) as c:
+        yield c
 
 
 def test_status_is_rate_limited(limited: TestClient) -> None:

@@ -1,0 +1,65 @@
+"""Map layers: GeoJSON encoding and the planner deck, without the API."""
+
+from __future__ import annotations
+
+import json
+
+import shapely
+
+from geo.policy import load_policy
+from geo.zones import CommunityLayer, compute_zones
+from tests.conftest import squares
+from tests.geo.scenario import D0, cases
+from tiles import communities_geojson, districts_geojson, planner_deck, planner_page, zones_geojson
+
+
+def _result():  # type: ignore[no-untyped-def]
+    layer = CommunityLayer(
+        squares([("A", 0, 0, 500, "D1"), ("B", 500, 0, 500, "D1"), ("F", 9000, 0, 500, "D2")]), 10
+    )
+    cs = cases(("k1", 0, "confirmed", "residence", 250, 250))
+    cs["community"] = layer.locate(cs["lon"].to_numpy(), cs["lat"].to_numpy())
+    return layer, compute_zones(layer, cs, load_policy("cn-three-zone"), D0)
+
+
+def test_zones_geojson_is_rfc7946() -> None:
+    _, result = _result()
+    fc = zones_geojson(result)
+    assert fc["type"] == "FeatureCollection"
+    sealed = [f for f in fc["features"] if f["properties"]["level"] == "sealed"][0]
+    assert sealed["id"] == sealed["properties"]["id"] == "sealed-A"
+    ring = sealed["geometry"]["coordinates"][0]
+    assert shapely.LinearRing(ring).is_ccw  # exterior rings counter-clockwise
+    assert sealed["properties"]["fill"][:3] == [0xC0, 0x39, 0x2B]
+    assert sealed["properties"]["h3_resolution"] == 10 and sealed["properties"]["cells"]
+    json.dumps(fc)  # plain JSON
+    only = zones_geojson(result, "controlled")
+    assert {f["properties"]["level"] for f in only["features"]} == {"controlled"}
+
+
+def test_communities_and_districts_layers() -> None:
+    layer, result = _result()
+    fc = communities_geojson(layer, result)
+    levels = {f["id"]: f["properties"]["level"] for f in fc["features"]}
+    assert levels == {"A": "sealed", "B": "controlled", "F": "none"}
+    none = [f for f in fc["features"] if f["id"] == "F"][0]["properties"]
+    assert none["zone_id"] is None and none["since"] is None and none["fill"][3] == 40
+    districts = districts_geojson(layer)
+    assert sorted(f["id"] for f in districts["features"]) == ["D1", "D2"]
+
+
+def test_planner_deck_and_page_load_nothing_from_outside() -> None:
+    deck = planner_deck(
+        communities_url="/c", zones_url="/z", districts_url="/d", center=(114.3, 30.6)
+    )
+    spec = json.loads(deck.to_json())
+    assert [layer["id"] for layer in spec["layers"]] == ["communities", "zones", "districts"]
+    assert spec["layers"][1]["filled"] is False and "mapStyle" not in spec
+    page = planner_page(
+        deck,
+        title="t",
+        bundle_url="/static/deckgl.js",
+        legend=[{"color": "#c0392b", "label": "Sealed zone"}],
+    )
+    assert "http://" not in page and "https://" not in page
+    assert '<script src="/static/deckgl.js">' in page and "Sealed zone" in page
