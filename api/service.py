@@ -18,7 +18,7 @@ from geo.history import base_rank, intervals, point_ranks, zone_events
 from geo.incremental import update_zones
 from geo.index import PolygonIndex
 from geo.policy import Policy
-from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, to_days
+from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day
 
 
 @dataclass
@@ -162,25 +162,13 @@ class RiskService:
                 self._snapshots.move_to_end(key)
             return snap
 
-    def history_snapshot(self, policy: Policy, upto: dt.date) -> Snapshot:
-        """A snapshot whose grids reach ``upto`` and every lift of the cases known."""
-        _, _, cases = self.data()
-        longest = max(
-            lv.lift_after_days + (lv.step_down.after_days if lv.step_down else 0)
-            for lv in policy.levels
-        )
-        end = upto
-        if len(cases):
-            end = max(end, from_day(int(to_days(cases["reported"]).max()) + longest + 1))
-        return self.snapshot(policy, end)
-
     def zone_history(self, policy: Policy, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Zone events between two dates, computed once per data version and kept in the store."""
         key = hashlib.sha1(policy.model_dump_json().encode()).hexdigest()
         version = self.store.data_version
         events = self.store.zone_events(key, version, end)
         if events is None:
-            snap = self.history_snapshot(policy, end)
+            snap = self.snapshot(policy, end)  # its grid holds every day up to `end`
             first = from_day(snap.result.day0)
             events = zone_events(snap.result, snap.layer, first, snap.result.at)
             self.store.save_zone_events(key, version, snap.result.at, events)
@@ -190,7 +178,7 @@ class RiskService:
     def status_history(
         self, lon: float, lat: float, policy: Policy, start: dt.date, end: dt.date
     ) -> dict[str, Any]:
-        snap = self.history_snapshot(policy, end)
+        snap = self.snapshot(policy, end)  # its grid holds every day up to `end`
         with self._lock:
             ranks = point_ranks(snap.result, snap.layer, lon, lat)
             c = int(snap.layer.locate(np.array([lon]), np.array([lat]))[0])

@@ -397,12 +397,6 @@ class Store:
             ).fetchone()
         return int(row[0]), int(row[1] or 0)
 
-    @property
-    def last_batch_id(self) -> int:
-        with self.lock:
-            row = self.conn.execute("SELECT MAX(batch_id) FROM batches").fetchone()
-        return int(row[0] or 0)
-
     def only_new_cases_since(self, batch_id: int) -> bool:
         """Whether every batch after ``batch_id`` only added case locations (no community,
         figure or case version changed)."""

@@ -72,11 +72,10 @@ class PolygonIndex:
     def _resolved_cells(self) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
         if len(self.geoms) == 0:
             return h3c.EMPTY_CELLS, np.empty(0, dtype=np.int64)
-        owner, cells = h3c.cover_polygons(self.geoms, self.res, "full")
+        _, cells = h3c.cover_polygons(self.geoms, self.res, "full")
         if len(cells) == 0:
             return h3c.EMPTY_CELLS, np.empty(0, dtype=np.int64)
-        cells, first = np.unique(cells, return_index=True)
-        owner = owner[first]
+        cells = np.unique(cells)
         hexes = shapely.buffer(h3c.cell_polygons(cells), _CELL_MARGIN_DEG, quad_segs=1)
         # every polygon touching the (slightly enlarged) cell must contain it entirely
         hi, gi = self.tree.query(hexes, predicate="intersects")
@@ -90,7 +89,6 @@ class PolygonIndex:
         first = np.r_[True, hs[1:] != hs[:-1]]
         best = np.full(len(cells), -1, dtype=np.int64)
         best[hs[first]] = gs[first]
-        del owner
         return cells[ok], best[ok]
 
     @property

@@ -632,17 +632,6 @@ def _units(ctx: _Context, lv: Level, q: NDArray[np.bool_]) -> _Units:
     )
 
 
-def _daily_distinct(
-    unit: Int1D, day: Int1D, ident: NDArray[np.object_], count: int, ndays: int
-) -> NDArray[np.int64]:
-    """Distinct ``ident`` per (unit, day)."""
-    out = np.zeros((count, ndays), dtype=np.int64)
-    if len(unit):
-        d = pd.DataFrame({"u": unit, "t": day, "i": ident}).drop_duplicates()
-        np.add.at(out, (d["u"].to_numpy(np.int64), d["t"].to_numpy(np.int64)), 1)
-    return out
-
-
 def _metric_grid(ctx: _Context, ids: NDArray[np.object_], column: str) -> NDArray[np.float64]:
     """Hospital figure per unit and day: the latest figure dated on or before the day."""
     out = np.full((len(ids), ctx.ndays), np.nan)
@@ -670,7 +659,7 @@ def _qualifying_days(ctx: _Context, lv: Level, units: _Units) -> tuple[Bool2D, B
     c = ctx.cases
     day = ctx.rep[units.rows]
     case_ids = c["case_id"].to_numpy()[units.rows]
-    new = _daily_distinct(units.of_row, day, case_ids, units.count, ctx.ndays)
+    new = _distinct_in_window(units.of_row, day, case_ids, units.count, 1, ctx.ndays)
     w = tr.window_days
     cases_w = (
         _distinct_in_window(units.of_row, day, case_ids, units.count, w, ctx.ndays)
@@ -1125,13 +1114,6 @@ class ZoneResult:
 
     # the grid column of the as-of date (or of the day after which nothing changes any more)
     at_index: int = -1
-
-    def level_of(self, community_index: Int1D) -> NDArray[np.object_]:
-        lv = self.levels["level"].to_numpy()
-        out = np.full(len(community_index), "none", dtype=object)
-        ok = community_index >= 0
-        out[ok] = lv[community_index[ok]]
-        return out
 
 
 def compute_zones(

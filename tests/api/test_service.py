@@ -54,3 +54,29 @@ def test_new_batch_updates_snapshots_incrementally(tmp_path: Path, monkeypatch) 
     # a changed community reloads everything
     ingest_communities(store, tmp_path / "city" / "communities.geojson")  # unchanged: no-op
     assert service.snapshot(policy, END) is after
+
+
+def test_history_reaches_past_windows_of_lift_1_rules(tmp_path: Path) -> None:
+    """cn-2020-county lifts 1 day after its 14-day window ends: the history must see it."""
+    from tests.conftest import squares
+
+    store = Store.open(tmp_path / "r.db")
+    squares([("A", 0, 0, 500, "D1"), ("F", 9000, 0, 500, "D2")]).to_file(
+        tmp_path / "c.geojson", driver="GeoJSON"
+    )
+    ingest_communities(store, tmp_path / "c.geojson")
+    a = store.communities().geometry[0].representative_point()
+    (tmp_path / "k.csv").write_text(
+        f"case_id,reported,type,role,lat,lon\nk1,2024-03-01,confirmed,residence,{a.y},{a.x}\n"
+    )
+    ingest_cases(store, tmp_path / "k.csv", today=END)
+    service = RiskService(store)
+    policy = load_policy("cn-2020-county")
+    ev = service.zone_history(policy, dt.date(2024, 3, 1), dt.date(2024, 3, 31))
+    mine = ev[ev["unit_id"] == "A"]
+    assert [(d.isoformat(), k) for d, k in zip(mine["date"], mine["kind"], strict=True)] == [
+        ("2024-03-01", "created"),
+        ("2024-03-15", "stepped_down"),  # medium -> low when the 14-day window is empty
+    ]
+    runs = service.status_history(a.x, a.y, policy, dt.date(2024, 3, 1), dt.date(2024, 3, 31))
+    assert [(r["level"], r["days"]) for r in runs["intervals"]] == [("medium", 14), ("low", 17)]
