@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 SAMPLE := var/sample
 
-.PHONY: install run data ingest serve test lint format bench scale clean
+.PHONY: install run data ingest serve test postgres lint format bench scale clean
 
 install: $(VENV)/.installed
 
@@ -33,8 +33,12 @@ serve: install
 
 run: ingest serve
 
-test: install
+# the PostGIS tests need a PostgreSQL server: installed from Debian's packages and started here
+test: install postgres
 	$(BIN)/python -m pytest
+
+postgres:
+	bash .ci/postgres
 
 lint: install
 	$(BIN)/ruff check .

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.settings import Settings, database_path
+from api.settings import Settings
 from geo._errors import RiskmapError
 
 app = typer.Typer(
@@ -42,13 +42,9 @@ def _settings() -> Settings:
     return Settings()
 
 
-def _db() -> Path:
-    if state.db is not None:
-        return state.db
-    try:
-        return database_path(_settings().database_url)
-    except ValueError as e:
-        raise _fail(f"RISKMAP_DATABASE_URL: {e}") from None
+def _db() -> str:
+    """The database URL: ``--db``, else ``RISKMAP_DATABASE_URL``."""
+    return state.db if state.db is not None else _settings().database_url
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
@@ -69,8 +65,12 @@ def _progress() -> Progress:
 @app.callback()
 def main_options(
     db: Annotated[
-        Path | None,
-        typer.Option("--db", help="SQLite store (default var/riskmap.db or RISKMAP_DATABASE_URL)"),
+        str | None,
+        typer.Option(
+            "--db",
+            help="store: a SQLite file, sqlite:///path or postgresql://user@host/db "
+            "(default RISKMAP_DATABASE_URL, else var/riskmap.db)",
+        ),
     ] = None,
 ) -> None:
     state.db = db
@@ -180,7 +180,10 @@ def _report(rep: Any, rejects_out: Path | None) -> None:
 def _open_store() -> Any:
     from api.store import Store
 
-    return Store.open(_db())
+    try:
+        return Store.open(_db())
+    except RiskmapError as e:
+        raise _fail(str(e)) from None
 
 
 ColumnsOpt = Annotated[
@@ -499,7 +502,9 @@ def serve(
 
     if state.db is not None:
         os.environ["RISKMAP_DATABASE_URL"] = str(state.db)
-    out.print(f"riskmap serving {_db()} on http://{host}:{port} (API docs at /docs)")
+    from api.store import redact
+
+    out.print(f"riskmap serving {redact(_db())} on http://{host}:{port} (API docs at /docs)")
     uvicorn.run("api.main:app", host=host, port=port, log_level="info")
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Query
 
 from api.service import RiskService
-from api.settings import Settings, database_path, get_settings
+from api.settings import Settings, get_settings
 from api.store import Store
 from geo._errors import UnknownPolicyError
 from geo.policy import Policy, load_policy, preset_names
@@ -17,7 +17,7 @@ from geo.policy import Policy, load_policy, preset_names
 
 @lru_cache(maxsize=4)
 def _service_for(database_url: str, h3_res: int, cache_size: int) -> RiskService:
-    return RiskService(Store.open(database_path(database_url)), h3_res, cache_size)
+    return RiskService(Store.open(database_url), h3_res, cache_size)
 
 
 def get_service(settings: Annotated[Settings, Depends(get_settings)]) -> RiskService:

@@ -6,7 +6,6 @@ The CLI (``riskmap ingest``) and, later, the HTTP ingest endpoints share this co
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,13 +62,7 @@ def ingest_communities(
     counts.rejects = [(r.row, r.field, r.reason) for r in res.rejects]
     wkb = shapely.to_wkb(frame.geometry.to_numpy(), output_dimension=2) if len(frame) else []
     with store.batch("communities", source or str(path)) as (conn, batch_id):
-        old = {
-            r[0]: r[1:]
-            for r in conn.execute(
-                "SELECT community_id, name, population, subdistrict_id, district_id, rural,"
-                " geometry FROM communities"
-            )
-        }
+        old = store.stored_communities(conn)
         changed: list[int] = []
         rows = []
         for i, rec in enumerate(frame.itertuples(index=False)):
@@ -92,26 +85,19 @@ def ingest_communities(
                 counts.updated += 1
             changed.append(i)
             rows.append((rec.community_id, *values, batch_id))
-        conn.executemany(
-            "INSERT OR REPLACE INTO communities (community_id, name, population, subdistrict_id,"
-            " district_id, rural, geometry, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        cell_rows: list[tuple[str, int, int]] = []
         if changed:
             ids = frame["community_id"].to_numpy()[changed]
-            conn.executemany(
-                "DELETE FROM community_cells WHERE community_id=?", [(c,) for c in ids]
-            )
             owner, cells = h3c.community_cells(frame.geometry.to_numpy()[changed], h3_res)
-            conn.executemany(
-                "INSERT INTO community_cells (community_id, res, cell) VALUES (?, ?, ?)",
+            cell_rows = list(
                 zip(
                     ids[owner].tolist(),
                     [h3_res] * len(cells),
                     cells.astype(np.int64).tolist(),
                     strict=True,
-                ),
+                )
             )
+        store.put_communities(conn, rows, cell_rows)
         store.finish_batch(conn, batch_id, counts, res.warnings, key_id)
     return IngestReport(
         "communities", source or str(path), batch_id, counts, res.rejects, res.warnings
@@ -248,15 +234,7 @@ def ingest_cases(
         types[cid] = typ
 
     with store.batch("cases", src) as (conn, batch_id):
-        old: dict[str, tuple[str | None, int]] = {}
-        ids = list(records)
-        for k in range(0, len(ids), 900):
-            chunk = ids[k : k + 900]
-            q = ",".join("?" * len(chunk))
-            for cid, digest, ver in conn.execute(
-                f"SELECT case_id, digest, version FROM cases WHERE case_id IN ({q})", chunk
-            ):
-                old[cid] = (digest, ver)
+        old = store.case_heads(conn, list(records))
         new_cases, changed, loc_rows = [], [], []
         unchanged_rows = 0
         for cid, recs in records.items():
@@ -272,35 +250,8 @@ def ingest_cases(
                 changed.append((cid, latest, types[cid], prev[1] + 1, digest))
             loc_rows += [(cid, role, la, lo, d, cell, batch_id) for d, role, la, lo, cell in recs]
         for cid, latest, typ, version, digest in changed:
-            archived = conn.execute(
-                "SELECT reported, role, lat, lon FROM case_locations WHERE case_id=?"
-                " ORDER BY reported, role, lat, lon",
-                (cid,),
-            ).fetchall()
-            prev_row = conn.execute(
-                "SELECT reported, type FROM cases WHERE case_id=?", (cid,)
-            ).fetchone()
-            conn.execute(
-                "INSERT OR REPLACE INTO case_versions (case_id, version, reported, type,"
-                " batch_id, rows) VALUES (?, ?, ?, ?, ?, ?)",
-                (cid, version - 1, prev_row[0], prev_row[1], batch_id, json.dumps(archived)),
-            )
-            conn.execute("DELETE FROM case_locations WHERE case_id=?", (cid,))
-            conn.execute(
-                "UPDATE cases SET reported=?, type=?, version=?, batch_id=?, digest=?"
-                " WHERE case_id=?",
-                (latest, typ, version, batch_id, digest, cid),
-            )
-        conn.executemany(
-            "INSERT INTO cases (case_id, reported, type, version, batch_id, digest)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            new_cases,
-        )
-        conn.executemany(
-            "INSERT INTO case_locations (case_id, role, lat, lon, reported, cell, batch_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            loc_rows,
-        )
+            store.replace_case(conn, cid, latest, typ, version, digest, batch_id)
+        store.add_cases(conn, new_cases, loc_rows)
         counts.inserted = sum(len(records[c[0]]) for c in new_cases)
         counts.updated = len(changed)
         counts.unchanged = unchanged_rows + duplicates
@@ -323,12 +274,7 @@ def ingest_metrics(
     counts = BatchCounts(rows_read=res.rows_read, accepted=len(frame), rejected=len(res.rejects))
     counts.rejects = [(r.row, r.field, r.reason) for r in res.rejects]
     with store.batch("metrics", source or str(path)) as (conn, batch_id):
-        old = {
-            (u, d): (a, b)
-            for u, d, a, b in conn.execute(
-                "SELECT unit_id, date, admissions_per_100k, beds_pct FROM unit_metrics"
-            )
-        }
+        old = store.stored_metrics(conn)
         rows = []
         for rec in frame.itertuples(index=False):
             a = None if np.isnan(rec.admissions_per_100k) else float(rec.admissions_per_100k)
@@ -343,6 +289,6 @@ def ingest_metrics(
             else:
                 counts.updated += 1
             rows.append((*key, a, b, batch_id))
-        conn.executemany("INSERT OR REPLACE INTO unit_metrics VALUES (?, ?, ?, ?, ?)", rows)
+        store.put_metrics(conn, rows)
         store.finish_batch(conn, batch_id, counts, res.warnings, key_id)
     return IngestReport("metrics", source or str(path), batch_id, counts, res.rejects, res.warnings)

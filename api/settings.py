@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,7 +13,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         "sqlite:///var/riskmap.db",
-        description="sqlite:///relative/path.db, sqlite:////absolute/path.db or a plain file path",
+        description="the store: sqlite:///relative/path.db, sqlite:////absolute/path.db, a plain "
+        "file path, or postgresql://user:password@host:5432/db (PostgreSQL + PostGIS)",
     )
     h3_resolution: int = Field(10, ge=5, le=13, description="H3 resolution of community cells")
     policy: str = Field("cn-three-zone", description="preset name or rule file of the service")
@@ -27,18 +27,6 @@ class Settings(BaseSettings):
     min_public_count: int = Field(
         5, ge=1, description="smallest case count shown to the public (analysts see all)"
     )
-
-
-def database_path(url: str) -> Path:
-    """The SQLite file of a database URL (or plain path)."""
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :])
-    if "://" in url:
-        raise ValueError(
-            f"unsupported database URL {url!r}: this version stores data in SQLite "
-            "(sqlite:///path/to/file.db or a plain path)"
-        )
-    return Path(url)
 
 
 @lru_cache

@@ -1,4 +1,5 @@
-"""The SQLite store and ingest: idempotence, versions, atomic batches."""
+"""The store and ingest, on both backends (SQLite and PostgreSQL + PostGIS): idempotence,
+versions, atomic batches, migrations."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from api.ingest import ingest_cases, ingest_communities
-from api.store import Store
+from api.store import SCHEMA_VERSION, Store
 from geo._errors import StoreError
 from tests.conftest import squares
 
@@ -22,8 +23,8 @@ def _communities(tmp_path: Path) -> Path:
     return f
 
 
-def test_reingesting_communities_changes_nothing(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "r.db")
+def test_reingesting_communities_changes_nothing(tmp_path: Path, store_url: str) -> None:
+    store = Store.open(store_url)
     f = _communities(tmp_path)
     r1 = ingest_communities(store, f)
     assert (r1.counts.inserted, r1.counts.unchanged) == (2, 0)
@@ -36,8 +37,8 @@ def test_reingesting_communities_changes_nothing(tmp_path: Path) -> None:
     assert list(store.communities()["community_id"]) == ["A", "B"]
 
 
-def test_changed_case_is_a_new_version(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "r.db")
+def test_changed_case_is_a_new_version(tmp_path: Path, store_url: str) -> None:
+    store = Store.open(store_url)
     f = tmp_path / "a.csv"
     f.write_text(HEADER + "k1,2024-03-01,confirmed,residence,30.59,114.30\n")
     ingest_cases(store, f)
@@ -56,8 +57,8 @@ def test_changed_case_is_a_new_version(tmp_path: Path) -> None:
     assert store.data_version == v + 1
 
 
-def test_a_case_can_have_places_on_several_dates(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "r.db")
+def test_a_case_can_have_places_on_several_dates(tmp_path: Path, store_url: str) -> None:
+    store = Store.open(store_url)
     f = tmp_path / "a.csv"
     f.write_text(
         HEADER
@@ -74,8 +75,8 @@ def test_a_case_can_have_places_on_several_dates(tmp_path: Path) -> None:
     assert days == ["2024-03-01", "2024-03-05"]
 
 
-def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "r.db")
+def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path, store_url: str) -> None:
+    store = Store.open(store_url)
     with pytest.raises(RuntimeError), store.batch("cases", "x") as (conn, batch_id):
         conn.execute(
             "INSERT INTO cases (case_id, reported, type, version, batch_id)"
@@ -87,8 +88,8 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
     assert store.data_version == 0
 
 
-def test_rejects_are_stored_with_the_batch(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "r.db")
+def test_rejects_are_stored_with_the_batch(tmp_path: Path, store_url: str) -> None:
+    store = Store.open(store_url)
     f = tmp_path / "a.csv"
     f.write_text(
         HEADER + "k1,2024-03-01,confirmed,residence,30.59,114.30\nk2,x,confirmed,residence,1,1\n"
@@ -104,8 +105,8 @@ def test_rejects_are_stored_with_the_batch(tmp_path: Path) -> None:
     assert b == (2, 1, 1)
 
 
-def test_rural_flag_is_stored(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "r.db")
+def test_rural_flag_is_stored(tmp_path: Path, store_url: str) -> None:
+    store = Store.open(store_url)
     gdf = squares([("A", 0, 0, 500, "D1"), ("B", 500, 0, 500, "D1")])
     gdf["rural"] = ["yes", "no"]
     f = tmp_path / "c.geojson"
@@ -117,7 +118,7 @@ def test_rural_flag_is_stored(tmp_path: Path) -> None:
 def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
     import sqlite3
 
-    from api.store import SCHEMA, SCHEMA_VERSION
+    from api.store.sqlite import SCHEMA
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
@@ -151,19 +152,30 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
     assert Store.open(path).schema_version == SCHEMA_VERSION  # idempotent
 
 
-def test_a_newer_store_is_refused(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "r.db")
+def test_a_newer_store_is_refused(store_url: str) -> None:
+    store = Store.open(store_url)
     store.conn.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
-    store.conn.commit()
     store.close()
     with pytest.raises(StoreError, match="newer than this riskmap"):
-        Store.open(tmp_path / "r.db")
+        Store.open(store_url)
 
 
-def test_swapped_coordinates_and_flags(tmp_path: Path) -> None:
+def test_opening_again_keeps_everything(tmp_path: Path, store_url: str) -> None:
+    store = Store.open(store_url)
+    ingest_communities(store, _communities(tmp_path))
+    key_id, key = store.create_key("officer", "lab")
+    store.close()
+    again = Store.open(store_url)
+    assert again.schema_version == SCHEMA_VERSION
+    assert again.counts()["communities"] == 2 and again.data_version == 1
+    assert again.check_key(key) == (key_id, "officer")
+    assert [a["action"] for a in again.audit_log()] == ["ingest.communities", "keys.create"]
+
+
+def test_swapped_coordinates_and_flags(tmp_path: Path, store_url: str) -> None:
     import shapely
 
-    store = Store.open(tmp_path / "r.db")
+    store = Store.open(store_url)
     gdf = squares([("A", 0, 0, 2000, "D1"), ("B", 2000, 0, 2000, "D1")])
     gdf.to_file(tmp_path / "c.geojson", driver="GeoJSON")
     ingest_communities(store, tmp_path / "c.geojson")
@@ -190,3 +202,106 @@ def test_swapped_coordinates_and_flags(tmp_path: Path) -> None:
     assert "row 5: (30.59, 114.3) has 2 decimals" in text
     assert "is a location of 11 cases" in text
     assert len(loc) == 14  # flagged rows are accepted all the same
+
+
+def test_reports_keys_and_zone_events(tmp_path: Path, store_url: str) -> None:
+    store = Store.open(store_url)
+    f = tmp_path / "a.csv"
+    f.write_text(
+        HEADER
+        + "k1,2024-03-01,confirmed,residence,30.59,114.30\n"
+        + "k2,2024-13-01,confirmed,residence,30.59,114.30\n"
+        + "k3,2024-03-01,alien,residence,30.59,114.30\n"
+    )
+    rep = ingest_cases(store, f, key_id="abcd", source="lab upload")
+    report = store.batch_report(rep.batch_id)
+    assert report is not None
+    assert (report["source"], report["accepted"], report["rejected"]) == ("lab upload", 1, 2)
+    assert [(r["row"], r["field"]) for r in report["rejects"]] == [  # type: ignore[attr-defined]
+        (3, "reported"),
+        (4, "type"),
+    ]
+    assert report["key_id"] == "abcd"
+    assert store.batch_report(rep.batch_id + 100) is None
+    assert store.versions() == (1, rep.batch_id)
+
+    key_id, key = store.create_key("analyst", "someone")
+    assert store.check_key(key) == (key_id, "analyst")
+    assert store.check_key(key[:-1] + ("x" if key[-1] != "x" else "y")) is None
+    assert store.revoke_key(key_id, by="admin1") and not store.revoke_key(key_id)
+    assert store.check_key(key) is None
+    assert [k["key_id"] for k in store.api_keys()] == [key_id]
+    actions = [a["action"] for a in store.audit_log()]
+    assert actions == ["ingest.cases", "keys.create", "keys.revoke"]
+
+    ev = pd.DataFrame(
+        {
+            "date": [dt.date(2024, 3, 1), dt.date(2024, 3, 2)],
+            "kind": ["created", "lifted"],
+            "unit_type": ["community", "community"],
+            "unit_id": ["A", "A"],
+            "level_from": ["none", "sealed"],
+            "level_to": ["sealed", "none"],
+        }
+    )
+    assert store.zone_events("p", 1, dt.date(2024, 3, 2)) is None
+    store.save_zone_events("p", 1, dt.date(2024, 3, 5), ev)
+    back = store.zone_events("p", 1, dt.date(2024, 3, 5))
+    assert back is not None and back.to_dict("records") == ev.to_dict("records")
+    assert store.zone_events("p", 2, dt.date(2024, 3, 5)) is None  # another data version
+    assert store.zone_events("p", 1, dt.date(2024, 3, 6)) is None  # not computed that far
+    store.save_zone_events("p", 1, dt.date(2024, 3, 5), ev.iloc[:0])
+    empty = store.zone_events("p", 1, dt.date(2024, 3, 5))
+    assert empty is not None and len(empty) == 0
+
+
+def test_concurrent_writers_are_serialised(tmp_path: Path, store_url: str) -> None:
+    """Two store instances (two processes' worth of connections) writing at once: every batch
+    lands whole, batch ids follow commit order, and the data version counts every batch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = []
+    for w in range(2):
+        for b in range(5):
+            f = tmp_path / f"w{w}b{b}.csv"
+            f.write_text(
+                HEADER
+                + "".join(
+                    f"w{w}b{b}c{i},2024-03-01,confirmed,residence,30.59,114.{30 + i:02d}\n"
+                    for i in range(20)
+                )
+            )
+            files.append(f)
+    stores = [Store.open(store_url), Store.open(store_url)]
+
+    def run(w: int) -> list[int]:
+        return [ingest_cases(stores[w], f).batch_id for f in files[w * 5 : (w + 1) * 5]]
+
+    with ThreadPoolExecutor(2) as pool:
+        ids = [b for got in pool.map(run, range(2)) for b in got]
+    assert sorted(ids) == sorted(set(ids))
+    assert stores[0].counts()["cases"] == 200 and stores[1].data_version == 10
+    loc = stores[1].case_locations()
+    per_batch = loc.groupby(loc["case_id"].str[:4]).size()
+    assert (per_batch == 20).all() and len(per_batch) == 10
+
+
+def test_postgis_tables_are_spatial(tmp_path: Path, pg_url: str) -> None:
+    """In PostgreSQL, communities are PostGIS geometries and case locations carry points: a
+    spatial join in SQL agrees with riskmap's own point-in-community look-up."""
+    store = Store.open(pg_url)
+    ingest_communities(store, _communities(tmp_path))
+    gdf = store.communities()
+    pts = gdf.geometry.representative_point()
+    rows = [f"k{i},2024-03-01,confirmed,residence,{p.y:.6f},{p.x:.6f}" for i, p in enumerate(pts)]
+    rows.append("far,2024-03-01,confirmed,residence,10.5,10.5")
+    f = tmp_path / "a.csv"
+    f.write_text(HEADER + "\n".join(rows) + "\n")
+    ingest_cases(store, f)
+    got = store.conn.execute(
+        "SELECT l.case_id, c.community_id FROM case_locations l"
+        " JOIN communities c ON ST_Intersects(c.geometry, l.geom) ORDER BY l.case_id"
+    ).fetchall()
+    assert got == [("k0", "A"), ("k1", "B")]
+    srid = store.conn.one("SELECT ST_SRID(geometry) FROM communities LIMIT 1")[0]
+    assert srid == 4326

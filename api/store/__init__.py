@@ -1,0 +1,614 @@
+"""The store: communities, cases, batches, zone history, API keys and the audit log.
+
+Two backends share this interface and every statement of it (SQL that SQLite and PostgreSQL
+both accept, with ``?`` placeholders):
+
+- :class:`api.store.sqlite.SQLiteStore`, one file in WAL mode (the default), and
+- :class:`api.store.postgres.PostgresStore`, PostgreSQL + PostGIS for shared deployments
+  (several API replicas on one database).
+
+``Store.open(url)`` picks the backend from ``RISKMAP_DATABASE_URL``. Every ingest batch is one
+transaction, and batches are serialised (one writer at a time, across processes);
+``data_version`` increases with every batch that changed something, so anything computed from
+the data can be cached under (data_version, rule, date), and a replica sees another's writes
+as soon as it reads the version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo._errors import StoreError
+
+# the schema version both backends are at; each backend keeps its own migrations to it
+SCHEMA_VERSION = 4
+
+
+def redact(url: str) -> str:
+    """A database URL without its password."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def case_digest(case_type: str, rows: list[tuple[str, str, float, float]]) -> str:
+    """Fingerprint of a case record: its type and its (reported, role, lat, lon) rows."""
+    body = case_type + "\n" + "\n".join(f"{d}|{r}|{la!r}|{lo!r}" for d, r, la, lo in sorted(rows))
+    return hashlib.sha1(body.encode()).hexdigest()
+
+
+@dataclass
+class BatchCounts:
+    rows_read: int = 0
+    accepted: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)  # row, field, reason
+
+
+class Conn:
+    """A DB-API connection seen through ``?`` placeholders (the backends translate them)."""
+
+    def __init__(self, raw: Any, paramstyle: str = "qmark") -> None:
+        self.raw = raw
+        self._pg = paramstyle == "format"
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self._pg else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self._pg:
+            cur = self.raw.cursor()
+            cur.execute(self._sql(sql), params or None)
+            return cur
+        return self.raw.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        if self._pg:
+            with self.raw.cursor() as cur:
+                cur.executemany(self._sql(sql), rows)
+        else:
+            self.raw.executemany(sql, rows)
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Append rows to a table (PostgreSQL: COPY, fast for millions of rows)."""
+        if self._pg:
+            sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+            with self.raw.cursor() as cur, cur.copy(sql) as cp:
+                for r in rows:
+                    cp.write_row(r)
+        else:
+            marks = ", ".join("?" * len(columns))
+            self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        cur = self.execute(sql, params)
+        cols = [d[0] for d in cur.description]
+        return pd.DataFrame.from_records(cur.fetchall(), columns=cols)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.execute(sql, params).fetchone()
+
+
+class Store:
+    """The store interface. Open one with :meth:`Store.open`; an instance may be shared by
+    threads (each use holds :attr:`lock`)."""
+
+    backend = "?"
+    #: SQL of a geometry parameter (WKB) and of a geometry column read as WKB
+    geom_in = "?"
+    geom_out = "{}"
+    #: a column that orders rows of a table by insertion
+    seq = "rowid"
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+
+    # -- opening ----------------------------------------------------------------------------
+    @staticmethod
+    def open(url: Path | str) -> Store:
+        """A store from a database URL: ``postgresql://...`` (or ``postgres://``) opens
+        PostgreSQL + PostGIS; ``sqlite:///path``, or a plain path, a SQLite file."""
+        text = str(url)
+        if text.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            from api.store.postgres import PostgresStore
+
+            return PostgresStore(text.replace("postgresql+psycopg://", "postgresql://"))
+        from api.store.sqlite import SQLiteStore
+
+        if text.startswith("sqlite:///"):
+            return SQLiteStore(Path(text[len("sqlite:///") :]))
+        if "://" in text:
+            raise StoreError(
+                f"unsupported database URL {text!r}: expected postgresql://user@host/db, "
+                "sqlite:///path/to/file.db or a plain file path"
+            )
+        return SQLiteStore(Path(text))
+
+    @property
+    def conn(self) -> Conn:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Where the data is (no password)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def _begin(self) -> Iterator[Conn]:
+        """One write transaction, serialised with every other writer (other processes too)."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    @contextmanager
+    def transaction(self) -> Iterator[Conn]:
+        with self.lock, self._begin() as conn:
+            yield conn
+
+    # -- versions ---------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        with self.lock:
+            row = self.conn.one("SELECT value FROM meta WHERE key='schema_version'")
+        return int(row[0])
+
+    @property
+    def data_version(self) -> int:
+        with self.lock:
+            row = self.conn.one("SELECT value FROM meta WHERE key='data_version'")
+        return int(row[0])
+
+    def versions(self) -> tuple[int, int]:
+        """(data_version, last batch id), read together."""
+        with self.lock:
+            row = self.conn.one(
+                "SELECT (SELECT value FROM meta WHERE key='data_version'),"
+                " (SELECT MAX(batch_id) FROM batches)"
+            )
+        return int(row[0]), int(row[1] or 0)
+
+    # -- batches ----------------------------------------------------------------------------
+    @contextmanager
+    def batch(self, kind: str, source: str) -> Iterator[tuple[Conn, int]]:
+        """One atomic batch: yields (connection, batch_id); commits or rolls back as a whole."""
+        with self.transaction() as conn:
+            row = conn.one(
+                "INSERT INTO batches (kind, source, created, rows_read, accepted, inserted,"
+                " updated, unchanged, rejected) VALUES (?, ?, ?, 0, 0, 0, 0, 0, 0)"
+                " RETURNING batch_id",
+                (kind, source, _now()),
+            )
+            yield conn, int(row[0])
+
+    @staticmethod
+    def finish_batch(
+        conn: Conn,
+        batch_id: int,
+        counts: BatchCounts,
+        warnings: list[str] | None = None,
+        key_id: str | None = None,
+    ) -> None:
+        conn.execute(
+            "UPDATE batches SET rows_read=?, accepted=?, inserted=?, updated=?, unchanged=?,"
+            " rejected=?, key_id=? WHERE batch_id=?",
+            (
+                counts.rows_read,
+                counts.accepted,
+                counts.inserted,
+                counts.updated,
+                counts.unchanged,
+                counts.rejected,
+                key_id,
+                batch_id,
+            ),
+        )
+        conn.insert_rows(
+            "rejects",
+            ("batch_id", '"row"', "field", "reason"),
+            [(batch_id, r, f, why) for r, f, why in counts.rejects],
+        )
+        conn.insert_rows(
+            "batch_warnings", ("batch_id", "message"), [(batch_id, w) for w in warnings or []]
+        )
+        kind = conn.one("SELECT kind FROM batches WHERE batch_id=?", (batch_id,))[0]
+        conn.execute(
+            "INSERT INTO audit_log (at, key_id, action, detail) VALUES (?, ?, ?, ?)",
+            (
+                _now(),
+                key_id,
+                f"ingest.{kind}",
+                f"batch {batch_id}: {counts.accepted} accepted, {counts.rejected} rejected",
+            ),
+        )
+        if counts.inserted or counts.updated:
+            conn.execute(
+                "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                " WHERE key='data_version'"
+            )
+
+    # -- writes inside a batch ------------------------------------------------------------
+    def stored_communities(self, conn: Conn) -> dict[str, tuple[Any, ...]]:
+        """Every stored community: id -> (name, population, subdistrict, district, rural, WKB)."""
+        rows = conn.execute(
+            "SELECT community_id, name, population, subdistrict_id, district_id, rural,"
+            f" {self.geom_out.format('geometry')} FROM communities"
+        )
+        return {r[0]: (*r[1:6], bytes(r[6])) for r in rows}
+
+    def put_communities(
+        self,
+        conn: Conn,
+        rows: list[tuple[Any, ...]],
+        cells: list[tuple[str, int, int]],
+    ) -> None:
+        """Insert or replace communities (id, name, population, subdistrict, district, rural,
+        WKB, batch_id) and their H3 cells (community_id, res, cell)."""
+        conn.executemany(
+            "INSERT INTO communities (community_id, name, population, subdistrict_id,"
+            f" district_id, rural, geometry, batch_id) VALUES (?, ?, ?, ?, ?, ?, {self.geom_in}, ?)"
+            " ON CONFLICT (community_id) DO UPDATE SET name=excluded.name,"
+            " population=excluded.population, subdistrict_id=excluded.subdistrict_id,"
+            " district_id=excluded.district_id, rural=excluded.rural,"
+            " geometry=excluded.geometry, batch_id=excluded.batch_id",
+            rows,
+        )
+        conn.executemany(
+            "DELETE FROM community_cells WHERE community_id=?", [(r[0],) for r in rows]
+        )
+        conn.insert_rows("community_cells", ("community_id", "res", "cell"), cells)
+
+    def case_heads(self, conn: Conn, ids: list[str]) -> dict[str, tuple[str | None, int]]:
+        """(digest, version) of the stored cases among ``ids``."""
+        out: dict[str, tuple[str | None, int]] = {}
+        for k in range(0, len(ids), 900):
+            chunk = ids[k : k + 900]
+            marks = ",".join("?" * len(chunk))
+            for cid, digest, ver in conn.execute(
+                f"SELECT case_id, digest, version FROM cases WHERE case_id IN ({marks})", chunk
+            ):
+                out[cid] = (digest, int(ver))
+        return out
+
+    def replace_case(
+        self, conn: Conn, cid: str, latest: str, typ: str, version: int, digest: str, batch_id: int
+    ) -> None:
+        """Archive the stored record of a case as version ``version - 1`` and make room for
+        its new rows (added by :meth:`add_cases`)."""
+        archived = conn.execute(
+            "SELECT reported, role, lat, lon FROM case_locations WHERE case_id=?"
+            " ORDER BY reported, role, lat, lon",
+            (cid,),
+        ).fetchall()
+        prev = conn.one("SELECT reported, type FROM cases WHERE case_id=?", (cid,))
+        conn.execute(
+            "INSERT INTO case_versions (case_id, version, reported, type, batch_id, rows)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, version) DO UPDATE SET"
+            " reported=excluded.reported, type=excluded.type, batch_id=excluded.batch_id,"
+            " rows=excluded.rows",
+            (cid, version - 1, prev[0], prev[1], batch_id, json.dumps([list(a) for a in archived])),
+        )
+        conn.execute("DELETE FROM case_locations WHERE case_id=?", (cid,))
+        conn.execute(
+            "UPDATE cases SET reported=?, type=?, version=?, batch_id=?, digest=? WHERE case_id=?",
+            (latest, typ, version, batch_id, digest, cid),
+        )
+
+    def add_cases(
+        self, conn: Conn, cases: list[tuple[Any, ...]], locations: list[tuple[Any, ...]]
+    ) -> None:
+        """New cases (case_id, reported, type, version, batch_id, digest) and case locations
+        (case_id, role, lat, lon, reported, cell, batch_id)."""
+        conn.insert_rows(
+            "cases", ("case_id", "reported", "type", "version", "batch_id", "digest"), cases
+        )
+        conn.insert_rows(
+            "case_locations",
+            ("case_id", "role", "lat", "lon", "reported", "cell", "batch_id"),
+            locations,
+        )
+
+    def stored_metrics(self, conn: Conn) -> dict[tuple[str, str], tuple[Any, Any]]:
+        return {
+            (u, d): (a, b)
+            for u, d, a, b in conn.execute(
+                "SELECT unit_id, date, admissions_per_100k, beds_pct FROM unit_metrics"
+            )
+        }
+
+    def put_metrics(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
+        """Insert or replace figures (unit_id, date, admissions_per_100k, beds_pct, batch_id)."""
+        conn.executemany(
+            "INSERT INTO unit_metrics (unit_id, date, admissions_per_100k, beds_pct, batch_id)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (unit_id, date) DO UPDATE SET"
+            " admissions_per_100k=excluded.admissions_per_100k, beds_pct=excluded.beds_pct,"
+            " batch_id=excluded.batch_id",
+            rows,
+        )
+
+    # -- reads ------------------------------------------------------------------------------
+    def communities(self) -> gpd.GeoDataFrame:
+        with self.lock:
+            df = self.conn.frame(
+                "SELECT community_id, name, population, subdistrict_id, district_id, rural,"
+                f" {self.geom_out.format('geometry')} AS geometry FROM communities"
+                " ORDER BY community_id"
+            )
+        wkb = df.pop("geometry").to_numpy()
+        geoms = shapely.from_wkb([bytes(g) for g in wkb]) if len(df) else []
+        df["population"] = df["population"].astype("Int64")
+        df["rural"] = df["rural"].astype(bool)
+        return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
+
+    def community_cells(self, res: int) -> pd.DataFrame:
+        with self.lock:
+            return self.conn.frame(
+                "SELECT community_id, cell FROM community_cells WHERE res=?"
+                " ORDER BY community_id, cell",
+                (res,),
+            )
+
+    def only_new_cases_since(self, batch_id: int) -> bool:
+        """Whether every batch after ``batch_id`` only added case locations (no community,
+        figure or case version changed)."""
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT kind, updated FROM batches WHERE batch_id > ? AND (inserted > 0 OR"
+                " updated > 0)",
+                (batch_id,),
+            ).fetchall()
+        return all(kind == "cases" and updated == 0 for kind, updated in rows)
+
+    def case_locations(
+        self, after_batch: int | None = None, upto_batch: int | None = None
+    ) -> pd.DataFrame:
+        """Case locations with their date and case type (those of the batches after
+        ``after_batch`` and up to ``upto_batch`` only, if given)."""
+        conds, args = [], []
+        if after_batch:
+            conds.append("l.batch_id > ?")
+            args.append(after_batch)
+        if upto_batch is not None:
+            conds.append("l.batch_id <= ?")
+            args.append(upto_batch)
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        with self.lock:
+            df = self.conn.frame(
+                "SELECT l.case_id, l.reported, c.type, l.role, l.lat, l.lon, l.cell"
+                f" FROM case_locations l JOIN cases c ON c.case_id = l.case_id {where}"
+                " ORDER BY l.reported, l.case_id, l.role, l.lat, l.lon",
+                tuple(args),
+            )
+        df["reported"] = df["reported"].to_numpy().astype("datetime64[D]")
+        df["lat"] = df["lat"].to_numpy(dtype=np.float64)
+        df["lon"] = df["lon"].to_numpy(dtype=np.float64)
+        df["cell"] = df["cell"].to_numpy().astype(np.int64).astype(np.uint64)
+        return df
+
+    def case_ids(self) -> set[str]:
+        with self.lock:
+            return {r[0] for r in self.conn.execute("SELECT case_id FROM cases")}
+
+    def unit_metrics(self) -> pd.DataFrame:
+        """Hospital figures per unit (district or community) and date."""
+        with self.lock:
+            df = self.conn.frame(
+                "SELECT unit_id, date, admissions_per_100k, beds_pct FROM unit_metrics"
+                " ORDER BY unit_id, date"
+            )
+        df["date"] = [dt.date.fromisoformat(d) for d in df["date"]]
+        for c in ("admissions_per_100k", "beds_pct"):
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+        return df
+
+    # -- zone history ---------------------------------------------------------------------
+    def zone_events(self, policy_key: str, version: int, upto: dt.date) -> pd.DataFrame | None:
+        """Stored events of a rule for a data version covering days up to ``upto`` (or None)."""
+        with self.lock:
+            row = self.conn.one(
+                "SELECT MAX(upto), COUNT(*) FROM zone_events WHERE policy_key=? AND data_version=?",
+                (policy_key, version),
+            )
+            if row[1] == 0 or row[0] is None or row[0] < upto.isoformat():
+                return None
+            df = self.conn.frame(
+                "SELECT date, kind, unit_type, unit_id, level_from, level_to FROM zone_events"
+                " WHERE policy_key=? AND data_version=? AND kind != '_computed'"
+                f" ORDER BY {self.seq}",
+                (policy_key, version),
+            )
+        df["date"] = [dt.date.fromisoformat(d) for d in df["date"]]
+        return df
+
+    def save_zone_events(
+        self, policy_key: str, version: int, upto: dt.date, events: pd.DataFrame
+    ) -> None:
+        """Replace the stored events of a rule (a marker row records a computed empty history)."""
+        rows = [
+            (policy_key, version, upto.isoformat(), d.isoformat(), k, ut, ui, lf, lt)
+            for d, k, ut, ui, lf, lt in events[
+                ["date", "kind", "unit_type", "unit_id", "level_from", "level_to"]
+            ].itertuples(index=False)
+        ]
+        rows.append(
+            (policy_key, version, upto.isoformat(), upto.isoformat(), "_computed", "", "", "", "")
+        )
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM zone_events WHERE policy_key=?", (policy_key,))
+            conn.insert_rows(
+                "zone_events",
+                (
+                    "policy_key",
+                    "data_version",
+                    "upto",
+                    "date",
+                    "kind",
+                    "unit_type",
+                    "unit_id",
+                    "level_from",
+                    "level_to",
+                ),
+                rows,
+            )
+
+    # -- API keys and audit ----------------------------------------------------------------
+    def create_key(self, role: str, name: str) -> tuple[str, str]:
+        """A new key: returns (key_id, the full key); only its hash is stored."""
+        key_id = secrets.token_hex(4)
+        secret = secrets.token_urlsafe(32)
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO api_keys (key_id, secret_hash, role, name, created, revoked)"
+                " VALUES (?, ?, ?, ?, ?, NULL)",
+                (key_id, _hash(secret), role, name, _now()),
+            )
+            self._audit(conn, key_id, "keys.create", f"role={role} name={name}")
+        return key_id, f"rk_{key_id}_{secret}"
+
+    def check_key(self, key: str) -> tuple[str, str] | None:
+        """(key_id, role) of a valid, unrevoked key, else None."""
+        parts = key.split("_", 2)
+        if len(parts) != 3 or parts[0] != "rk":
+            return None
+        with self.lock:
+            row = self.conn.one(
+                "SELECT secret_hash, role, revoked FROM api_keys WHERE key_id=?", (parts[1],)
+            )
+        if row is None or row[2] is not None:
+            return None
+        if not hmac.compare_digest(row[0], _hash(parts[2])):
+            return None
+        return parts[1], row[1]
+
+    def revoke_key(self, key_id: str, by: str | None = None) -> bool:
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE api_keys SET revoked=? WHERE key_id=? AND revoked IS NULL",
+                (_now(), key_id),
+            )
+            done = bool(cur.rowcount)
+            if done:
+                self._audit(conn, by, "keys.revoke", f"key_id={key_id}")
+        return done
+
+    def api_keys(self) -> list[dict[str, object]]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT key_id, role, name, created, revoked FROM api_keys ORDER BY created"
+            ).fetchall()
+        return [
+            dict(zip(("key_id", "role", "name", "created", "revoked"), r, strict=True))
+            for r in rows
+        ]
+
+    def audit(self, key_id: str | None, action: str, detail: str) -> None:
+        with self.transaction() as conn:
+            self._audit(conn, key_id, action, detail)
+
+    @staticmethod
+    def _audit(conn: Conn, key_id: str | None, action: str, detail: str) -> None:
+        conn.execute(
+            "INSERT INTO audit_log (at, key_id, action, detail) VALUES (?, ?, ?, ?)",
+            (_now(), key_id, action, detail),
+        )
+
+    def audit_log(self) -> list[dict[str, object]]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT at, key_id, action, detail FROM audit_log ORDER BY id"
+            ).fetchall()
+        return [dict(zip(("at", "key_id", "action", "detail"), r, strict=True)) for r in rows]
+
+    def batch_report(self, batch_id: int) -> dict[str, object] | None:
+        """The stored validation report of a batch."""
+        names = (
+            "batch_id",
+            "kind",
+            "source",
+            "created",
+            "rows_read",
+            "accepted",
+            "inserted",
+            "updated",
+            "unchanged",
+            "rejected",
+            "key_id",
+        )
+        with self.lock:
+            row = self.conn.one(
+                f"SELECT {', '.join(names)} FROM batches WHERE batch_id=?", (batch_id,)
+            )
+            if row is None:
+                return None
+            rejects = self.conn.execute(
+                'SELECT "row", field, reason FROM rejects WHERE batch_id=?'
+                f' ORDER BY "row", {self.seq}',
+                (batch_id,),
+            ).fetchall()
+            warnings = self.conn.execute(
+                f"SELECT message FROM batch_warnings WHERE batch_id=? ORDER BY {self.seq}",
+                (batch_id,),
+            ).fetchall()
+        out: dict[str, object] = dict(zip(names, row, strict=True))
+        out["rejects"] = [{"row": r, "field": f, "reason": why} for r, f, why in rejects]
+        out["warnings"] = [w for (w,) in warnings]
+        return out
+
+    def counts(self) -> dict[str, int]:
+        q = {
+            "communities": "SELECT COUNT(*) FROM communities",
+            "cases": "SELECT COUNT(*) FROM cases",
+            "case_locations": "SELECT COUNT(*) FROM case_locations",
+            "batches": "SELECT COUNT(*) FROM batches",
+        }
+        with self.lock:
+            return {k: int(self.conn.one(v)[0]) for k, v in q.items()}
+
+
+def check_schema_version(version: int, where: str) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where}: store schema version {version} is newer than this riskmap "
+            f"({SCHEMA_VERSION}); upgrade riskmap"
+        )
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BatchCounts",
+    "Conn",
+    "Store",
+    "case_digest",
+    "check_schema_version",
+    "redact",
+]

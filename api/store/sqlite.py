@@ -1,0 +1,255 @@
+"""The SQLite backend: one file in WAL mode, the default store."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from api.store import SCHEMA_VERSION, Conn, Store, case_digest, check_schema_version
+
+# version 1 of the schema; MIGRATIONS bring it to SCHEMA_VERSION
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created TEXT NOT NULL,
+    rows_read INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    inserted INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    unchanged INTEGER NOT NULL,
+    rejected INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    batch_id INTEGER NOT NULL REFERENCES batches(batch_id),
+    row INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS communities (
+    community_id TEXT PRIMARY KEY,
+    name TEXT,
+    population INTEGER,
+    subdistrict_id TEXT,
+    district_id TEXT,
+    geometry BLOB NOT NULL,
+    batch_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS community_cells (
+    community_id TEXT NOT NULL,
+    res INTEGER NOT NULL,
+    cell INTEGER NOT NULL,
+    PRIMARY KEY (res, community_id, cell)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cases (
+    case_id TEXT PRIMARY KEY,
+    reported TEXT NOT NULL,
+    type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    batch_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS case_versions (
+    case_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    reported TEXT NOT NULL,
+    type TEXT NOT NULL,
+    batch_id INTEGER NOT NULL,
+    PRIMARY KEY (case_id, version)
+);
+CREATE TABLE IF NOT EXISTS case_locations (
+    case_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    lat REAL NOT NULL,
+    lon REAL NOT NULL,
+    cell INTEGER NOT NULL,
+    batch_id INTEGER NOT NULL,
+    UNIQUE (case_id, role, lat, lon)
+);
+CREATE INDEX IF NOT EXISTS case_locations_cell ON case_locations (cell);
+"""
+
+V2_TABLES = """
+CREATE TABLE IF NOT EXISTS unit_metrics (
+    unit_id TEXT NOT NULL,
+    date TEXT NOT NULL,
+    admissions_per_100k REAL,
+    beds_pct REAL,
+    batch_id INTEGER NOT NULL,
+    PRIMARY KEY (unit_id, date)
+);
+CREATE TABLE IF NOT EXISTS zone_events (
+    policy_key TEXT NOT NULL,
+    data_version INTEGER NOT NULL,
+    upto TEXT NOT NULL,
+    date TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    unit_type TEXT NOT NULL,
+    unit_id TEXT NOT NULL,
+    level_from TEXT NOT NULL,
+    level_to TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS zone_events_key ON zone_events (policy_key, date);
+"""
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Statements one by one (``executescript`` would commit the open transaction)."""
+    for stmt in script.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+
+
+def _add_column(conn: sqlite3.Connection, table: str, column: str, decl: str) -> None:
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    if column not in have:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    """Rural communities, hospital figures, zone history."""
+    _add_column(conn, "communities", "rural", "INTEGER NOT NULL DEFAULT 0")
+    _run_script(conn, V2_TABLES)
+
+
+def _v3(conn: sqlite3.Connection) -> None:
+    """Dates per case location (a case's places can have different dates, as in DS4C), and
+    whole-record versions of cases."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE case_locations_v3 (
+            case_id TEXT NOT NULL,
+            role TEXT NOT NULL,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL,
+            reported TEXT NOT NULL,
+            cell INTEGER NOT NULL,
+            batch_id INTEGER NOT NULL,
+            UNIQUE (case_id, role, lat, lon, reported)
+        );
+        INSERT INTO case_locations_v3
+            SELECT l.case_id, l.role, l.lat, l.lon, c.reported, l.cell, l.batch_id
+            FROM case_locations l JOIN cases c USING (case_id);
+        DROP TABLE case_locations;
+        ALTER TABLE case_locations_v3 RENAME TO case_locations;
+        CREATE INDEX case_locations_cell ON case_locations (cell);
+        CREATE INDEX case_locations_case ON case_locations (case_id);
+        """,
+    )
+    _add_column(conn, "cases", "digest", "TEXT")
+    _add_column(conn, "case_versions", "rows", "TEXT")
+    rows: dict[str, list[tuple[str, str, float, float]]] = {}
+    for cid, d, r, la, lo in conn.execute(
+        "SELECT case_id, reported, role, lat, lon FROM case_locations"
+    ):
+        rows.setdefault(cid, []).append((d, r, la, lo))
+    conn.executemany(
+        "UPDATE cases SET digest=? WHERE case_id=?",
+        [
+            (case_digest(t, rows.get(cid, [])), cid)
+            for cid, t in conn.execute("SELECT case_id, type FROM cases").fetchall()
+        ],
+    )
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    """API keys, the audit log, and the warnings of each batch."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE IF NOT EXISTS api_keys (
+            key_id TEXT PRIMARY KEY,
+            secret_hash TEXT NOT NULL,
+            role TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created TEXT NOT NULL,
+            revoked TEXT
+        );
+        CREATE TABLE IF NOT EXISTS audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            key_id TEXT,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS batch_warnings (
+            batch_id INTEGER NOT NULL,
+            message TEXT NOT NULL
+        );
+        ALTER TABLE batches ADD COLUMN key_id TEXT
+        """,
+    )
+
+
+# (version, what it does, migration); a store at version v gets every later migration, in order
+MIGRATIONS = [
+    (2, "rural communities, hospital figures, zone history", _v2),
+    (3, "dates per case location, whole-record case versions", _v3),
+    (4, "API keys, audit log, batch warnings", _v4),
+]
+assert MIGRATIONS[-1][0] == SCHEMA_VERSION
+
+
+class SQLiteStore(Store):
+    """A SQLite file. One connection shared by the API's worker threads (each use holds the
+    lock); writers in other processes wait for the file lock (``BEGIN IMMEDIATE``)."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        raw = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        raw.execute("PRAGMA journal_mode=WAL")
+        # in WAL mode, NORMAL loses nothing when the process dies (only on power loss)
+        raw.execute("PRAGMA synchronous=NORMAL")
+        raw.execute("PRAGMA foreign_keys=ON")
+        self._conn = Conn(raw)
+        self._migrate()
+
+    @property
+    def conn(self) -> Conn:
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.raw.close()
+
+    def describe(self) -> str:
+        return f"SQLite {self.path}"
+
+    @contextmanager
+    def _begin(self) -> Iterator[Conn]:
+        raw = self._conn.raw
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        else:
+            raw.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        """Create the schema (version 1) and apply every later migration, each atomically."""
+        with self.transaction() as conn:
+            raw = conn.raw
+            raw.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                _run_script(raw, SCHEMA)
+                raw.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+                raw.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', '0')")
+                version = 1
+            else:
+                version = int(row[0])
+            check_schema_version(version, str(self.path))
+            for target, _what, migrate in MIGRATIONS:
+                if version < target:
+                    migrate(raw)
+                    version = target
+            raw.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
