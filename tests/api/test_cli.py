@@ -44,8 +44,8 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_sample_ingest_zones_status(city: Path, tmp_path: Path) -> None:
-    db = str(tmp_path / "r.db")
+def test_sample_ingest_zones_status(city: Path, tmp_path: Path, store_url: str) -> None:
+    db = store_url  # the same commands on SQLite and on PostgreSQL + PostGIS
     code, stdout, _ = run("--db", db, "ingest", "communities", str(city / "communities.geojson"))
     assert code == 0, stdout
     code, stdout, _ = run("--db", db, "ingest", "cases", str(city / "cases.csv"))
@@ -72,6 +72,16 @@ def test_sample_ingest_zones_status(city: Path, tmp_path: Path) -> None:
     code, stdout, _ = run("--db", db, "zones", "--at", END, "--level", "precaution")
     assert code == 0
     assert {f["properties"]["level"] for f in json.loads(stdout)["features"]} <= {"precaution"}
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    db = "postgresql://riskmap:secret@127.0.0.1:1/riskmap"
+    code, stdout, stderr = run("--db", db, "ingest", "cases", str(tmp_path / "x.csv"))
+    assert code != 0
+    assert "cannot connect to postgresql://riskmap:***@127.0.0.1:1/riskmap" in stderr
+    assert "secret" not in stdout + stderr and "Traceback" not in stdout + stderr
+    code, _, stderr = run("--db", "mysql://x/y", "status", "30.5", "114.3")
+    assert code != 0 and "unsupported database URL 'mysql://x/y'" in stderr
 
 
 def test_ingest_reports_bad_rows_and_keeps_good_ones(tmp_path: Path) -> None:
