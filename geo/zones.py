@@ -707,18 +707,36 @@ def _distinct_in_window(
     unit: Int1D, day: Int1D, ident: NDArray[np.generic], count: int, w: int, ndays: int
 ) -> NDArray[np.float64]:
     """Distinct ``ident`` per unit seen in the window [t-w+1, t] (a case with places on
-    several days counts once)."""
-    pairs = pd.DataFrame({"u": unit, "c": ident, "t": day}).drop_duplicates()
-    codes = pairs.groupby(["u", "c"], sort=False).ngroup().to_numpy(np.int64)
-    k = int(codes.max()) + 1 if len(codes) else 0
-    pres = np.zeros((k, ndays), dtype=bool)
-    pres[codes, pairs["t"].to_numpy(np.int64)] = True
-    act = _rolling_any(pres, w) if w > 1 else pres
-    owner = np.zeros(k, dtype=np.int64)
-    owner[codes] = pairs["u"].to_numpy(np.int64)
-    out = np.zeros((count, ndays), dtype=np.float64)
-    np.add.at(out, owner, act.astype(np.float64))
-    return out
+    several days counts once).
+
+    Each (unit, ident) pair is counted on the union of the intervals [t, t+w-1] of its days:
+    +1 where such an interval starts and -1 after it ends, then a running sum per unit (no
+    (pairs x days) grid)."""
+    out_shape = (count, ndays)
+    if len(unit) == 0 or count == 0 or ndays == 0:
+        return np.zeros(out_shape, dtype=np.float64)
+    u = np.asarray(unit, dtype=np.int64)
+    t = np.asarray(day, dtype=np.int64)
+    c = pd.factorize(np.asarray(ident))[0].astype(np.int64)
+    order = np.lexsort((t, c, u))
+    u, c, t = u[order], c[order], t[order]
+    same_pair = np.zeros(len(u), dtype=bool)
+    same_pair[1:] = (u[1:] == u[:-1]) & (c[1:] == c[:-1])
+    keep = ~same_pair
+    keep[1:] |= t[1:] != t[:-1]  # drop repeated (unit, ident, day)
+    u, t, same_pair = u[keep], t[keep], same_pair[keep]
+    same_pair[0] = False
+    end = np.minimum(t + w, ndays)
+    start = t.copy()
+    # intervals of one pair are sorted and of equal width: the previous one ends the latest
+    start[1:] = np.where(same_pair[1:], np.maximum(t[1:], end[:-1]), t[1:])
+    ok = start < end
+    width = ndays + 1
+    size = count * width
+    diff = np.bincount(u[ok] * width + start[ok], minlength=size) - np.bincount(
+        u[ok] * width + end[ok], minlength=size
+    )
+    return np.cumsum(diff.reshape(count, width), axis=1)[:, :ndays].astype(np.float64)
 
 
 def _first_seen(
