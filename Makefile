@@ -26,6 +26,8 @@ data: install
 
 ingest: data
 	$(RISKMAP) ingest communities $(SAMPLE)/communities.geojson
+	$(RISKMAP) ingest units $(SAMPLE)/subdistricts.geojson
+	$(RISKMAP) ingest units $(SAMPLE)/districts.geojson
 	$(RISKMAP) ingest cases $(SAMPLE)/cases.csv
 
 serve: install

@@ -57,6 +57,18 @@ def require(*roles: str) -> Callable[..., Caller]:
     return dep
 
 
+def optional_caller(
+    service: ServiceDep,
+    authorization: Annotated[
+        str | None,
+        Header(description="optional: Bearer <API key> of an analyst (or admin) sees every count"),
+    ] = None,
+) -> Caller | None:
+    """The caller of a public route that shows more to some keys: None without a key."""
+    return None if authorization is None else _caller(service, authorization)
+
+
 Officer = Annotated[Caller, Depends(require("officer"))]
 Reader = Annotated[Caller, Depends(require("officer", "analyst"))]
 Admin = Annotated[Caller, Depends(require("admin"))]
+MaybeCaller = Annotated[Caller | None, Depends(optional_caller)]

@@ -274,6 +274,41 @@ def ingest_metrics_cmd(
     )
 
 
+@ingest_app.command("units")
+def ingest_units_cmd(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="subdistricts or districts: GeoJSON, GeoPackage, Shapefile, GeoParquet, CSV"
+        ),
+    ],
+    level: Annotated[
+        str | None,
+        typer.Option(
+            help="subdistrict or district (default: from the id column, subdistrict_id or "
+            "district_id)"
+        ),
+    ] = None,
+    columns: ColumnsOpt = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="text encoding of a shapefile's .dbf, e.g. cp949")
+    ] = None,
+    rejects: RejectsOpt = None,
+) -> None:
+    """Load the names and populations of parent units (subdistricts, districts)."""
+    from api.ingest import ingest_units
+
+    _run_ingest(
+        "parent units",
+        "unit",
+        file,
+        rejects,
+        lambda store: ingest_units(
+            store, file, level=level, columns=_column_map(columns), encoding=encoding
+        ),
+    )
+
+
 def _run_ingest(what: str, one: str, file: Path, rejects: Path | None, run: Any) -> None:
     """One ingest command: progress, clear errors, the report; exit 1 if nothing was read."""
     store = _open_store()

@@ -18,7 +18,7 @@ import shapely
 from api.store import BatchCounts, Store, case_digest
 from geo import cells as h3c
 from geo._errors import Reject
-from geo.io import read_cases, read_communities, read_metrics
+from geo.io import read_cases, read_communities, read_metrics, read_units
 from geo.zones import CommunityLayer
 
 
@@ -292,3 +292,39 @@ def ingest_metrics(
         store.put_metrics(conn, rows)
         store.finish_batch(conn, batch_id, counts, res.warnings, key_id)
     return IngestReport("metrics", source or str(path), batch_id, counts, res.rejects, res.warnings)
+
+
+def ingest_units(
+    store: Store,
+    path: Path,
+    *,
+    level: str | None = None,
+    columns: dict[str, str] | None = None,
+    encoding: str | None = None,
+    key_id: str | None = None,
+    source: str | None = None,
+) -> IngestReport:
+    """Parent units (subdistricts, districts): names and populations; a unit already stored
+    is replaced when it changed."""
+    res = read_units(path, level=level, columns=columns, encoding=encoding)
+    frame = res.frame
+    counts = BatchCounts(rows_read=res.rows_read, accepted=len(frame), rejected=len(res.rejects))
+    counts.rejects = [(r.row, r.field, r.reason) for r in res.rejects]
+    with store.batch("units", source or str(path)) as (conn, batch_id):
+        old = store.stored_units(conn)
+        rows = []
+        for rec in frame.itertuples(index=False):
+            pop = None if pd.isna(rec.population) else int(rec.population)
+            values = (_opt(rec.name), pop, _opt(rec.parent_id))
+            prev = old.get((rec.level, rec.unit_id))
+            if prev is None:
+                counts.inserted += 1
+            elif tuple(prev) == values:
+                counts.unchanged += 1
+                continue
+            else:
+                counts.updated += 1
+            rows.append((rec.level, rec.unit_id, *values, batch_id))
+        store.put_units(conn, rows)
+        store.finish_batch(conn, batch_id, counts, res.warnings, key_id)
+    return IngestReport("units", source or str(path), batch_id, counts, res.rejects, res.warnings)

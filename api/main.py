@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from api.errors import add_exception_handlers
 from api.middleware import add_middleware
-from api.routers import health, history, ingest, keys, layers, map, policies, status
+from api.routers import aggregates, health, history, ingest, keys, layers, map, policies, status
 
 
 def create_app() -> FastAPI:
@@ -18,6 +18,7 @@ def create_app() -> FastAPI:
     add_exception_handlers(app)
     add_middleware(app)
     for r in (
+        aggregates.router,
         history.router,
         ingest.router,
         keys.router,

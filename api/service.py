@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from api.aggregates import case_counts
 from api.store import Store
 from geo.history import base_rank, intervals, point_ranks, zone_events
 from geo.incremental import update_zones
@@ -105,6 +106,7 @@ class RiskService:
         self._lock = threading.RLock()
         self._data: tuple[int, CommunityLayer, pd.DataFrame] | None = None
         self._metrics: pd.DataFrame | None = None
+        self._units: pd.DataFrame | None = None
         self._batch = 0
         self._snapshots: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
 
@@ -130,6 +132,7 @@ class RiskService:
                 cases = self.store.case_locations(upto_batch=last_batch)
                 cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
                 self._metrics = self.store.unit_metrics()
+                self._units = self.store.units()
                 self._snapshots.clear()
             self._data = (version, layer, cases)
             self._batch = last_batch
@@ -200,6 +203,24 @@ class RiskService:
             "days_in_zone": in_zone,
             "intervals": runs,
         }
+
+    def units(self) -> pd.DataFrame:
+        """Parent units (names, stated populations) of the current data version."""
+        with self._lock:
+            self.data()
+            assert self._units is not None
+            return self._units
+
+    def case_counts(
+        self, unit: str, start: dt.date, end: dt.date, case_type: str | None = None
+    ) -> tuple[pd.DataFrame, int, int]:
+        """Exact case counts per unit over a period, the distinct total and the data version
+        (never public as such: see :mod:`api.aggregates`)."""
+        with self._lock:
+            version, layer, cases = self.data()
+            units = self._units
+        table, total = case_counts(layer, cases, unit, start, end, units, case_type)
+        return table, total, version
 
     def status(self, lon: float, lat: float, policy: Policy, at: dt.date) -> dict[str, Any]:
         snap = self.snapshot(policy, at)

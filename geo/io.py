@@ -1372,3 +1372,123 @@ def read_metrics(
         }
     )
     return LoadResult(out_frame, rej.to_list(src, rows), notes, n)
+
+
+# --------------------------------------------------------------------------- parent units
+
+UNIT_FIELDS = ("unit_id", "level", "name", "population", "parent_id")
+UNIT_LEVELS = ("subdistrict", "district")
+_UNIT_FORMATS = {**_COMMUNITY_FORMATS, ".csv": "CSV", ".tsv": "CSV"}
+
+
+def read_units(
+    path: PathArg,
+    *,
+    level: str | None = None,
+    columns: dict[str, str] | None = None,
+    encoding: str | None = None,
+) -> LoadResult:
+    """Read the parent units of communities (subdistricts, districts): their names and
+    populations. Their shapes are not read: a unit is the union of its communities.
+
+    A subdistricts file has ``subdistrict_id`` (and ``district_id``, its parent), a districts
+    file ``district_id``; ``level`` says which when the file has neither or both (with
+    ``unit_id``), and a ``level`` column may give it row by row. ``name`` and ``population``
+    are optional. Vector formats (as for communities) or CSV. The frame has exactly
+    ``unit_id``, ``level``, ``name``, ``population`` (Int64) and ``parent_id``.
+    """
+    src = str(path)
+    file_path = Path(path)
+    cmap = _check_column_map(columns, UNIT_FIELDS)
+    if level is not None and level not in UNIT_LEVELS:
+        raise ValueError(f"unknown unit level {level!r}: expected one of {', '.join(UNIT_LEVELS)}")
+    ext = _check_file(file_path, src, _UNIT_FORMATS, "parent units")
+    notes: list[str] = []
+    if ext in (".csv", ".tsv"):
+        raw, rows, _delimiter, malformed = _read_csv(file_path, src, ext, notes)
+    else:
+        raw = pd.DataFrame(
+            _read_vector(file_path, src, ext, encoding=encoding, layer=None, notes=notes)
+        )
+        raw = raw.drop(columns=[c for c in raw.columns if c == "geometry"])
+        rows, malformed = np.arange(1, len(raw) + 1), []
+    n = len(raw)
+    if n == 0:
+        raise InputFileError(src, "the file has no rows")
+    available = [str(c) for c in raw.columns]
+
+    def column(name: str) -> str | None:
+        wanted = cmap.get(name, name)
+        if wanted == "":
+            return None
+        found = _find_column(available, wanted)
+        if found is None and name in cmap:
+            raise _missing_column(src, name, wanted, available)
+        return found
+
+    id_col, parent_col, level_col = column("unit_id"), column("parent_id"), column("level")
+    sub, dist = _find_column(available, "subdistrict_id"), _find_column(available, "district_id")
+    if id_col is None:
+        if level == "district" or (level is None and sub is None and dist is not None):
+            level, id_col = "district", dist
+        elif level == "subdistrict" or (level is None and sub is not None):
+            level, id_col = "subdistrict", sub
+            parent_col = parent_col or dist
+    if id_col is None:
+        raise _missing_column(
+            src,
+            "unit_id",
+            cmap.get("unit_id", "unit_id"),
+            available,
+            " (or subdistrict_id / district_id)",
+        )
+    if level is None and level_col is None:
+        raise InputFileError(
+            src, "cannot tell whether the units are subdistricts or districts: pass --level"
+        )
+    rej = _Rejects(n)
+    for rec, count in malformed:
+        rej.add(np.arange(n) == rec, "row", f"{count} fields, more than the header")
+    ids = _as_str(raw[id_col]).reset_index(drop=True)
+    rej.add(ids.isna().to_numpy(), "unit_id", "missing unit id")
+    if level_col is not None:
+        levels = _normalise_word(_as_str(raw[level_col]).reset_index(drop=True))
+        if level is not None:
+            levels = levels.fillna(level)
+        bad = ~levels.isin(UNIT_LEVELS).to_numpy()
+        rej.add(
+            bad,
+            "level",
+            lambda i: f"level {levels.iat[i]!r} (expected one of {', '.join(UNIT_LEVELS)})",
+        )
+    else:
+        levels = pd.Series([level] * n, dtype=object)
+    key = levels.astype(str) + "\0" + ids.astype(str)
+    dup = (key.duplicated(keep="first") & ids.notna()).to_numpy()
+    rej.add(dup, "unit_id", lambda i: f"duplicate {levels.iat[i]} id {ids.iat[i]!r}")
+    pop_col = column("population")
+    population = pd.array([pd.NA] * n, dtype="Int64")
+    if pop_col is not None:
+        population = _parse_population(raw[pop_col].reset_index(drop=True), rej)
+
+    def text(col: str | None) -> pd.Series:
+        if col is None:
+            return pd.Series([None] * n, dtype=object)
+        return _as_str(raw[col]).reset_index(drop=True)
+
+    parent = text(parent_col)
+    parent[levels.to_numpy() == "district"] = None
+    out = pd.DataFrame(
+        {
+            "unit_id": ids.astype(object),
+            "level": levels.astype(object),
+            "name": text(column("name")),
+            "population": pd.Series(population, dtype="Int64"),
+            "parent_id": parent,
+        }
+    )
+    keep = rej.ok
+    out = out.loc[keep].reset_index(drop=True)
+    return LoadResult(
+        frame=out, rejects=rej.to_list(src, np.asarray(rows)), warnings=notes, rows_read=n
+    )

@@ -103,8 +103,16 @@ def _none(v: Any) -> Any:
     return None if v is None or pd.isna(v) else v
 
 
-def districts_geojson(layer: CommunityLayer) -> dict[str, Any]:
+def districts_geojson(layer: CommunityLayer, stated: pd.DataFrame | None = None) -> dict[str, Any]:
+    """District outlines (unions of their communities) with their names and populations as
+    stated by the store's parent units (``stated``), else the sum of their communities'."""
     units = layer.parent_units("district")
+    names: dict[str, Any] = {}
+    pops: dict[str, Any] = {}
+    if stated is not None and len(stated):
+        own = stated[stated["level"] == "district"]
+        names = dict(zip(own["unit_id"], own["name"], strict=True))
+        pops = {u: p for u, p in zip(own["unit_id"], own["population"], strict=True) if pd.notna(p)}
     feats = [
         {
             "type": "Feature",
@@ -112,8 +120,11 @@ def districts_geojson(layer: CommunityLayer) -> dict[str, Any]:
             "geometry": _geometry(u.geometry),
             "properties": {
                 "id": u.district_id,
+                "name": _none(names.get(u.district_id)),
                 "community_count": int(u.community_count),
-                "population": None
+                "population": int(pops[u.district_id])
+                if u.district_id in pops
+                else None
                 if u.population is None or pd.isna(u.population)
                 else int(u.population),
             },

@@ -1,4 +1,5 @@
-"""Ingest over HTTP: ``POST /v1/cases``, ``/v1/communities``, ``/v1/metrics`` and the reports.
+"""Ingest over HTTP: ``POST /v1/cases``, ``/v1/communities``, ``/v1/units``, ``/v1/metrics``
+and the reports.
 
 Bodies are sent raw, their format given by ``Content-Type``; they go through the same code as
 ``riskmap ingest`` (a temporary file of the right kind), in one atomic batch.
@@ -10,16 +11,22 @@ import json
 import tempfile
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.auth import Caller, Officer, Reader
 from api.deps import ServiceDep, SettingsDep
 from api.errors import unprocessable
-from api.ingest import IngestReport, ingest_cases, ingest_communities, ingest_metrics
+from api.ingest import (
+    IngestReport,
+    ingest_cases,
+    ingest_communities,
+    ingest_metrics,
+    ingest_units,
+)
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -41,6 +48,7 @@ COMMUNITY_TYPES = {
     "application/x-parquet": ".parquet",
 }
 METRIC_TYPES = {"text/csv": ".csv"}
+UNIT_TYPES = {**COMMUNITY_TYPES, "text/csv": ".csv"}
 
 
 async def _body(request: Request, limit_mb: float) -> bytes:
@@ -171,6 +179,29 @@ async def post_metrics(
         settings.max_upload_mb,
         caller,
         partial(ingest_metrics, service.store),
+    )
+
+
+@router.post("/units", operation_id="ingest_units")
+async def post_units(
+    request: Request,
+    caller: Officer,
+    service: ServiceDep,
+    settings: SettingsDep,
+    level: Annotated[
+        Literal["subdistrict", "district"] | None,
+        Query(description="default: from the id column (subdistrict_id or district_id)"),
+    ] = None,
+) -> dict[str, Any]:
+    """Names and populations of parent units (subdistricts, districts): GeoJSON, GeoPackage,
+    zipped Shapefile, GeoParquet or CSV."""
+    return await _ingest(
+        request,
+        UNIT_TYPES,
+        settings.max_upload_mb,
+        caller,
+        partial(ingest_units, service.store),
+        level=level,
     )
 
 

@@ -76,4 +76,5 @@ def list_communities(
 @router.get("/districts", operation_id="list_districts", responses=_FC, response_class=JSONResponse)
 def list_districts(request: Request, service: ServiceDep) -> Response:
     version, layer, _ = service.data()
-    return _layer(request, version, lambda: districts_geojson(layer), max_age=300)
+    units = service.units()
+    return _layer(request, version, lambda: districts_geojson(layer, units), max_age=300)

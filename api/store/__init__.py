@@ -37,7 +37,7 @@ import shapely
 from geo._errors import StoreError
 
 # the schema version both backends are at; each backend keeps its own migrations to it
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def redact(url: str) -> str:
@@ -356,7 +356,32 @@ class Store:
             rows,
         )
 
+    def stored_units(self, conn: Conn) -> dict[tuple[str, str], tuple[Any, ...]]:
+        """Every stored parent unit: (level, id) -> (name, population, parent_id)."""
+        rows = conn.execute("SELECT level, unit_id, name, population, parent_id FROM units")
+        return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+    def put_units(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
+        """Insert or replace units (level, unit_id, name, population, parent_id, batch_id)."""
+        conn.executemany(
+            "INSERT INTO units (level, unit_id, name, population, parent_id, batch_id)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (level, unit_id) DO UPDATE SET"
+            " name=excluded.name, population=excluded.population,"
+            " parent_id=excluded.parent_id, batch_id=excluded.batch_id",
+            rows,
+        )
+
     # -- reads ------------------------------------------------------------------------------
+    def units(self) -> pd.DataFrame:
+        """Parent units: level, unit_id, name, population, parent_id."""
+        with self.lock:
+            df = self.conn.frame(
+                "SELECT level, unit_id, name, population, parent_id FROM units"
+                " ORDER BY level, unit_id"
+            )
+        df["population"] = df["population"].astype("Int64")
+        return df
+
     def communities(self) -> gpd.GeoDataFrame:
         with self.lock:
             df = self.conn.frame(

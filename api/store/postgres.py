@@ -138,8 +138,28 @@ CREATE TABLE audit_log (
 )
 """
 
+
+def _v5(conn: Conn) -> None:
+    """Parent units (subdistricts, districts): names and populations."""
+    conn.execute(
+        """
+        CREATE TABLE units (
+            level TEXT NOT NULL,
+            unit_id TEXT NOT NULL,
+            name TEXT,
+            population BIGINT,
+            parent_id TEXT,
+            batch_id BIGINT NOT NULL,
+            PRIMARY KEY (level, unit_id)
+        )
+        """
+    )
+
+
 # (version, what it does, migration) after the first PostgreSQL schema (version 4)
-MIGRATIONS: list[tuple[int, str, Callable[[Conn], None]]] = []
+MIGRATIONS: list[tuple[int, str, Callable[[Conn], None]]] = [
+    (5, "parent units", _v5),
+]
 
 
 class PostgresStore(Store):

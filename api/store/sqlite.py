@@ -185,11 +185,30 @@ def _v4(conn: sqlite3.Connection) -> None:
     )
 
 
+UNITS_TABLE = """
+CREATE TABLE IF NOT EXISTS units (
+    level TEXT NOT NULL,
+    unit_id TEXT NOT NULL,
+    name TEXT,
+    population INTEGER,
+    parent_id TEXT,
+    batch_id INTEGER NOT NULL,
+    PRIMARY KEY (level, unit_id)
+)
+"""
+
+
+def _v5(conn: sqlite3.Connection) -> None:
+    """Parent units (subdistricts, districts): names and populations."""
+    _run_script(conn, UNITS_TABLE)
+
+
 # (version, what it does, migration); a store at version v gets every later migration, in order
 MIGRATIONS = [
     (2, "rural communities, hospital figures, zone history", _v2),
     (3, "dates per case location, whole-record case versions", _v3),
     (4, "API keys, audit log, batch warnings", _v4),
+    (5, "parent units", _v5),
 ]
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 

@@ -240,3 +240,21 @@ def test_hospital_figures_drive_cdc_levels(tmp_path: Path) -> None:
     assert "low-D03" in after
     code, stdout, _ = run("--db", db, "zones", "--at", "2024-03-19", "--policy", "cdc-community")
     assert {f["properties"]["level"] for f in json.loads(stdout)["features"]} == {"low"}
+
+
+def test_ingest_units(city: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "r.db")
+    for name in ("districts.geojson", "subdistricts.parquet"):
+        code, stdout, stderr = run("--db", db, "ingest", "units", str(city / name))
+        assert code == 0, stdout + stderr
+    units = Store.open(db).units()
+    assert set(units["level"]) == {"district", "subdistrict"}
+    assert units["name"].notna().all() and units["population"].notna().all()
+    bad = tmp_path / "u.csv"
+    bad.write_text("unit_id,name\nX1,Somewhere\n")
+    code, _, stderr = run("--db", db, "ingest", "units", str(bad))
+    assert code != 0 and "pass --level" in stderr
+    code, stdout, stderr = run("--db", db, "ingest", "units", str(bad), "--level", "district")
+    assert code == 0, stdout + stderr
+    code, _, stderr = run("--db", db, "ingest", "units", str(bad), "--level", "county")
+    assert code != 0 and "unknown unit level 'county'" in stderr

@@ -17,11 +17,33 @@ def _params(path: str, client: TestClient, sample: tuple[float, float]) -> list[
     lat, lon = sample
     if path in ("/v1/status", "/v1/status/history"):
         return [{"lat": str(lat), "lon": str(lon), "at": AT, "from": "2024-02-01", "to": AT}]
+    if path.startswith("/v1/aggregates"):
+        return [
+            {"unit": u, "from": f, "to": AT}
+            for u in ("community", "subdistrict", "district")
+            for f in ("2024-03-31", "2024-03-25", "2024-02-01")
+        ]
     return [
         {"at": AT, "from": "2024-02-01", "to": AT},
         {"at": AT, "policy": "india-containment"},
         {"at": AT, "policy": "hk-building"},
     ]
+
+
+def _needs_key(op: dict) -> bool:  # type: ignore[type-arg]
+    return any(
+        p.get("name") == "authorization" and not p.get("description", "").startswith("optional")
+        for p in op.get("parameters", [])
+    )
+
+
+def _check_counts(path: str, body: dict, minimum: int) -> None:  # type: ignore[type-arg]
+    """Case counts shown to the public: 0 or at least the minimum, the withheld ones together
+    too (checked against the analysts' view in test_aggregates)."""
+    assert body["min_count"] == minimum
+    for u in body["units"]:
+        assert u["cases"] is None or u["cases"] == 0 or u["cases"] >= minimum, (path, u)
+    assert body["total"] is None or body["total"] == 0 or body["total"] >= minimum
 
 
 def test_public_routes_leak_no_case_data(client: TestClient, sample_dir) -> None:  # type: ignore[no-untyped-def]
@@ -34,10 +56,15 @@ def test_public_routes_leak_no_case_data(client: TestClient, sample_dir) -> None
         for method, op in ops.items():
             if method != "get":
                 continue
-            needs_key = any(p.get("name") == "authorization" for p in op.get("parameters", []))
-            if not needs_key:
+            if not _needs_key(op):
                 public.append(path)
-    assert {"/v1/status", "/v1/zones", "/v1/communities", "/v1/zones/history"} <= set(public)
+    assert {
+        "/v1/status",
+        "/v1/zones",
+        "/v1/communities",
+        "/v1/zones/history",
+        "/v1/aggregates/cases",
+    } <= set(public)
     sealed = client.get("/v1/zones", params={"at": AT, "level": "sealed"}).json()["features"][0]
     pt = shapely.geometry.shape(sealed["geometry"]).representative_point()
     id_pattern = re.compile(r"K\d{7}")
@@ -54,12 +81,15 @@ def test_public_routes_leak_no_case_data(client: TestClient, sample_dir) -> None
             pairs = set(zip(numbers, numbers[1:], strict=False))
             leaked = {(la, lo) for la, lo in coords if (lo, la) in pairs or (la, lo) in pairs}
             assert not leaked, f"{concrete} shows case locations {sorted(leaked)[:3]}"
-            # no count of cases is published at all (so none below the minimum)
+            if concrete.startswith("/v1/aggregates"):  # counts: none below the minimum
+                _check_counts(concrete, r.json(), 5)
+                continue
+            # no other route publishes a count of cases
             if not concrete.startswith("/v1/policies"):  # rule conditions say "cases": {min}
                 assert '"cases"' not in text and "case_count" not in text, concrete
     # the routes that need a key do refuse without one
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
-            if any(p.get("name") == "authorization" for p in op.get("parameters", [])):
+            if _needs_key(op):
                 url = re.sub(r"\{[^}]+\}", "1", path)
                 assert client.request(method.upper(), url).status_code == 401, (method, path)

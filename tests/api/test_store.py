@@ -305,3 +305,48 @@ def test_postgis_tables_are_spatial(tmp_path: Path, pg_url: str) -> None:
     assert got == [("k0", "A"), ("k1", "B")]
     srid = store.conn.one("SELECT ST_SRID(geometry) FROM communities LIMIT 1")[0]
     assert srid == 4326
+
+
+def test_parent_units(tmp_path: Path, store_url: str) -> None:
+    from api.ingest import ingest_units
+
+    store = Store.open(store_url)
+    f = tmp_path / "subdistricts.csv"
+    f.write_text(
+        "subdistrict_id,name,population,district_id\n"
+        "S1,Jianghan,120000,D1\n"
+        "S2,Qiaokou,-5,D1\n"  # negative population
+        "S1,Again,1,D1\n"  # duplicate id
+        ",Nameless,10,D1\n"  # no id
+        "S3,,,D2\n"
+    )
+    rep = ingest_units(store, f)
+    assert (rep.counts.inserted, rep.counts.rejected) == (2, 3)
+    assert [(r.row, r.field) for r in rep.rejects] == [
+        (3, "population"),
+        (4, "unit_id"),
+        (5, "unit_id"),
+    ]
+    u = store.units()
+    assert u["unit_id"].tolist() == ["S1", "S3"] and set(u["level"]) == {"subdistrict"}
+    assert u["population"].tolist()[0] == 120000 and pd.isna(u["population"].iloc[1])
+    assert u["parent_id"].tolist() == ["D1", "D2"]
+    d = tmp_path / "districts.csv"
+    d.write_text("district_id,name,population\nD1,Wuchang,1000000\n")
+    assert ingest_units(store, d).counts.inserted == 1
+    d.write_text("district_id,name,population\nD1,Wuchang,1100000\n")
+    rep = ingest_units(store, d)
+    assert (rep.counts.updated, rep.counts.unchanged) == (1, 0)
+    assert ingest_units(store, d).counts.unchanged == 1
+    row = store.units().set_index(["level", "unit_id"]).loc[("district", "D1")]
+    assert (row["name"], row["population"]) == ("Wuchang", 1100000)
+
+
+def test_a_version_4_postgres_store_is_migrated(pg_url: str) -> None:
+    store = Store.open(pg_url)
+    store.conn.execute("DROP TABLE units")
+    store.conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    store.close()
+    store = Store.open(pg_url)
+    assert store.schema_version == SCHEMA_VERSION == 5
+    assert len(store.units()) == 0
