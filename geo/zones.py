@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import chain
 
 import geopandas as gpd
 import numpy as np
@@ -192,12 +193,50 @@ class CommunityLayer:
         return x, y, reach
 
     @cached_property
+    def inner_radius(self) -> NDArray[np.float64]:
+        """Distance from each community's inner point (``rep_points``) to its boundary: the
+        disc of that radius around the point lies inside the community."""
+        x, y, _ = self.rep_points
+        return np.asarray(
+            shapely.distance(shapely.points(x, y), shapely.boundary(self.metric)), dtype=np.float64
+        )
+
+    @cached_property
     def cell_centres(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Metric (x, y) of the centre of every community cell."""
         _, cells = self.cells
         lat, lng = h3c.cell_centres(cells)
         x, y = self.to_metric.transform(lng, lat)
         return np.asarray(x), np.asarray(y)
+
+    def cell_centres_at(
+        self, pos: Int1D
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Metric (x, y) of the centres of some community cells (positions in ``cells``)."""
+        if "cell_centres" in self.__dict__:
+            x, y = self.cell_centres
+            return x[pos], y[pos]
+        if len(pos) == 0:
+            return np.empty(0), np.empty(0)
+        _, cells = self.cells
+        lat, lng = h3c.cell_centres(cells[pos])
+        x, y = self.to_metric.transform(lng, lat)
+        return np.asarray(x), np.asarray(y)
+
+    @cached_property
+    def single_cell(self) -> NDArray[np.bool_]:
+        """Communities with a single cell (maybe the cell of a point inside a community too
+        small to hold a cell centre, whose centre may lie outside it)."""
+        off = self._cell_offsets
+        return np.asarray((off[1:] - off[:-1]) == 1)
+
+    def cell_positions(self, idx: Int1D) -> Int1D:
+        """Positions in ``cells`` of the cells of some communities."""
+        off = self._cell_offsets
+        idx = np.asarray(idx, dtype=np.int64)
+        lengths = off[idx + 1] - off[idx]
+        starts = np.repeat(off[idx] - np.cumsum(lengths) + lengths, lengths)
+        return starts + np.arange(int(lengths.sum()), dtype=np.int64)
 
     @cached_property
     def _cell_offsets(self) -> Int1D:
@@ -401,6 +440,8 @@ class Features:
     centre: NDArray[np.float64] | None = None  # discs: metric (x, y) of the centre
     radius: NDArray[np.float64] | None = None  # discs: radius in metres
     lift: int = 0  # discs: active = any event in the last ``lift`` days
+    # discs sharing centres and events with this one (a level and the buffers around it)
+    family: _DiscFamily | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -437,6 +478,8 @@ class Features:
             e = np.empty(0, dtype=object)
             z = np.zeros((0, ndays), dtype=bool)
             return Features(e, np.empty(0, np.int64), z, z, np.empty(0, np.int64), e)
+        if len(parts) == 1:
+            return parts[0]
         discs = all(p.is_discs for p in parts) and len({p.lift for p in parts}) == 1
         return Features(
             np.concatenate([p.keys for p in parts]),
@@ -473,33 +516,112 @@ class Features:
         if not self.is_discs:
             return _spread(layer.select(self.metric, 0.0, "intersects"), self.events)
         assert self.centre is not None and self.radius is not None
-        rep_x, rep_y, reach = layer.rep_points
-        rep = np.column_stack([rep_x, rep_y])
-        reach_max = float(reach.max()) if len(reach) else 0.0
-        fi, ti = np.nonzero(self.events)
-        for r in np.unique(self.radius):
-            on_r = self.radius[fi] == r
-            for t in np.unique(ti[on_r]):
-                pts = self.centre[fi[on_r & (ti == t)]]
-                tree = cKDTree(pts)
-                # a community is within r of a point if its inner point is; it is farther than
-                # r if its inner point is farther than r + its reach; in between: test exactly
-                d, _ = tree.query(rep, k=1, distance_upper_bound=r + reach_max)
-                out[d <= r, t] = True
-                unsure = np.flatnonzero((d > r) & (d <= r + reach))
+        if self.family is not None:
+            return self.family.hits_of(self, layer)
+        return _disc_hits(layer, self.centre, self.events, [self.radius])[0]
+
+
+class _DiscFamily:
+    """Discs with the same centres and events but other radii (a level and the buffers drawn
+    around it): their community hits come from one pass over the days."""
+
+    def __init__(self, first: Features) -> None:
+        self.centre = first.centre
+        self.events = first.events
+        self.members: list[Features] = []
+        self.results: dict[int, Bool2D] | None = None
+        self.join(first)
+
+    def join(self, f: Features) -> None:
+        assert f.centre is self.centre and f.events is self.events
+        if not any(m is f for m in self.members):
+            self.members.append(f)
+            self.results = None
+        f.family = self
+
+    def hits_of(self, f: Features, layer: CommunityLayer) -> Bool2D:
+        assert self.centre is not None and f.radius is not None
+        if self.results is None or id(f) not in self.results:
+            radii = [m.radius for m in self.members]
+            grids = _disc_hits(layer, self.centre, self.events, radii)  # type: ignore[arg-type]
+            self.results = {id(m): g for m, g in zip(self.members, grids, strict=True)}
+        return self.results.pop(id(f))
+
+
+def _disc_hits(
+    layer: CommunityLayer,
+    centre: NDArray[np.float64],
+    events: Bool2D,
+    radii: list[NDArray[np.float64]],
+) -> list[Bool2D]:
+    """communities x days for each radius vector: a disc (``centre``, radius) with an event
+    that day is within the radius of the community (exact polygon-to-centre distance).
+
+    Day by day, one KD-tree of that day's centres answers every radius vector: with the
+    community's inner point at distance d from the nearest centre, the community is hit when
+    d <= r + (inner radius) and missed when d > r + (reach); only the communities in between
+    test their polygon exactly, each (community, disc) pair once over all days."""
+    n, ndays = len(layer), events.shape[1]
+    outs = [np.zeros((n, ndays), dtype=bool) for _ in radii]
+    if len(centre) == 0 or n == 0:
+        return outs
+    rep_x, rep_y, reach = layer.rep_points
+    inner = layer.inner_radius
+    rep = np.column_stack([rep_x, rep_y])
+    reach_max = float(np.nanmax(reach))
+    bound = max(float(r.max()) for r in radii) + reach_max
+    t_of, f_of = np.nonzero(events.T)  # (day, disc), sorted by day
+    cuts = np.searchsorted(t_of, np.arange(ndays + 1))
+    todo: list[list[tuple[Int1D, Int1D, int]]] = [[] for _ in radii]
+    for t in np.flatnonzero(np.diff(cuts)):
+        fs = f_of[cuts[t] : cuts[t + 1]]
+        pts = centre[fs]
+        tree = cKDTree(pts)
+        d, _ = tree.query(rep, k=1, distance_upper_bound=bound)
+        for k, radius in enumerate(radii):
+            rf = radius[fs]
+            # the nearest centre's disc is at least as large as the smallest one
+            hit = d <= rf.min() + inner
+            for rho in np.unique(rf):
+                cand = np.flatnonzero(~hit & (d <= rho + reach))
+                if len(cand) == 0:
+                    continue
+                on = rf == rho
+                if on.all():
+                    sub, sub_f, dr = tree, fs, d[cand]
+                else:
+                    sub, sub_f = cKDTree(pts[on]), fs[on]
+                    dr, _ = sub.query(rep[cand], k=1, distance_upper_bound=rho + reach_max)
+                sure = dr <= rho + inner[cand]
+                hit[cand[sure]] = True
+                unsure = cand[~sure & (dr <= rho + reach[cand])]
                 if len(unsure) == 0:
                     continue
-                near = tree.query_ball_point(rep[unsure], r + reach[unsure])
-                sizes = np.fromiter((len(n) for n in near), dtype=np.int64, count=len(near))
-                if sizes.sum() == 0:
+                near = sub.query_ball_point(rep[unsure], rho + reach[unsure])
+                sizes = np.fromiter((len(x) for x in near), dtype=np.int64, count=len(near))
+                total = int(sizes.sum())
+                if total == 0:
                     continue
                 ci = np.repeat(unsure, sizes)
-                pi = np.fromiter(
-                    (p for n in near for p in n), dtype=np.int64, count=int(sizes.sum())
-                )
-                ok = shapely.dwithin(layer.metric[ci], shapely.points(pts[pi]), r)
-                out[ci[ok], t] = True
-        return out
+                pi = np.fromiter(chain.from_iterable(near), dtype=np.int64, count=total)
+                todo[k].append((ci, sub_f[pi], int(t)))
+            outs[k][:, t] = hit
+    for k, radius in enumerate(radii):
+        if not todo[k]:
+            continue
+        ci = np.concatenate([c for c, _, _ in todo[k]])
+        fi = np.concatenate([f for _, f, _ in todo[k]])
+        ti = np.concatenate([np.full(len(c), t, dtype=np.int64) for c, _, t in todo[k]])
+        open_ = ~outs[k][ci, ti]
+        ci, fi, ti = ci[open_], fi[open_], ti[open_]
+        if len(ci) == 0:
+            continue
+        pair, inv = np.unique(ci * len(centre) + fi, return_inverse=True)
+        pc, pf = pair // len(centre), pair % len(centre)
+        ok = shapely.dwithin(layer.metric[pc], shapely.points(centre[pf]), radius[pf])
+        sel = ok[inv]
+        outs[k][ci[sel], ti[sel]] = True
+    return outs
 
 
 @dataclass
@@ -1076,18 +1198,18 @@ def _buffer_features(ctx: _Context, lv: Level, ext: BufferExtent, s: LevelState)
         keys = np.asarray([f"{lv.id}:{k}" for k in f.keys], dtype=object)
         if f.is_discs:
             assert f.radius is not None
-            out.append(
-                Features(
-                    keys,
-                    f.community,
-                    f.active,
-                    f.events,
-                    f.last,
-                    centre=f.centre,
-                    radius=f.radius + d,
-                    lift=f.lift,
-                )
+            grown_discs = Features(
+                keys,
+                f.community,
+                f.active,
+                f.events,
+                f.last,
+                centre=f.centre,
+                radius=f.radius + d,
+                lift=f.lift,
             )
+            (f.family or _DiscFamily(f)).join(grown_discs)
+            out.append(grown_discs)
         else:
             grown = shapely.buffer(f.metric, d, quad_segs=32)
             out.append(Features(keys, f.community, f.active, f.events, f.last, polygons=grown))
@@ -1268,10 +1390,15 @@ def _assemble(ctx: _Context, policy: Policy, at: dt.date, with_geometry: bool) -
         zone_level, zone_ids = gz["level"].to_numpy(), gz["zone_id"].to_numpy()
         shown_level = levels["level"].to_numpy()
 
+        zone_geoms = gz.geometry.to_numpy()
+        shapely.prepare(zone_geoms)  # large zones: the prepared side of each test
+
         def assign(which: Int1D, geoms: NDArray[np.object_]) -> None:
-            ci, zi = tree.query(geoms, predicate="intersects")
+            ci, zi = tree.query(geoms)  # candidates by box, in the tree's order
             same = zone_level[zi] == shown_level[which[ci]]
             ci, zi = ci[same], zi[same]
+            hit = shapely.intersects(zone_geoms[zi], geoms[ci])
+            ci, zi = ci[hit], zi[hit]
             first = np.unique(ci, return_index=True)[1]  # the first matching zone
             shown[which[ci[first]]] = zone_ids[zi[first]]
 
@@ -1390,25 +1517,26 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
         parts_a = _to_lonlat(layer, np.array(parts_m, dtype=object))
         # which features make each part (by the union before subtraction)
         whole_parts = np.array(shapely.get_parts(whole), dtype=object)
+        shapely.prepare(whole_parts)  # the large geometry is the prepared one in every test
         if act.is_discs:  # a disc lies in the part of the union holding its centre
             assert act.centre is not None
-            fi, pi = shapely.STRtree(whole_parts).query(
-                shapely.points(act.centre), predicate="intersects"
+            pi, fi = shapely.STRtree(shapely.points(act.centre)).query(
+                whole_parts, predicate="intersects"
             )
         else:
             pi, fi = shapely.STRtree(act.metric).query(whole_parts, predicate="intersects")
-        part_of_whole = shapely.STRtree(whole_parts).query(
-            np.array(parts_m, dtype=object), predicate="intersects"
-        )
+        part_of_whole = _part_of_whole(np.array(parts_m, dtype=object), whole_parts)
         start, end = _run_bounds(act.active.astype(np.int8), at_i)
+        member_of = pd.Series(fi).groupby(pi).agg(list) if len(pi) else pd.Series(dtype=object)
         for k, part in enumerate(parts_a):
             wp = part_of_whole[1][part_of_whole[0] == k]
-            members = np.unique(fi[np.isin(pi, wp)])
+            got = [member_of[w] for w in wp if w in member_of.index]
+            members = np.unique(np.concatenate(got)) if got else np.empty(0, np.int64)
             keys = sorted(act.keys[members].tolist())
-            comm = np.unique(layer.metric_tree.query(parts_m[k], predicate="intersects"))
+            comm, inside, edge = _part_communities(layer, parts_m[k])
             ends = end[members]
             last = act.last[members]
-            ccells = _part_cells(lv, part, parts_m[k], layer, act, members)
+            ccells = _part_cells(lv, part, parts_m[k], layer, act, members, inside, edge)
             rows.append(
                 {
                     "zone_id": _unique_id(f"{lv.id}-{_short_hash(keys[0])}", used),
@@ -1430,6 +1558,60 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
                 }
             )
     return pd.DataFrame(rows, columns=ZONE_COLUMNS)
+
+
+def _part_of_whole(
+    parts: NDArray[np.object_], whole_parts: NDArray[np.object_]
+) -> tuple[Int1D, Int1D]:
+    """(part, whole part) pairs that intersect. A part lies in one whole part, whose box holds
+    the part's box: a part with a single candidate needs no test."""
+    if len(parts) == 0 or len(whole_parts) == 0:
+        e = np.empty(0, dtype=np.int64)
+        return e, e
+    pk, wk = shapely.STRtree(whole_parts).query(parts)
+    single = np.bincount(pk, minlength=len(parts))[pk] == 1
+    ok = single.copy()
+    test = np.flatnonzero(~single)
+    if len(test):  # the whole parts are prepared
+        ok[test] = shapely.intersects(whole_parts[wk[test]], parts[pk[test]])
+    return pk[ok], wk[ok]
+
+
+def _part_communities(layer: CommunityLayer, part_m: shapely.Geometry) -> tuple[Int1D, Int1D, Int1D]:
+    """(intersecting, inside, edge) communities of a metric zone part: those intersecting it
+    (sorted); those surely inside it (with a metre to spare); and the others within a metre
+    of it (their cells need a test of their centres).
+
+    A community lies within its reach of its inner point: the inner point inside the part
+    and the part's boundary farther than the reach decide at once; a community whose inner
+    point is farther than the reach from the part is out; the rest is tested exactly."""
+    ci = np.unique(layer.metric_tree.query(part_m))
+    e = np.empty(0, dtype=np.int64)
+    if len(ci) == 0:
+        return e, e, e
+    x, y, reach = layer.rep_points
+    shapely.prepare(part_m)
+    pin = shapely.intersects_xy(part_m, x[ci], y[ci])
+    have = ci[pin]
+    edge_parts = [e]
+    inside = e
+    if len(have):
+        bnd = shapely.boundary(part_m)
+        shapely.prepare(bnd)
+        close = shapely.dwithin(bnd, shapely.points(x[have], y[have]), reach[have] + 1.0)
+        inside = have[~close]
+        edge_parts.append(have[close])
+    rest = ci[~pin]
+    if len(rest):
+        near = rest[shapely.dwithin(part_m, shapely.points(x[rest], y[rest]), reach[rest] + 1.0)]
+        if len(near):
+            within_m = shapely.dwithin(part_m, layer.metric[near], 1.0)
+            near = near[within_m]
+            hit = shapely.intersects(part_m, layer.metric[near])
+            have = np.union1d(have, near[hit])
+            edge_parts.append(near)
+    edge = np.unique(np.concatenate(edge_parts))
+    return have, inside, edge
 
 
 def _cell_res(lv: Level, layer: CommunityLayer) -> int:
@@ -1463,19 +1645,34 @@ def _part_cells(
     layer: CommunityLayer,
     act: Features,
     members: Int1D,
+    inside: Int1D,
+    edge: Int1D,
 ) -> NDArray[np.uint64]:
     """H3 cells of an exact-geometry zone part: the building cells themselves for cell
     extents at or finer than the layer's resolution; otherwise the communities' cells whose
     centre lies in the part (where people live; the part may reach beyond the communities),
-    or the cell of a point inside it when none does."""
+    or the cell of a point inside it when none does.
+
+    A community's cell has its centre in the community (within a metre: H3 tests in degrees),
+    except the one cell of a community too small to hold a centre: the cells of communities
+    ``inside`` the part are in it, those of ``edge`` communities and the single cells of
+    communities are tested, the others are out."""
     ext = lv.extent
     if isinstance(ext, CellExtent) and ext.res >= layer.h3_res:
         return np.unique(h3c.hex_to_cells([k.split(":", 1)[1] for k in act.keys[members]]))
     _, cells = layer.cells
-    x, y = layer.cell_centres
+    single = layer.single_cell
+    pos_in = layer.cell_positions(inside[~single[inside]])
+    pos_edge = layer.cell_positions(edge[~single[edge]])
+    pos_loose = layer.cell_positions(np.flatnonzero(single))
     minx, miny, maxx, maxy = part_m.bounds
-    box = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
-    c = cells[box[shapely.contains_xy(part_m, x[box], y[box])]] if len(box) else cells[:0]
+    lx, ly = layer.cell_centres_at(pos_loose)
+    box = (lx >= minx) & (lx <= maxx) & (ly >= miny) & (ly <= maxy)
+    pos_test = np.concatenate([pos_edge, pos_loose[box]])
+    x, y = layer.cell_centres_at(pos_test)
+    shapely.prepare(part_m)
+    found = pos_test[shapely.contains_xy(part_m, x, y)] if len(pos_test) else pos_test
+    c = cells[np.concatenate([pos_in, found])]
     if len(c) == 0:
         pt = shapely.point_on_surface(part)
         c = h3c.points_to_cells([pt.x], [pt.y], layer.h3_res)
