@@ -1508,7 +1508,7 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
         if len(act) == 0:
             continue
         # union in the metric CRS, parts back in lon/lat
-        whole = shapely.union_all(act.metric)
+        whole = shapely.union_all(_disc_union_inputs(act) if act.is_discs else act.metric)
         shape = whole if higher is None else shapely.difference(whole, higher)
         higher = whole if higher is None else shapely.union(higher, whole)
         parts_m = [p for p in shapely.get_parts(shape) if not p.is_empty and p.area > 0]
@@ -1528,7 +1528,12 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
         part_of_whole = _part_of_whole(np.array(parts_m, dtype=object), whole_parts)
         start, end = _run_bounds(act.active.astype(np.int8), at_i)
         member_of = pd.Series(fi).groupby(pi).agg(list) if len(pi) else pd.Series(dtype=object)
-        for k, part in enumerate(parts_a):
+        # parts in a fixed order (by their bounds, not by GEOS's output order), so that the
+        # suffixes of a zone split by a higher area do not depend on how the union was built
+        bounds = shapely.bounds(parts_a)
+        order = np.lexsort((bounds[:, 3], bounds[:, 2], bounds[:, 1], bounds[:, 0]))
+        for k in order.tolist():
+            part = parts_a[k]
             wp = part_of_whole[1][part_of_whole[0] == k]
             got = [member_of[w] for w in wp if w in member_of.index]
             members = np.unique(np.concatenate(got)) if got else np.empty(0, np.int64)
@@ -1558,6 +1563,53 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
                 }
             )
     return pd.DataFrame(rows, columns=ZONE_COLUMNS)
+
+
+def _disc_union_inputs(f: Features) -> NDArray[np.object_]:
+    """Polygons with the same union as the discs ``f``: the discs near the edge of the union,
+    and for the discs deep inside it (most of them in dense areas) grid squares that lie
+    inside some disc.
+
+    A square (side s) whose centre is within R cos(pi/128) - s/sqrt(2) - 1 m of a disc's
+    centre lies inside the disc's 128-gon (the 128-gon holds the circle of radius
+    R cos(pi/128)); a disc whose centre is farther than R + s/sqrt(2) + 1 m from the centre of
+    every square not inside a disc lies inside the union of those squares."""
+    assert f.centre is not None and f.radius is not None
+    centre, radius = f.centre, f.radius
+    if len(centre) < 64:
+        return f.metric
+    side = float(radius.min()) / 8
+    half_diag = side * np.sqrt(2) / 2
+    lo = centre.min(axis=0) - radius.max() - side
+    hi = centre.max(axis=0) + radius.max() + side
+    nx, ny = (np.ceil((hi - lo) / side).astype(np.int64) + 1).tolist()
+    if nx * ny > 4_000_000:  # a map far larger than the discs: not worth it
+        return f.metric
+    gx = lo[0] + side * (np.arange(nx) + 0.5)
+    gy = lo[1] + side * (np.arange(ny) + 0.5)
+    tx, ty = np.meshgrid(gx, gy)  # ny x nx
+    tiles = np.column_stack([tx.ravel(), ty.ravel()])
+    tree = cKDTree(centre)
+    d, nn = tree.query(tiles, k=1, distance_upper_bound=float(radius.max()))
+    found = np.isfinite(d)
+    full = np.zeros(len(tiles), dtype=bool)
+    full[found] = d[found] <= radius[nn[found]] * np.cos(np.pi / 128) - half_diag - 1.0
+    if not full.any():
+        return f.metric
+    d_open, _ = cKDTree(tiles[~full]).query(centre, k=1)
+    inner = d_open > radius + half_diag + 1.0
+    if not inner.any():
+        return f.metric
+    keep = ~inner
+    discs = shapely.buffer(shapely.points(centre[keep]), radius[keep], quad_segs=32)
+    # the squares as runs along each row
+    grid = full.reshape(ny, nx)
+    edges = np.diff(np.pad(grid.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    rs, cs = np.nonzero(edges == 1)
+    re_, ce = np.nonzero(edges == -1)
+    assert (rs == re_).all()
+    boxes = shapely.box(lo[0] + side * cs, lo[1] + side * rs, lo[0] + side * ce, lo[1] + side * (rs + 1))
+    return np.concatenate([np.asarray(discs, dtype=object), np.asarray(boxes, dtype=object)])
 
 
 def _part_of_whole(
