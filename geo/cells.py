@@ -93,8 +93,8 @@ def cell_centres(cells: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.floa
     arr = np.asarray(cells, dtype=np.uint64)
     out = np.empty((len(arr), 2), dtype=np.float64)
     f = h3i.cell_to_latlng
-    for i, c in enumerate(arr.tolist()):
-        out[i] = f(c)
+    if len(arr):
+        out[:] = [f(c) for c in arr.tolist()]
     return out[:, 0], out[:, 1]
 
 
@@ -112,8 +112,20 @@ def grid_disk(cell: int, k: int) -> CellArray:
     return np.array(sorted(h3i.grid_disk(int(cell), k)), dtype=np.uint64)
 
 
+def unique(values: NDArray[np.generic]) -> NDArray[np.generic]:
+    """Sorted distinct values (by sorting: numpy's ``unique`` hashes large arrays, which is
+    many times slower for cells)."""
+    arr = np.sort(np.asarray(values).ravel())
+    if len(arr) < 2:
+        return arr
+    keep = np.empty(len(arr), dtype=bool)
+    keep[0] = True
+    np.not_equal(arr[1:], arr[:-1], out=keep[1:])
+    return arr[keep]
+
+
 def compact(cells: ArrayLike) -> CellArray:
-    arr = np.unique(np.asarray(cells, dtype=np.uint64))
+    arr = unique(np.asarray(cells, dtype=np.uint64))
     if len(arr) == 0:
         return EMPTY_CELLS
     return np.array(sorted(h3i.compact_cells(arr.tolist())), dtype=np.uint64)

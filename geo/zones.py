@@ -801,7 +801,7 @@ def _qualifying_days(ctx: _Context, lv: Level, units: _Units) -> tuple[Bool2D, B
                 )
                 cache["loc"] = _distinct_in_window(
                     units.of_row, day, cells, units.count, w, ctx.ndays
-                )
+                ).astype(np.float64)
             ok &= _in_range(cache["loc"], cond.locations)
         if cond.rate_per_100k is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -827,7 +827,7 @@ def _qualifying_days(ctx: _Context, lv: Level, units: _Units) -> tuple[Bool2D, B
 
 def _distinct_in_window(
     unit: Int1D, day: Int1D, ident: NDArray[np.generic], count: int, w: int, ndays: int
-) -> NDArray[np.float64]:
+) -> NDArray[np.int32]:
     """Distinct ``ident`` per unit seen in the window [t-w+1, t] (a case with places on
     several days counts once).
 
@@ -836,29 +836,25 @@ def _distinct_in_window(
     (pairs x days) grid)."""
     out_shape = (count, ndays)
     if len(unit) == 0 or count == 0 or ndays == 0:
-        return np.zeros(out_shape, dtype=np.float64)
-    u = np.asarray(unit, dtype=np.int64)
-    t = np.asarray(day, dtype=np.int64)
+        return np.zeros(out_shape, dtype=np.int32)
     c = pd.factorize(np.asarray(ident))[0].astype(np.int64)
-    order = np.lexsort((t, c, u))
-    u, c, t = u[order], c[order], t[order]
-    same_pair = np.zeros(len(u), dtype=bool)
-    same_pair[1:] = (u[1:] == u[:-1]) & (c[1:] == c[:-1])
-    keep = ~same_pair
-    keep[1:] |= t[1:] != t[:-1]  # drop repeated (unit, ident, day)
-    u, t, same_pair = u[keep], t[keep], same_pair[keep]
-    same_pair[0] = False
+    n_id = int(c.max()) + 1
+    # one sortable key per (unit, ident, day), distinct
+    key = h3c.unique((np.asarray(unit, np.int64) * n_id + c) * ndays + np.asarray(day, np.int64))
+    pair, t = np.divmod(key, ndays)
+    u = pair // n_id
     end = np.minimum(t + w, ndays)
     start = t.copy()
     # intervals of one pair are sorted and of equal width: the previous one ends the latest
-    start[1:] = np.where(same_pair[1:], np.maximum(t[1:], end[:-1]), t[1:])
+    same_pair = pair[1:] == pair[:-1]
+    start[1:] = np.where(same_pair, np.maximum(t[1:], end[:-1]), t[1:])
     ok = start < end
     width = ndays + 1
     size = count * width
     diff = np.bincount(u[ok] * width + start[ok], minlength=size) - np.bincount(
         u[ok] * width + end[ok], minlength=size
     )
-    return np.cumsum(diff.reshape(count, width), axis=1)[:, :ndays].astype(np.float64)
+    return np.cumsum(diff.reshape(count, width), axis=1, dtype=np.int32)[:, :ndays]
 
 
 def _first_seen(
@@ -1536,15 +1532,15 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
             part = parts_a[k]
             wp = part_of_whole[1][part_of_whole[0] == k]
             got = [member_of[w] for w in wp if w in member_of.index]
-            members = np.unique(np.concatenate(got)) if got else np.empty(0, np.int64)
-            keys = sorted(act.keys[members].tolist())
+            members = h3c.unique(np.concatenate(got)) if got else np.empty(0, np.int64)
+            first_key = min(act.keys[members].tolist())
             comm, inside, edge = _part_communities(layer, parts_m[k])
             ends = end[members]
             last = act.last[members]
             ccells = _part_cells(lv, part, parts_m[k], layer, act, members, inside, edge)
             rows.append(
                 {
-                    "zone_id": _unique_id(f"{lv.id}-{_short_hash(keys[0])}", used),
+                    "zone_id": _unique_id(f"{lv.id}-{_short_hash(first_key)}", used),
                     "level": lv.id,
                     "label": lv.label,
                     "color": lv.color,
@@ -1637,7 +1633,7 @@ def _part_communities(layer: CommunityLayer, part_m: shapely.Geometry) -> tuple[
     A community lies within its reach of its inner point: the inner point inside the part
     and the part's boundary farther than the reach decide at once; a community whose inner
     point is farther than the reach from the part is out; the rest is tested exactly."""
-    ci = np.unique(layer.metric_tree.query(part_m))
+    ci = h3c.unique(layer.metric_tree.query(part_m))
     e = np.empty(0, dtype=np.int64)
     if len(ci) == 0:
         return e, e, e
@@ -1651,8 +1647,10 @@ def _part_communities(layer: CommunityLayer, part_m: shapely.Geometry) -> tuple[
         bnd = shapely.boundary(part_m)
         shapely.prepare(bnd)
         close = shapely.dwithin(bnd, shapely.points(x[have], y[have]), reach[have] + 1.0)
-        inside = have[~close]
-        edge_parts.append(have[close])
+        near_bnd = have[close]
+        crossing = shapely.dwithin(bnd, layer.metric[near_bnd], 1.0)
+        inside = np.concatenate([have[~close], near_bnd[~crossing]])
+        edge_parts.append(near_bnd[crossing])
     rest = ci[~pin]
     if len(rest):
         near = rest[shapely.dwithin(part_m, shapely.points(x[rest], y[rest]), reach[rest] + 1.0)]
@@ -1662,7 +1660,7 @@ def _part_communities(layer: CommunityLayer, part_m: shapely.Geometry) -> tuple[
             hit = shapely.intersects(part_m, layer.metric[near])
             have = np.union1d(have, near[hit])
             edge_parts.append(near)
-    edge = np.unique(np.concatenate(edge_parts))
+    edge = h3c.unique(np.concatenate(edge_parts))
     return have, inside, edge
 
 
@@ -1711,7 +1709,7 @@ def _part_cells(
     communities are tested, the others are out."""
     ext = lv.extent
     if isinstance(ext, CellExtent) and ext.res >= layer.h3_res:
-        return np.unique(h3c.hex_to_cells([k.split(":", 1)[1] for k in act.keys[members]]))
+        return h3c.unique(h3c.hex_to_cells([k.split(":", 1)[1] for k in act.keys[members]]))
     _, cells = layer.cells
     single = layer.single_cell
     pos_in = layer.cell_positions(inside[~single[inside]])
