@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -20,6 +22,8 @@ from geo.incremental import update_zones
 from geo.index import PolygonIndex
 from geo.policy import Policy
 from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day
+
+log = logging.getLogger("riskmap")
 
 
 @dataclass
@@ -96,6 +100,11 @@ def _opt(v: object) -> Any:
     return v
 
 
+def policy_key(policy: Policy) -> str:
+    """A rule's key in the store: the hash of its whole definition."""
+    return hashlib.sha1(policy.model_dump_json().encode()).hexdigest()
+
+
 class RiskService:
     """Owns the store and the caches of prepared data and zone snapshots."""
 
@@ -109,6 +118,9 @@ class RiskService:
         self._units: pd.DataFrame | None = None
         self._batch = 0
         self._snapshots: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
+        # computed zones are kept in the store (table zones) by one background writer
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmap-keep")
+        self._pending: list[Future[bool]] = []
 
     def data(self) -> tuple[int, CommunityLayer, pd.DataFrame]:
         """Communities and case locations of the current data version.
@@ -148,7 +160,30 @@ class RiskService:
             except Exception:  # never lose the data for a cache entry: recompute on demand
                 continue
             advanced[(version, pkey, at)] = Snapshot(version, result, layer)
+            self._keep(advanced[(version, pkey, at)])
         self._snapshots = advanced
+
+    def _keep(self, snap: Snapshot) -> None:
+        """Store the zones of a new snapshot (in the background: answers never wait for it)."""
+        policy = snap.result.policy
+        key = policy_key(policy)
+
+        def write() -> bool:
+            try:
+                return self.store.save_zone_snapshot(
+                    key, policy.id, snap.data_version, snap.result.at, snap.result.zones
+                )
+            except Exception:  # the answer was given; the next computation tries again
+                log.exception("could not store the zones of %s at %s", policy.id, snap.result.at)
+                return False
+
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._writer.submit(write))
+
+    def flush(self) -> None:
+        """Wait until every computed snapshot is stored."""
+        for f in list(self._pending):
+            f.result()
 
     def snapshot(self, policy: Policy, at: dt.date) -> Snapshot:
         with self._lock:
@@ -159,6 +194,7 @@ class RiskService:
                 result = compute_zones(layer, cases, policy, at, metrics=self._metrics)
                 snap = Snapshot(version, result, layer)
                 self._snapshots[key] = snap
+                self._keep(snap)
                 while len(self._snapshots) > self.cache_size:
                     self._snapshots.popitem(last=False)
             else:
@@ -167,7 +203,7 @@ class RiskService:
 
     def zone_history(self, policy: Policy, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Zone events between two dates, computed once per data version and kept in the store."""
-        key = hashlib.sha1(policy.model_dump_json().encode()).hexdigest()
+        key = policy_key(policy)
         version = self.store.data_version
         events = self.store.zone_events(key, version, end)
         if events is None:

@@ -49,6 +49,12 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _iso(d: object) -> str | None:
+    if d is None or (not isinstance(d, dt.date) and pd.isna(d)):  # type: ignore[call-overload]
+        return None
+    return pd.Timestamp(d).date().isoformat()  # type: ignore[arg-type]
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -505,6 +511,73 @@ class Store:
                 ),
                 rows,
             )
+
+    # -- zone snapshots -------------------------------------------------------------------
+    def save_zone_snapshot(
+        self, policy_key: str, policy_id: str, version: int, at: dt.date, zones: gpd.GeoDataFrame
+    ) -> bool:
+        """Keep the zones of a rule at a date for a data version (older data versions of the
+        same rule and date are dropped). False if it was stored already."""
+        rows = [
+            (
+                policy_key,
+                version,
+                at.isoformat(),
+                z.zone_id,
+                z.level,
+                _iso(z.start),
+                _iso(z.last_case),
+                _iso(z.expected_lift),
+                json.dumps(list(z.community_ids)),
+                None if pd.isna(z.population) else int(z.population),
+                shapely.to_wkb(z.geometry, output_dimension=2),
+            )
+            for z in zones.itertuples(index=False)
+        ]
+        with self.transaction() as conn:
+            if conn.one(
+                "SELECT 1 FROM zone_snapshots WHERE policy_key=? AND at=? AND data_version=?",
+                (policy_key, at.isoformat(), version),
+            ):
+                return False
+            for table in ("zones", "zone_snapshots"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE policy_key=? AND at=? AND data_version < ?",
+                    (policy_key, at.isoformat(), version),
+                )
+            conn.execute(
+                "INSERT INTO zone_snapshots (policy_key, policy_id, data_version, at, computed,"
+                " zone_count) VALUES (?, ?, ?, ?, ?, ?)",
+                (policy_key, policy_id, version, at.isoformat(), _now(), len(rows)),
+            )
+            conn.executemany(
+                "INSERT INTO zones (policy_key, data_version, at, zone_id, level, start,"
+                " last_case, expected_lift, community_ids, population, geometry)"
+                f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {self.geom_in})",
+                rows,
+            )
+        return True
+
+    def zone_snapshot(self, policy_key: str, version: int, at: dt.date) -> gpd.GeoDataFrame | None:
+        """Stored zones of a rule at a date for a data version (None if not stored)."""
+        with self.lock:
+            if not self.conn.one(
+                "SELECT 1 FROM zone_snapshots WHERE policy_key=? AND at=? AND data_version=?",
+                (policy_key, at.isoformat(), version),
+            ):
+                return None
+            df = self.conn.frame(
+                "SELECT zone_id, level, start, last_case, expected_lift, community_ids,"
+                f" population, {self.geom_out.format('geometry')} AS geometry FROM zones"
+                " WHERE policy_key=? AND at=? AND data_version=? ORDER BY zone_id",
+                (policy_key, at.isoformat(), version),
+            )
+        for c in ("start", "last_case", "expected_lift"):
+            df[c] = [None if v is None else dt.date.fromisoformat(v) for v in df[c]]
+        df["community_ids"] = [json.loads(v) for v in df["community_ids"]]
+        df["population"] = df["population"].astype("Int64")
+        geoms = shapely.from_wkb([bytes(g) for g in df.pop("geometry")]) if len(df) else []
+        return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
 
     # -- API keys and audit ----------------------------------------------------------------
     def create_key(self, role: str, name: str) -> tuple[str, str]:

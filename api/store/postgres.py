@@ -139,26 +139,53 @@ CREATE TABLE audit_log (
 """
 
 
+V5 = """
+CREATE TABLE units (
+    level TEXT NOT NULL,
+    unit_id TEXT NOT NULL,
+    name TEXT,
+    population BIGINT,
+    parent_id TEXT,
+    batch_id BIGINT NOT NULL,
+    PRIMARY KEY (level, unit_id)
+);
+CREATE TABLE zone_snapshots (
+    policy_key TEXT NOT NULL,
+    policy_id TEXT NOT NULL,
+    data_version BIGINT NOT NULL,
+    at TEXT NOT NULL,
+    computed TEXT NOT NULL,
+    zone_count INTEGER NOT NULL,
+    PRIMARY KEY (policy_key, at, data_version)
+);
+CREATE TABLE zones (
+    policy_key TEXT NOT NULL,
+    data_version BIGINT NOT NULL,
+    at TEXT NOT NULL,
+    zone_id TEXT NOT NULL,
+    level TEXT NOT NULL,
+    start TEXT,
+    last_case TEXT,
+    expected_lift TEXT,
+    community_ids TEXT NOT NULL,
+    population BIGINT,
+    geometry geometry(Geometry, 4326) NOT NULL,
+    PRIMARY KEY (policy_key, at, data_version, zone_id)
+);
+CREATE INDEX zones_geometry ON zones USING GIST (geometry)
+"""
+
+
 def _v5(conn: Conn) -> None:
-    """Parent units (subdistricts, districts): names and populations."""
-    conn.execute(
-        """
-        CREATE TABLE units (
-            level TEXT NOT NULL,
-            unit_id TEXT NOT NULL,
-            name TEXT,
-            population BIGINT,
-            parent_id TEXT,
-            batch_id BIGINT NOT NULL,
-            PRIMARY KEY (level, unit_id)
-        )
-        """
-    )
+    """Parent units (subdistricts, districts): names and populations; zone snapshots."""
+    for stmt in V5.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
 
 
 # (version, what it does, migration) after the first PostgreSQL schema (version 4)
 MIGRATIONS: list[tuple[int, str, Callable[[Conn], None]]] = [
-    (5, "parent units", _v5),
+    (5, "parent units, zone snapshots", _v5),
 ]
 
 

@@ -198,9 +198,37 @@ CREATE TABLE IF NOT EXISTS units (
 """
 
 
+SNAPSHOT_TABLES = """
+CREATE TABLE IF NOT EXISTS zone_snapshots (
+    policy_key TEXT NOT NULL,
+    policy_id TEXT NOT NULL,
+    data_version INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    computed TEXT NOT NULL,
+    zone_count INTEGER NOT NULL,
+    PRIMARY KEY (policy_key, at, data_version)
+);
+CREATE TABLE IF NOT EXISTS zones (
+    policy_key TEXT NOT NULL,
+    data_version INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    zone_id TEXT NOT NULL,
+    level TEXT NOT NULL,
+    start TEXT,
+    last_case TEXT,
+    expected_lift TEXT,
+    community_ids TEXT NOT NULL,
+    population INTEGER,
+    geometry BLOB NOT NULL,
+    PRIMARY KEY (policy_key, at, data_version, zone_id)
+)
+"""
+
+
 def _v5(conn: sqlite3.Connection) -> None:
-    """Parent units (subdistricts, districts): names and populations."""
+    """Parent units (subdistricts, districts): names and populations; zone snapshots."""
     _run_script(conn, UNITS_TABLE)
+    _run_script(conn, SNAPSHOT_TABLES)
 
 
 # (version, what it does, migration); a store at version v gets every later migration, in order
@@ -208,7 +236,7 @@ MIGRATIONS = [
     (2, "rural communities, hospital figures, zone history", _v2),
     (3, "dates per case location, whole-record case versions", _v3),
     (4, "API keys, audit log, batch warnings", _v4),
-    (5, "parent units", _v5),
+    (5, "parent units, zone snapshots", _v5),
 ]
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 

@@ -80,3 +80,46 @@ def test_history_reaches_past_windows_of_lift_1_rules(tmp_path: Path) -> None:
     ]
     runs = service.status_history(a.x, a.y, policy, dt.date(2024, 3, 1), dt.date(2024, 3, 31))
     assert [(r["level"], r["days"]) for r in runs["intervals"]] == [("medium", 14), ("low", 17)]
+
+
+def test_computed_zones_are_kept_in_the_store(tmp_path: Path, store_url: str) -> None:
+    """Every snapshot the service computes is stored (table ``zones``; PostGIS geometries in
+    PostgreSQL), the latest data version per rule and date."""
+    import shapely
+
+    from api.service import policy_key
+
+    city = generate_city(seed=4, communities=300, cases=600, days=40, end=END)
+    write_city(city, tmp_path / "city")
+    cases = pd.read_csv(tmp_path / "city" / "cases.csv", dtype=str)
+    late = cases["case_id"].isin(cases["case_id"].unique()[-5:])
+    cases[~late].to_csv(tmp_path / "base.csv", index=False)
+    cases[late].to_csv(tmp_path / "batch.csv", index=False)
+    store = Store.open(store_url)
+    ingest_communities(store, tmp_path / "city" / "communities.geojson")
+    ingest_cases(store, tmp_path / "base.csv", today=END)
+    service = RiskService(store)
+    policy = load_policy("cn-three-zone")
+    key = policy_key(policy)
+
+    def check(snap) -> None:  # type: ignore[no-untyped-def]
+        service.flush()
+        kept = store.zone_snapshot(key, snap.data_version, END)
+        assert kept is not None
+        z = snap.result.zones.sort_values("zone_id").reset_index(drop=True)
+        assert kept["zone_id"].tolist() == z["zone_id"].tolist()
+        assert kept["level"].tolist() == z["level"].tolist()
+        assert kept["community_ids"].tolist() == [list(c) for c in z["community_ids"]]
+        assert kept["expected_lift"].tolist() == z["expected_lift"].tolist()
+        same = shapely.equals_exact(kept.geometry.to_numpy(), z.geometry.to_numpy(), 1e-9)
+        assert same.all()
+
+    first = service.snapshot(policy, END)
+    assert len(first.result.zones) > 0
+    check(first)
+    ingest_cases(store, tmp_path / "batch.csv", today=END)
+    second = service.snapshot(policy, END)
+    assert second.data_version == first.data_version + 1
+    check(second)
+    assert store.zone_snapshot(key, first.data_version, END) is None  # superseded
+    assert store.zone_snapshot(key, second.data_version, END - dt.timedelta(days=1)) is None

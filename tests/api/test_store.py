@@ -344,7 +344,8 @@ def test_parent_units(tmp_path: Path, store_url: str) -> None:
 
 def test_a_version_4_postgres_store_is_migrated(pg_url: str) -> None:
     store = Store.open(pg_url)
-    store.conn.execute("DROP TABLE units")
+    for table in ("units", "zones", "zone_snapshots"):
+        store.conn.execute(f"DROP TABLE {table}")
     store.conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
     store.close()
     store = Store.open(pg_url)
