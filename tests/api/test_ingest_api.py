@@ -1,4 +1,4 @@
-"""Ingest over HTTP with API keys: formats, reports, limits, roles, audit."""
+"""Ingest over HTTP with API keys: formats, reports, limits, roles, audit (both backends)."""
 
 from __future__ import annotations
 
@@ -20,16 +20,16 @@ AT = "2024-03-10"
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], Store]]:
-    db = tmp_path / "r.db"
-    store = Store.open(db)
+def env(tmp_path: Path, store_url: str) -> Iterator[tuple[TestClient, dict[str, str], Store]]:
+    """A client of the API on an empty store of each backend, with one key of each role."""
+    store = Store.open(store_url)
     gdf = squares([("A", 0, 0, 500, "D1"), ("B", 500, 0, 500, "D1"), ("F", 9000, 0, 500, "D2")])
     gdf.to_file(tmp_path / "c.geojson", driver="GeoJSON")
     ingest_communities(store, tmp_path / "c.geojson")
     keys = {
         role: store.create_key(role, f"test {role}")[1] for role in ("officer", "analyst", "admin")
     }
-    settings = Settings(database_url=f"sqlite:///{db}", max_upload_mb=0.01)
+    settings = Settings(database_url=store_url, max_upload_mb=0.01)
     app.dependency_overrides[get_settings] = lambda: settings
     try:
         yield TestClient(app), keys, store
