@@ -1,14 +1,19 @@
-"""Incremental zone updates: a batch of new cases recomputes only what it can affect.
+"""Incremental zone updates: a batch of new cases recomputes only the rows it can change.
 
-A new case can change the levels of its own community, of the communities within the rule's
-buffer distances of it, and of every community of the parent units (subdistrict, district)
-those lie in. riskmap recomputes that *affected* set on a sub-layer that also holds every
-community able to influence it (the sources within the buffer distances, with their parent
-units when those sources are derived levels themselves), forcing the same day axis, and
-splices the rows and zones into the previous result; a batch that would need more than a
-quarter of the map is recomputed in full. The result equals a
-full recomputation (tested on random batches); rules with exact-geometry levels, hospital
-figures or cases older than the previous grid fall back to a full recomputation.
+A new case changes the rows of the units it falls in (its community, or every community of its
+parent unit for levels drawn per parent unit). riskmap recomputes the triggered levels of those
+communities alone (on a sub-layer, on the previous day axis) and patches their rows into the
+previous (communities x days) grids; derived levels follow row by row: a buffer recomputes the
+communities within its distance of a changed row (through the sparse selection matrix), a
+parent remainder recomputes the parent units holding a changed row. Zones are regrouped on the
+patched grids; a zone with the same communities as before keeps its geometry and cells, a zone
+untouched by the batch is kept as it was. The result equals a full recomputation (tested on
+random batches).
+
+Rules with exact-geometry levels, buffers around levels that are not drawn per community from
+cases, step-downs into derived levels, hospital figures, and batches that move the day axis
+(cases before the first day, or after the day where the previous grid stopped) fall back to a
+full recomputation.
 """
 
 from __future__ import annotations
@@ -16,12 +21,37 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy import sparse
 
-from geo.policy import BufferExtent, Policy
-from geo.zones import CommunityLayer, LevelState, ZoneResult, compute_zones, to_day, to_days
+from geo.policy import (
+    AllExtent,
+    BufferExtent,
+    ParentExtent,
+    ParentRemainderExtent,
+    Policy,
+)
+from geo.zones import (
+    ZONE_COLUMNS,
+    CommunityLayer,
+    LevelState,
+    ZoneResult,
+    _community_buffer_selection,
+    _community_zones,
+    _Context,
+    _group_zones,
+    _merge,
+    _run_bounds,
+    _spread_max,
+    _triggered,
+    compute_zones,
+    day_axis,
+    from_day,
+    to_day,
+    to_days,
+)
 
 Int1D = NDArray[np.int64]
-MAX_SHARE = 0.25  # beyond this share of the map to recompute, recompute everything
+Bool1D = NDArray[np.bool_]
 
 
 def reach_m(policy: Policy) -> float:
@@ -36,10 +66,11 @@ def reach_m(policy: Policy) -> float:
 
 def supports_incremental(policy: Policy, metrics: pd.DataFrame | None) -> bool:
     """Rules whose levels are all drawn per community, with buffers only around levels drawn
-    per community from cases (a buffer around a whole parent unit reaches beyond it)."""
+    per community from cases, and step-downs only into triggered levels."""
     if metrics is not None and len(metrics):
         return False
     kinds = {lv.id: lv.extent.kind for lv in policy.levels}
+    triggered = {lv.id for lv in policy.levels if lv.trigger is not None}
     for lv in policy.levels:
         if lv.extent.kind in ("radius", "cell", "grid_disk") or lv.geometric:
             return False
@@ -47,37 +78,9 @@ def supports_incremental(policy: Policy, metrics: pd.DataFrame | None) -> bool:
             kinds[a] != "community" for a in getattr(lv.extent, "around", ())
         ):
             return False
+        if lv.step_down is not None and lv.step_down.to not in triggered:
+            return False
     return True
-
-
-def _derived_sources(policy: Policy) -> bool:
-    """Whether some level is drawn around a level that is itself derived (then the sources of
-    the affected communities need their whole parent units too)."""
-    kinds = {lv.id: lv.extent.kind for lv in policy.levels}
-    return any(
-        kinds[a] in ("buffer", "parent_remainder", "all")
-        for lv in policy.levels
-        for a in getattr(lv.extent, "around", ())
-    )
-
-
-def _grow(
-    layer: CommunityLayer, seed: NDArray[np.bool_], reach: float, parents: bool = True
-) -> NDArray[np.bool_]:
-    """The seed, the communities within ``reach`` of it and (``parents``) every community
-    sharing a parent unit with those."""
-    out = seed.copy()
-    if reach > 0 and seed.any():
-        _, near = layer.metric_tree.query(layer.metric[seed], predicate="dwithin", distance=reach)
-        out[near] = True
-    for parent in ("subdistrict", "district") if parents else ():
-        codes, uniq = layer.parent_codes(parent)
-        if len(uniq) == 0:
-            continue
-        hit = np.zeros(len(uniq), dtype=bool)
-        hit[codes[out & (codes >= 0)]] = True
-        out |= (codes >= 0) & hit[np.maximum(codes, 0)]
-    return out
 
 
 def update_zones(
@@ -98,93 +101,262 @@ def update_zones(
     full = lambda: compute_zones(  # noqa: E731
         layer, cases, policy, at, metrics=metrics, with_geometry=with_geometry
     )
-    if not supports_incremental(policy, metrics) or prev.rank_grid is None:
+    if (
+        not supports_incremental(policy, metrics)
+        or prev.rank_grid is None
+        or prev.zone_rank_grid is None
+        or any(lv.id not in prev.states for lv in policy.levels)
+    ):
         return full()
-    rep = to_days(new["reported"]) if len(new) else np.empty(0, np.int64)
     at_d = to_day(at)
-    if prev.day0 + prev.at_index != at_d and rep.max(initial=at_d) > prev.day0 + prev.at_index:
-        return full()  # new cases after the point where the previous grid stopped
+    rep = to_days(new["reported"]) if len(new) else np.empty(0, np.int64)
     relevant = rep <= at_d
     if not relevant.any():
         return prev
-    if rep[relevant].min() < prev.day0:
+    # the day axis of a full recomputation must be the previous one
+    rep_all = to_days(cases["reported"]) if len(cases) else np.empty(0, np.int64)
+    axis = day_axis(policy, rep_all, at_d)
+    if axis != (prev.day0, prev.day0 + prev.at_index, prev.rank_grid.shape[1]):
         return full()
     comm = new["community"].to_numpy()[relevant]
     seed = np.zeros(len(layer), dtype=bool)
     seed[comm[comm >= 0]] = True
-    if not seed.any():
+    if not seed.any():  # outside every community: no level counts them
         return prev
-    district, names = layer.parent_codes("district")
-    if (district < 0).any():  # zones of communities without a district are not local
-        return full()
-    if len(np.unique(district[seed])) > MAX_SHARE * len(names):  # spread over the map
-        return full()
-    reach = reach_m(policy)
-    affected = _grow(layer, seed, reach)
-    # what the affected communities depend on: sources within reach (and their parent units
-    # when those sources are themselves derived)
-    needed = _grow(layer, affected, reach, parents=_derived_sources(policy))
-    if needed.mean() > MAX_SHARE:  # a batch spread over most of the map: cheaper in full
-        return full()
-    idx = np.flatnonzero(needed)
+    return _patch(prev, layer, cases, rep_all, seed, with_geometry)
+
+
+def _unit_rows(layer: CommunityLayer, policy: Policy, seed: Bool1D) -> Bool1D:
+    """The communities whose triggered rows a batch in the ``seed`` communities can change:
+    the seed, and every community of its parent units for levels drawn per parent unit."""
+    rows = seed.copy()
+    for lv in policy.levels:
+        if lv.trigger is not None and isinstance(lv.extent, ParentExtent):
+            rows |= _same_parent(layer, lv.extent.parent, seed)
+    return rows
+
+
+def _same_parent(layer: CommunityLayer, parent: str, rows: Bool1D) -> Bool1D:
+    """Communities sharing a parent unit with one of ``rows``."""
+    codes, uniq = layer.parent_codes(parent)
+    hit = np.zeros(len(uniq), dtype=bool)
+    hit[codes[rows & (codes >= 0)]] = True
+    return (codes >= 0) & hit[np.maximum(codes, 0)]
+
+
+def _patch(
+    prev: ZoneResult,
+    layer: CommunityLayer,
+    cases: pd.DataFrame,
+    rep_all: Int1D,
+    seed: Bool1D,
+    with_geometry: bool,
+) -> ZoneResult:
+    policy, at = prev.policy, prev.at
+    assert prev.rank_grid is not None and prev.zone_rank_grid is not None
+    n, ndays, at_i, day0 = len(layer), prev.rank_grid.shape[1], prev.at_index, prev.day0
+    at_d = to_day(at)
+    states = {
+        k: LevelState(st.grid.copy(), st.events.copy(), st.last.copy())
+        for k, st in prev.states.items()
+    }
+    dirty = {lv.id: np.zeros(n, dtype=bool) for lv in policy.levels}
+
+    # triggered levels: the rows of the units with new cases, from their cases alone
+    rows = _unit_rows(layer, policy, seed)
+    idx = np.flatnonzero(rows)
     sub = layer.subset(idx)
-    local = np.full(len(layer), -1, dtype=np.int64)
+    local = np.full(n, -1, dtype=np.int64)
     local[idx] = np.arange(len(idx))
     cc = cases["community"].to_numpy()
-    mine = (cc >= 0) & needed[np.maximum(cc, 0)]
-    sub_cases = cases.loc[mine].copy()
+    mine = (cc >= 0) & rows[np.maximum(cc, 0)] & (rep_all <= at_d)
+    sub_cases = cases.loc[mine].reset_index(drop=True)
     sub_cases["community"] = local[cc[mine]]
-    res = compute_zones(
-        sub,
-        sub_cases,
-        policy,
-        at,
-        with_geometry=with_geometry,
-        day0=prev.day0,
-        grid_at_day=prev.day0 + prev.at_index,
-    )
-    assert prev.rank_grid is not None and res.rank_grid is not None
-    if res.rank_grid.shape[1] != prev.rank_grid.shape[1]:  # a different day axis
-        return full()
-    return _splice(prev, res, affected, local)
+    ctx = _Context(sub, sub_cases, rep_all[mine] - day0, day0, ndays, at_i, None)
+    for lv in policy.levels:
+        if lv.trigger is not None:
+            _triggered(ctx, lv)
+        for extra in ctx.pending.pop(lv.id, []):
+            _merge(ctx.states[lv.id], extra, at_i)
+        if lv.trigger is not None:
+            _put(states[lv.id], dirty[lv.id], idx, ctx.states[lv.id])
 
-
-def _splice(
-    prev: ZoneResult, res: ZoneResult, affected: NDArray[np.bool_], local: Int1D
-) -> ZoneResult:
-    rows = np.flatnonzero(affected)
-    loc = local[rows]
-    assert prev.rank_grid is not None and res.rank_grid is not None
-    assert prev.zone_rank_grid is not None and res.zone_rank_grid is not None
-    if prev.rank_grid.shape[1] != res.rank_grid.shape[1]:
-        raise AssertionError("incremental update on a different day axis")
-    levels = prev.levels.copy()
-    for col in levels.columns:
-        vals = levels[col].to_numpy(dtype=object).copy()
-        vals[rows] = res.levels[col].to_numpy(dtype=object)[loc]
-        levels[col] = vals
-    rank = prev.rank_grid.copy()
-    rank[rows] = res.rank_grid[loc]
-    zrank = prev.zone_rank_grid.copy()
-    zrank[rows] = res.zone_rank_grid[loc]
-    states = {}
-    for key, st in prev.states.items():
-        new_st = res.states[key]
-        grid, events, last = st.grid.copy(), st.events.copy(), st.last.copy()
-        grid[rows], events[rows], last[rows] = (
-            new_st.grid[loc],
-            new_st.events[loc],
-            new_st.last[loc],
+    # derived levels, row by row
+    for lv in policy.levels:
+        ext = lv.extent
+        if lv.trigger is not None or isinstance(ext, AllExtent):
+            continue
+        around = list(ext.around)  # type: ignore[union-attr]
+        src_dirty = np.zeros(n, dtype=bool)
+        for a in around:
+            src_dirty |= dirty[a]
+        if not src_dirty.any():
+            continue
+        st = states[lv.id]
+        if isinstance(ext, ParentRemainderExtent):
+            codes, _ = layer.parent_codes(ext.parent)
+            target = np.flatnonzero(_same_parent(layer, ext.parent, src_dirty))
+            if len(target) == 0:
+                continue
+            order = np.argsort(codes[target], kind="stable")
+            target = target[order]
+            grp = codes[target]
+            starts = np.flatnonzero(np.r_[True, grp[1:] != grp[:-1]])
+            touch = np.zeros((len(target), ndays), dtype=bool)
+            ev = np.zeros_like(touch)
+            last = np.full(len(target), -1, dtype=np.int64)
+            for a in around:
+                s = states[a]
+                touch |= s.grid[target]
+                ev |= s.events[target]
+                last = np.maximum(last, np.where(s.grid[target, at_i], s.last[target], -1))
+            sizes = np.diff(np.r_[starts, len(target)])
+            par = np.logical_or.reduceat(touch, starts, axis=0)
+            par_ev = np.logical_or.reduceat(ev, starts, axis=0)
+            par_last = np.maximum.reduceat(last, starts)
+            got = LevelState(
+                np.repeat(par, sizes, axis=0),
+                np.repeat(par_ev, sizes, axis=0),
+                np.repeat(par_last, sizes),
+            )
+            _put(st, dirty[lv.id], target, got)
+            continue
+        assert isinstance(ext, BufferExtent)
+        sel = _community_buffer_selection(layer, ext)  # sources x targets
+        touched = sel[np.flatnonzero(src_dirty)].tocoo().col
+        target = np.unique(touched)
+        if len(target) == 0:
+            continue
+        part = sel[:, target].tocoo()  # sources x these targets
+        src = np.unique(part.row)
+        pos = np.searchsorted(src, part.row)
+        part_t = sparse.csr_matrix(
+            (np.ones(part.nnz, dtype=np.int32), (part.col, pos)), shape=(len(target), len(src))
         )
-        states[key] = LevelState(grid, events, last)
-    affected_ids = set(levels["community_id"].to_numpy()[rows].tolist())
-    keep_old = [not (set(ids) & affected_ids) for ids in prev.zones["community_ids"]]
-    take_new = [set(ids) <= affected_ids for ids in res.zones["community_ids"]]
-    zones = pd.concat([prev.zones[keep_old], res.zones[take_new]], ignore_index=True)
-    zones["_rank"] = [prev.policy.rank(lv) for lv in zones["level"]]
-    zones = zones.sort_values(["_rank", "zone_id"], ascending=[False, True]).drop(columns="_rank")
-    zones = zones.reset_index(drop=True)
-    zones = type(prev.zones)(zones, geometry="geometry", crs=prev.zones.crs)
-    return ZoneResult(
-        prev.policy, prev.at, levels, zones, prev.day0, rank, zrank, states, prev.at_index
+        part_s = sparse.coo_matrix(
+            (part.data, (pos, part.col)), shape=(len(src), len(target))
+        )
+        g = np.zeros((len(target), ndays), dtype=bool)
+        e = np.zeros_like(g)
+        last = np.full(len(target), -1, dtype=np.int64)
+        for a in around:
+            s = states[a]
+            g |= np.asarray((part_t @ s.grid[src].astype(np.int32)) > 0)
+            e |= np.asarray((part_t @ s.events[src].astype(np.int32)) > 0)
+            last_src = np.where(s.grid[src, at_i], s.last[src], -1)
+            last = np.maximum(last, _spread_max(part_s, last_src))
+        _put(st, dirty[lv.id], target, LevelState(g, e, last))
+
+    return _assemble_patch(prev, layer, states, dirty, with_geometry)
+
+
+def _put(st: LevelState, dirty: Bool1D, idx: Int1D, got: LevelState) -> None:
+    """Write the rows ``idx`` of a level and mark those that changed."""
+    diff = (
+        (st.grid[idx] != got.grid).any(axis=1)
+        | (st.events[idx] != got.events).any(axis=1)
+        | (st.last[idx] != got.last)
     )
+    st.grid[idx], st.events[idx], st.last[idx] = got.grid, got.events, got.last
+    dirty[idx[diff]] = True
+
+
+def _assemble_patch(
+    prev: ZoneResult,
+    layer: CommunityLayer,
+    states: dict[str, LevelState],
+    dirty: dict[str, Bool1D],
+    with_geometry: bool,
+) -> ZoneResult:
+    """Ranks, levels and zones of the patched grids, reusing the previous result elsewhere
+    (levels drawn per community: the level shown is the zone's level)."""
+    policy = prev.policy
+    assert prev.rank_grid is not None and prev.zone_rank_grid is not None
+    n, ndays, at_i, day0 = len(layer), prev.rank_grid.shape[1], prev.at_index, prev.day0
+    low_first = list(reversed(policy.levels))
+    changed = np.zeros(n, dtype=bool)
+    for d in dirty.values():
+        changed |= d
+    rows = np.flatnonzero(changed)
+    zr = np.zeros((len(rows), ndays), dtype=np.int8)
+    for k, lv in enumerate(low_first, start=1):
+        zr[states[lv.id].grid[rows]] = k
+    zone_rank = prev.zone_rank_grid.copy()
+    zone_rank[rows] = zr
+    rank = prev.rank_grid.copy()
+    rank[rows] = zr
+    zr_at = zone_rank[:, at_i]
+
+    # per-community columns of the changed rows
+    ids_by_rank = np.array(["none"] + [lv.id for lv in low_first], dtype=object)
+    start, end = _run_bounds(zr, at_i)
+    last = np.full(len(rows), -1, dtype=np.int64)
+    r_at = zr[:, at_i]
+    for k, lv in enumerate(low_first, start=1):
+        m = r_at == k
+        st = states[lv.id]
+        last[m] = np.where(st.grid[rows, at_i], st.last[rows], -1)[m]
+    in_zone = r_at > 0
+
+    def dates(i: Int1D, ok: NDArray[np.bool_]) -> list[object]:
+        return [
+            from_day(day0 + int(v)) if good else None
+            for v, good in zip(i.tolist(), ok.tolist(), strict=True)
+        ]
+
+    zone_of = _group_zones(layer, policy, zr_at)
+    levels = prev.levels.copy()
+    for col, vals in (
+        ("level", ids_by_rank[r_at]),
+        ("since", dates(start, in_zone)),
+        ("expected_lift", dates(end, in_zone & (end >= 0))),
+        ("last_case", dates(last, in_zone & (last >= 0))),
+    ):
+        arr = levels[col].to_numpy(dtype=object).copy()
+        arr[rows] = vals
+        levels[col] = arr
+    old_zone = levels["zone_id"].to_numpy(dtype=object)
+    levels["zone_id"] = zone_of
+
+    # zones: those holding a changed row or a community that moved, recomputed
+    moved = changed | (old_zone != zone_of)
+    redo = {z for z in zone_of[moved] if z is not None}
+    redo |= {z for z in old_zone[moved] if z is not None}
+    members = pd.Series(zone_of, dtype=object).isin(redo).to_numpy()
+    idx = np.flatnonzero(members)
+    zr_sub = np.where(members, zr_at, 0).astype(np.int8)
+    zstart = np.zeros(n, dtype=np.int64)
+    zend = np.zeros(n, dtype=np.int64)
+    zlast = np.full(n, -1, dtype=np.int64)
+    if len(idx):
+        zstart[idx], zend[idx] = _run_bounds(zone_rank[idx], at_i)
+        for k, lv in enumerate(low_first, start=1):
+            m = idx[zr_at[idx] == k]
+            st = states[lv.id]
+            zlast[m] = np.where(st.grid[m, at_i], st.last[m], -1)
+    old_zones = prev.zones
+    known = {
+        str(z): (list(c), g, cl)
+        for z, c, g, cl in zip(
+            old_zones["zone_id"],
+            old_zones["community_ids"],
+            old_zones.geometry,
+            old_zones["cells"],
+            strict=True,
+        )
+        if z in redo
+    }
+    ctx = _Context(layer, pd.DataFrame(), np.empty(0, np.int64), day0, ndays, at_i, None)
+    fresh = _community_zones(
+        layer, policy, ctx, zone_of, zr_sub, zstart, zend, zlast, with_geometry, known
+    )
+    keep = ~old_zones["zone_id"].isin(redo).to_numpy()
+    zones = pd.concat([old_zones.loc[keep], fresh], ignore_index=True)[ZONE_COLUMNS]
+    if len(zones):
+        zones["_rank"] = [policy.rank(lv) for lv in zones["level"]]
+        zones = zones.sort_values(["_rank", "zone_id"], ascending=[False, True]).drop(
+            columns="_rank"
+        )
+        zones = zones.reset_index(drop=True)
+    zones = type(old_zones)(zones, geometry="geometry", crs=old_zones.crs)
+    return ZoneResult(policy, prev.at, levels, zones, day0, rank, zone_rank, states, at_i)

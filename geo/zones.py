@@ -1275,25 +1275,12 @@ def compute_zones(
     keep = rep_all <= at_d
     cases = cases.loc[keep].reset_index(drop=True) if len(cases) else cases
     rep_all = rep_all[keep]
-    longest = max(
-        lv.lift_after_days + (lv.step_down.after_days if lv.step_down else 0)
-        for lv in policy.levels
+    day0, grid_at, ndays = day_axis(
+        policy, rep_all, at_d, metrics, horizon_days=horizon_days, day0=day0
     )
-    window = max(_longest_window(lv) for lv in policy.levels)
-    horizon = (horizon_days if horizon_days is not None else longest + window) + 1
-    first = int(min(rep_all.min(), at_d)) if len(rep_all) else at_d
-    if day0 is None or day0 > first:
-        day0 = first
-    # long after the last input nothing changes any more: the grid stops there
-    inputs = [int(rep_all.max())] if len(rep_all) else []
-    if metrics is not None and len(metrics):
-        inputs.append(int(to_days(metrics["date"]).max()))
-    grid_at = at_d
-    if inputs:
-        grid_at = min(at_d, max(max(inputs), day0) + longest + window + 1)
     if grid_at_day is not None:  # forced (incremental updates keep the previous axis)
         grid_at = grid_at_day
-    ndays = grid_at - day0 + 1 + horizon
+        ndays = grid_at - day0 + 1 + _horizon(policy, horizon_days)
     ctx = _Context(layer, cases, rep_all - day0, day0, ndays, grid_at - day0, metrics)
 
     for lv in policy.levels:
@@ -1306,6 +1293,45 @@ def compute_zones(
     result = _assemble(ctx, policy, at, with_geometry)
     result.at_index = ctx.at_i
     return result
+
+
+def _horizon(policy: Policy, horizon_days: int | None = None) -> int:
+    longest = max(
+        lv.lift_after_days + (lv.step_down.after_days if lv.step_down else 0)
+        for lv in policy.levels
+    )
+    window = max(_longest_window(lv) for lv in policy.levels)
+    return (horizon_days if horizon_days is not None else longest + window) + 1
+
+
+def day_axis(
+    policy: Policy,
+    rep: Int1D,
+    at_d: int,
+    metrics: pd.DataFrame | None = None,
+    *,
+    horizon_days: int | None = None,
+    day0: int | None = None,
+) -> tuple[int, int, int]:
+    """(first day, last day with inputs that can still matter, number of grid days) of the
+    grids for cases reported on days ``rep`` (those up to ``at_d``) as of day ``at_d``."""
+    rep = rep[rep <= at_d]
+    longest = max(
+        lv.lift_after_days + (lv.step_down.after_days if lv.step_down else 0)
+        for lv in policy.levels
+    )
+    window = max(_longest_window(lv) for lv in policy.levels)
+    first = int(min(rep.min(), at_d)) if len(rep) else at_d
+    if day0 is None or day0 > first:
+        day0 = first
+    # long after the last input nothing changes any more: the grid stops there
+    inputs = [int(rep.max())] if len(rep) else []
+    if metrics is not None and len(metrics):
+        inputs.append(int(to_days(metrics["date"]).max()))
+    grid_at = at_d
+    if inputs:
+        grid_at = min(at_d, max(max(inputs), day0) + longest + window + 1)
+    return day0, grid_at, grid_at - day0 + 1 + _horizon(policy, horizon_days)
 
 
 def _merge(into: LevelState, extra: LevelState, at_i: int) -> None:
@@ -1452,7 +1478,10 @@ def _community_zones(
     zend: Int1D,
     zlast: Int1D,
     with_geometry: bool,
+    known: dict[str, tuple[list[str], object, NDArray[np.uint64]]] | None = None,
 ) -> pd.DataFrame:
+    """Zones drawn per community. ``known`` (zone id -> community ids, geometry, cells) gives
+    the geometry and cells of zones with the same communities as before."""
     ids_by_rank = ["none"] + [lv.id for lv in reversed(policy.levels)]
     idx_all = np.flatnonzero(zr_at > 0)
     rows = []
@@ -1464,6 +1493,13 @@ def _community_zones(
             pop = layer.population[idx]
             lasts = zlast[idx]
             ends = zend[idx]
+            member_ids = sorted(layer.ids[idx].tolist())
+            old = known.get(str(zid)) if known is not None else None
+            if old is not None and old[0] == member_ids:
+                geom, cells = old[1], old[2]
+            else:
+                geom = shapely.union_all(layer.geoms[idx]) if with_geometry else None
+                cells = h3c.compact(layer.cells_of(idx))
             rows.append(
                 {
                     "zone_id": zid,
@@ -1471,7 +1507,7 @@ def _community_zones(
                     "label": lv.label,
                     "color": lv.color,
                     "drawn": "community",
-                    "community_ids": sorted(layer.ids[idx].tolist()),
+                    "community_ids": member_ids,
                     "community_count": len(idx),
                     "population": None if np.isnan(pop).all() else int(np.nansum(pop)),
                     "start": from_day(ctx.day0 + int(zstart[idx].min())),
@@ -1481,9 +1517,9 @@ def _community_zones(
                     "expected_lift": from_day(ctx.day0 + int(ends.max()))
                     if (ends >= 0).all()
                     else None,
-                    "cells": h3c.compact(layer.cells_of(idx)),
+                    "cells": cells,
                     "h3_resolution": layer.h3_res,
-                    "geometry": shapely.union_all(layer.geoms[idx]) if with_geometry else None,
+                    "geometry": geom,
                 }
             )
     return pd.DataFrame(rows, columns=ZONE_COLUMNS)

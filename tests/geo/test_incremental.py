@@ -41,30 +41,38 @@ def assert_same(a: ZoneResult, b: ZoneResult) -> None:
         assert (ca == cb).all()
 
 
-@pytest.mark.parametrize(
-    "preset", ["cn-three-zone", "cn-2022-9th", "shanghai-2022-04", "cn-2020-county"]
-)
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_incremental_equals_full(city, preset: str, seed: int, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+INCREMENTAL = ["cn-three-zone", "cn-2022-9th", "shanghai-2022-04", "cn-2020-county"]
+
+
+def _no_full_recompute(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """Record the full recomputations an update falls back to."""
     import geo.incremental as inc
 
-    layer, cs = city
-    sizes: list[int] = []
+    calls: list[int] = []
     real = inc.compute_zones
 
     def spy(lay, *a, **k):  # type: ignore[no-untyped-def]
-        sizes.append(len(lay))
+        calls.append(len(lay))
         return real(lay, *a, **k)
 
     monkeypatch.setattr(inc, "compute_zones", spy)
+    return calls
+
+
+@pytest.mark.parametrize("preset", INCREMENTAL)
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_incremental_equals_full(city, preset: str, seed: int, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    layer, cs = city
+    calls = _no_full_recompute(monkeypatch)
     policy = load_policy(preset)
     rng = np.random.default_rng(seed)
     at = END - dt.timedelta(days=int(rng.integers(0, 10)))
     # new cases known by `at`, in a community, after the first day (older ones: full recompute)
     known = cs[(cs["reported"] <= at) & (cs["reported"] > cs["reported"].min())]
     ids = known.loc[known["community"] >= 0, "case_id"].unique()
-    size = [1, 3, 40][seed]
-    if size == 1:  # a case with a single place: a local update
+    # one case, a few, and batches spread over most districts
+    size = [1, 3, 40, 300, 1000][seed]
+    if size == 1:  # a case with a single place
         one_place = known.groupby("case_id")["role"].transform("size") == 1
         ids = known.loc[one_place & (known["community"] >= 0), "case_id"].unique()
     batch_ids = set(rng.choice(ids, size=size, replace=False).tolist())
@@ -72,9 +80,69 @@ def test_incremental_equals_full(city, preset: str, seed: int, monkeypatch) -> N
     base = cs[~in_batch]
     prev = compute_zones(layer, base, policy, at)
     got = update_zones(prev, layer, cs, cs[in_batch])
-    assert_same(got, compute_zones(layer, cs, policy, at))
-    if size == 1:  # one case touches a few of the 40 districts only
-        assert sizes and sizes[0] < len(layer), "the update recomputed everything"
+    want = compute_zones(layer, cs, policy, at)
+    if want.rank_grid is not None and prev.rank_grid is not None:
+        if want.rank_grid.shape == prev.rank_grid.shape and want.day0 == prev.day0:
+            assert not calls, "the update recomputed everything"
+    assert_same(got, want)
+
+
+@pytest.mark.parametrize("preset", INCREMENTAL)
+def test_back_filled_cases(city, preset: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Cases reported weeks before the date, added late, in the middle of the grid."""
+    layer, cs = city
+    calls = _no_full_recompute(monkeypatch)
+    policy = load_policy(preset)
+    rng = np.random.default_rng(7)
+    days = pd.to_datetime(cs["reported"])
+    lo, hi = days.min() + pd.Timedelta(days=5), days.max() - pd.Timedelta(days=15)
+    ids = cs.loc[(days > lo) & (days < hi) & (cs["community"] >= 0), "case_id"].unique()
+    batch = set(rng.choice(ids, size=150, replace=False).tolist())
+    in_batch = cs["case_id"].isin(batch).to_numpy()
+    prev = compute_zones(layer, cs[~in_batch], policy, END)
+    got = update_zones(prev, layer, cs, cs[in_batch])
+    assert not calls
+    assert_same(got, compute_zones(layer, cs, policy, END))
+
+
+def test_successive_batches(city, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Updates applied one after another equal one full computation."""
+    layer, cs = city
+    calls = _no_full_recompute(monkeypatch)
+    policy = load_policy("cn-three-zone")
+    rng = np.random.default_rng(3)
+    recent = cs.loc[cs["reported"] >= END - dt.timedelta(days=6), "case_id"].unique()
+    picked = rng.choice(recent, size=90, replace=False)
+    batches = [set(picked[:30].tolist()), set(picked[30:60].tolist()), set(picked[60:].tolist())]
+    held = cs["case_id"].isin(set(picked.tolist())).to_numpy()
+    res = compute_zones(layer, cs[~held], policy, END)
+    seen = ~held
+    for b in batches:
+        new = cs["case_id"].isin(b).to_numpy()
+        seen = seen | new
+        res = update_zones(res, layer, cs[seen], cs[new])
+    assert not calls
+    assert_same(res, compute_zones(layer, cs, policy, END))
+
+
+def test_batch_moving_the_day_axis_recomputes(city) -> None:  # type: ignore[no-untyped-def]
+    """Cases before the first day of the previous grid: a full recomputation, same result."""
+    layer, cs = city
+    policy = load_policy("cn-three-zone")
+    first = cs["reported"].min()
+    early = cs["reported"] == first
+    prev = compute_zones(layer, cs[~early], policy, END)
+    got = update_zones(prev, layer, cs, cs[early])
+    assert_same(got, compute_zones(layer, cs, policy, END))
+
+
+def test_batch_outside_communities_changes_nothing(city) -> None:  # type: ignore[no-untyped-def]
+    layer, cs = city
+    policy = load_policy("cn-three-zone")
+    prev = compute_zones(layer, cs, policy, END)
+    out = cs.iloc[:5].copy()
+    out["community"] = -1
+    assert update_zones(prev, layer, pd.concat([cs, out]), out) is prev
 
 
 def test_batch_after_the_date_changes_nothing(city) -> None:  # type: ignore[no-untyped-def]
