@@ -137,7 +137,8 @@ class CommunityLayer:
         graphs and cells, so that computations on the subset equal those on the whole."""
         sub = CommunityLayer(self.frame.iloc[idx], self.h3_res)
         sub.__dict__["metric_crs"] = self.metric_crs
-        sub.__dict__["metric"] = self.metric[idx]
+        if "metric" in self.__dict__:  # else computed when needed, from the same CRS
+            sub.__dict__["metric"] = self.metric[idx]
         for key, g in self._graphs.items():
             sub._graphs[key] = g[idx][:, idx].tocsr()
         if "cells" in self.__dict__:
@@ -356,17 +357,13 @@ class CommunityLayer:
 # --------------------------------------------------------------------------------------------
 
 
-def _window_sum(a: NDArray[np.int64], w: int) -> NDArray[np.int64]:
-    """s[:, t] = a[:, t-w+1 .. t].sum()."""
-    cs = np.cumsum(a, axis=1, dtype=np.int64)
-    if w < cs.shape[1]:
-        cs[:, w:] = cs[:, w:] - cs[:, :-w].copy()
-    return cs
-
-
 def _rolling_any(q: Bool2D, n: int) -> Bool2D:
-    """active[:, t] = any q in [t-n+1, t]."""
-    return _window_sum(q.astype(np.int64), n) > 0
+    """active[:, t] = any q in [t-n+1, t] (the running count grew over the window)."""
+    cs = np.cumsum(q, axis=1, dtype=np.int32)
+    out = cs > 0
+    if n < cs.shape[1]:
+        np.greater(cs[:, n:], cs[:, :-n], out=out[:, n:])
+    return out
 
 
 def _last_true(q: Bool2D, lo: int, hi: int) -> Int1D:
