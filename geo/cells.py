@@ -7,7 +7,7 @@ Inside riskmap cells are ``uint64`` numpy arrays. Hex strings appear only at the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, TypeVar
 
 import h3
 import h3.api.basic_int as h3i
@@ -19,6 +19,7 @@ Containment = Literal["center", "full", "overlap"]
 CellArray = NDArray[np.uint64]
 
 EMPTY_CELLS: CellArray = np.empty(0, dtype=np.uint64)
+_G = TypeVar("_G", bound=np.generic)
 
 
 def check_resolution(res: int) -> int:
@@ -112,7 +113,7 @@ def grid_disk(cell: int, k: int) -> CellArray:
     return np.array(sorted(h3i.grid_disk(int(cell), k)), dtype=np.uint64)
 
 
-def unique(values: NDArray[np.generic]) -> NDArray[np.generic]:
+def unique(values: NDArray[_G]) -> NDArray[_G]:
     """Sorted distinct values (by sorting: numpy's ``unique`` hashes large arrays, which is
     many times slower for cells)."""
     arr = np.sort(np.asarray(values).ravel())

@@ -233,9 +233,7 @@ def _patch(
         part_t = sparse.csr_matrix(
             (np.ones(part.nnz, dtype=np.int32), (part.col, pos)), shape=(len(target), len(src))
         )
-        part_s = sparse.coo_matrix(
-            (part.data, (pos, part.col)), shape=(len(src), len(target))
-        )
+        part_s = sparse.coo_matrix((part.data, (pos, part.col)), shape=(len(src), len(target)))
         g = np.zeros((len(target), ndays), dtype=bool)
         e = np.zeros_like(g)
         last = np.full(len(target), -1, dtype=np.int64)

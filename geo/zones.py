@@ -210,9 +210,7 @@ class CommunityLayer:
         x, y = self.to_metric.transform(lng, lat)
         return np.asarray(x), np.asarray(y)
 
-    def cell_centres_at(
-        self, pos: Int1D
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def cell_centres_at(self, pos: Int1D) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Metric (x, y) of the centres of some community cells (positions in ``cells``)."""
         if "cell_centres" in self.__dict__:
             x, y = self.cell_centres
@@ -744,7 +742,10 @@ def _units(ctx: _Context, lv: Level, q: NDArray[np.bool_]) -> _Units:
         res = ext.centre_res if isinstance(ext, RadiusExtent) else ext.res  # type: ignore[union-attr]
         assert res is not None
         cells = h3c.points_to_cells(c["lon"].to_numpy()[rows], c["lat"].to_numpy()[rows], int(res))
-        keys = pd.Series(h3c.cells_to_hex(cells), dtype=object)
+        # the same codes as factorizing the hex keys: first appearance, one key per cell
+        codes, cell_uniq = pd.factorize(cells)
+        uniq = np.asarray(h3c.cells_to_hex(cell_uniq), dtype=object)
+        return _Units(len(uniq), codes.astype(np.int64), rows, np.full(len(uniq), np.nan), uniq)
     codes, uniq = pd.factorize(keys)
     return _Units(
         len(uniq), codes.astype(np.int64), rows, np.full(len(uniq), np.nan), np.asarray(uniq)
@@ -1637,7 +1638,9 @@ def _disc_union_inputs(f: Features) -> NDArray[np.object_]:
     rs, cs = np.nonzero(edges == 1)
     re_, ce = np.nonzero(edges == -1)
     assert (rs == re_).all()
-    boxes = shapely.box(lo[0] + side * cs, lo[1] + side * rs, lo[0] + side * ce, lo[1] + side * (rs + 1))
+    boxes = shapely.box(
+        lo[0] + side * cs, lo[1] + side * rs, lo[0] + side * ce, lo[1] + side * (rs + 1)
+    )
     return np.concatenate([np.asarray(discs, dtype=object), np.asarray(boxes, dtype=object)])
 
 
@@ -1658,7 +1661,9 @@ def _part_of_whole(
     return pk[ok], wk[ok]
 
 
-def _part_communities(layer: CommunityLayer, part_m: shapely.Geometry) -> tuple[Int1D, Int1D, Int1D]:
+def _part_communities(
+    layer: CommunityLayer, part_m: shapely.Geometry
+) -> tuple[Int1D, Int1D, Int1D]:
     """(intersecting, inside, edge) communities of a metric zone part: those intersecting it
     (sorted); those surely inside it (with a metre to spare); and the others within a metre
     of it (their cells need a test of their centres).

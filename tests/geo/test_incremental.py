@@ -81,9 +81,9 @@ def test_incremental_equals_full(city, preset: str, seed: int, monkeypatch) -> N
     prev = compute_zones(layer, base, policy, at)
     got = update_zones(prev, layer, cs, cs[in_batch])
     want = compute_zones(layer, cs, policy, at)
-    if want.rank_grid is not None and prev.rank_grid is not None:
-        if want.rank_grid.shape == prev.rank_grid.shape and want.day0 == prev.day0:
-            assert not calls, "the update recomputed everything"
+    assert want.rank_grid is not None and prev.rank_grid is not None
+    if want.rank_grid.shape == prev.rank_grid.shape and want.day0 == prev.day0:
+        assert not calls, "the update recomputed everything"
     assert_same(got, want)
 
 
