@@ -202,6 +202,24 @@ class CommunityLayer:
             shapely.distance(shapely.points(x, y), shapely.boundary(self.metric)), dtype=np.float64
         )
 
+    def probe_blocks(
+        self, side: float
+    ) -> tuple[Int1D, NDArray[np.float64], NDArray[np.float64]]:
+        """Square blocks of ``side`` metres over the inner points (``rep_points``): block of
+        each community, block centres (metric x, y) and each inner point's distance to its
+        block's centre."""
+        key = f"_blocks_{side!r}"
+        if key not in self.__dict__:
+            x, y, _ = self.rep_points
+            ix, iy = np.floor(x / side), np.floor(y / side)
+            cells = np.column_stack([ix, iy])
+            uniq, block = np.unique(cells, axis=0, return_inverse=True)
+            centre = (uniq + 0.5) * side
+            block = np.asarray(block, dtype=np.int64).ravel()
+            offset = np.hypot(x - centre[block, 0], y - centre[block, 1])
+            self.__dict__[key] = (block, centre, offset)
+        return self.__dict__[key]  # type: ignore[no-any-return]
+
     @cached_property
     def cell_centres(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Metric (x, y) of the centre of every community cell."""
@@ -555,7 +573,9 @@ def _disc_hits(
     Day by day, one KD-tree of that day's centres answers every radius vector: with the
     community's inner point at distance d from the nearest centre, the community is hit when
     d <= r + (inner radius) and missed when d > r + (reach); only the communities in between
-    test their polygon exactly, each (community, disc) pair once over all days."""
+    test their polygon exactly, each (community, disc) pair once over all days. Square blocks
+    of communities are asked first: the distance from a block's centre bounds d for each of
+    its communities, and only the communities that the bounds leave open are asked."""
     n, ndays = len(layer), events.shape[1]
     outs = [np.zeros((n, ndays), dtype=bool) for _ in radii]
     if len(centre) == 0 or n == 0:
@@ -565,20 +585,38 @@ def _disc_hits(
     rep = np.column_stack([rep_x, rep_y])
     reach_max = float(np.nanmax(reach))
     bound = max(float(r.max()) for r in radii) + reach_max
-    t_of, f_of = np.nonzero(events.T)  # (day, disc), sorted by day
+    block_of, block_centre, offset = layer.probe_blocks(
+        max(min(float(r.min()) for r in radii) * 2 / 3, 1.0)
+    )
+    block_bound = bound + float(offset.max())
+    f_of, t_of = np.nonzero(events)
+    by_day = np.argsort(t_of, kind="stable")
+    t_of, f_of = t_of[by_day], f_of[by_day]  # (day, disc), sorted by day
     cuts = np.searchsorted(t_of, np.arange(ndays + 1))
     todo: list[list[tuple[Int1D, Int1D, int]]] = [[] for _ in radii]
     for t in np.flatnonzero(np.diff(cuts)):
         fs = f_of[cuts[t] : cuts[t + 1]]
         pts = centre[fs]
         tree = cKDTree(pts)
-        d, _ = tree.query(rep, k=1, distance_upper_bound=bound)
-        for k, radius in enumerate(radii):
+        d_block, _ = tree.query(block_centre, k=1, distance_upper_bound=block_bound)
+        d_hi = d_block[block_of] + offset  # bounds of d
+        d_lo = d_block[block_of] - offset
+        known_hit: list[NDArray[np.bool_]] = []
+        undecided: list[NDArray[np.bool_]] = []
+        for radius in radii:
             rf = radius[fs]
             # the nearest centre's disc is at least as large as the smallest one
-            hit = d <= rf.min() + inner
+            known_hit.append(d_hi <= rf.min() + inner)
+            undecided.append(~known_hit[-1] & ~(d_lo > rf.max() + reach))
+        ask = np.flatnonzero(np.logical_or.reduce(undecided))
+        d = np.full(n, np.inf)
+        if len(ask):
+            d[ask], _ = tree.query(rep[ask], k=1, distance_upper_bound=bound)
+        for k, radius in enumerate(radii):
+            rf = radius[fs]
+            hit = known_hit[k] | (undecided[k] & (d <= rf.min() + inner))
             for rho in np.unique(rf):
-                cand = np.flatnonzero(~hit & (d <= rho + reach))
+                cand = np.flatnonzero(~hit & undecided[k] & (d <= rho + reach))
                 if len(cand) == 0:
                     continue
                 on = rf == rho
@@ -613,7 +651,9 @@ def _disc_hits(
             continue
         pair, inv = np.unique(ci * len(centre) + fi, return_inverse=True)
         pc, pf = pair // len(centre), pair % len(centre)
-        ok = shapely.dwithin(layer.metric[pc], shapely.points(centre[pf]), radius[pf])
+        uf, at_f = np.unique(pf, return_inverse=True)
+        points = shapely.points(centre[uf])[at_f]
+        ok = shapely.dwithin(layer.metric[pc], points, radius[pf])
         sel = ok[inv]
         outs[k][ci[sel], ti[sel]] = True
     return outs
