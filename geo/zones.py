@@ -881,18 +881,22 @@ def _distinct_in_window(
     key = h3c.unique((np.asarray(unit, np.int64) * n_id + c) * ndays + np.asarray(day, np.int64))
     pair, t = np.divmod(key, ndays)
     u = pair // n_id
+    out = np.zeros((count, ndays + 1), dtype=np.int32)
+    flat = out.reshape(-1)
+    width = ndays + 1
+    if w == 1:  # each distinct (unit, ident, day) counts on its day
+        np.add.at(flat, u * width + t, 1)
+        return out[:, :ndays]
     end = np.minimum(t + w, ndays)
     start = t.copy()
     # intervals of one pair are sorted and of equal width: the previous one ends the latest
     same_pair = pair[1:] == pair[:-1]
     start[1:] = np.where(same_pair, np.maximum(t[1:], end[:-1]), t[1:])
     ok = start < end
-    width = ndays + 1
-    size = count * width
-    diff = np.bincount(u[ok] * width + start[ok], minlength=size) - np.bincount(
-        u[ok] * width + end[ok], minlength=size
-    )
-    return np.cumsum(diff.reshape(count, width), axis=1, dtype=np.int32)[:, :ndays]
+    np.add.at(flat, u[ok] * width + start[ok], 1)
+    np.add.at(flat, u[ok] * width + end[ok], -1)
+    np.cumsum(out, axis=1, out=out)
+    return out[:, :ndays]
 
 
 def _first_seen(
