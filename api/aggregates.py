@@ -4,16 +4,19 @@ suppression that lets the public see them.
 The total is the number of distinct cases of the period with a location in some unit.
 
 A unit's count is the number of distinct cases with at least one location in the unit reported
-in the period (a case with places in two units counts in both). The public sees a count only
-when it is 0 or at least the minimum (``RISKMAP_MIN_PUBLIC_COUNT``, default 5); smaller counts
-are withheld, and so is, when needed, the next smallest count (complementary suppression), so
-that the withheld counts cannot be recovered from the total: together they are either 0 or at
-least the minimum. Analysts (API keys with role ``analyst`` or ``admin``) see every count.
+in the period (a case with places in two units counts in both). The public sees 0 as 0, a
+count below the minimum (``RISKMAP_MIN_PUBLIC_COUNT``, default 5) not at all, and any other
+count rounded to the nearest multiple of the minimum: so no small count can be worked out
+exactly by subtracting published ones (a unit from its parent, one period from a longer one, a
+type from all types, units from the total), which withholding alone does not prevent; such
+differences only bound it. Analysts (API keys with role ``analyst`` or ``admin``) see every
+count exactly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import numpy as np
@@ -79,47 +82,41 @@ def case_counts(
     return out.sort_values("unit_id", kind="stable").reset_index(drop=True), total
 
 
-def suppress(counts: pd.Series, minimum: int) -> np.ndarray:
-    """Which counts to withhold: those from 1 to ``minimum - 1``, plus the smallest others
-    until the withheld ones sum to at least ``minimum`` (or nothing is withheld)."""
-    c = counts.to_numpy(dtype=np.int64)
-    hide = (c > 0) & (c < minimum)
-    if hide.any():
-        order = np.argsort(c, kind="stable")
-        for i in order:
-            if c[hide].sum() >= minimum:
-                break
-            if not hide[i] and c[i] > 0:
-                hide[i] = True
-    return hide
+def public_count(n: int, minimum: int) -> int | None:
+    """A count as the public sees it: 0 stays 0, 1 .. minimum - 1 is withheld (None), and
+    larger counts are rounded to the nearest multiple of ``minimum`` (halves up)."""
+    if n <= 0:
+        return 0
+    if n < minimum:
+        return None
+    return minimum * math.floor(n / minimum + 0.5)
 
 
 def published(
     table: pd.DataFrame, total: int, minimum: int
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """Rows as the caller may see them (``minimum`` 1 shows all) and the total (withheld when
-    it is below the minimum)."""
-    hide = suppress(table["cases"], minimum) if minimum > 1 else np.zeros(len(table), bool)
+    """Rows and total as the caller may see them: exact for ``minimum`` 1 (analysts), else
+    through :func:`public_count` (rates from the published counts)."""
+
+    def shown(n: int) -> int | None:
+        return n if minimum <= 1 else public_count(n, minimum)
+
     rows = []
-    for (uid, name, pop, n), h in zip(
-        table[["unit_id", "name", "population", "cases"]].itertuples(index=False),
-        hide,
-        strict=True,
+    for uid, name, pop, n in table[["unit_id", "name", "population", "cases"]].itertuples(
+        index=False
     ):
+        count = shown(int(n))
         pop_i = None if pd.isna(pop) else int(pop)
-        rate = None
-        if not h and pop_i:
-            rate = round(int(n) * 100_000 / pop_i, 2)
         rows.append(
             {
                 "unit_id": uid,
                 "name": name,
                 "population": pop_i,
-                "cases": None if h else int(n),
-                "rate_per_100k": rate,
-                "suppressed": bool(h),
+                "cases": count,
+                "rate_per_100k": round(count * 100_000 / pop_i, 2)
+                if count is not None and pop_i
+                else None,
+                "suppressed": count is None,
             }
         )
-    if minimum > 1 and 0 < total < minimum:
-        return rows, None
-    return rows, total
+    return rows, shown(total)

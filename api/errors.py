@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
@@ -13,6 +15,8 @@ from geo._errors import (
     StoreError,
     UnknownPolicyError,
 )
+
+log = logging.getLogger("riskmap")
 
 DEFAULT_STATUS_CODES: dict[type[Exception], int] = {
     UnknownPolicyError: 404,
@@ -38,6 +42,9 @@ def add_exception_handlers(app: FastAPI) -> None:
         async def handler(request: Request, exc: Exception, code: int = code) -> JSONResponse:
             if code == 422:
                 detail: object = [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
+            elif isinstance(exc, StoreError):  # the details (database, host) are for the log
+                log.error("store unavailable: %s", exc)
+                detail = "the store is unavailable; try again later"
             else:
                 detail = str(exc)
             return JSONResponse(status_code=code, content={"detail": detail})

@@ -133,18 +133,27 @@ class RiskService:
             version, last_batch = self.store.versions()
             if self._data is not None and self._data[0] == version:
                 return self._data
-            if self._data is not None and self.store.only_new_cases_since(self._batch):
+            with self.store.reading():  # one state of the data, whatever commits meanwhile
+                version, last_batch = self.store.versions()
+                incremental = self._data is not None and self.store.only_new_cases_since(
+                    self._batch
+                )
+                if incremental:
+                    new = self.store.case_locations(after_batch=self._batch, upto_batch=last_batch)
+                else:
+                    communities = self.store.communities()
+                    cases = self.store.case_locations(upto_batch=last_batch)
+                    metrics, units = self.store.unit_metrics(), self.store.units()
+            if incremental:
+                assert self._data is not None
                 _, layer, cases = self._data
-                new = self.store.case_locations(after_batch=self._batch, upto_batch=last_batch)
                 new["community"] = layer.locate(new["lon"].to_numpy(), new["lat"].to_numpy())
                 cases = pd.concat([cases, new], ignore_index=True)
                 self._advance_snapshots(version, layer, cases, new)
             else:
-                layer = CommunityLayer(self.store.communities(), self.h3_res)
-                cases = self.store.case_locations(upto_batch=last_batch)
+                layer = CommunityLayer(communities, self.h3_res)
                 cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
-                self._metrics = self.store.unit_metrics()
-                self._units = self.store.units()
+                self._metrics, self._units = metrics, units
                 self._snapshots.clear()
             self._data = (version, layer, cases)
             self._batch = last_batch
@@ -160,11 +169,14 @@ class RiskService:
             except Exception:  # never lose the data for a cache entry: recompute on demand
                 continue
             advanced[(version, pkey, at)] = Snapshot(version, result, layer)
-            self._keep(advanced[(version, pkey, at)])
+            if at == dt.date.today():
+                self._keep(advanced[(version, pkey, at)])
         self._snapshots = advanced
 
     def _keep(self, snap: Snapshot) -> None:
-        """Store the zones of a new snapshot (in the background: answers never wait for it)."""
+        """Store the zones in force today of a new snapshot (in the background: answers never
+        wait for it). Other dates are not kept: any reader could ask for any date, and the
+        past is in the zone history."""
         policy = snap.result.policy
         key = policy_key(policy)
 
@@ -194,7 +206,8 @@ class RiskService:
                 result = compute_zones(layer, cases, policy, at, metrics=self._metrics)
                 snap = Snapshot(version, result, layer)
                 self._snapshots[key] = snap
-                self._keep(snap)
+                if at == dt.date.today():
+                    self._keep(snap)
                 while len(self._snapshots) > self.cache_size:
                     self._snapshots.popitem(last=False)
             else:

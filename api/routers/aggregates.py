@@ -26,7 +26,10 @@ class UnitCount(BaseModel):
     population: int | None = Field(
         description="stated by the units file, else the communities' sum"
     )
-    cases: int | None = Field(description="distinct cases with a location here; null: withheld")
+    cases: int | None = Field(
+        description="distinct cases with a location here; public: rounded to a multiple of "
+        "min_count, null when from 1 to min_count - 1"
+    )
     rate_per_100k: float | None
     suppressed: bool = Field(description="the count is withheld (below the public minimum)")
 
@@ -36,9 +39,12 @@ class CaseCounts(BaseModel):
     from_: dt.date = Field(alias="from")
     to: dt.date
     type: str | None
-    min_count: int = Field(description="smallest count shown (1: every count, for analysts)")
+    min_count: int = Field(
+        description="smallest count shown, and the base counts are rounded to (1: exact counts, "
+        "for analysts)"
+    )
     data_version: int
-    total: int | None = Field(description="distinct cases of the period; null: withheld")
+    total: int | None = Field(description="distinct cases of the period (rounded, or withheld)")
     units: list[UnitCount]
 
 
@@ -64,11 +70,10 @@ def get_case_counts(
     ] = None,
 ) -> dict[str, object]:
     """Distinct cases with a location in each unit, reported in the period (default: the last
-    14 days up to today). The public sees counts of 0 and of at least RISKMAP_MIN_PUBLIC_COUNT;
-    smaller ones (and, when needed, the next smallest, so that none can be worked out) are
-    withheld. A key with role analyst or admin sees every count."""
-    end = end or dt.date.today()
-    start, end = _period(start or end - dt.timedelta(days=13), end)
+    14 days up to today). The public sees 0 as 0, counts below RISKMAP_MIN_PUBLIC_COUNT not at
+    all and the others rounded to a multiple of it, so that no small count can be worked out
+    exactly by subtraction. A key with role analyst or admin sees exact counts."""
+    start, end = _period(start, end, default_days=14)
     if caller is not None and caller.role not in ("analyst", "admin"):
         raise HTTPException(
             403,

@@ -19,9 +19,15 @@ FromQ = Annotated[dt.date | None, Query(alias="from", description="first day (de
 ToQ = Annotated[dt.date | None, Query(alias="to", description="last day (default: today)")]
 
 
-def _period(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+def _period(
+    start: dt.date | None, end: dt.date | None, default_days: int = 30
+) -> tuple[dt.date, dt.date]:
+    """The period asked for: ``to`` defaults to today, ``from`` to ``default_days`` days
+    ending on ``to``."""
     end = end or dt.date.today()
-    start = start or end - dt.timedelta(days=29)
+    if start is None:
+        back = dt.timedelta(days=default_days - 1)
+        start = end - back if end - dt.date.min >= back else dt.date.min
     if start > end:
         raise unprocessable(f"'from' ({start}) is after 'to' ({end})", "query", "from")
     if (end - start).days > MAX_SPAN_DAYS:

@@ -20,10 +20,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +40,41 @@ SCHEMA_VERSION = 5
 
 
 def redact(url: str) -> str:
-    """A database URL without its password."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+    """A database URL without its password (in the user part or as a parameter)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.split(':')[0]}:***@{host}" if ":" in user else f"{user}@{host}"
+        query = urlencode(
+            [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)],
+            safe="*,=",
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return "(a database URL that cannot be parsed)"
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (an error message about ``url``) without any piece of the URL's password."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        secrets_ = [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
+        user = parts.netloc.rpartition("@")[0]
+        if ":" in user:
+            secrets_.append(unquote(user.split(":", 1)[1]))
+    except ValueError:
+        return "(details withheld)"
+    for sec in secrets_:
+        for piece in sorted({sec, *sec.split("@")}, key=len, reverse=True):
+            if len(piece) >= 2:
+                text = text.replace(piece, "***")
+    return text
 
 
 def _hash(secret: str) -> str:
@@ -77,21 +109,49 @@ class BatchCounts:
 
 
 class Conn:
-    """A DB-API connection seen through ``?`` placeholders (the backends translate them)."""
+    """A DB-API connection seen through ``?`` placeholders (the backends translate them; SQL
+    text must hold no other ``?`` and, for PostgreSQL, no ``%``).
 
-    def __init__(self, raw: Any, paramstyle: str = "qmark") -> None:
+    ``reconnect`` (PostgreSQL) opens the connection again when the server dropped it: a
+    statement outside a transaction is then retried once.
+    """
+
+    def __init__(
+        self, raw: Any, paramstyle: str = "qmark", reconnect: Callable[[], Any] | None = None
+    ) -> None:
         self.raw = raw
         self._pg = paramstyle == "format"
+        self._reconnect = reconnect
+        self.in_tx = False
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self._pg else sql
 
+    def ensure(self) -> None:
+        """Open the connection again if it is known to be lost (PostgreSQL)."""
+        if self._reconnect is not None and (self.raw.closed or self.raw.broken):
+            self.raw = self._reconnect()
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        if self._pg:
+        if not self._pg:
+            return self.raw.execute(sql, params)
+        import psycopg
+
+        self.ensure()
+        try:
             cur = self.raw.cursor()
             cur.execute(self._sql(sql), params or None)
             return cur
-        return self.raw.execute(sql, params)
+        except psycopg.OperationalError as e:
+            if self.in_tx or self._reconnect is None or not self.raw.broken:
+                raise StoreError(f"the database failed: {_first_line(e)}") from None
+        self.raw = self._reconnect()  # the server dropped us: once more on a new connection
+        try:
+            cur = self.raw.cursor()
+            cur.execute(self._sql(sql), params or None)
+            return cur
+        except psycopg.OperationalError as e:
+            raise StoreError(f"the database failed: {_first_line(e)}") from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
@@ -125,9 +185,16 @@ class Conn:
         return self.execute(sql, params).fetchone()
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class Store:
     """The store interface. Open one with :meth:`Store.open`; an instance may be shared by
-    threads (each use holds :attr:`lock`)."""
+    threads. Reads use one connection (:attr:`conn`, under :attr:`lock`), writes another
+    (under :attr:`write_lock`): a writer waiting for the database's write lock (another
+    process's batch) never holds up this process's reads."""
 
     backend = "?"
     #: SQL of a geometry parameter (WKB) and of a geometry column read as WKB
@@ -138,6 +205,8 @@ class Store:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self.write_lock = threading.RLock()
+        self._read_depth = 0
 
     # -- opening ----------------------------------------------------------------------------
     @staticmethod
@@ -155,8 +224,8 @@ class Store:
             return SQLiteStore(Path(text[len("sqlite:///") :]))
         if "://" in text:
             raise StoreError(
-                f"unsupported database URL {text!r}: expected postgresql://user@host/db, "
-                "sqlite:///path/to/file.db or a plain file path"
+                f"unsupported database URL scheme {text.split('://')[0]!r}: expected "
+                "postgresql://user@host/db, sqlite:///path/to/file.db or a plain file path"
             )
         return SQLiteStore(Path(text))
 
@@ -178,9 +247,35 @@ class Store:
         yield  # pragma: no cover
 
     @contextmanager
+    def _read_begin(self) -> Iterator[None]:
+        """A read transaction on :attr:`conn`: every read in it sees one state of the data."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    @contextmanager
     def transaction(self) -> Iterator[Conn]:
-        with self.lock, self._begin() as conn:
+        """One write transaction (on the write connection)."""
+        with self.write_lock, self._begin() as conn:
             yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Reads that must see one state of the data (a batch committing meanwhile is either
+        wholly seen or not at all)."""
+        with self.lock:
+            if self._read_depth:
+                self._read_depth += 1
+                try:
+                    yield
+                finally:
+                    self._read_depth -= 1
+                return
+            with self._read_begin():
+                self._read_depth = 1
+                try:
+                    yield
+                finally:
+                    self._read_depth = 0
 
     # -- versions ---------------------------------------------------------------------------
     @property
@@ -262,6 +357,12 @@ class Store:
                 "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
                 " WHERE key='data_version'"
             )
+        # the data version this batch left behind (batches commit in batch id order)
+        conn.execute(
+            "UPDATE batches SET data_version = (SELECT CAST(value AS INTEGER) FROM meta"
+            " WHERE key='data_version') WHERE batch_id=?",
+            (batch_id,),
+        )
 
     # -- writes inside a batch ------------------------------------------------------------
     def stored_communities(self, conn: Conn) -> dict[str, tuple[Any, ...]]:
@@ -517,7 +618,7 @@ class Store:
         self, policy_key: str, policy_id: str, version: int, at: dt.date, zones: gpd.GeoDataFrame
     ) -> bool:
         """Keep the zones of a rule at a date for a data version (older data versions of the
-        same rule and date are dropped). False if it was stored already."""
+        same rule and date are dropped). False if it, or a newer version, was stored already."""
         rows = [
             (
                 policy_key,
@@ -535,8 +636,8 @@ class Store:
             for z in zones.itertuples(index=False)
         ]
         with self.transaction() as conn:
-            if conn.one(
-                "SELECT 1 FROM zone_snapshots WHERE policy_key=? AND at=? AND data_version=?",
+            if conn.one(  # stored already, or a newer version is (a replica lagging behind)
+                "SELECT 1 FROM zone_snapshots WHERE policy_key=? AND at=? AND data_version>=?",
                 (policy_key, at.isoformat(), version),
             ):
                 return False
@@ -560,7 +661,7 @@ class Store:
 
     def zone_snapshot(self, policy_key: str, version: int, at: dt.date) -> gpd.GeoDataFrame | None:
         """Stored zones of a rule at a date for a data version (None if not stored)."""
-        with self.lock:
+        with self.reading():
             if not self.conn.one(
                 "SELECT 1 FROM zone_snapshots WHERE policy_key=? AND at=? AND data_version=?",
                 (policy_key, at.isoformat(), version),
@@ -661,6 +762,7 @@ class Store:
             "unchanged",
             "rejected",
             "key_id",
+            "data_version",
         )
         with self.lock:
             row = self.conn.one(

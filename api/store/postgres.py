@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from api.store import SCHEMA_VERSION, Conn, Store, check_schema_version
+from api.store import SCHEMA_VERSION, Conn, Store, _first_line, check_schema_version, scrub
 from api.store import redact as _redact
 from geo._errors import StoreError
 
@@ -22,7 +22,6 @@ WRITE_LOCK = 0x7269736B6D6170
 
 # the schema at version 4 (SQLite reaches the same tables through its migrations 1 -> 4)
 SCHEMA_V4 = """
-CREATE EXTENSION IF NOT EXISTS postgis;
 CREATE TABLE batches (
     batch_id BIGSERIAL PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -172,12 +171,14 @@ CREATE TABLE zones (
     geometry geometry(Geometry, 4326) NOT NULL,
     PRIMARY KEY (policy_key, at, data_version, zone_id)
 );
-CREATE INDEX zones_geometry ON zones USING GIST (geometry)
+CREATE INDEX zones_geometry ON zones USING GIST (geometry);
+ALTER TABLE batches ADD COLUMN data_version BIGINT
 """
 
 
 def _v5(conn: Conn) -> None:
-    """Parent units (subdistricts, districts): names and populations; zone snapshots."""
+    """Parent units (subdistricts, districts): names and populations; zone snapshots; the
+    data version each batch left behind."""
     for stmt in V5.split(";"):
         if stmt.strip():
             conn.execute(stmt)
@@ -190,8 +191,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Conn], None]]] = [
 
 
 class PostgresStore(Store):
-    """PostgreSQL + PostGIS. One connection per store (each use holds the lock); it is
-    opened again if the server dropped it."""
+    """PostgreSQL + PostGIS. Two connections (reads, writes), each opened again when the
+    server dropped it."""
 
     backend = "postgresql"
     geom_in = "ST_GeomFromWKB(?, 4326)"
@@ -201,64 +202,105 @@ class PostgresStore(Store):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
-        self._conn: Conn | None = None
-        self._migrate()
+        self._conn = Conn(self._connect(), "format", self._connect)
+        self._wconn = Conn(self._connect(), "format", self._connect)
+        try:
+            self._migrate()
+        except StoreError:
+            self.close()
+            raise
 
-    def _connect(self) -> Conn:
+    def _connect(self) -> Any:
+        import psycopg
+
         try:
-            import psycopg
-        except ImportError as e:  # pragma: no cover - psycopg is a dependency
-            raise StoreError("PostgreSQL needs psycopg: pip install 'psycopg[binary]'") from e
-        try:
-            raw = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise StoreError(f"cannot connect to {_redact(self.url)}: {msg}") from None
-        return Conn(raw, paramstyle="format")
+            why = scrub(_first_line(e), self.url)
+            raise StoreError(f"cannot connect to {_redact(self.url)}: {why}") from None
 
     @property
     def conn(self) -> Conn:
-        c = self._conn
-        if c is None or c.raw.closed or c.raw.broken:
-            c = self._conn = self._connect()
-        return c
+        self._conn.ensure()
+        return self._conn
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.raw.close()
-            self._conn = None
+        for c in (self._conn, self._wconn):
+            if not c.raw.closed:
+                c.raw.close()
 
     def describe(self) -> str:
         return f"PostgreSQL {_redact(self.url)}"
 
     @contextmanager
     def _begin(self) -> Iterator[Conn]:
+        import psycopg
+
+        conn = self._wconn
+        conn.ensure()
+        try:
+            conn.raw.execute("SELECT 1")  # a connection the server dropped shows here
+        except psycopg.OperationalError:
+            conn.raw = self._connect()
+        try:
+            with conn.raw.transaction():
+                conn.in_tx = True
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                yield conn
+        except psycopg.OperationalError as e:
+            raise StoreError(f"the database failed: {_first_line(e)}") from None
+        finally:
+            conn.in_tx = False
+
+    @contextmanager
+    def _read_begin(self) -> Iterator[None]:
         conn = self.conn
-        with conn.raw.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-            yield conn
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        conn.in_tx = True
+        try:
+            yield
+        finally:
+            conn.in_tx = False
+            if not conn.raw.broken:
+                conn.raw.execute("COMMIT")
 
     def _migrate(self) -> None:
         """Create the schema or bring it to SCHEMA_VERSION, atomically; replicas starting
         together wait for each other (the write lock)."""
-        with self.transaction() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            row = conn.one("SELECT value FROM meta WHERE key='schema_version'")
-            if row is None:
-                for stmt in SCHEMA_V4.split(";"):
-                    if stmt.strip():
-                        conn.execute(stmt)
-                conn.execute("INSERT INTO meta VALUES ('schema_version', '4')")
-                conn.execute("INSERT INTO meta VALUES ('data_version', '0') ON CONFLICT DO NOTHING")
-                version = 4
-            else:
-                version = int(row[0])
-            check_schema_version(version, _redact(self.url))
-            for target, _what, migrate in MIGRATIONS:
-                if version < target:
-                    migrate(conn)
-                    version = target
-            conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+        import psycopg
+
+        try:
+            with self.transaction() as conn:
+                have = conn.one("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")
+                if have is None:
+                    conn.execute("CREATE EXTENSION postgis")
+                conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+                row = conn.one("SELECT value FROM meta WHERE key='schema_version'")
+                if row is None:
+                    for stmt in SCHEMA_V4.split(";"):
+                        if stmt.strip():
+                            conn.execute(stmt)
+                    conn.execute("INSERT INTO meta VALUES ('schema_version', '4')")
+                    conn.execute(
+                        "INSERT INTO meta VALUES ('data_version', '0') ON CONFLICT DO NOTHING"
+                    )
+                    version = 4
+                else:
+                    version = int(row[0])
+                check_schema_version(version, _redact(self.url))
+                for target, _what, migrate in MIGRATIONS:
+                    if version < target:
+                        migrate(conn)
+                        version = target
+                conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+        except psycopg.errors.InsufficientPrivilege as e:
+            raise StoreError(
+                f"{_redact(self.url)}: {_first_line(e)}: the role needs to own the database's "
+                "tables and, the first time, the right to create the postgis extension (or ask "
+                "an administrator to run CREATE EXTENSION postgis in the database)"
+            ) from None
+        except psycopg.Error as e:
+            raise StoreError(f"{_redact(self.url)}: {scrub(_first_line(e), self.url)}") from None
         assert version == SCHEMA_VERSION, (version, SCHEMA_VERSION)
 
     def server_info(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from api.store import SCHEMA_VERSION, Conn, Store, case_digest, check_schema_version
+from geo._errors import StoreError
 
 # version 1 of the schema; MIGRATIONS bring it to SCHEMA_VERSION
 SCHEMA = """
@@ -226,9 +227,11 @@ CREATE TABLE IF NOT EXISTS zones (
 
 
 def _v5(conn: sqlite3.Connection) -> None:
-    """Parent units (subdistricts, districts): names and populations; zone snapshots."""
+    """Parent units (subdistricts, districts): names and populations; zone snapshots; the
+    data version each batch left behind."""
     _run_script(conn, UNITS_TABLE)
     _run_script(conn, SNAPSHOT_TABLES)
+    _add_column(conn, "batches", "data_version", "INTEGER")
 
 
 # (version, what it does, migration); a store at version v gets every later migration, in order
@@ -242,7 +245,8 @@ assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 
 
 class SQLiteStore(Store):
-    """A SQLite file. One connection shared by the API's worker threads (each use holds the
+    """A SQLite file in WAL mode: readers never wait for the writer. Two connections, one
+    for reads and one for writes, shared by the API's worker threads (each use holds its
     lock); writers in other processes wait for the file lock (``BEGIN IMMEDIATE``)."""
 
     backend = "sqlite"
@@ -251,13 +255,22 @@ class SQLiteStore(Store):
         super().__init__()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        raw = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        raw.execute("PRAGMA journal_mode=WAL")
+        self._wconn = Conn(self._connect())
+        self._migrate()
+        self._conn = Conn(self._connect())
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            raw = sqlite3.connect(
+                self.path, timeout=30, check_same_thread=False, isolation_level=None
+            )
+            raw.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open the SQLite store: {e}") from None
         # in WAL mode, NORMAL loses nothing when the process dies (only on power loss)
         raw.execute("PRAGMA synchronous=NORMAL")
         raw.execute("PRAGMA foreign_keys=ON")
-        self._conn = Conn(raw)
-        self._migrate()
+        return raw
 
     @property
     def conn(self) -> Conn:
@@ -265,20 +278,30 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._conn.raw.close()
+        self._wconn.raw.close()
 
     def describe(self) -> str:
         return f"SQLite {self.path}"
 
     @contextmanager
     def _begin(self) -> Iterator[Conn]:
-        raw = self._conn.raw
+        raw = self._wconn.raw
         raw.execute("BEGIN IMMEDIATE")
         try:
-            yield self._conn
+            yield self._wconn
         except BaseException:
             raw.execute("ROLLBACK")
             raise
         else:
+            raw.execute("COMMIT")
+
+    @contextmanager
+    def _read_begin(self) -> Iterator[None]:
+        raw = self._conn.raw
+        raw.execute("BEGIN")  # deferred: the first read fixes the snapshot
+        try:
+            yield
+        finally:
             raw.execute("COMMIT")
 
     def _migrate(self) -> None:

@@ -1,4 +1,5 @@
-"""Case counts per unit: exact for analysts, small counts withheld from the public."""
+"""Case counts per unit: exact for analysts; for the public, small counts withheld and the
+others rounded."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import datetime as dt
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from api.aggregates import suppress
+from api.aggregates import public_count, published
 from api.store import Store
 from tests.api.conftest import END
 
@@ -19,19 +19,30 @@ AT = END.isoformat()
 
 
 @pytest.mark.parametrize(
-    ("counts", "hidden"),
-    [
-        ([0, 10, 20], []),
-        ([0, 3, 10, 7], [1, 3]),  # 3 alone could be worked out from the total: 7 goes too
-        ([4, 3, 100], [0, 1]),  # 4 + 3 >= 5: nothing more
-        ([2, 2, 0, 100], [0, 1, 3]),
-        ([1, 0, 0], [0]),  # nothing else to hide (the total is withheld by `published`)
-    ],
+    ("n", "shown"),
+    [(0, 0), (1, None), (4, None), (5, 5), (7, 5), (8, 10), (12, 10), (13, 15), (1002, 1000)],
 )
-def test_small_counts_and_their_complement_are_withheld(
-    counts: list[int], hidden: list[int]
-) -> None:
-    assert np.flatnonzero(suppress(pd.Series(counts), 5)).tolist() == hidden
+def test_public_counts_are_withheld_or_rounded(n: int, shown: int | None) -> None:
+    assert public_count(n, 5) == shown
+
+
+def test_subtracting_published_counts_gives_no_small_count() -> None:
+    """The review's case: district D1 = 7 cases, its subdistrict S1 = 6, so S2 = 1; a
+    community-level total of 29 against a district-level 27 gives the 2 cases outside every
+    district. Published counts hide both differences."""
+    district = pd.DataFrame(
+        {"unit_id": ["D1", "D2"], "name": None, "population": [1000, 1000], "cases": [7, 20]}
+    )
+    sub = pd.DataFrame(
+        {"unit_id": ["S1", "S2"], "name": None, "population": [500, 500], "cases": [6, 1]}
+    )
+    d_rows, d_total = published(district, 27, 5)
+    s_rows, c_total = published(sub, 29, 5)
+    assert [r["cases"] for r in d_rows] == [5, 20] and [r["cases"] for r in s_rows] == [5, None]
+    assert d_rows[0]["cases"] - s_rows[0]["cases"] == 0  # not S2's 1
+    assert (d_total, c_total) == (25, 30)  # 5 apart, not 2
+    exact, _ = published(sub, 29, 1)
+    assert [r["cases"] for r in exact] == [6, 1] and exact[1]["suppressed"] is False
 
 
 def _expected(sample_dir: Path, start: dt.date, end: dt.date) -> dict[str, int]:
@@ -73,16 +84,14 @@ def test_analysts_see_exact_counts_the_public_no_small_ones(
                 "/v1/aggregates/cases", params=q, headers={"Authorization": f"Bearer {analyst}"}
             ).json()
             exact = {u["unit_id"]: u["cases"] for u in full["units"]}
-            withheld = 0
             for u in pub["units"]:
+                n = exact[u["unit_id"]]
                 if u["suppressed"]:
-                    assert u["cases"] is None and u["rate_per_100k"] is None
-                    withheld += exact[u["unit_id"]]
+                    assert u["cases"] is None and u["rate_per_100k"] is None and 0 < n < 5
                 else:
-                    assert u["cases"] == exact[u["unit_id"]]
-                    assert u["cases"] == 0 or u["cases"] >= 5
-            assert withheld == 0 or withheld >= 5
-            assert pub["total"] is None or pub["total"] == 0 or pub["total"] >= 5
+                    assert u["cases"] == public_count(n, 5)
+                    assert u["cases"] % 5 == 0 and abs(u["cases"] - n) <= 2.5
+            assert pub["total"] == public_count(full["total"], 5)
             if any(0 < v < 5 for v in exact.values()):
                 assert any(u["suppressed"] for u in pub["units"])
 

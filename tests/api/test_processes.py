@@ -183,24 +183,30 @@ def test_sigkill_while_streaming_batches(
     up = threading.Event()
     up.set()
 
+    failures: list[BaseException] = []
+
     def client() -> None:
         headers = {"Authorization": f"Bearer {key}"}
-        for i, rows in enumerate(batches):
-            up.wait(120)
-            try:
-                r = httpx.post(f"{server.url}/v1/cases", json=rows, headers=headers, timeout=60)
-            except httpx.HTTPError:
-                unacked.append(i)
-                continue
-            if r.status_code != 200:
-                unacked.append(i)
-                continue
-            assert r.json()["rejected"] == 0, r.json()
-            acked[i] = r.json()["batch_id"]
-            # the live server's zones move on with every batch (incremental path)
-            with contextlib.suppress(httpx.HTTPError):
-                _levels(server)
-        done.set()
+        try:
+            for i, rows in enumerate(batches):
+                up.wait(120)
+                try:
+                    r = httpx.post(f"{server.url}/v1/cases", json=rows, headers=headers, timeout=60)
+                except httpx.HTTPError:
+                    unacked.append(i)
+                    continue
+                if r.status_code != 200:
+                    unacked.append(i)
+                    continue
+                assert r.json()["rejected"] == 0, r.json()
+                acked[i] = r.json()["batch_id"]
+                # the live server's zones move on with every batch (incremental path)
+                with contextlib.suppress(httpx.HTTPError):
+                    _levels(server)
+        except BaseException as e:  # reported by the test, not lost in the thread
+            failures.append(e)
+        finally:
+            done.set()
 
     t = threading.Thread(target=client)
     t.start()
@@ -216,6 +222,8 @@ def test_sigkill_while_streaming_batches(
         up.set()
     t.join(300)
     assert not t.is_alive()
+    if failures:
+        raise failures[0]
     print(f"{backend}: {kills} kills, {len(acked)} acknowledged, unacknowledged {unacked}")
     assert kills >= 3, "the client finished before the server was killed three times"
     assert len(acked) >= 10, f"only {len(acked)} of 30 batches went through"

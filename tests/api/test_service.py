@@ -89,7 +89,8 @@ def test_computed_zones_are_kept_in_the_store(tmp_path: Path, store_url: str) ->
 
     from api.service import policy_key
 
-    city = generate_city(seed=4, communities=300, cases=600, days=40, end=END)
+    today = dt.date.today()  # the zones in force today are kept (other dates are not)
+    city = generate_city(seed=4, communities=300, cases=600, days=40, end=today)
     write_city(city, tmp_path / "city")
     cases = pd.read_csv(tmp_path / "city" / "cases.csv", dtype=str)
     late = cases["case_id"].isin(cases["case_id"].unique()[-5:])
@@ -97,14 +98,14 @@ def test_computed_zones_are_kept_in_the_store(tmp_path: Path, store_url: str) ->
     cases[late].to_csv(tmp_path / "batch.csv", index=False)
     store = Store.open(store_url)
     ingest_communities(store, tmp_path / "city" / "communities.geojson")
-    ingest_cases(store, tmp_path / "base.csv", today=END)
+    ingest_cases(store, tmp_path / "base.csv", today=today)
     service = RiskService(store)
     policy = load_policy("cn-three-zone")
     key = policy_key(policy)
 
     def check(snap) -> None:  # type: ignore[no-untyped-def]
         service.flush()
-        kept = store.zone_snapshot(key, snap.data_version, END)
+        kept = store.zone_snapshot(key, snap.data_version, today)
         assert kept is not None
         z = snap.result.zones.sort_values("zone_id").reset_index(drop=True)
         assert kept["zone_id"].tolist() == z["zone_id"].tolist()
@@ -114,12 +115,19 @@ def test_computed_zones_are_kept_in_the_store(tmp_path: Path, store_url: str) ->
         same = shapely.equals_exact(kept.geometry.to_numpy(), z.geometry.to_numpy(), 1e-9)
         assert same.all()
 
-    first = service.snapshot(policy, END)
+    first = service.snapshot(policy, today)
     assert len(first.result.zones) > 0
     check(first)
-    ingest_cases(store, tmp_path / "batch.csv", today=END)
-    second = service.snapshot(policy, END)
+    ingest_cases(store, tmp_path / "batch.csv", today=today)
+    second = service.snapshot(policy, today)
     assert second.data_version == first.data_version + 1
     check(second)
-    assert store.zone_snapshot(key, first.data_version, END) is None  # superseded
-    assert store.zone_snapshot(key, second.data_version, END - dt.timedelta(days=1)) is None
+    assert store.zone_snapshot(key, first.data_version, today) is None  # superseded
+    # another date is answered but not kept (anyone may ask for any date)
+    service.snapshot(policy, today - dt.timedelta(days=3))
+    service.flush()
+    assert store.zone_snapshot(key, second.data_version, today - dt.timedelta(days=3)) is None
+    # a replica lagging behind does not put an older version back
+    assert not store.save_zone_snapshot(
+        key, policy.id, first.data_version, today, first.result.zones
+    )

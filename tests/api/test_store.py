@@ -281,6 +281,9 @@ def test_concurrent_writers_are_serialised(tmp_path: Path, store_url: str) -> No
         ids = [b for got in pool.map(run, range(2)) for b in got]
     assert sorted(ids) == sorted(set(ids))
     assert stores[0].counts()["cases"] == 200 and stores[1].data_version == 10
+    # batch ids follow commit order: each batch left the data version one above the last
+    left = [stores[0].batch_report(b)["data_version"] for b in sorted(ids)]  # type: ignore[index]
+    assert left == list(range(1, 11))
     loc = stores[1].case_locations()
     per_batch = loc.groupby(loc["case_id"].str[:4]).size()
     assert (per_batch == 20).all() and len(per_batch) == 10
@@ -346,6 +349,7 @@ def test_a_version_4_postgres_store_is_migrated(pg_url: str) -> None:
     store = Store.open(pg_url)
     for table in ("units", "zones", "zone_snapshots"):
         store.conn.execute(f"DROP TABLE {table}")
+    store.conn.execute("ALTER TABLE batches DROP COLUMN data_version")
     store.conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
     store.close()
     store = Store.open(pg_url)
