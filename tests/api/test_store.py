@@ -355,3 +355,20 @@ def test_a_version_4_postgres_store_is_migrated(pg_url: str) -> None:
     store = Store.open(pg_url)
     assert store.schema_version == SCHEMA_VERSION == 5
     assert len(store.units()) == 0
+
+
+def test_postgres_connections_dropped_by_the_server_are_reopened(
+    tmp_path: Path, pg_url: str
+) -> None:
+    import psycopg
+
+    store = Store.open(pg_url)
+    ingest_communities(store, _communities(tmp_path))
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        for c in (store.conn, store._wconn):  # type: ignore[attr-defined]
+            admin.execute("SELECT pg_terminate_backend(%s)", (c.raw.info.backend_pid,))
+    assert store.counts()["communities"] == 2  # a read, on a new connection
+    f = tmp_path / "a.csv"
+    f.write_text(HEADER + "k1,2024-03-01,confirmed,residence,30.59,114.30\n")
+    assert ingest_cases(store, f).counts.inserted == 1  # a write, on a new connection
+    assert store.data_version == 2
