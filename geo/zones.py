@@ -25,6 +25,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -202,9 +203,7 @@ class CommunityLayer:
             shapely.distance(shapely.points(x, y), shapely.boundary(self.metric)), dtype=np.float64
         )
 
-    def probe_blocks(
-        self, side: float
-    ) -> tuple[Int1D, NDArray[np.float64], NDArray[np.float64]]:
+    def probe_blocks(self, side: float) -> tuple[Int1D, NDArray[np.float64], NDArray[np.float64]]:
         """Square blocks of ``side`` metres over the inner points (``rep_points``): block of
         each community, block centres (metric x, y) and each inner point's distance to its
         block's centre."""
@@ -246,6 +245,15 @@ class CommunityLayer:
         small to hold a cell centre, whose centre may lie outside it)."""
         off = self._cell_offsets
         return np.asarray((off[1:] - off[:-1]) == 1)
+
+    @cached_property
+    def single_cell_centres(
+        self,
+    ) -> tuple[Int1D, NDArray[np.float64], NDArray[np.float64]]:
+        """Positions in ``cells`` and metric centres of the cells of single-cell communities."""
+        pos = self.cell_positions(np.flatnonzero(self.single_cell))
+        x, y = self.cell_centres_at(pos)
+        return pos, x, y
 
     def cell_positions(self, idx: Int1D) -> Int1D:
         """Positions in ``cells`` of the cells of some communities."""
@@ -420,7 +428,7 @@ def _spread_max(sel: sparse.spmatrix, values: Int1D) -> Int1D:
     return out
 
 
-def _in_range(values: NDArray[np.float64], r: Range) -> Bool2D:
+def _in_range(values: NDArray[np.floating[Any]] | NDArray[np.integer[Any]], r: Range) -> Bool2D:
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(values)
         if r.min is not None:
@@ -831,7 +839,7 @@ def _qualifying_days(ctx: _Context, lv: Level, units: _Units) -> tuple[Bool2D, B
     for cond in tr.any_of:
         ok = np.ones((units.count, ctx.ndays), dtype=bool)
         if cond.cases is not None:
-            ok &= _in_range(cases_w.astype(np.float64), cond.cases)
+            ok &= _in_range(cases_w, cond.cases)  # integer counts compare exactly
         if cond.locations is not None:
             if "loc" not in cache:
                 cells = h3c.points_to_cells(
@@ -1796,9 +1804,8 @@ def _part_cells(
     single = layer.single_cell
     pos_in = layer.cell_positions(inside[~single[inside]])
     pos_edge = layer.cell_positions(edge[~single[edge]])
-    pos_loose = layer.cell_positions(np.flatnonzero(single))
+    pos_loose, lx, ly = layer.single_cell_centres
     minx, miny, maxx, maxy = part_m.bounds
-    lx, ly = layer.cell_centres_at(pos_loose)
     box = (lx >= minx) & (lx <= maxx) & (ly >= miny) & (ly <= maxy)
     pos_test = np.concatenate([pos_edge, pos_loose[box]])
     x, y = layer.cell_centres_at(pos_test)
