@@ -585,9 +585,9 @@ def _disc_hits(
     of communities are asked first: the distance from a block's centre bounds d for each of
     its communities, and only the communities that the bounds leave open are asked."""
     n, ndays = len(layer), events.shape[1]
-    outs = [np.zeros((n, ndays), dtype=bool) for _ in radii]
     if len(centre) == 0 or n == 0:
-        return outs
+        return [np.zeros((n, ndays), dtype=bool) for _ in radii]
+    outs = [np.zeros((ndays, n), dtype=bool) for _ in radii]  # days x communities until the end
     rep_x, rep_y, reach = layer.rep_points
     inner = layer.inner_radius
     rep = np.column_stack([rep_x, rep_y])
@@ -607,8 +607,9 @@ def _disc_hits(
         pts = centre[fs]
         tree = cKDTree(pts)
         d_block, _ = tree.query(block_centre, k=1, distance_upper_bound=block_bound)
-        d_hi = d_block[block_of] + offset  # bounds of d
-        d_lo = d_block[block_of] - offset
+        d_c = d_block[block_of]
+        d_hi = d_c + offset  # bounds of d
+        d_lo = d_c - offset
         known_hit: list[NDArray[np.bool_]] = []
         undecided: list[NDArray[np.bool_]] = []
         for radius in radii:
@@ -638,7 +639,7 @@ def _disc_hits(
                 unsure = cand[~sure & (dr <= rho + reach[cand])]
                 if len(unsure) == 0:
                     continue
-                near = sub.query_ball_point(rep[unsure], rho + reach[unsure])
+                near = sub.query_ball_point(rep[unsure], rho + reach[unsure], return_sorted=False)
                 sizes = np.fromiter((len(x) for x in near), dtype=np.int64, count=len(near))
                 total = int(sizes.sum())
                 if total == 0:
@@ -646,14 +647,14 @@ def _disc_hits(
                 ci = np.repeat(unsure, sizes)
                 pi = np.fromiter(chain.from_iterable(near), dtype=np.int64, count=total)
                 todo[k].append((ci, sub_f[pi], int(t)))
-            outs[k][:, t] = hit
+            outs[k][t] = hit
     for k, radius in enumerate(radii):
         if not todo[k]:
             continue
         ci = np.concatenate([c for c, _, _ in todo[k]])
         fi = np.concatenate([f for _, f, _ in todo[k]])
         ti = np.concatenate([np.full(len(c), t, dtype=np.int64) for c, _, t in todo[k]])
-        open_ = ~outs[k][ci, ti]
+        open_ = ~outs[k][ti, ci]
         ci, fi, ti = ci[open_], fi[open_], ti[open_]
         if len(ci) == 0:
             continue
@@ -663,8 +664,8 @@ def _disc_hits(
         points = shapely.points(centre[uf])[at_f]
         ok = shapely.dwithin(layer.metric[pc], points, radius[pf])
         sel = ok[inv]
-        outs[k][ci[sel], ti[sel]] = True
-    return outs
+        outs[k][ti[sel], ci[sel]] = True
+    return [np.ascontiguousarray(o.T) for o in outs]
 
 
 @dataclass
