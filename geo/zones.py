@@ -740,6 +740,13 @@ class _Context:
     def n(self) -> int:
         return len(self.layer)
 
+    @cached_property
+    def case_codes(self) -> Int1D:
+        """An integer per case id (distinct counts compare these, not the text ids)."""
+        if len(self.cases) == 0:
+            return np.empty(0, dtype=np.int64)
+        return pd.factorize(self.cases["case_id"])[0].astype(np.int64)
+
     def empty(self) -> LevelState:
         z = np.zeros((self.n, self.ndays), dtype=bool)
         return LevelState(z, z.copy(), np.full(self.n, -1, dtype=np.int64))
@@ -827,7 +834,7 @@ def _qualifying_days(ctx: _Context, lv: Level, units: _Units) -> tuple[Bool2D, B
     assert tr is not None
     c = ctx.cases
     day = ctx.rep[units.rows]
-    case_ids = c["case_id"].to_numpy()[units.rows]
+    case_ids = ctx.case_codes[units.rows]
     new = _distinct_in_window(units.of_row, day, case_ids, units.count, 1, ctx.ndays)
     w = tr.window_days
     cases_w = (
@@ -929,7 +936,7 @@ def _cluster(ctx: _Context, lv: Level, units: _Units, cond: Condition) -> Bool2D
     in_window = _distinct_in_window(
         comm[ok],
         ctx.rep[units.rows][ok],
-        c["case_id"].to_numpy()[units.rows][ok],
+        ctx.case_codes[units.rows][ok],
         len(layer),
         cond.cluster.window_days,
         ctx.ndays,
