@@ -1,17 +1,15 @@
 """The cn-three-zone computation written as PostGIS SQL, for a side-by-side benchmark.
 
-Needs a PostgreSQL server with PostGIS (Debian: postgresql, postgresql-15-postgis-3) that the
-current user can reach over the local socket; ``ensure_server()`` starts Debian's cluster and
-creates a role for root when run as root.
+Needs a PostgreSQL server with PostGIS that the current user can reach over the local socket;
+``ensure_server()`` installs and starts it as ``make test`` does (``.ci/postgres``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,26 +22,15 @@ DB = "riskmap_bench"
 
 
 def ensure_server() -> None:
-    """Start Debian's PostgreSQL cluster and create a superuser role for this user."""
-    if shutil.which("pg_lsclusters") is None:
-        raise SystemExit(
-            "PostgreSQL is not installed: apt-get install postgresql postgresql-15-postgis-3"
-        )
-    out = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        ver, name, _port, status, *_ = line.split()
-        if status != "online":
-            subprocess.run(["pg_ctlcluster", ver, name, "start"], check=True)
-        break
-    user = os.environ.get("USER") or "root"
-    if os.geteuid() == 0:
-        user = "root"
-        subprocess.run(
-            ["su", "postgres", "-c", f"createuser -s {user}"], capture_output=True, check=False
-        )
-    subprocess.run(
-        ["su", "postgres", "-c", f"createdb -O {user} {DB}"], capture_output=True, check=False
-    )
+    """Install and start PostgreSQL + PostGIS as the test suite does (``.ci/postgres``), then
+    create the benchmark's database."""
+    import psycopg
+
+    script = Path(__file__).resolve().parents[1] / ".ci" / "postgres"
+    subprocess.run(["bash", str(script)], check=True)
+    with psycopg.connect("dbname=postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone() is None:
+            conn.execute(f"CREATE DATABASE {DB}")
 
 
 def connect() -> Any:
