@@ -1730,7 +1730,8 @@ def _part_communities(
 
     A community lies within its reach of its inner point: the inner point inside the part
     and the part's boundary farther than the reach decide at once; a community whose inner
-    point is farther than the reach from the part is out; the rest is tested exactly."""
+    point is farther than the reach from the part is out; the rest is tested exactly (a
+    community of several pieces counts as an edge one: one piece may lie outside)."""
     ci = h3c.unique(layer.metric_tree.query(part_m))
     e = np.empty(0, dtype=np.int64)
     if len(ci) == 0:
@@ -1746,7 +1747,11 @@ def _part_communities(
         shapely.prepare(bnd)
         close = shapely.dwithin(bnd, shapely.points(x[have], y[have]), reach[have] + 1.0)
         near_bnd = have[close]
-        crossing = shapely.dwithin(bnd, layer.metric[near_bnd], 1.0)
+        # a polygon whose inner point is inside and which keeps clear of the boundary is
+        # inside; a community of several pieces may have another piece outside: tested
+        crossing = shapely.dwithin(bnd, layer.metric[near_bnd], 1.0) | (
+            shapely.get_num_geometries(layer.metric[near_bnd]) > 1
+        )
         inside = np.concatenate([have[~close], near_bnd[~crossing]])
         edge_parts.append(near_bnd[crossing])
     rest = ci[~pin]

@@ -128,3 +128,46 @@ def test_distinct_in_window_equals_a_presence_grid() -> None:
                 on[t : t + w] = True
             want[u] += on
         assert (_distinct_in_window(unit, day, ident, count, w, ndays) == want).all()
+
+
+def test_zone_cells_of_a_community_in_two_pieces() -> None:
+    """A community of two pieces far apart, one of them in a containment zone: the zone's
+    cells are the community cells whose centre lies in the zone, not every cell of the
+    community (the other piece is 4 km away). Found in review: such cells would tell a phone
+    4 km away that it is inside the zone."""
+    import h3
+
+    from geo.zones import compute_zones
+
+    c = generate_city(seed=0, communities=300, cases=10, days=10, end=END)
+    fr = c.communities.copy()
+    x, y, _ = CommunityLayer(fr, 10).rep_points
+    a = int(np.argmin(np.hypot(x - np.median(x), y - np.median(y))))  # a central community
+    b = int(np.argmax(np.hypot(x - x[a], y - y[a])))  # and the farthest from it
+    fr.loc[a, "geometry"] = shapely.union(fr.geometry[a], fr.geometry[b])
+    fr = fr.drop(index=b).reset_index(drop=True)
+    layer = CommunityLayer(fr, 10)
+    a = int(np.flatnonzero(layer.ids == c.communities.community_id[a])[0])
+    pt = shapely.point_on_surface(layer.geoms[a])
+    cases = pd.DataFrame(
+        {
+            "case_id": ["K1"],
+            "reported": [np.datetime64(END, "D")],
+            "type": ["confirmed"],
+            "role": ["residence"],
+            "lat": [pt.y],
+            "lon": [pt.x],
+        }
+    )
+    cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
+    res = compute_zones(layer, cases, load_policy("india-containment"), END)
+    zone = res.zones[res.zones["level"] == "containment"].iloc[0]
+    got = {
+        child
+        for cell in np.asarray(zone["cells"]).tolist()
+        for child in h3.cell_to_children(h3.int_to_str(int(cell)), 10)
+    }
+    _, cells = layer.cells
+    lat, lng = np.array([h3.cell_to_latlng(h3.int_to_str(int(v))) for v in cells.tolist()]).T
+    inside = shapely.contains_xy(zone.geometry, lng, lat)
+    assert got == {h3.int_to_str(int(v)) for v in cells[inside].tolist()}
