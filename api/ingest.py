@@ -18,7 +18,7 @@ import shapely
 from api.store import BatchCounts, Store, case_digest
 from geo import cells as h3c
 from geo._errors import Reject
-from geo.io import read_cases, read_communities, read_metrics, read_units
+from geo.io import LoadResult, read_cases, read_communities, read_metrics, read_units
 from geo.zones import CommunityLayer
 
 
@@ -42,6 +42,27 @@ class IngestReport:
         return self.counts.accepted == 0
 
 
+def _counts(res: LoadResult) -> BatchCounts:
+    """The counts of a batch as read: rows read, accepted, rejected (with their reasons)."""
+    counts = BatchCounts(
+        rows_read=res.rows_read, accepted=len(res.frame), rejected=len(res.rejects)
+    )
+    counts.rejects = [(r.row, r.field, r.reason) for r in res.rejects]
+    return counts
+
+
+def _changed(counts: BatchCounts, prev: object, values: tuple[object, ...]) -> bool:
+    """Count a keyed record as new, unchanged or updated; True when it must be written."""
+    if prev is None:
+        counts.inserted += 1
+        return True
+    if tuple(prev) == values:  # type: ignore[arg-type]
+        counts.unchanged += 1
+        return False
+    counts.updated += 1
+    return True
+
+
 def _generic(reason: str) -> str:
     return re.sub(r"'[^']*'|-?\d+(\.\d+)?", "…", reason)
 
@@ -58,8 +79,7 @@ def ingest_communities(
 ) -> IngestReport:
     res = read_communities(path, columns=columns, encoding=encoding)
     frame = res.frame.reset_index(drop=True)
-    counts = BatchCounts(rows_read=res.rows_read, accepted=len(frame), rejected=len(res.rejects))
-    counts.rejects = [(r.row, r.field, r.reason) for r in res.rejects]
+    counts = _counts(res)
     wkb = shapely.to_wkb(frame.geometry.to_numpy(), output_dimension=2) if len(frame) else []
     with store.batch("communities", source or str(path)) as (conn, batch_id):
         old = store.stored_communities(conn)
@@ -75,14 +95,8 @@ def ingest_communities(
                 int(bool(rec.rural)),
                 bytes(wkb[i]),
             )
-            prev = old.get(rec.community_id)
-            if prev is None:
-                counts.inserted += 1
-            elif tuple(prev) == values:
-                counts.unchanged += 1
+            if not _changed(counts, old.get(rec.community_id), values):
                 continue
-            else:
-                counts.updated += 1
             changed.append(i)
             rows.append((rec.community_id, *values, batch_id))
         cell_rows: list[tuple[str, int, int]] = []
@@ -271,8 +285,7 @@ def ingest_metrics(
     is replaced when it changed."""
     res = read_metrics(path, columns=columns)
     frame = res.frame
-    counts = BatchCounts(rows_read=res.rows_read, accepted=len(frame), rejected=len(res.rejects))
-    counts.rejects = [(r.row, r.field, r.reason) for r in res.rejects]
+    counts = _counts(res)
     with store.batch("metrics", source or str(path)) as (conn, batch_id):
         old = store.stored_metrics(conn)
         rows = []
@@ -280,15 +293,8 @@ def ingest_metrics(
             a = None if np.isnan(rec.admissions_per_100k) else float(rec.admissions_per_100k)
             b = None if np.isnan(rec.beds_pct) else float(rec.beds_pct)
             key = (rec.unit_id, rec.date.isoformat())
-            prev = old.get(key)
-            if prev is None:
-                counts.inserted += 1
-            elif prev == (a, b):
-                counts.unchanged += 1
-                continue
-            else:
-                counts.updated += 1
-            rows.append((*key, a, b, batch_id))
+            if _changed(counts, old.get(key), (a, b)):
+                rows.append((*key, a, b, batch_id))
         store.put_metrics(conn, rows)
         store.finish_batch(conn, batch_id, counts, res.warnings, key_id)
     return IngestReport("metrics", source or str(path), batch_id, counts, res.rejects, res.warnings)
@@ -308,23 +314,15 @@ def ingest_units(
     is replaced when it changed."""
     res = read_units(path, level=level, columns=columns, encoding=encoding)
     frame = res.frame
-    counts = BatchCounts(rows_read=res.rows_read, accepted=len(frame), rejected=len(res.rejects))
-    counts.rejects = [(r.row, r.field, r.reason) for r in res.rejects]
+    counts = _counts(res)
     with store.batch("units", source or str(path)) as (conn, batch_id):
         old = store.stored_units(conn)
         rows = []
         for rec in frame.itertuples(index=False):
             pop = None if pd.isna(rec.population) else int(rec.population)
             values = (_opt(rec.name), pop, _opt(rec.parent_id))
-            prev = old.get((rec.level, rec.unit_id))
-            if prev is None:
-                counts.inserted += 1
-            elif tuple(prev) == values:
-                counts.unchanged += 1
-                continue
-            else:
-                counts.updated += 1
-            rows.append((rec.level, rec.unit_id, *values, batch_id))
+            if _changed(counts, old.get((rec.level, rec.unit_id)), values):
+                rows.append((rec.level, rec.unit_id, *values, batch_id))
         store.put_units(conn, rows)
         store.finish_batch(conn, batch_id, counts, res.warnings, key_id)
     return IngestReport("units", source or str(path), batch_id, counts, res.rejects, res.warnings)

@@ -803,6 +803,23 @@ def check_schema_version(version: int, where: str) -> None:
         )
 
 
+def migrate(
+    conn: Any,
+    version: int,
+    migrations: Sequence[tuple[int, str, Callable[[Any], None]]],
+    where: str,
+) -> int:
+    """Apply, in order, every migration above ``version`` (inside the caller's transaction)
+    and record the new version; a store newer than this riskmap is refused."""
+    check_schema_version(version, where)
+    for target, _what, step in migrations:
+        if version < target:
+            step(conn)
+            version = target
+    conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+    return version
+
+
 __all__ = [
     "SCHEMA_VERSION",
     "BatchCounts",
@@ -810,5 +827,6 @@ __all__ = [
     "Store",
     "case_digest",
     "check_schema_version",
+    "migrate",
     "redact",
 ]

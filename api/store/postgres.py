@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from api.store import SCHEMA_VERSION, Conn, Store, _first_line, check_schema_version, scrub
+from api.store import SCHEMA_VERSION, Conn, Store, _first_line, migrate, scrub
 from api.store import redact as _redact
 from geo._errors import StoreError
 
@@ -287,12 +287,7 @@ class PostgresStore(Store):
                     version = 4
                 else:
                     version = int(row[0])
-                check_schema_version(version, _redact(self.url))
-                for target, _what, migrate in MIGRATIONS:
-                    if version < target:
-                        migrate(conn)
-                        version = target
-                conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+                version = migrate(conn, version, MIGRATIONS, _redact(self.url))
         except psycopg.errors.InsufficientPrivilege as e:
             raise StoreError(
                 f"{_redact(self.url)}: {_first_line(e)}: the role needs to own the database's "

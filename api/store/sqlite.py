@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from api.store import SCHEMA_VERSION, Conn, Store, case_digest, check_schema_version
+from api.store import SCHEMA_VERSION, Conn, Store, case_digest, migrate
 from geo._errors import StoreError
 
 # version 1 of the schema; MIGRATIONS bring it to SCHEMA_VERSION
@@ -317,9 +317,4 @@ class SQLiteStore(Store):
                 version = 1
             else:
                 version = int(row[0])
-            check_schema_version(version, str(self.path))
-            for target, _what, migrate in MIGRATIONS:
-                if version < target:
-                    migrate(raw)
-                    version = target
-            raw.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+            migrate(raw, version, MIGRATIONS, str(self.path))
