@@ -236,10 +236,6 @@ class Store:
     def close(self) -> None:
         raise NotImplementedError
 
-    def describe(self) -> str:
-        """Where the data is (no password)."""
-        raise NotImplementedError
-
     @contextmanager
     def _begin(self) -> Iterator[Conn]:
         """One write transaction, serialised with every other writer (other processes too)."""
@@ -546,10 +542,6 @@ class Store:
         df["lon"] = df["lon"].to_numpy(dtype=np.float64)
         df["cell"] = df["cell"].to_numpy().astype(np.int64).astype(np.uint64)
         return df
-
-    def case_ids(self) -> set[str]:
-        with self.lock:
-            return {r[0] for r in self.conn.execute("SELECT case_id FROM cases")}
 
     def unit_metrics(self) -> pd.DataFrame:
         """Hospital figures per unit (district or community) and date."""

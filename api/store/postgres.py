@@ -229,9 +229,6 @@ class PostgresStore(Store):
             if not c.raw.closed:
                 c.raw.close()
 
-    def describe(self) -> str:
-        return f"PostgreSQL {_redact(self.url)}"
-
     @contextmanager
     def _begin(self) -> Iterator[Conn]:
         import psycopg
@@ -297,8 +294,3 @@ class PostgresStore(Store):
         except psycopg.Error as e:
             raise StoreError(f"{_redact(self.url)}: {scrub(_first_line(e), self.url)}") from None
         assert version == SCHEMA_VERSION, (version, SCHEMA_VERSION)
-
-    def server_info(self) -> dict[str, Any]:
-        with self.lock:
-            row = self.conn.one("SELECT version(), postgis_full_version()")
-        return {"postgresql": row[0], "postgis": row[1]}

@@ -280,9 +280,6 @@ class SQLiteStore(Store):
         self._conn.raw.close()
         self._wconn.raw.close()
 
-    def describe(self) -> str:
-        return f"SQLite {self.path}"
-
     @contextmanager
     def _begin(self) -> Iterator[Conn]:
         raw = self._wconn.raw
