@@ -138,20 +138,18 @@ class Conn:
         import psycopg
 
         self.ensure()
-        try:
-            cur = self.raw.cursor()
-            cur.execute(self._sql(sql), params or None)
-            return cur
-        except psycopg.OperationalError as e:
-            if self.in_tx or self._reconnect is None or not self.raw.broken:
-                raise StoreError(f"the database failed: {_first_line(e)}") from None
-        self.raw = self._reconnect()  # the server dropped us: once more on a new connection
-        try:
-            cur = self.raw.cursor()
-            cur.execute(self._sql(sql), params or None)
-            return cur
-        except psycopg.OperationalError as e:
-            raise StoreError(f"the database failed: {_first_line(e)}") from None
+        for retry in (False, True):
+            try:
+                cur = self.raw.cursor()
+                cur.execute(self._sql(sql), params or None)
+                return cur
+            except psycopg.OperationalError as e:
+                dropped = self._reconnect is not None and self.raw.broken and not self.in_tx
+                if retry or not dropped:
+                    raise StoreError(f"the database failed: {_first_line(e)}") from None
+            assert self._reconnect is not None
+            self.raw = self._reconnect()  # the server dropped us: once more, on a new connection
+        raise AssertionError("unreachable")
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
