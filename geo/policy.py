@@ -162,6 +162,9 @@ Extent = Annotated[
 ]
 TRIGGERED = ("community", "parent", "radius", "cell", "grid_disk")
 GEOMETRIC = ("radius", "cell", "grid_disk")
+# the finest geometry riskmap publishes without a declaration: H3 cells of resolution 10 (about
+# 0.015 km2, edge about 65 m), the resolution of community cells, and circles centred on them
+PUBLIC_RES = 10
 
 
 class StepDown(_Strict):
@@ -207,6 +210,19 @@ class Level(_Strict):
         return hex_to_rgb(self.color)
 
 
+class PublicPrecision(_Strict):
+    """The finest geometry a rule publishes, and the authority that published at it.
+
+    Needed by a rule with a level drawn finer than a community (see :attr:`Policy.fine_levels`);
+    the service still coarsens such zones for the public when they hold few cases."""
+
+    geometry: Literal["building", "home"] = Field(
+        description="building: H3 cells finer than res 10 (a building); home: circles centred "
+        "on case locations or on cells finer than res 10"
+    )
+    source: str = Field(min_length=1, description="who published zones at this precision")
+
+
 class Policy(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     name: str
@@ -214,6 +230,7 @@ class Policy(_Strict):
     notes: tuple[str, ...] = ()
     levels: tuple[Level, ...] = Field(min_length=1)
     none_color: str = "#95a5a6"
+    public_precision: PublicPrecision | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -244,7 +261,51 @@ class Policy(_Strict):
                     )
         if not HEX_COLOR.match(self.none_color):
             raise ValueError(f"none_color {self.none_color!r}: expected a #rrggbb hex colour")
+        fine = self.fine_levels
+        if fine and self.public_precision is None:
+            lv_id, why = next(iter(fine.items()))
+            raise ValueError(
+                f"level {lv_id!r} publishes geometry finer than a community ({why}; the finest "
+                f"undeclared precision is an H3 cell of resolution {PUBLIC_RES}): declare it with "
+                "'public_precision: {geometry: building or home, source: \"...\"}', naming the "
+                "authority that published zones at that precision"
+            )
         return self
+
+    @property
+    def fine_levels(self) -> dict[str, str]:
+        """Levels drawn finer than a community, with the reason: exact H3 cells or rings of
+        cells finer than :data:`PUBLIC_RES`, circles centred on case locations or on cells
+        finer than it, and exact buffers or step-downs of such levels (they keep the same
+        centres)."""
+        out: dict[str, str] = {}
+        for lv in self.levels:
+            ext = lv.extent
+            why = None
+            if lv.geometric and isinstance(ext, CellExtent) and ext.res > PUBLIC_RES:
+                why = f"H3 cells of resolution {ext.res}"
+            elif lv.geometric and isinstance(ext, GridDiskExtent) and ext.res > PUBLIC_RES:
+                why = f"rings of H3 cells of resolution {ext.res}"
+            elif lv.geometric and isinstance(ext, RadiusExtent):
+                if ext.centre_res is None:
+                    why = "circles centred on case locations"
+                elif ext.centre_res > PUBLIC_RES:
+                    why = f"circles centred on H3 cells of resolution {ext.centre_res}"
+            elif lv.geometric and isinstance(ext, BufferExtent):
+                src = [a for a in ext.around if a in out]
+                if src:
+                    why = f"exact buffers around level {src[0]!r}"
+            if why is None:
+                src = [
+                    h.id
+                    for h in self.levels
+                    if h.step_down is not None and h.step_down.to == lv.id and h.id in out
+                ]
+                if src and lv.geometric:
+                    why = f"areas stepped down from level {src[0]!r}"
+            if why is not None:
+                out[lv.id] = why
+        return out
 
     @property
     def level_ids(self) -> list[str]:

@@ -33,6 +33,9 @@ def test_all_eight_presets_ship_and_cite_their_source() -> None:
         p = load_policy(name)
         assert p.id == name and p.source and p.notes
         assert "none" not in p.level_ids
+        # a rule drawing finer than a community names who published at that precision
+        assert bool(p.fine_levels) == (p.public_precision is not None), name
+    assert {n for n in ALL if load_policy(n).fine_levels} == {"cn-2022-nov", "hk-building"}
 
 
 @pytest.fixture
@@ -191,7 +194,9 @@ def test_india_merged_zone_follows_each_epicentre(town: CommunityLayer) -> None:
 
 
 # ---------------------------------------------------------------- hk-building
-def test_hk_building_notice_for_14_days(town: CommunityLayer) -> None:
+def test_hk_building_notice_for_15_days(town: CommunityLayer) -> None:
+    # as Hong Kong's published building lists of 2020: a case reported on day d keeps its
+    # building listed on days d..d+14 (15 days), a new case restarts the count
     s = Scenario(
         town,
         "hk-building",
@@ -200,14 +205,19 @@ def test_hk_building_notice_for_14_days(town: CommunityLayer) -> None:
             ("k2", 10, "confirmed", "residence", 250, 250),  # same building, day 10
         ),
     )
-    assert [s.point(d, 250, 250) for d in (-1, 0, 13, 23, 24)] == [
+    assert [s.point(d, 250, 250) for d in (-1, 0, 14, 15, 24, 25)] == [
         "none",
+        "testing-notice",
         "testing-notice",
         "testing-notice",
         "testing-notice",
         "none",
     ]
     assert s.point(5, 250, 330) == "none"  # next building
+    one = Scenario(town, "hk-building", cases(("k1", 0, "confirmed", "residence", 250, 250)))
+    assert [one.point(d, 250, 250) for d in (0, 14, 15)] == ["testing-notice"] * 2 + ["none"]
+    z = one.at(0).zones
+    assert z["expected_lift"].tolist() == [day(15)] and z["last_case"].tolist() == [day(0)]
 
 
 # ---------------------------------------------------------------- cdc-community
