@@ -8,7 +8,7 @@ import logging
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -17,10 +17,12 @@ import pandas as pd
 
 from api.aggregates import case_counts
 from api.store import Store
+from geo._errors import StoreError
 from geo.history import base_rank, intervals, point_ranks, zone_events
 from geo.incremental import update_zones
 from geo.index import PolygonIndex
 from geo.policy import Policy
+from geo.precision import public_point_ranks, public_result
 from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day
 
 log = logging.getLogger("riskmap")
@@ -33,6 +35,24 @@ class Snapshot:
     data_version: int
     result: ZoneResult
     layer: CommunityLayer
+    # the public views (geo.precision) by minimum count, each computed once
+    _public: dict[int, Snapshot] = field(default_factory=dict, repr=False)
+    _public_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def public(self, cases: pd.DataFrame, min_count: int) -> Snapshot:
+        """The snapshot as anonymous callers see it (``cases``: those it was computed from):
+        fine zones with fewer than ``min_count`` cases coarsened, their dates withheld."""
+        with self._public_lock:
+            got = self._public.get(min_count)
+            if got is None:
+                result = public_result(self.result, self.layer, cases, min_count)
+                got = (
+                    self
+                    if result is self.result
+                    else Snapshot(self.data_version, result, self.layer)
+                )
+                self._public[min_count] = got
+            return got
 
     @cached_property
     def zone_index(self) -> PolygonIndex:
@@ -214,6 +234,15 @@ class RiskService:
                 self._snapshots.move_to_end(key)
             return snap
 
+    def public_snapshot(self, policy: Policy, at: dt.date, min_count: int) -> Snapshot:
+        """The snapshot of ``policy`` at ``at`` as the public sees it (see geo.precision)."""
+        for _ in range(5):  # the cases of the snapshot's data version
+            snap = self.snapshot(policy, at)
+            version, _, cases = self.data()
+            if version == snap.data_version:
+                return snap.public(cases, min_count)
+        raise StoreError("the data is changing; try again")
+
     def zone_history(self, policy: Policy, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Zone events between two dates, computed once per data version and kept in the store."""
         key = policy_key(policy)
@@ -228,11 +257,20 @@ class RiskService:
         return events[sel].reset_index(drop=True) if len(events) else events
 
     def status_history(
-        self, lon: float, lat: float, policy: Policy, start: dt.date, end: dt.date
+        self,
+        lon: float,
+        lat: float,
+        policy: Policy,
+        start: dt.date,
+        end: dt.date,
+        public: bool = False,
     ) -> dict[str, Any]:
+        """The levels of a place; ``public``: as anonymous callers see them (a fine level at
+        the precision of the place's community, see geo.precision)."""
         snap = self.snapshot(policy, end)  # its grid holds every day up to `end`
+        ranks_of = public_point_ranks if public else point_ranks
         with self._lock:
-            ranks = point_ranks(snap.result, snap.layer, lon, lat)
+            ranks = ranks_of(snap.result, snap.layer, lon, lat)
             c = int(snap.layer.locate(np.array([lon]), np.array([lat]))[0])
         runs = intervals(snap.result, ranks, start, end, base_rank(snap.result, c >= 0))
         for r in runs:
@@ -271,7 +309,15 @@ class RiskService:
         table, total = case_counts(layer, cases, unit, start, end, units, case_type)
         return table, total, version
 
-    def status(self, lon: float, lat: float, policy: Policy, at: dt.date) -> dict[str, Any]:
-        snap = self.snapshot(policy, at)
+    def status(
+        self, lon: float, lat: float, policy: Policy, at: dt.date, public_min: int | None = None
+    ) -> dict[str, Any]:
+        """The status of a place; ``public_min``: against the public zones of that minimum
+        count (anonymous callers)."""
+        snap = (
+            self.snapshot(policy, at)
+            if public_min is None
+            else self.public_snapshot(policy, at, public_min)
+        )
         with self._lock:
             return snap.status(np.array([lon]), np.array([lat]))[0]

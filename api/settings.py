@@ -18,6 +18,11 @@ class Settings(BaseSettings):
     )
     h3_resolution: int = Field(10, ge=5, le=13, description="H3 resolution of community cells")
     policy: str = Field("cn-three-zone", description="preset name or rule file of the service")
+    policies: str = Field(
+        "",
+        description="comma-separated presets or rule files anonymous callers may name with "
+        "?policy= besides RISKMAP_POLICY (always public); any other preset needs an API key",
+    )
     cache_size: int = Field(16, ge=1, description="zone snapshots kept in memory")
     max_upload_mb: float = Field(50.0, gt=0, description="largest ingest request body (MB)")
     rate_limit_per_minute: int = Field(

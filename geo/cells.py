@@ -132,6 +132,16 @@ def compact(cells: ArrayLike) -> CellArray:
     return np.array(sorted(h3i.compact_cells(arr.tolist())), dtype=np.uint64)
 
 
+def children(cells: ArrayLike, res: int) -> CellArray:
+    """The cells of resolution ``res`` inside each cell (the cells themselves when they are
+    as fine or finer)."""
+    check_resolution(res)
+    out: list[int] = []
+    for c in np.asarray(cells, dtype=np.uint64).tolist():
+        out.extend([c] if h3i.get_resolution(c) >= res else h3i.cell_to_children(c, res))
+    return unique(np.array(out, dtype=np.uint64))
+
+
 def cells_to_hex(cells: ArrayLike) -> list[str]:
     return [h3i.int_to_str(c) for c in np.asarray(cells, dtype=np.uint64).tolist()]
 

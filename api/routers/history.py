@@ -8,9 +8,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from api.deps import LatQ, LonQ, PolicyDep, ServiceDep
+from api.access import AccessDep
+from api.deps import LatQ, LonQ, ServiceDep
 from api.errors import unprocessable
 from api.routers.status import CommunityRef
+from geo.precision import public_events
 
 router = APIRouter(prefix="/v1", tags=["history"])
 MAX_SPAN_DAYS = 3660
@@ -59,7 +61,7 @@ class ZoneHistory(BaseModel):
 )
 def zone_history(
     service: ServiceDep,
-    policy: PolicyDep,
+    access: AccessDep,
     start: FromQ = None,
     end: ToQ = None,
     kind: Annotated[
@@ -68,9 +70,13 @@ def zone_history(
     ] = None,
 ) -> dict[str, Any]:
     """Every change of level between two dates: zones created, escalated, stepped down,
-    extended by a new qualifying case, lifted."""
+    extended by a new qualifying case, lifted. Without an API key, the exact areas of a rule
+    drawn finer than a community are left out (see README, "Privacy")."""
+    policy = access.policy
     start, end = _period(start, end)
     ev = service.zone_history(policy, start, end)
+    if not access.keyed:
+        ev = public_events(ev, policy)
     if kind:
         ev = ev[ev["kind"].isin(kind)]
     return {
@@ -109,13 +115,14 @@ def status_history(
     lat: LatQ,
     lon: LonQ,
     service: ServiceDep,
-    policy: PolicyDep,
+    access: AccessDep,
     response: Response,
     start: FromQ = None,
     end: ToQ = None,
 ) -> dict[str, Any]:
     """The levels a place had, as intervals of days: "was this place in a risk zone in the
-    last N days?"."""
+    last N days?". Without an API key, a level drawn finer than a community is given at
+    the precision of the place's community."""
     response.headers["Cache-Control"] = "no-store"
     start, end = _period(start, end)
-    return service.status_history(lon, lat, policy, start, end)
+    return service.status_history(lon, lat, access.policy, start, end, public=not access.keyed)

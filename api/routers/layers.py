@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import AtDep, PolicyDep, ServiceDep
+from api.access import AccessDep
+from api.deps import AtDep, ServiceDep
 from api.errors import unprocessable
 from tiles.geojson import communities_geojson, districts_geojson, zones_geojson
 
@@ -17,20 +18,27 @@ router = APIRouter(prefix="/v1", tags=["layers"])
 GEOJSON = "application/geo+json"
 
 
-def _etag(request: Request, version: int) -> str:
-    """A weak ETag of the data version and the query (rule, date, level): any ingest that
-    changes the data gives new tags."""
-    key = f"{version}|{request.url.path}|{sorted(request.query_params.multi_items())}"
+def _etag(request: Request, version: int, keyed: bool = False) -> str:
+    """A weak ETag of the data version, the query (rule, date, level) and whether the caller
+    sees the exact zones: any ingest that changes the data gives new tags."""
+    query = sorted(request.query_params.multi_items())
+    key = f"{version}|{request.url.path}|{query}|{'exact' if keyed else 'public'}"
     return 'W/"' + hashlib.sha1(key.encode()).hexdigest()[:20] + '"'
 
 
 def _layer(
-    request: Request, version: int, build: Callable[[], dict[str, Any]], max_age: int = 60
+    request: Request,
+    version: int,
+    build: Callable[[], dict[str, Any]],
+    max_age: int = 60,
+    keyed: bool = False,
 ) -> Response:
-    """The layer, or 304 when the client's copy (If-None-Match) is current."""
-    etag = _etag(request, version)
+    """The layer, or 304 when the client's copy (If-None-Match) is current. The exact zones
+    of keyed callers are never kept by shared caches."""
+    etag = _etag(request, version, keyed)
     headers = {
-        "Cache-Control": f"public, max-age={max_age}",
+        "Cache-Control": f"{'private' if keyed else 'public'}, max-age={max_age}",
+        "Vary": "Authorization",
         "X-Data-Version": str(version),
         "ETag": etag,
     }
@@ -49,28 +57,38 @@ _FC = {
 def list_zones(
     request: Request,
     service: ServiceDep,
-    policy: PolicyDep,
+    access: AccessDep,
     at: AtDep,
     level: Annotated[str | None, Query(description="only zones of this level")] = None,
 ) -> Response:
+    """Zones as GeoJSON; without an API key the public zones (see README, "Privacy")."""
+    policy = access.policy
     if level is not None and level not in policy.level_ids:
         raise unprocessable(
             f"unknown level {level!r} for policy {policy.id}: expected one of {policy.level_ids}",
             "query",
             "level",
         )
-    snap = service.snapshot(policy, at)
-    return _layer(request, snap.data_version, lambda: zones_geojson(snap.result, level))
+    snap = access.snapshot(service, at)
+    return _layer(
+        request, snap.data_version, lambda: zones_geojson(snap.result, level), keyed=access.keyed
+    )
 
 
 @router.get(
     "/communities", operation_id="list_communities", responses=_FC, response_class=JSONResponse
 )
 def list_communities(
-    request: Request, service: ServiceDep, policy: PolicyDep, at: AtDep
+    request: Request, service: ServiceDep, access: AccessDep, at: AtDep
 ) -> Response:
-    snap = service.snapshot(policy, at)
-    return _layer(request, snap.data_version, lambda: communities_geojson(snap.layer, snap.result))
+    """Communities with their level; without an API key as in the public zones."""
+    snap = access.snapshot(service, at)
+    return _layer(
+        request,
+        snap.data_version,
+        lambda: communities_geojson(snap.layer, snap.result),
+        keyed=access.keyed,
+    )
 
 
 @router.get("/districts", operation_id="list_districts", responses=_FC, response_class=JSONResponse)

@@ -7,7 +7,8 @@ import math
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
-from api.deps import AtDep, PolicyDep, ServiceDep
+from api.access import AccessDep
+from api.deps import AtDep, ServiceDep
 from geo.policy import preset_names
 from tiles.deck import DECK_BUNDLE, planner_deck, planner_page
 
@@ -15,7 +16,10 @@ router = APIRouter(tags=["map"])
 
 
 @router.get("/", operation_id="planner_map", response_class=HTMLResponse)
-def planner_map(service: ServiceDep, policy: PolicyDep, at: AtDep) -> HTMLResponse:
+def planner_map(service: ServiceDep, access: AccessDep, at: AtDep) -> HTMLResponse:
+    """The planner map; its layers are fetched by the browser without a key, so they are
+    the public ones."""
+    policy = access.policy
     _, layer, _ = service.data()
     if len(layer):
         minx, miny, maxx, maxy = layer.frame.total_bounds

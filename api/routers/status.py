@@ -7,7 +7,8 @@ import datetime as dt
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from api.deps import AtDep, LatQ, LonQ, PolicyDep, ServiceDep
+from api.access import AccessDep
+from api.deps import AtDep, LatQ, LonQ, ServiceDep
 
 router = APIRouter(prefix="/v1", tags=["status"])
 
@@ -36,9 +37,11 @@ def get_status(
     lat: LatQ,
     lon: LonQ,
     service: ServiceDep,
-    policy: PolicyDep,
+    access: AccessDep,
     at: AtDep,
     response: Response,
 ) -> Status:
+    """The level of a place; without an API key against the public zones (see README,
+    "Privacy")."""
     response.headers["Cache-Control"] = "no-store"
-    return Status.model_validate(service.status(lon, lat, policy, at))
+    return Status.model_validate(service.status(lon, lat, access.policy, at, access.public_min))

@@ -7,7 +7,8 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import END
+from api.settings import Settings
+from tests.api.conftest import END, served
 
 AT = END.isoformat()
 
@@ -165,7 +166,17 @@ def test_policies(client: TestClient) -> None:
     assert client.get("/v1/policies/nope").status_code == 404
 
 
-def test_policy_query_parameter(client: TestClient) -> None:
+def test_policy_query_parameter(sample_db) -> None:  # type: ignore[no-untyped-def]
+    # the public may name the rules the service serves (RISKMAP_POLICIES), no other
+    listed = "shanghai-2022-04, india-containment,cn-2022-9th"
+    settings = Settings(database_url=f"sqlite:///{sample_db}", policies=listed)
+    with served(settings) as client:
+        _policy_query_parameter(client)
+        refused = client.get("/v1/zones", params={"at": AT, "policy": "cdc-community"})
+        assert refused.status_code == 401 and "not public" in refused.json()["detail"]
+
+
+def _policy_query_parameter(client: TestClient) -> None:
     fc = client.get("/v1/zones", params={"at": AT, "policy": "shanghai-2022-04"}).json()
     levels = {f["properties"]["level"] for f in fc["features"]}
     assert levels <= {"sealed", "controlled", "precaution"} and "precaution" in levels
@@ -191,6 +202,7 @@ def test_service_with_a_custom_rule_file(sample_db, tmp_path) -> None:  # type: 
         "  - id: notice\n    label: Notice\n    color: '#123456'\n"
         "    extent: {kind: cell, res: 12}\n    trigger: {roles: [residence]}\n"
         "    lift_after_days: 7\n"
+        "public_precision: {geometry: building, source: a test}\n"
     )
     settings = Settings(database_url=f"sqlite:///{sample_db}", policy=str(rule))
     app.dependency_overrides[get_settings] = lambda: settings
@@ -265,7 +277,13 @@ def test_layers_have_etags_and_answer_304(client: TestClient) -> None:
     assert zones != sealed
 
 
-def test_communities_name_a_zone_of_their_level_under_circles(client: TestClient) -> None:
+def test_communities_name_a_zone_of_their_level_under_circles(sample_db) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(database_url=f"sqlite:///{sample_db}", policy="india-containment")
+    with served(settings) as client:
+        _communities_name_a_zone(client)
+
+
+def _communities_name_a_zone(client: TestClient) -> None:
     params = {"at": AT, "policy": "india-containment"}
     zones = {f["id"]: f for f in client.get("/v1/zones", params=params).json()["features"]}
     comms = client.get("/v1/communities", params=params).json()["features"]
