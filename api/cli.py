@@ -478,6 +478,18 @@ def policies(
     out.print(f"source: {p.source}", highlight=False)
     for note in p.notes:
         out.print(f"  - {note}", highlight=False)
+    fine = p.fine_levels
+    if p.public_precision is not None:
+        pp = p.public_precision
+        out.print(f"public precision: {pp.geometry}, as published by: {pp.source}", highlight=False)
+    if fine:
+        out.print(
+            "finer than a community: "
+            + "; ".join(f"{lv} ({why})" for lv, why in fine.items())
+            + ". The public sees such a zone exactly only when each of its units holds at "
+            "least RISKMAP_MIN_PUBLIC_COUNT cases, else its communities, without dates.",
+            highlight=False,
+        )
     t = Table(title="levels (highest first)")
     for col in ("id", "label", "colour", "extent", "trigger", "lifts after"):
         t.add_column(col)

@@ -153,6 +153,17 @@ def test_policies_command(tmp_path: Path) -> None:
     assert code != 0
     assert "key levels.0.extent.radius.radius_m: value -5" in stderr
     assert "key levels.0.trigger.roles.0: value 'home'" in stderr
+    code, stdout, _ = run("policies", "hk-building")
+    assert code == 0 and "15 d" in stdout
+    assert "public precision: building" in stdout and "Centre for Health Protection" in stdout
+    fine = tmp_path / "fine.yaml"
+    fine.write_text(
+        "id: x\nname: y\nsource: z\nlevels:\n  - id: cell\n    label: A\n    color: '#123456'\n"
+        "    extent: {kind: cell, res: 12}\n    trigger: {roles: [residence]}\n"
+    )
+    code, _, stderr = run("policies", str(fine))
+    assert code != 0 and "level 'cell' publishes geometry finer than a community" in stderr
+    assert "public_precision" in stderr
 
 
 def test_custom_rule_file_from_the_cli(city: Path, tmp_path: Path) -> None:
@@ -165,6 +176,7 @@ def test_custom_rule_file_from_the_cli(city: Path, tmp_path: Path) -> None:
         "  - id: hot\n    label: Hot\n    color: '#ff0000'\n"
         "    extent: {kind: radius, radius_m: 2000}\n"
         "    trigger: {roles: [residence]}\n    lift_after_days: 10\n"
+        "public_precision: {geometry: home, source: a test}\n"
     )
     code, stdout, stderr = run("--db", db, "zones", "--at", END, "--policy", str(rule))
     assert code == 0, stderr

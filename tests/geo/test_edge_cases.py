@@ -132,6 +132,7 @@ def test_split_zone_parts_have_distinct_ids() -> None:
         "    extent: {kind: radius, radius_m: 165}\n    trigger: {}\n    lift_after_days: 5\n"
         "  - id: low\n    label: L\n    color: '#00ff00'\n"
         "    extent: {kind: grid_disk, res: 9, k: 0}\n    trigger: {}\n    lift_after_days: 5\n"
+        "public_precision: {geometry: home, source: a test}\n"
     )
     s = Scenario(
         layer, pol, cases(("k1", 0, "confirmed", "residence", float(pt.x[0]), float(pt.y[0])))
