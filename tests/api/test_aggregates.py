@@ -255,6 +255,21 @@ def test_the_secret_is_kept_in_the_store_and_never_shown(
         Settings(cell_key_secret="short")
 
 
+def test_the_store_keeps_one_secret(store_url: str) -> None:
+    store = Store.open(store_url)
+    try:
+        first = store.meta_secret("cell_key_secret")
+        assert len(first) == 64 and store.meta_secret("cell_key_secret") == first
+        assert store.meta_secret("another") != first
+    finally:
+        store.close()
+    reopened = Store.open(store_url)
+    try:
+        assert reopened.meta_secret("cell_key_secret") == first
+    finally:
+        reopened.close()
+
+
 # -- the attack on a small city ----------------------------------------------------------------
 SMALL_END = dt.date(2024, 3, 31)  # a Sunday
 
