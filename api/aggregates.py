@@ -17,10 +17,11 @@ the *cell key* of a cell is the sum of its cases' record keys modulo 1, and the 
 table (:data:`PTABLE`) maps the cell key to a perturbation ``e`` from ``-MAX_PERTURBATION`` to
 ``+MAX_PERTURBATION`` (probability proportional to ``DECAY ** |e|``). So a cell holding the
 same cases always gets the same answer, however it is asked (repeating a request averages
-nothing away), while any two different cells get independent perturbations; a unit and its
-parent, a week and its fortnight, are perturbed independently, not summed. A cell with no case
-is 0. A perturbed count from 1 to ``minimum - 1`` is published as 0 when below half the minimum
-and as the minimum otherwise, so no published count lies between 1 and ``minimum - 1``.
+nothing away), while cells holding different cases get their own perturbations; a unit and
+its parent, a week and its fortnight, are each perturbed, not summed from published parts. A
+cell with no case is 0. A perturbed count from 1 to ``minimum - 1`` is published as 0 when
+below half the minimum and as the minimum otherwise, so no published count lies between 1 and
+``minimum - 1``.
 
 Why no small count can be pinned down: an attacker knows every public answer, the table above
 and how cells nest (units in parents, weeks in fortnights). Raising one community-week's count
