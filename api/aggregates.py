@@ -1,23 +1,44 @@
-"""Case counts per unit (community, subdistrict, district) over a period, and the small-count
-suppression that lets the public see them.
-
-The total is the number of distinct cases of the period with a location in some unit.
+"""Case counts per unit (community, subdistrict, district) over a period, and how the public
+sees them: fixed publication tables, perturbed by the cell-key method.
 
 A unit's count is the number of distinct cases with at least one location in the unit reported
-in the period (a case with places in two units counts in both). The public sees 0 as 0, a
-count below the minimum (``RISKMAP_MIN_PUBLIC_COUNT``, default 5) not at all, and any other
-count rounded to the nearest multiple of the minimum: so no small count can be worked out
-exactly by subtracting published ones (a unit from its parent, one period from a longer one, a
-type from all types, units from the total), which withholding alone does not prevent; such
-differences only bound it. Analysts (API keys with role ``analyst`` or ``admin``) see every
-count exactly.
+in the period (a case with places in two units counts in both); the total is the number of
+distinct cases of the period with a location in some unit. Analysts (API keys with role
+``analyst`` or ``admin``) see every count exactly, over any period and case type.
+
+The public sees only the publication tables: per unit, the ISO calendar weeks (Monday to
+Sunday) and the 14 days ending on a week's Sunday, once the period has ended, all case types
+together. Free windows are what beat rounding and withholding: with every window of a month an
+integer program recovers daily counts exactly, so the public may not choose them.
+
+Every public count goes through the **cell-key method** of statistical offices (ABS, ONS,
+Destatis): each case has a fixed random *record key*, HMAC-SHA256 of its id under a secret;
+the *cell key* of a cell is the sum of its cases' record keys modulo 1, and the perturbation
+table (:data:`PTABLE`) maps the cell key to a perturbation ``e`` from ``-MAX_PERTURBATION`` to
+``+MAX_PERTURBATION`` (probability proportional to ``DECAY ** |e|``). So a cell holding the
+same cases always gets the same answer, however it is asked (repeating a request averages
+nothing away), while cells holding different cases get their own perturbations; a unit and
+its parent, a week and its fortnight, are each perturbed, not summed from published parts. A
+cell with no case is 0. A perturbed count from 1 to ``minimum - 1`` is published as 0 when
+below half the minimum and as the minimum otherwise, so no published count lies between 1 and
+``minimum - 1``.
+
+Why no small count can be pinned down: an attacker knows every public answer, the table above
+and how cells nest (units in parents, weeks in fortnights). Raising one community-week's count
+by one, and every published cell containing it by one as well, keeps all of that satisfied
+unless one of those cells got the extreme perturbation ``-MAX_PERTURBATION`` while holding at
+least ``(minimum - 1) // 2 + MAX_PERTURBATION`` cases (probability ``PTABLE[0]``, about 0.0013,
+per cell); even then the other cells of the same sums must sit at their own bounds too.
+tests/api/test_aggregates.py runs that attack (an integer program over every public table).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-from typing import Any
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -25,6 +46,41 @@ import pandas as pd
 from geo.zones import CommunityLayer
 
 UNIT_KINDS = ("community", "subdistrict", "district")
+#: the public's period kinds: an ISO week, and the 14 days ending on a week's Sunday
+PERIODS = ("week", "14d")
+#: largest perturbation of a public count, either way
+MAX_PERTURBATION = 5
+#: the perturbation e has probability proportional to DECAY ** |e|
+DECAY = 0.3
+#: probability of each perturbation from -MAX_PERTURBATION to +MAX_PERTURBATION
+PTABLE: np.ndarray = DECAY ** np.abs(np.arange(-MAX_PERTURBATION, MAX_PERTURBATION + 1))
+PTABLE = PTABLE / PTABLE.sum()
+_CUT = np.cumsum(PTABLE)
+_CUT[-1] = 1.0
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+@dataclass(frozen=True)
+class CountTable:
+    """Exact counts of one period: ``table`` has one row per unit (``unit_id``, ``name``,
+    ``population``, ``cases`` and, with a secret, ``key``: the cell key as an unsigned 64-bit
+    sum of record keys); ``total`` the distinct cases with a location in some unit."""
+
+    table: pd.DataFrame
+    total: int
+    total_key: int = 0
+
+
+def record_keys(case_ids: np.ndarray, secret: bytes) -> np.ndarray:
+    """Each case's record key: the first 64 bits of HMAC-SHA256(secret, case id)."""
+    return np.fromiter(
+        (
+            int.from_bytes(hmac.new(secret, str(c).encode(), hashlib.sha256).digest()[:8], "big")
+            for c in case_ids
+        ),
+        dtype=np.uint64,
+        count=len(case_ids),
+    )
 
 
 def case_counts(
@@ -35,9 +91,10 @@ def case_counts(
     end: dt.date,
     units: pd.DataFrame | None = None,
     case_type: str | None = None,
-) -> tuple[pd.DataFrame, int]:
-    """One row per unit: ``unit_id``, ``name``, ``population``, ``cases`` (exact counts), and
-    the number of distinct cases in the period with a location in a unit.
+    secret: bytes | None = None,
+) -> CountTable:
+    """Exact counts per unit of the cases reported from ``start`` to ``end``, and with a
+    ``secret`` each unit's cell key (see :func:`perturb`).
 
     ``units`` (the store's parent units) gives names and stated populations; without them a
     parent unit's population is the sum of its communities'.
@@ -62,7 +119,8 @@ def case_counts(
     ok = unit_of >= 0
     pairs = pd.DataFrame({"case": cases["case_id"].to_numpy()[sel][ok], "unit": unit_of[ok]})
     pairs = pairs.drop_duplicates()
-    total = int(pairs["case"].nunique())
+    distinct = pairs["case"].unique()
+    total = len(distinct)
     counts = np.bincount(pairs["unit"].to_numpy(), minlength=len(ids))[: len(ids)]
     out = pd.DataFrame(
         {
@@ -72,6 +130,17 @@ def case_counts(
             "cases": counts.astype(np.int64),
         }
     )
+    total_key = 0
+    if secret is not None:
+        keys = record_keys(distinct, secret)
+        case_key = dict(zip(distinct, keys, strict=True))
+        per_pair = np.fromiter(
+            (case_key[c] for c in pairs["case"]), dtype=np.uint64, count=len(pairs)
+        )
+        cell = np.zeros(len(ids), dtype=np.uint64)
+        np.add.at(cell, pairs["unit"].to_numpy(), per_pair)  # wraps modulo 2**64
+        out["key"] = cell
+        total_key = int(keys.sum(dtype=np.uint64)) if len(keys) else 0
     if units is not None and unit != "community" and len(units):
         own = units[units["level"] == unit].set_index("unit_id")
         stated = out["unit_id"].map(own["population"]) if len(own) else None
@@ -79,44 +148,63 @@ def case_counts(
             out["population"] = stated.astype("Int64").fillna(out["population"])
             out["name"] = out["unit_id"].map(own["name"]).astype(object)
     out["name"] = out["name"].astype(object).where(out["name"].notna(), None)
-    return out.sort_values("unit_id", kind="stable").reset_index(drop=True), total
+    out = out.sort_values("unit_id", kind="stable").reset_index(drop=True)
+    return CountTable(out, total, total_key)
 
 
-def public_count(n: int, minimum: int) -> int | None:
-    """A count as the public sees it: 0 stays 0, 1 .. minimum - 1 is withheld (None), and
-    larger counts are rounded to the nearest multiple of ``minimum`` (halves up)."""
-    if n <= 0:
-        return 0
-    if n < minimum:
-        return None
-    return minimum * math.floor(n / minimum + 0.5)
+def perturbation(keys: np.ndarray) -> np.ndarray:
+    """The perturbation table's answer for cell keys (unsigned 64-bit sums of record keys,
+    read as fractions of 2**64, i.e. the cell key modulo 1)."""
+    u = (np.asarray(keys, dtype=np.uint64) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    row = np.minimum(np.searchsorted(_CUT, u, side="right"), len(PTABLE) - 1)
+    return row.astype(np.int64) - MAX_PERTURBATION
 
 
-def published(
-    table: pd.DataFrame, total: int, minimum: int
-) -> tuple[list[dict[str, Any]], int | None]:
-    """Rows and total as the caller may see them: exact for ``minimum`` 1 (analysts), else
-    through :func:`public_count` (rates from the published counts)."""
+def perturb(counts: np.ndarray, keys: np.ndarray, minimum: int) -> np.ndarray:
+    """Published counts: 0 stays 0; others get their cell's perturbation, then a result from
+    1 to ``minimum - 1`` becomes 0 below half the minimum and the minimum from there."""
+    n = np.asarray(counts, dtype=np.int64)
+    p = np.maximum(n + perturbation(keys), 0)
+    small = (p > 0) & (p < minimum)
+    p = np.where(small, np.where(2 * p >= minimum, minimum, 0), p)
+    return np.where(n == 0, 0, p)
 
-    def shown(n: int) -> int | None:
-        return n if minimum <= 1 else public_count(n, minimum)
 
-    rows = []
-    for uid, name, pop, n in table[["unit_id", "name", "population", "cases"]].itertuples(
-        index=False
-    ):
-        count = shown(int(n))
-        pop_i = None if pd.isna(pop) else int(pop)
-        rows.append(
-            {
-                "unit_id": uid,
-                "name": name,
-                "population": pop_i,
-                "cases": count,
-                "rate_per_100k": round(count * 100_000 / pop_i, 2)
-                if count is not None and pop_i
-                else None,
-                "suppressed": count is None,
-            }
-        )
-    return rows, shown(total)
+def published_bounds(
+    value: int, minimum: int, max_perturbation: int = MAX_PERTURBATION
+) -> tuple[int, int]:
+    """What a published count tells about the true one, knowing the largest perturbation and
+    the small-count rule: the least and the largest true count that can give it."""
+    d = max_perturbation
+    if value == 0:
+        return 0, (minimum - 1) // 2 + d
+    low_p = (minimum + 1) // 2 if value == minimum and minimum > 1 else value
+    return max(1, low_p - d), value + d
+
+
+def week_period(period: str, week: str) -> tuple[dt.date, dt.date]:
+    """First and last day of a publication period: ``week`` (``YYYY-Www``, ISO 8601, Monday to
+    Sunday) or ``14d`` (the 14 days ending on that week's Sunday). ``ValueError`` names what
+    is wrong."""
+    m = _WEEK.match(week)
+    if m is None:
+        raise ValueError(f"week {week!r} is not an ISO week such as 2024-W09 (YYYY-Www)")
+    try:
+        monday = dt.date.fromisocalendar(int(m[1]), int(m[2]), 1)
+    except ValueError:
+        raise ValueError(f"week {week!r} does not exist (weeks 01 to 52 or 53)") from None
+    if period not in PERIODS:
+        raise ValueError(f"unknown period {period!r}: expected one of {', '.join(PERIODS)}")
+    sunday = monday + dt.timedelta(days=6)
+    return (monday if period == "week" else sunday - dt.timedelta(days=13)), sunday
+
+
+def iso_week(day: dt.date) -> str:
+    """The ISO week of a day, as ``YYYY-Www``."""
+    y, w, _ = day.isocalendar()
+    return f"{y:04d}-W{w:02d}"
+
+
+def last_published_week(today: dt.date) -> str:
+    """The latest week that has ended (its Sunday is before today)."""
+    return iso_week(today - dt.timedelta(days=today.isoweekday()))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from api.aggregates import case_counts
+from api.aggregates import CountTable, case_counts
 from api.store import Store
 from geo._errors import StoreError
 from geo.history import base_rank, intervals, point_ranks, zone_events
@@ -138,6 +138,7 @@ class RiskService:
         self._units: pd.DataFrame | None = None
         self._batch = 0
         self._snapshots: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
+        self._cell_secret: bytes | None = None
         # computed zones are kept in the store (table zones) by one background writer
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmap-keep")
         self._pending: list[Future[bool]] = []
@@ -299,15 +300,28 @@ class RiskService:
             return self._units
 
     def case_counts(
-        self, unit: str, start: dt.date, end: dt.date, case_type: str | None = None
-    ) -> tuple[pd.DataFrame, int, int]:
-        """Exact case counts per unit over a period, the distinct total and the data version
-        (never public as such: see :mod:`api.aggregates`)."""
+        self,
+        unit: str,
+        start: dt.date,
+        end: dt.date,
+        case_type: str | None = None,
+        secret: bytes | None = None,
+    ) -> tuple[CountTable, int]:
+        """Exact case counts per unit over a period (with cell keys under ``secret``) and the
+        data version (never public as such: see :mod:`api.aggregates`)."""
         with self._lock:
             version, layer, cases = self.data()
             units = self._units
-        table, total = case_counts(layer, cases, unit, start, end, units, case_type)
-        return table, total, version
+        return case_counts(layer, cases, unit, start, end, units, case_type, secret), version
+
+    def cell_key_secret(self, configured: str | None) -> bytes:
+        """The secret of the record keys: ``RISKMAP_CELL_KEY_SECRET`` when set, else the
+        store's own (made once, kept in its meta table)."""
+        if configured:
+            return configured.encode()
+        if self._cell_secret is None:
+            self._cell_secret = self.store.meta_secret("cell_key_secret").encode()
+        return self._cell_secret
 
     def status(
         self, lon: float, lat: float, policy: Policy, at: dt.date, public_min: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     min_public_count: int = Field(
         5, ge=1, description="smallest case count shown to the public (analysts see all)"
     )
+    cell_key_secret: SecretStr | None = Field(
+        None,
+        description="secret of the record keys that perturb public case counts (default: one "
+        "made for the store and kept in it)",
+    )
+
+    @field_validator("cell_key_secret")
+    @classmethod
+    def _long_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("RISKMAP_CELL_KEY_SECRET must have at least 16 characters")
+        return v
 
 
 @lru_cache

@@ -1,23 +1,38 @@
-"""``GET /v1/aggregates/cases``: case counts per unit over a period, small counts withheld
-from the public (see :mod:`api.aggregates`)."""
+"""``GET /v1/aggregates/cases``: case counts per unit. The public sees fixed publication tables
+(ISO weeks, 14 days ending on a week's Sunday) perturbed by the cell-key method; analysts see
+exact counts of any period and case type (see :mod:`api.aggregates`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Literal
 
+import numpy as np
+import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from api.aggregates import published
+from api.aggregates import MAX_PERTURBATION, last_published_week, perturb, week_period
 from api.auth import MaybeCaller
 from api.deps import ServiceDep, SettingsDep
+from api.errors import unprocessable
 from api.routers.history import _period
 from geo.io import CASE_TYPES
 
 router = APIRouter(prefix="/v1/aggregates", tags=["aggregates"])
-FromQ = Annotated[dt.date | None, Query(alias="from", description="first day (default: to - 13)")]
-ToQ = Annotated[dt.date | None, Query(alias="to", description="last day (default: today)")]
+FromQ = Annotated[
+    dt.date | None,
+    Query(alias="from", description="analysts only: first day of a free period (default: to - 13)"),
+]
+ToQ = Annotated[
+    dt.date | None,
+    Query(alias="to", description="analysts only: last day of a free period (default: today)"),
+]
+TABLES = (
+    "the public tables are period=week (an ISO week, Monday to Sunday) or period=14d (the 14 "
+    "days ending on the week's Sunday), with week=YYYY-Www of a week that has ended, all case "
+    "types together"
+)
 
 
 class UnitCount(BaseModel):
@@ -26,25 +41,31 @@ class UnitCount(BaseModel):
     population: int | None = Field(
         description="stated by the units file, else the communities' sum"
     )
-    cases: int | None = Field(
-        description="distinct cases with a location here; public: rounded to a multiple of "
-        "min_count, null when from 1 to min_count - 1"
+    cases: int = Field(
+        description="distinct cases with a location here; public: perturbed (never from 1 to "
+        "min_count - 1)"
     )
-    rate_per_100k: float | None
-    suppressed: bool = Field(description="the count is withheld (below the public minimum)")
+    rate_per_100k: float | None = Field(description="from the published count")
 
 
 class CaseCounts(BaseModel):
     unit: str
+    period: Literal["week", "14d", "custom"] = Field(
+        description="a publication table (week, 14d) or an analyst's free period (custom)"
+    )
+    week: str | None = Field(description="ISO week of a publication table (YYYY-Www)")
     from_: dt.date = Field(alias="from")
     to: dt.date
     type: str | None
     min_count: int = Field(
-        description="smallest count shown, and the base counts are rounded to (1: exact counts, "
-        "for analysts)"
+        description="smallest nonzero count shown (1: exact counts, for analysts)"
+    )
+    max_perturbation: int = Field(
+        description="largest perturbation of a count (0: exact); a result from 1 to "
+        "min_count - 1 is then shown as 0 below half of min_count, else as min_count"
     )
     data_version: int
-    total: int | None = Field(description="distinct cases of the period (rounded, or withheld)")
+    total: int = Field(description="distinct cases of the period (perturbed for the public)")
     units: list[UnitCount]
 
 
@@ -62,36 +83,104 @@ def get_case_counts(
     unit: Annotated[
         Literal["community", "subdistrict", "district"], Query(description="unit of the counts")
     ] = "district",
+    period: Annotated[
+        Literal["week", "14d"] | None,
+        Query(description="publication table: an ISO week, or the 14 days ending on its Sunday"),
+    ] = None,
+    week: Annotated[
+        str | None,
+        Query(
+            description="ISO week of the table, YYYY-Www (default: the last week that has ended)",
+            examples=["2024-W13"],
+            max_length=8,
+        ),
+    ] = None,
     start: FromQ = None,
     end: ToQ = None,
     case_type: Annotated[
         Literal[CASE_TYPES] | None,  # type: ignore[valid-type]
-        Query(alias="type", description="only cases of this type (default: all)"),
+        Query(alias="type", description="analysts only: cases of this type (default: all)"),
     ] = None,
 ) -> dict[str, object]:
-    """Distinct cases with a location in each unit, reported in the period (default: the last
-    14 days up to today). The public sees 0 as 0, counts below RISKMAP_MIN_PUBLIC_COUNT not at
-    all and the others rounded to a multiple of it, so that no small count can be worked out
-    exactly by subtraction. A key with role analyst or admin sees exact counts."""
-    start, end = _period(start, end, default_days=14)
+    """Distinct cases with a location in each unit. The public asks for a publication table
+    (period=week or 14d, week=YYYY-Www; default the last week that has ended) and sees counts
+    perturbed by the cell-key method: the same table always gives the same answer, and no
+    count from 1 to RISKMAP_MIN_PUBLIC_COUNT - 1 is shown. A key with role analyst or admin
+    sees exact counts, also of any period (from, to) and case type (type)."""
     if caller is not None and caller.role not in ("analyst", "admin"):
         raise HTTPException(
             403,
             f"a key with role {caller.role!r} sees the public counts only: "
             "send no key, or an analyst's",
         )
-    minimum = 1 if caller is not None else settings.min_public_count
-    table, total, version = service.case_counts(unit, start, end, case_type)
-    rows, shown_total = published(table, total, minimum)
+    free = start is not None or end is not None or case_type is not None
+    if free and caller is None:
+        raise HTTPException(
+            403,
+            "free periods (from, to) and case types (type) need an analyst's key: " + TABLES,
+        )
+    if free and (period is not None or week is not None):
+        raise unprocessable(
+            "ask either a publication table (period, week) or a free period (from, to)",
+            "query",
+            "period" if period is not None else "week",
+        )
+    today = dt.date.today()
+    if free:
+        start, end = _period(start, end, default_days=14)
+        kind, table_week = "custom", None
+    else:
+        kind = period or "week"
+        table_week = week or last_published_week(today)
+        try:
+            start, end = week_period(kind, table_week)
+        except ValueError as e:
+            raise unprocessable(str(e), "query", "week") from None
+        if caller is None and end >= today:
+            raise unprocessable(
+                f"week {table_week} has not ended: the latest public week is "
+                f"{last_published_week(today)}",
+                "query",
+                "week",
+            )
+    public = caller is None
+    secret = None
+    if public:
+        configured = settings.cell_key_secret
+        secret = service.cell_key_secret(configured.get_secret_value() if configured else None)
+    counts, version = service.case_counts(unit, start, end, case_type, secret=secret)
+    table, minimum = counts.table, settings.min_public_count if public else 1
+    shown = table["cases"].to_numpy()
+    total = counts.total
+    if public:
+        shown = perturb(shown, table["key"].to_numpy(), minimum)
+        total = int(perturb(np.array([total]), np.array([counts.total_key], np.uint64), minimum)[0])
+    rows = []
+    for (uid, name, pop), n in zip(
+        table[["unit_id", "name", "population"]].itertuples(index=False), shown, strict=True
+    ):
+        pop_i = None if pd.isna(pop) else int(pop)
+        rows.append(
+            {
+                "unit_id": uid,
+                "name": name,
+                "population": pop_i,
+                "cases": int(n),
+                "rate_per_100k": round(int(n) * 100_000 / pop_i, 2) if pop_i else None,
+            }
+        )
     response.headers["Cache-Control"] = "private, no-store" if caller else "public, max-age=60"
     response.headers["X-Data-Version"] = str(version)
     return {
         "unit": unit,
+        "period": kind,
+        "week": table_week,
         "from": start,
         "to": end,
         "type": case_type,
         "min_count": minimum,
+        "max_perturbation": MAX_PERTURBATION if public else 0,
         "data_version": version,
-        "total": shown_total,
+        "total": total,
         "units": rows,
     }

@@ -670,6 +670,21 @@ class Store:
         geoms = shapely.from_wkb([bytes(g) for g in df.pop("geometry")]) if len(df) else []
         return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
 
+    # -- secrets ----------------------------------------------------------------------------
+    def meta_secret(self, name: str) -> str:
+        """A random secret kept in the meta table under ``name``: made on first use, then the
+        same for every process and restart on this store (never logged or shown)."""
+        with self.lock:
+            row = self.conn.one("SELECT value FROM meta WHERE key=?", (name,))
+        if row is not None:
+            return str(row[0])
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (name, secrets.token_hex(32)),
+            )
+            return str(conn.one("SELECT value FROM meta WHERE key=?", (name,))[0])
+
     # -- API keys and audit ----------------------------------------------------------------
     def create_key(self, role: str, name: str) -> tuple[str, str]:
         """A new key: returns (key_id, the full key); only its hash is stored."""
