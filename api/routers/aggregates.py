@@ -11,8 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.aggregates import published
 from api.auth import MaybeCaller
-from api.deps import ServiceDep, SettingsDep
-from api.routers.history import _period
+from api.deps import ServiceDatesDep, ServiceDep, SettingsDep
 from geo.io import CASE_TYPES
 
 router = APIRouter(prefix="/v1/aggregates", tags=["aggregates"])
@@ -58,6 +57,7 @@ def get_case_counts(
     service: ServiceDep,
     settings: SettingsDep,
     caller: MaybeCaller,
+    dates: ServiceDatesDep,
     response: Response,
     unit: Annotated[
         Literal["community", "subdistrict", "district"], Query(description="unit of the counts")
@@ -73,7 +73,7 @@ def get_case_counts(
     14 days up to today). The public sees 0 as 0, counts below RISKMAP_MIN_PUBLIC_COUNT not at
     all and the others rounded to a multiple of it, so that no small count can be worked out
     exactly by subtraction. A key with role analyst or admin sees exact counts."""
-    start, end = _period(start, end, default_days=14)
+    start, end = dates.period(start, end, default_days=14)
     if caller is not None and caller.role not in ("analyst", "admin"):
         raise HTTPException(
             403,

@@ -8,31 +8,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from api.deps import LatQ, LonQ, PolicyDep, ServiceDep
-from api.errors import unprocessable
+from api.deps import DatesDep, LatQ, LonQ, PolicyDep, ServiceDep
 from api.routers.status import CommunityRef
 
 router = APIRouter(prefix="/v1", tags=["history"])
-MAX_SPAN_DAYS = 3660
 
 FromQ = Annotated[dt.date | None, Query(alias="from", description="first day (default: to - 29)")]
 ToQ = Annotated[dt.date | None, Query(alias="to", description="last day (default: today)")]
-
-
-def _period(
-    start: dt.date | None, end: dt.date | None, default_days: int = 30
-) -> tuple[dt.date, dt.date]:
-    """The period asked for: ``to`` defaults to today, ``from`` to ``default_days`` days
-    ending on ``to``."""
-    end = end or dt.date.today()
-    if start is None:
-        back = dt.timedelta(days=default_days - 1)
-        start = end - back if end - dt.date.min >= back else dt.date.min
-    if start > end:
-        raise unprocessable(f"'from' ({start}) is after 'to' ({end})", "query", "from")
-    if (end - start).days > MAX_SPAN_DAYS:
-        raise unprocessable(f"the period may span at most {MAX_SPAN_DAYS} days", "query", "from")
-    return start, end
 
 
 class ZoneEvent(BaseModel):
@@ -60,6 +42,7 @@ class ZoneHistory(BaseModel):
 def zone_history(
     service: ServiceDep,
     policy: PolicyDep,
+    dates: DatesDep,
     start: FromQ = None,
     end: ToQ = None,
     kind: Annotated[
@@ -69,7 +52,7 @@ def zone_history(
 ) -> dict[str, Any]:
     """Every change of level between two dates: zones created, escalated, stepped down,
     extended by a new qualifying case, lifted."""
-    start, end = _period(start, end)
+    start, end = dates.period(start, end, default_days=30)
     ev = service.zone_history(policy, start, end)
     if kind:
         ev = ev[ev["kind"].isin(kind)]
@@ -110,6 +93,7 @@ def status_history(
     lon: LonQ,
     service: ServiceDep,
     policy: PolicyDep,
+    dates: DatesDep,
     response: Response,
     start: FromQ = None,
     end: ToQ = None,
@@ -117,5 +101,5 @@ def status_history(
     """The levels a place had, as intervals of days: "was this place in a risk zone in the
     last N days?"."""
     response.headers["Cache-Control"] = "no-store"
-    start, end = _period(start, end)
+    start, end = dates.period(start, end, default_days=30)
     return service.status_history(lon, lat, policy, start, end)
