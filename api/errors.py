@@ -19,6 +19,7 @@ from geo._errors import (
 
 log = logging.getLogger("riskmap")
 
+
 class Busy(RiskmapError):
     """The server cannot do this work now (too many computations, memory short, shutting
     down, time limit): a 503 with ``Retry-After``."""

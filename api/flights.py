@@ -202,8 +202,7 @@ class Flights:
             rss = rss_bytes()
             if rss > admit:
                 raise Busy(
-                    f"the server is short of memory ({rss / 2**20:.0f} MB in use); "
-                    "try again later",
+                    f"the server is short of memory ({rss / 2**20:.0f} MB in use); try again later",
                     lim.retry_after_s,
                 )
         fl = _Flight(key, fn, CancelToken(deadline, lim.memory_limit))

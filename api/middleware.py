@@ -8,10 +8,10 @@ waiting for them has gone (see :mod:`api.flights`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
-import contextlib
 from typing import Any
 
 from fastapi import FastAPI
