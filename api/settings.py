@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     max_history_days: int = Field(
         366, ge=1, le=3660, description="longest period of a history or aggregates request"
     )
+    max_history_events: int = Field(
+        100_000, ge=1, description="most events in one /v1/zones/history answer (then 422)"
+    )
     max_computations: int = Field(2, ge=1, description="zone computations running at once")
     max_queued: int = Field(8, ge=0, description="computations waiting for a slot (then 503)")
     max_memory_mb: float | None = Field(

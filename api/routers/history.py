@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from api.deps import DatesDep, LatQ, LonQ, PolicyDep, ServiceDep
+from api.deps import DatesDep, LatQ, LonQ, PolicyDep, ServiceDep, SettingsDep
+from api.errors import unprocessable
 from api.routers.status import CommunityRef
 
 router = APIRouter(prefix="/v1", tags=["history"])
@@ -43,6 +44,7 @@ def zone_history(
     service: ServiceDep,
     policy: PolicyDep,
     dates: DatesDep,
+    settings: SettingsDep,
     start: FromQ = None,
     end: ToQ = None,
     kind: Annotated[
@@ -56,6 +58,13 @@ def zone_history(
     ev = service.zone_history(policy, start, end)
     if kind:
         ev = ev[ev["kind"].isin(kind)]
+    if len(ev) > settings.max_history_events:
+        raise unprocessable(
+            f"{len(ev)} events from {start} to {end}: at most {settings.max_history_events} in "
+            "one answer (RISKMAP_MAX_HISTORY_EVENTS); ask for a shorter period or some kinds",
+            "query",
+            "from",
+        )
     return {
         "policy": policy.id,
         "from": start,
