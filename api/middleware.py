@@ -79,7 +79,7 @@ class Limits:
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: float) -> None:
         claim = Claim(time.monotonic() + limit)
-        state: dict[str, Any] = {"started": False, "answered": False}
+        state: dict[str, Any] = {"started": False, "answered": False, "gone": False}
         inbox: asyncio.Queue[Message] = asyncio.Queue()
 
         async def watch() -> None:  # the only reader of `receive`: sees the client leave
@@ -87,10 +87,13 @@ class Limits:
                 message = await receive()
                 await inbox.put(message)
                 if message["type"] == "http.disconnect":
+                    state["gone"] = True
                     claim.leave("the client disconnected")
                     return
 
         async def app_receive() -> Message:
+            if state["gone"] and inbox.empty():
+                return {"type": "http.disconnect"}
             return await inbox.get()
 
         async def app_send(message: Message) -> None:
@@ -120,6 +123,9 @@ class Limits:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         finally:
+            if not task.done():  # this request itself was cancelled (server shutting down)
+                claim.leave("the server is shutting down")
+                task.cancel()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher

@@ -282,3 +282,60 @@ def test_service_routes_answer_503_when_memory_is_short(sample_db: Path) -> None
         assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
         assert "short of memory" in r.json()["detail"]
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_client_leaving_cancels_its_computation() -> None:
+    """The middleware sees the client disconnect while the answer is computed."""
+    import asyncio
+
+    app = FastAPI()
+    add_exception_handlers(app)
+    add_middleware(app)
+    app.dependency_overrides[get_settings] = lambda: Settings(
+        request_timeout_s=WAIT, rate_limit_per_minute=0
+    )
+    flights = Flights(WorkLimits(max_running=1, max_queued=0))
+    ended, seen = threading.Event(), []
+
+    @app.get("/spin")
+    def spin() -> dict[str, bool]:
+        flights.run("spin", _spin(ended, seen))
+        return {"done": True}
+
+    sent: list[dict[str, Any]] = []
+
+    async def call() -> None:
+        messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            while not flights.active:  # the computation started: now the client leaves
+                await asyncio.sleep(0.01)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/spin",
+            "raw_path": b"/spin",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [],
+            "client": ("127.0.0.1", 5000),
+            "server": ("testserver", 80),
+        }
+        await asyncio.wait_for(app(scope, receive, send), WAIT)
+
+    try:
+        asyncio.run(call())
+        assert ended.wait(WAIT) and seen == ["cancelled"]
+        assert sent and sent[0]["status"] == 503  # nobody reads it: the client is gone
+    finally:
+        flights.close()
