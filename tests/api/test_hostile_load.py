@@ -98,8 +98,6 @@ def test_hostile_requests_keep_the_server_up_within_its_memory(served) -> None: 
     codes = Counter(r.status_code for _, r in answers)
     print(dict(codes))
     for what, r in answers:
-        print(r.status_code, what, r.text[:120] if r.status_code != 200 else "")
-    for what, r in answers:
         assert r.status_code in (200, 422, 503), f"{what}: {r.status_code} {r.text[:300]}"
         if r.status_code == 503:
             assert int(r.headers["retry-after"]) >= 1, what
@@ -132,11 +130,13 @@ def test_hostile_requests_keep_the_server_up_within_its_memory(served) -> None: 
     t.start()
     time.sleep(0.5)  # the request is in
     server.proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
     try:
         code = server.proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         raise AssertionError("the server did not stop within 15 s of SIGTERM") from None
     t.join(60)
+    print(f"stopped {time.monotonic() - t0:.1f} s after SIGTERM (exit {code}), request: {slow}")
     assert code in (0, -signal.SIGTERM), code
     assert slow and slow[0] in (200, 503, -1)
     assert "Traceback" not in Path(server.log).read_text(), Path(server.log).read_text()[-3000:]
