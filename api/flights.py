@@ -26,6 +26,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from api.errors import Busy
@@ -100,6 +101,7 @@ class RequestGone(Busy):
         super().__init__(f"the request ended before its answer was ready: {reason}")
 
 
+@lru_cache(maxsize=1)
 def machine_memory() -> int | None:
     """Bytes of memory this process may use: the cgroup's limit if there is one, else the
     machine's (MemTotal); None where neither can be read."""

@@ -22,7 +22,7 @@ from api.aggregates import case_counts
 from api.flights import Flights, WorkLimits
 from api.store import Store
 from geo.history import base_rank, intervals, point_ranks, zone_events
-from geo.incremental import update_zones
+from geo.incremental import supports_incremental, update_zones
 from geo.index import PolygonIndex
 from geo.policy import Policy
 from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, longest_lift
@@ -271,6 +271,10 @@ class RiskService:
         with self._cache_lock:
             cached = list(self._snapshots.items())
         for (_, pkey, at), snap in cached:
+            if not supports_incremental(snap.result.policy, self._metrics):
+                # a full recomputation: on demand, through the bounded computations (never
+                # here, for every cached date, while every request waits for the data)
+                continue
             try:
                 result = update_zones(snap.result, layer, cases, new, metrics=self._metrics)
             except Exception:  # never lose the data for a cache entry: recompute on demand
@@ -320,6 +324,10 @@ class RiskService:
                 return snap
 
         def compute() -> Snapshot:
+            with self._cache_lock:  # a flight for the key may have ended just now
+                done = self._snapshots.get(key)
+            if done is not None:
+                return done
             result = compute_zones(layer, cases, policy, at, metrics=metrics)
             made = Snapshot(version, result, layer)
             with self._cache_lock:

@@ -339,3 +339,44 @@ def test_a_client_leaving_cancels_its_computation() -> None:
         assert sent and sent[0]["status"] == 503  # nobody reads it: the client is gone
     finally:
         flights.close()
+
+
+def test_a_new_batch_recomputes_exact_geometry_rules_only_on_demand(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """After a batch, cached snapshots of rules that cannot be updated incrementally are
+    dropped (computed again when asked, within the limits), not recomputed all at once while
+    every request waits for the new data."""
+    import pandas as pd
+
+    import api.service as svc
+    from api.ingest import ingest_cases, ingest_communities
+    from data.generator import generate_city, write_city
+    from tests.geo.test_incremental import assert_same
+
+    write_city(generate_city(seed=3, communities=150, cases=300, days=30, end=END), tmp_path)
+    cases = pd.read_csv(tmp_path / "cases.csv", dtype=str)
+    late = cases["case_id"].isin(cases["case_id"].unique()[-5:])
+    cases[~late].to_csv(tmp_path / "base.csv", index=False)
+    cases[late].to_csv(tmp_path / "batch.csv", index=False)
+    store = Store.open(tmp_path / "r.db")
+    ingest_communities(store, tmp_path / "communities.geojson")
+    ingest_cases(store, tmp_path / "base.csv", today=END)
+    service = RiskService(store)
+    local, exact = load_policy("cn-three-zone"), load_policy("india-containment")
+    service.snapshot(local, END)
+    service.snapshot(exact, END)
+
+    advanced: list[str] = []
+    real = svc.update_zones
+
+    def spy(prev, *a, **k):  # type: ignore[no-untyped-def]
+        advanced.append(prev.policy.id)
+        return real(prev, *a, **k)
+
+    monkeypatch.setattr(svc, "update_zones", spy)
+    ingest_cases(store, tmp_path / "batch.csv", today=END)
+    service.data()
+    assert advanced == ["cn-three-zone"]
+    fresh = RiskService(Store.open(tmp_path / "r.db")).snapshot(exact, END)
+    assert_same(service.snapshot(exact, END).result, fresh.result)
