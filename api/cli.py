@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -549,10 +550,27 @@ def serve(
 
     if state.db is not None:
         os.environ["RISKMAP_DATABASE_URL"] = str(state.db)
+    from api.service import shutdown_all
+    from api.settings import get_settings
     from api.store import redact
 
+    class Server(uvicorn.Server):
+        """On SIGTERM or Ctrl-C, running computations stop at once (their requests answer
+        503), so that the server exits within a few seconds."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            shutdown_all()
+
     out.print(f"riskmap serving {redact(_db())} on http://{host}:{port} (API docs at /docs)")
-    uvicorn.run("api.main:app", host=host, port=port, log_level="info")
+    config = uvicorn.Config(
+        "api.main:app",
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=get_settings().shutdown_timeout_s,
+    )
+    Server(config).run()
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from api.bounds import DateRange, date_range
+from api.flights import WorkLimits, machine_memory
 from api.service import RiskService
 from api.settings import Settings, get_settings
 from api.store import Store
@@ -16,12 +18,26 @@ from geo.policy import Policy, load_policy, preset_names
 
 
 @lru_cache(maxsize=4)
-def _service_for(database_url: str, h3_res: int, cache_size: int) -> RiskService:
-    return RiskService(Store.open(database_url), h3_res, cache_size)
+def _service_for(
+    database_url: str, h3_res: int, cache_size: int, limits: WorkLimits | None = None
+) -> RiskService:
+    return RiskService(Store.open(database_url), h3_res, cache_size, limits)
+
+
+def work_limits(settings: Settings) -> WorkLimits:
+    """The limits of computations (RISKMAP_MAX_COMPUTATIONS, _MAX_QUEUED, _MAX_MEMORY_MB)."""
+    if settings.max_memory_mb is not None:
+        memory: int | None = int(settings.max_memory_mb * 2**20)
+    else:
+        total = machine_memory()
+        memory = None if total is None else total // 2
+    return WorkLimits(settings.max_computations, settings.max_queued, memory)
 
 
 def get_service(settings: Annotated[Settings, Depends(get_settings)]) -> RiskService:
-    return _service_for(settings.database_url, settings.h3_resolution, settings.cache_size)
+    return _service_for(
+        settings.database_url, settings.h3_resolution, settings.cache_size, work_limits(settings)
+    )
 
 
 def preset(policy_id: str) -> Policy:
@@ -48,19 +64,46 @@ def get_policy(
     return default if policy is None or policy == default.id else preset(policy)
 
 
+ServiceDep = Annotated[RiskService, Depends(get_service)]
+
+
+def get_dates(
+    service: ServiceDep,
+    policy: Annotated[Policy, Depends(get_policy)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> DateRange:
+    """The dates a request under its rule may ask about (see :mod:`api.bounds`)."""
+    return date_range(service, policy, settings.max_history_days)
+
+
+def get_service_dates(
+    service: ServiceDep,
+    policy: Annotated[Policy, Depends(get_default_policy)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> DateRange:
+    """The dates a request may ask about under the service's rule (aggregates)."""
+    return date_range(service, policy, settings.max_history_days)
+
+
 def get_at(
+    dates: Annotated[DateRange, Depends(get_dates)],
     at: Annotated[
         dt.date | None,
-        Query(description="as-of date (YYYY-MM-DD); defaults to today", examples=["2024-03-01"]),
+        Query(
+            description="as-of date (YYYY-MM-DD); defaults to today; from the first report "
+            "date to the last plus the rule's longest lift (or today)",
+            examples=["2024-03-01"],
+        ),
     ] = None,
 ) -> dt.date:
-    return at or dt.date.today()
+    return dates.check(at or dt.date.today(), "at")
 
 
-ServiceDep = Annotated[RiskService, Depends(get_service)]
 LatQ = Annotated[float, Query(ge=-90, le=90, description="latitude, WGS84 degrees")]
 LonQ = Annotated[float, Query(ge=-180, le=180, description="longitude, WGS84 degrees")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PolicyDep = Annotated[Policy, Depends(get_policy)]
 DefaultPolicyDep = Annotated[Policy, Depends(get_default_policy)]
 AtDep = Annotated[dt.date, Depends(get_at)]
+DatesDep = Annotated[DateRange, Depends(get_dates)]
+ServiceDatesDep = Annotated[DateRange, Depends(get_service_dates)]

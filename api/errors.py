@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from geo._cancel import Cancelled
 from geo._errors import (
     InputFileError,
     NotFoundError,
@@ -17,6 +18,16 @@ from geo._errors import (
 )
 
 log = logging.getLogger("riskmap")
+
+
+class Busy(RiskmapError):
+    """The server cannot do this work now (too many computations, memory short, shutting
+    down, time limit): a 503 with ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
 
 DEFAULT_STATUS_CODES: dict[type[Exception], int] = {
     UnknownPolicyError: 404,
@@ -50,3 +61,12 @@ def add_exception_handlers(app: FastAPI) -> None:
             return JSONResponse(status_code=code, content={"detail": detail})
 
         app.add_exception_handler(exc_type, handler)
+
+    async def busy(request: Request, exc: Exception) -> JSONResponse:
+        retry = exc.retry_after if isinstance(exc, Busy) else 5
+        return JSONResponse(
+            status_code=503, content={"detail": str(exc)}, headers={"Retry-After": str(retry)}
+        )
+
+    app.add_exception_handler(Busy, busy)
+    app.add_exception_handler(Cancelled, busy)

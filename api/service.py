@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import queue
 import threading
+import weakref
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -16,14 +19,15 @@ import numpy as np
 import pandas as pd
 
 from api.aggregates import CountTable, case_counts
+from api.flights import Flights, WorkLimits
 from api.store import Store
 from geo._errors import StoreError
 from geo.history import base_rank, intervals, point_ranks, zone_events
-from geo.incremental import update_zones
+from geo.incremental import supports_incremental, update_zones
 from geo.index import PolygonIndex
 from geo.policy import Policy
 from geo.precision import public_point_ranks, public_result
-from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day
+from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, longest_lift
 
 log = logging.getLogger("riskmap")
 
@@ -35,6 +39,8 @@ class Snapshot:
     data_version: int
     result: ZoneResult
     layer: CommunityLayer
+    # look-ups build the zone index once: one at a time on a snapshot (others never wait)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     # the public views (geo.precision) by minimum count, each computed once
     _public: dict[int, Snapshot] = field(default_factory=dict, repr=False)
     _public_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -125,23 +131,90 @@ def policy_key(policy: Policy) -> str:
     return hashlib.sha1(policy.model_dump_json().encode()).hexdigest()
 
 
-class RiskService:
-    """Owns the store and the caches of prepared data and zone snapshots."""
+class _Keeper:
+    """One daemon thread writing computed zones to the store: answers never wait for it, and
+    it never holds up the exit (what it had not written yet is computed again when asked)."""
 
-    def __init__(self, store: Store, h3_res: int = 10, cache_size: int = 16) -> None:
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[bool], Callable[[], bool]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[[], bool]) -> Future[bool]:
+        f: Future[bool] = Future()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name="riskmap-keep", daemon=True
+                )
+                self._thread.start()
+        self._queue.put((f, fn))
+        return f
+
+    @staticmethod
+    def _run(q: queue.SimpleQueue[tuple[Future[bool], Callable[[], bool]] | None]) -> None:
+        while (item := q.get()) is not None:
+            f, fn = item
+            if f.set_running_or_notify_cancel():
+                try:
+                    f.set_result(fn())
+                except BaseException as e:
+                    f.set_exception(e)
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+
+_SERVICES: weakref.WeakSet[RiskService] = weakref.WeakSet()
+
+
+def shutdown_all(reason: str = "the server is shutting down") -> None:
+    """Cancel every running computation of every service of this process and refuse new
+    ones (on SIGTERM)."""
+    for service in list(_SERVICES):
+        service.close(reason)
+
+
+class RiskService:
+    """Owns the store and the caches of prepared data and zone snapshots.
+
+    Zone snapshots are computed once per key (data version, rule, date) however many requests
+    ask for them at once, at most ``limits.max_running`` at a time (see :mod:`api.flights`);
+    a request for a cached snapshot never waits for a computation.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        h3_res: int = 10,
+        cache_size: int = 16,
+        limits: WorkLimits | None = None,
+    ) -> None:
         self.store = store
         self.h3_res = h3_res
         self.cache_size = cache_size
-        self._lock = threading.RLock()
+        self._data_lock = threading.RLock()  # loading a data version: one thread at a time
+        self._cache_lock = threading.Lock()  # the snapshot cache (short sections only)
         self._data: tuple[int, CommunityLayer, pd.DataFrame] | None = None
         self._metrics: pd.DataFrame | None = None
         self._units: pd.DataFrame | None = None
+        self._span: tuple[int, tuple[dt.date, dt.date] | None] | None = None
         self._batch = 0
         self._snapshots: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
         self._cell_secret: bytes | None = None
+        self.flights = Flights(limits or WorkLimits())
         # computed zones are kept in the store (table zones) by one background writer
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmap-keep")
+        self._writer = _Keeper()
         self._pending: list[Future[bool]] = []
+        weakref.finalize(self, self.flights.close)
+        weakref.finalize(self, self._writer.close)
+        _SERVICES.add(self)
+
+    def close(self, reason: str = "the service is closing") -> None:
+        """Cancel running computations and refuse new ones."""
+        self.flights.cancel_all(reason, close=True)
 
     def data(self) -> tuple[int, CommunityLayer, pd.DataFrame]:
         """Communities and case locations of the current data version.
@@ -150,10 +223,16 @@ class RiskService:
         are appended and the cached zone snapshots are updated incrementally
         (:func:`geo.incremental.update_zones`); anything else reloads everything.
         """
-        with self._lock:
+        return self._state()[:3]  # type: ignore[return-value]
+
+    def _state(
+        self,
+    ) -> tuple[int, CommunityLayer, pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+        """The data version, its communities, case locations, hospital figures and units."""
+        with self._data_lock:
             version, last_batch = self.store.versions()
             if self._data is not None and self._data[0] == version:
-                return self._data
+                return (*self._data, self._metrics, self._units)
             with self.store.reading():  # one state of the data, whatever commits meanwhile
                 version, last_batch = self.store.versions()
                 incremental = self._data is not None and self.store.only_new_cases_since(
@@ -175,16 +254,48 @@ class RiskService:
                 layer = CommunityLayer(communities, self.h3_res)
                 cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
                 self._metrics, self._units = metrics, units
-                self._snapshots.clear()
+                with self._cache_lock:
+                    self._snapshots.clear()
             self._data = (version, layer, cases)
             self._batch = last_batch
-            return self._data
+            return (*self._data, self._metrics, self._units)
+
+    def report_span(self) -> tuple[int, tuple[dt.date, dt.date] | None]:
+        """(data version, (first, last) report date of the case locations, or None)."""
+        version, _, cases = self.data()
+        span = self._span
+        if span is None or span[0] != version:
+            days = pd.to_datetime(cases["reported"]) if len(cases) else None
+            dates = None if days is None else (days.min().date(), days.max().date())
+            self._span = span = (version, dates)
+        return span
+
+    def date_bounds(self, policy: Policy, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+        """The dates a request may ask about under ``policy``: from the first report date to
+        the last report date plus the rule's longest lift, or today if later (with no case
+        yet: up to today)."""
+        today = today or dt.date.today()
+        _, span = self.report_span()
+        if span is None:
+            return dt.date(1970, 1, 1), today
+        first, last = span
+        try:
+            end = last + dt.timedelta(days=longest_lift(policy))
+        except OverflowError:
+            end = dt.date.max
+        return min(first, today), max(end, today)
 
     def _advance_snapshots(
         self, version: int, layer: CommunityLayer, cases: pd.DataFrame, new: pd.DataFrame
     ) -> None:
         advanced: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
-        for (_, pkey, at), snap in self._snapshots.items():
+        with self._cache_lock:
+            cached = list(self._snapshots.items())
+        for (_, pkey, at), snap in cached:
+            if not supports_incremental(snap.result.policy, self._metrics):
+                # a full recomputation: on demand, through the bounded computations (never
+                # here, for every cached date, while every request waits for the data)
+                continue
             try:
                 result = update_zones(snap.result, layer, cases, new, metrics=self._metrics)
             except Exception:  # never lose the data for a cache entry: recompute on demand
@@ -192,7 +303,8 @@ class RiskService:
             advanced[(version, pkey, at)] = Snapshot(version, result, layer)
             if at == dt.date.today():
                 self._keep(advanced[(version, pkey, at)])
-        self._snapshots = advanced
+        with self._cache_lock:
+            self._snapshots = advanced
 
     def _keep(self, snap: Snapshot) -> None:
         """Store the zones in force today of a new snapshot (in the background: answers never
@@ -210,30 +322,45 @@ class RiskService:
                 log.exception("could not store the zones of %s at %s", policy.id, snap.result.at)
                 return False
 
-        self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(self._writer.submit(write))
+        with self._cache_lock:
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self._writer.submit(write))
 
     def flush(self) -> None:
         """Wait until every computed snapshot is stored."""
-        for f in list(self._pending):
+        with self._cache_lock:
+            pending = list(self._pending)
+        for f in pending:
             f.result()
 
     def snapshot(self, policy: Policy, at: dt.date) -> Snapshot:
-        with self._lock:
-            version, layer, cases = self.data()
-            key = (version, policy.model_dump_json(), at)
+        """The zones under ``policy`` as of ``at``: from the cache, or computed once for every
+        request that needs them (raises :class:`~api.errors.Busy` when too much is running)."""
+        version, layer, cases, metrics, _ = self._state()
+        key = (version, policy.model_dump_json(), at)
+        with self._cache_lock:
             snap = self._snapshots.get(key)
-            if snap is None:
-                result = compute_zones(layer, cases, policy, at, metrics=self._metrics)
-                snap = Snapshot(version, result, layer)
-                self._snapshots[key] = snap
-                if at == dt.date.today():
-                    self._keep(snap)
-                while len(self._snapshots) > self.cache_size:
-                    self._snapshots.popitem(last=False)
-            else:
+            if snap is not None:
                 self._snapshots.move_to_end(key)
-            return snap
+                return snap
+
+        def compute() -> Snapshot:
+            with self._cache_lock:  # a flight for the key may have ended just now
+                done = self._snapshots.get(key)
+            if done is not None:
+                return done
+            result = compute_zones(layer, cases, policy, at, metrics=metrics)
+            made = Snapshot(version, result, layer)
+            with self._cache_lock:
+                if self._data is not None and self._data[0] == version:
+                    self._snapshots[key] = made
+                    while len(self._snapshots) > self.cache_size:
+                        self._snapshots.popitem(last=False)
+            if at == dt.date.today():
+                self._keep(made)
+            return made
+
+        return self.flights.run(("zones", *key), compute)
 
     def public_snapshot(self, policy: Policy, at: dt.date, min_count: int) -> Snapshot:
         """The snapshot of ``policy`` at ``at`` as the public sees it (see geo.precision)."""
@@ -251,9 +378,14 @@ class RiskService:
         events = self.store.zone_events(key, version, end)
         if events is None:
             snap = self.snapshot(policy, end)  # its grid holds every day up to `end`
-            first = from_day(snap.result.day0)
-            events = zone_events(snap.result, snap.layer, first, snap.result.at)
-            self.store.save_zone_events(key, version, snap.result.at, events)
+
+            def compute() -> pd.DataFrame:
+                first = from_day(snap.result.day0)
+                ev = zone_events(snap.result, snap.layer, first, snap.result.at)
+                self.store.save_zone_events(key, version, snap.result.at, ev)
+                return ev
+
+            events = self.flights.run(("events", snap.data_version, key, end), compute)
         sel = (events["date"] >= start) & (events["date"] <= end) if len(events) else []
         return events[sel].reset_index(drop=True) if len(events) else events
 
@@ -270,7 +402,7 @@ class RiskService:
         the precision of the place's community, see geo.precision)."""
         snap = self.snapshot(policy, end)  # its grid holds every day up to `end`
         ranks_of = public_point_ranks if public else point_ranks
-        with self._lock:
+        with snap.lock:
             ranks = ranks_of(snap.result, snap.layer, lon, lat)
             c = int(snap.layer.locate(np.array([lon]), np.array([lat]))[0])
         runs = intervals(snap.result, ranks, start, end, base_rank(snap.result, c >= 0))
@@ -294,10 +426,9 @@ class RiskService:
 
     def units(self) -> pd.DataFrame:
         """Parent units (names, stated populations) of the current data version."""
-        with self._lock:
-            self.data()
-            assert self._units is not None
-            return self._units
+        units = self._state()[4]
+        assert units is not None
+        return units
 
     def case_counts(
         self,
@@ -309,9 +440,7 @@ class RiskService:
     ) -> tuple[CountTable, int]:
         """Exact case counts per unit over a period (with cell keys under ``secret``) and the
         data version (never public as such: see :mod:`api.aggregates`)."""
-        with self._lock:
-            version, layer, cases = self.data()
-            units = self._units
+        version, layer, cases, _, units = self._state()
         return case_counts(layer, cases, unit, start, end, units, case_type, secret), version
 
     def cell_key_secret(self, configured: str | None) -> bytes:
@@ -333,5 +462,5 @@ class RiskService:
             if public_min is None
             else self.public_snapshot(policy, at, public_min)
         )
-        with self._lock:
+        with snap.lock:
             return snap.status(np.array([lon]), np.array([lat]))[0]

@@ -28,7 +28,26 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         600, ge=0, description="requests a minute per client on /v1/status* (0: no limit)"
     )
-    request_timeout_s: float = Field(60.0, gt=0, description="time limit of a request")
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="time limit of a request (GET: its computation stops too)"
+    )
+    max_history_days: int = Field(
+        366, ge=1, le=3660, description="longest period of a history or aggregates request"
+    )
+    max_history_events: int = Field(
+        100_000, ge=1, description="most events in one /v1/zones/history answer (then 422)"
+    )
+    max_computations: int = Field(2, ge=1, description="zone computations running at once")
+    max_queued: int = Field(8, ge=0, description="computations waiting for a slot (then 503)")
+    max_memory_mb: float | None = Field(
+        None,
+        gt=0,
+        description="the process's memory ceiling (MB): no new computation above 80% of it, "
+        "running ones stop above it; default half of the machine's (or cgroup's) memory",
+    )
+    shutdown_timeout_s: int = Field(
+        5, ge=0, description="on SIGTERM, how long requests may still finish"
+    )
     min_public_count: int = Field(
         5, ge=1, description="smallest case count shown to the public (analysts see all)"
     )

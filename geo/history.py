@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from geo._cancel import checkpoint
 from geo.zones import CommunityLayer, ZoneResult, _feature_events, from_day
 
 EVENT_KINDS = ("created", "escalated", "stepped_down", "extended", "lifted")
@@ -66,6 +67,7 @@ def zone_events(
     # a qualifying case sustaining the level shown
     sustained = np.zeros(ranks.shape, dtype=bool)
     for k, lv in enumerate(reversed(policy.levels), start=1):
+        checkpoint()
         st = result.states[lv.id]
         ev = st.events.copy()
         if st.features is not None and len(st.features):
@@ -86,6 +88,7 @@ def zone_events(
         )
     )
     for k, lv in enumerate(reversed(policy.levels), start=1):
+        checkpoint()
         f = result.states[lv.id].features
         if f is None or len(f) == 0:
             continue

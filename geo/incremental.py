@@ -23,6 +23,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import sparse
 
+from geo._cancel import checkpoint
 from geo.policy import (
     AllExtent,
     BufferExtent,
@@ -174,6 +175,7 @@ def _patch(
     sub_cases["community"] = local[cc[mine]]
     ctx = _Context(sub, sub_cases, rep_all[mine] - day0, day0, ndays, at_i, None)
     for lv in policy.levels:
+        checkpoint()
         if lv.trigger is not None:
             _triggered(ctx, lv)
         for extra in ctx.pending.pop(lv.id, []):
@@ -183,6 +185,7 @@ def _patch(
 
     # derived levels, row by row
     for lv in policy.levels:
+        checkpoint()
         ext = lv.extent
         if lv.trigger is not None or isinstance(ext, AllExtent):
             continue

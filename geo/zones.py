@@ -38,6 +38,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from geo import cells as h3c
+from geo._cancel import checkpoint
 from geo.crs import WGS84, metric_crs_for
 from geo.index import PolygonIndex
 from geo.policy import (
@@ -603,6 +604,7 @@ def _disc_hits(
     cuts = np.searchsorted(t_of, np.arange(ndays + 1))
     todo: list[list[tuple[Int1D, Int1D, int]]] = [[] for _ in radii]
     for t in np.flatnonzero(np.diff(cuts)):
+        checkpoint()
         fs = f_of[cuts[t] : cuts[t + 1]]
         pts = centre[fs]
         tree = cKDTree(pts)
@@ -649,6 +651,7 @@ def _disc_hits(
                 todo[k].append((ci, sub_f[pi], int(t)))
             outs[k][t] = hit
     for k, radius in enumerate(radii):
+        checkpoint()
         if not todo[k]:
             continue
         ci = np.concatenate([c for c, _, _ in todo[k]])
@@ -1165,6 +1168,7 @@ def _derived(ctx: _Context, lv: Level) -> None:
         ev = np.zeros_like(touch)
         last = np.full(ctx.n, -1, dtype=np.int64)
         for s in srcs:
+            checkpoint()
             touch |= s.touch(layer)
             ev |= s.events
             if s.features is not None and len(s.features):
@@ -1186,6 +1190,7 @@ def _derived(ctx: _Context, lv: Level) -> None:
     if lv.geometric:
         parts = []
         for s in srcs:
+            checkpoint()
             parts += _buffer_features(ctx, lv, ext, s)
         feats = Features.concat(parts, ctx.ndays)
         ctx.states[lv.id] = LevelState(*_no_grid(ctx), features=feats)
@@ -1194,6 +1199,7 @@ def _derived(ctx: _Context, lv: Level) -> None:
     e = np.zeros_like(g)
     last = np.full(ctx.n, -1, dtype=np.int64)
     for s in srcs:
+        checkpoint()
         # sources drawn per community
         sel = _community_buffer_selection(layer, ext)
         g |= _spread(sel, s.grid)
@@ -1342,22 +1348,35 @@ def compute_zones(
     ctx = _Context(layer, cases, rep_all - day0, day0, ndays, grid_at - day0, metrics)
 
     for lv in policy.levels:
+        checkpoint(_grid_bytes(ctx.n, ndays))
         if lv.trigger is not None:
             _triggered(ctx, lv)
         else:
             _derived(ctx, lv)
         for extra in ctx.pending.pop(lv.id, []):
             _merge(ctx.states[lv.id], extra, ctx.at_i)
+    checkpoint(_grid_bytes(ctx.n, ndays))
     result = _assemble(ctx, policy, at, with_geometry)
     result.at_index = ctx.at_i
     return result
 
 
-def _horizon(policy: Policy, horizon_days: int | None = None) -> int:
-    longest = max(
+def _grid_bytes(n: int, ndays: int) -> int:
+    """About what one level adds to memory: a few (units x days) grids and their
+    temporaries."""
+    return 16 * n * ndays
+
+
+def longest_lift(policy: Policy) -> int:
+    """The most days a case keeps any level of the rule in force (its lift and step-down)."""
+    return max(
         lv.lift_after_days + (lv.step_down.after_days if lv.step_down else 0)
         for lv in policy.levels
     )
+
+
+def _horizon(policy: Policy, horizon_days: int | None = None) -> int:
+    longest = longest_lift(policy)
     window = max(_longest_window(lv) for lv in policy.levels)
     return (horizon_days if horizon_days is not None else longest + window) + 1
 
@@ -1374,10 +1393,7 @@ def day_axis(
     """(first day, last day with inputs that can still matter, number of grid days) of the
     grids for cases reported on days ``rep`` (those up to ``at_d``) as of day ``at_d``."""
     rep = rep[rep <= at_d]
-    longest = max(
-        lv.lift_after_days + (lv.step_down.after_days if lv.step_down else 0)
-        for lv in policy.levels
-    )
+    longest = longest_lift(policy)
     window = max(_longest_window(lv) for lv in policy.levels)
     first = int(min(rep.min(), at_d)) if len(rep) else at_d
     if day0 is None or day0 > first:
@@ -1413,6 +1429,7 @@ def _assemble(ctx: _Context, policy: Policy, at: dt.date, with_geometry: bool) -
     zone_rank = np.zeros((n, ctx.ndays), dtype=np.int8)
     show_rank = np.zeros((n, ctx.ndays), dtype=np.int8)
     for k, lv in enumerate(levels_low_first, start=1):
+        checkpoint()
         st = ctx.states[lv.id]
         zone_rank[st.grid] = k
         show_rank[st.touch(layer)] = k
@@ -1546,6 +1563,7 @@ def _community_zones(
     if len(idx_all):
         frame = pd.DataFrame({"zone": zone_of[idx_all], "i": idx_all})
         for zid, grp in frame.groupby("zone", sort=True):
+            checkpoint()
             idx = grp["i"].to_numpy()
             lv = policy.level(ids_by_rank[int(zr_at[idx[0]])])
             pop = layer.population[idx]
@@ -1591,6 +1609,7 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
     used: set[str] = set()
     higher: shapely.Geometry | None = None
     for lv in policy.levels:
+        checkpoint()
         f = ctx.states[lv.id].features
         if f is None or len(f) == 0:
             continue
@@ -1623,6 +1642,7 @@ def _geometric_zones(ctx: _Context, policy: Policy, with_geometry: bool) -> pd.D
         bounds = shapely.bounds(parts_a)
         order = np.lexsort((bounds[:, 3], bounds[:, 2], bounds[:, 1], bounds[:, 0]))
         for k in order.tolist():
+            checkpoint()
             part = parts_a[k]
             wp = part_of_whole[1][part_of_whole[0] == k]
             got = [member_of[w] for w in wp if w in member_of.index]

@@ -14,9 +14,8 @@ from pydantic import BaseModel, Field
 
 from api.aggregates import MAX_PERTURBATION, last_published_week, perturb, week_period
 from api.auth import MaybeCaller
-from api.deps import ServiceDep, SettingsDep
+from api.deps import ServiceDatesDep, ServiceDep, SettingsDep
 from api.errors import unprocessable
-from api.routers.history import _period
 from geo.io import CASE_TYPES
 
 router = APIRouter(prefix="/v1/aggregates", tags=["aggregates"])
@@ -79,6 +78,7 @@ def get_case_counts(
     service: ServiceDep,
     settings: SettingsDep,
     caller: MaybeCaller,
+    dates: ServiceDatesDep,
     response: Response,
     unit: Annotated[
         Literal["community", "subdistrict", "district"], Query(description="unit of the counts")
@@ -127,7 +127,7 @@ def get_case_counts(
         )
     today = dt.date.today()
     if free:
-        start, end = _period(start, end, default_days=14)
+        start, end = dates.period(start, end, default_days=14)
         kind, table_week = "custom", None
     else:
         kind = period or "week"

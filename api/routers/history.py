@@ -9,32 +9,15 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from api.access import AccessDep
-from api.deps import LatQ, LonQ, ServiceDep
+from api.deps import DatesDep, LatQ, LonQ, ServiceDep, SettingsDep
 from api.errors import unprocessable
 from api.routers.status import CommunityRef
 from geo.precision import public_events
 
 router = APIRouter(prefix="/v1", tags=["history"])
-MAX_SPAN_DAYS = 3660
 
 FromQ = Annotated[dt.date | None, Query(alias="from", description="first day (default: to - 29)")]
 ToQ = Annotated[dt.date | None, Query(alias="to", description="last day (default: today)")]
-
-
-def _period(
-    start: dt.date | None, end: dt.date | None, default_days: int = 30
-) -> tuple[dt.date, dt.date]:
-    """The period asked for: ``to`` defaults to today, ``from`` to ``default_days`` days
-    ending on ``to``."""
-    end = end or dt.date.today()
-    if start is None:
-        back = dt.timedelta(days=default_days - 1)
-        start = end - back if end - dt.date.min >= back else dt.date.min
-    if start > end:
-        raise unprocessable(f"'from' ({start}) is after 'to' ({end})", "query", "from")
-    if (end - start).days > MAX_SPAN_DAYS:
-        raise unprocessable(f"the period may span at most {MAX_SPAN_DAYS} days", "query", "from")
-    return start, end
 
 
 class ZoneEvent(BaseModel):
@@ -62,6 +45,8 @@ class ZoneHistory(BaseModel):
 def zone_history(
     service: ServiceDep,
     access: AccessDep,
+    dates: DatesDep,
+    settings: SettingsDep,
     start: FromQ = None,
     end: ToQ = None,
     kind: Annotated[
@@ -73,12 +58,19 @@ def zone_history(
     extended by a new qualifying case, lifted. Without an API key, the exact areas of a rule
     drawn finer than a community are left out (see README, "Privacy")."""
     policy = access.policy
-    start, end = _period(start, end)
+    start, end = dates.period(start, end, default_days=30)
     ev = service.zone_history(policy, start, end)
     if not access.keyed:
         ev = public_events(ev, policy)
     if kind:
         ev = ev[ev["kind"].isin(kind)]
+    if len(ev) > settings.max_history_events:
+        raise unprocessable(
+            f"{len(ev)} events from {start} to {end}: at most {settings.max_history_events} in "
+            "one answer (RISKMAP_MAX_HISTORY_EVENTS); ask for a shorter period or some kinds",
+            "query",
+            "from",
+        )
     return {
         "policy": policy.id,
         "from": start,
@@ -116,6 +108,7 @@ def status_history(
     lon: LonQ,
     service: ServiceDep,
     access: AccessDep,
+    dates: DatesDep,
     response: Response,
     start: FromQ = None,
     end: ToQ = None,
@@ -124,5 +117,5 @@ def status_history(
     last N days?". Without an API key, a level drawn finer than a community is given at
     the precision of the place's community."""
     response.headers["Cache-Control"] = "no-store"
-    start, end = _period(start, end)
+    start, end = dates.period(start, end, default_days=30)
     return service.status_history(lon, lat, access.policy, start, end, public=not access.keyed)

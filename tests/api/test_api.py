@@ -42,9 +42,10 @@ def test_zones_geojson(client: TestClient) -> None:
     assert client.get("/v1/zones", params={"at": "2024-13-01"}).status_code == 422
 
 
-def test_zones_before_the_outbreak_are_empty(client: TestClient) -> None:
-    fc = client.get("/v1/zones", params={"at": "2020-01-01"}).json()
-    assert fc["features"] == []
+def test_zones_before_the_outbreak_are_refused(client: TestClient) -> None:
+    """Dates before the first report are outside the data (see tests/api/test_bounds.py)."""
+    r = client.get("/v1/zones", params={"at": "2020-01-01"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "at"]
 
 
 def test_communities_layer(client: TestClient) -> None:
