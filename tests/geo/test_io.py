@@ -794,7 +794,7 @@ def test_cases_csv_header_only_and_empty(tmp_path: Path) -> None:
         read_cases(xlsx, today=TODAY)
     binary = tmp_path / "binary.csv"
     binary.write_bytes(b"PK\x03\x04\x00\x00\x00binary")
-    with pytest.raises(InputFileError, match="NUL"):
+    with pytest.raises(InputFileError, match="binary"):
         read_cases(binary, today=TODAY)
 
 
