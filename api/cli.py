@@ -5,22 +5,43 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from api.settings import Settings
 from geo._errors import RiskmapError
+
+
+class _OneLineErrors(TyperGroup):
+    """Every command: riskmap's errors (a damaged store too) print one line, exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from api.store import damage
+
+        try:
+            return super().invoke(ctx)
+        except (RiskmapError, sqlite3.DatabaseError) as e:
+            found = damage(e) if isinstance(e, sqlite3.DatabaseError) else e
+            if found is None:
+                raise
+            err.print(f"[bold red]error:[/] {found}", highlight=False)
+            raise typer.Exit(1) from None
+
 
 app = typer.Typer(
     help="riskmap: risk zones for community-based epidemic prevention and control.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_OneLineErrors,
 )
 ingest_app = typer.Typer(help="Load communities or cases into the store.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
@@ -177,6 +198,12 @@ def _report(rep: Any, rejects_out: Path | None) -> None:
         out.print(f"rejected rows written to {rejects_out}")
 
 
+def _limits() -> Any:
+    from api.ingest import input_limits
+
+    return input_limits(_settings())
+
+
 def _open_store() -> Any:
     from api.store import Store
 
@@ -196,6 +223,14 @@ ColumnsOpt = Annotated[
 ]
 RejectsOpt = Annotated[
     Path | None, typer.Option("--rejects", help="write every rejected row to this CSV file")
+]
+DateFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--date-format",
+        help="how the dates are written, a strftime pattern such as %d/%m/%Y or %m/%d/%Y "
+        "(YYYY-MM-DD is always read)",
+    ),
 ]
 
 
@@ -224,6 +259,7 @@ def ingest_communities_cmd(
             columns=_column_map(columns),
             encoding=encoding,
             h3_res=_settings().h3_resolution,
+            limits=_limits(),
         ),
     )
 
@@ -236,6 +272,7 @@ def ingest_cases_cmd(
         str | None,
         typer.Option(help="role of rows with no role column or an empty role, e.g. residence"),
     ] = None,
+    date_format: DateFormatOpt = None,
     rejects: RejectsOpt = None,
 ) -> None:
     """Load case locations (case_id, reported, type, role, lat, lon)."""
@@ -252,6 +289,8 @@ def ingest_cases_cmd(
             columns=_column_map(columns),
             default_role=role,
             h3_res=_settings().h3_resolution,
+            date_format=date_format,
+            limits=_limits(),
         ),
     )
 
@@ -260,6 +299,7 @@ def ingest_cases_cmd(
 def ingest_metrics_cmd(
     file: Annotated[Path, typer.Argument(help="CSV: unit_id,date,admissions_per_100k,beds_pct")],
     columns: ColumnsOpt = None,
+    date_format: DateFormatOpt = None,
     rejects: RejectsOpt = None,
 ) -> None:
     """Load hospital figures per district (used by cdc-community)."""
@@ -270,7 +310,13 @@ def ingest_metrics_cmd(
         "figure",
         file,
         rejects,
-        lambda store: ingest_metrics(store, file, columns=_column_map(columns)),
+        lambda store: ingest_metrics(
+            store,
+            file,
+            columns=_column_map(columns),
+            date_format=date_format,
+            limits=_limits(),
+        ),
     )
 
 
@@ -304,7 +350,12 @@ def ingest_units_cmd(
         file,
         rejects,
         lambda store: ingest_units(
-            store, file, level=level, columns=_column_map(columns), encoding=encoding
+            store,
+            file,
+            level=level,
+            columns=_column_map(columns),
+            encoding=encoding,
+            limits=_limits(),
         ),
     )
 
