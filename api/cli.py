@@ -418,9 +418,10 @@ def zones(
     pol = _policy(policy)
     if level is not None and level not in pol.level_ids:
         raise _fail(f"--level: {level!r} is not a level of {pol.id} ({pol.level_ids})")
+    svc = _service()  # a store that cannot be opened: one line, before any progress line
     with _progress() as prog:
         prog.add_task(f"computing zones under {pol.id} as of {at_d}", total=None)
-        snap = _service().snapshot(pol, at_d)
+        snap = svc.snapshot(pol, at_d)
         fc = zones_geojson(snap.result, level)
     text = json.dumps(fc, ensure_ascii=False)
     if out_file is None:
@@ -479,9 +480,10 @@ def timeline(
     if start_d > end_d:
         raise _fail(f"--from {start_d} is after --to {end_d}")
     pol = _policy(policy)
+    svc = _service()
     with _progress() as prog:
         prog.add_task(f"zone history under {pol.id}", total=None)
-        ev = _service().zone_history(pol, start_d, end_d)
+        ev = svc.zone_history(pol, start_d, end_d)
     if kind:
         ev = ev[ev["kind"].isin(kind)]
     if as_json:
