@@ -12,11 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -84,14 +84,11 @@ def circle(n: int, x: float = 114.5) -> list[list[list[float]]]:
 
 def zipped_shapefile(vertices: int) -> bytes:
     """A zipped shapefile of one community with that many vertices and one small good one."""
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"riskmap-corpus-{os.getpid()}-{vertices}"
-    tmp.mkdir(parents=True, exist_ok=True)
-    try:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
         big = shapely.Polygon(circle(vertices)[0])
         gdf = gpd.GeoDataFrame(
-            {"community_id": ["huge", "ok"]},
-            geometry=[big, shapely.Polygon(square(114.6)[0])],
-            crs=4326,
+            {"cid": ["huge", "ok"]}, geometry=[big, shapely.Polygon(square(114.6)[0])], crs=4326
         )
         gdf.to_file(tmp / "c.shp")
         buf = io.BytesIO()
@@ -99,8 +96,6 @@ def zipped_shapefile(vertices: int) -> bytes:
             for f in sorted(tmp.iterdir()):
                 z.write(f, f.name)
         return buf.getvalue()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass
@@ -217,7 +212,9 @@ CORPUS = [
         "communities",
         "c.geojson",
         "application/geo+json",
-        lambda: b'{"type": "FeatureCollection", "features": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        lambda: (
+            b'{"type": "FeatureCollection", "features": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+        ),
         file_error="nested 50001 levels deep",
     ),
     Entry(
@@ -347,7 +344,9 @@ CORPUS = [
         "communities",
         "c.geojson",
         "application/geo+json",
-        lambda: geojson(feature("big", [[[100, 0], [100.2, 0], [100.2, 0.2], [100, 0.2], [100, 0]]])),
+        lambda: geojson(
+            feature("big", [[[100, 0], [100.2, 0], [100.2, 0.2], [100, 0.2], [100, 0]]])
+        ),
         [],
         {"big"},
         settings={"allow_large_polygons": True, "max_community_area_km2": 100.0},
@@ -370,6 +369,7 @@ CORPUS = [
         lambda: zipped_shapefile(200_000),
         file_error="more than the limit of 1 MB",
         settings={"max_unpacked_mb": 1.0},
+        options={"columns": "community_id=cid"},
     ),
     Entry(
         "zipped-shapefile-vertex-limit",
@@ -377,9 +377,10 @@ CORPUS = [
         "c.zip",
         "application/zip",
         lambda: zipped_shapefile(5_000),
-        [(1, "geometry", "vertices, more than the limit of 1,000")],
+        [(1, "geometry", "5,001 vertices, more than the limit of 1,000")],
         {"ok"},
         settings={"max_vertices": 1000},
+        options={"columns": "community_id=cid"},
     ),
 ]
 
