@@ -30,6 +30,8 @@ DEFAULT_STATUS_CODES: dict[type[Exception], int] = {
     RiskmapError: 400,
     # a body nested deeper than the parser can go (bodies read by riskmap are checked first)
     RecursionError: 422,
+    # a date or number of the request beyond what can be computed with (e.g. 9999-12-31 + 1 day)
+    OverflowError: 422,
     # SQLite errors that escaped the store: a damaged file or a busy database is a 503
     sqlite3.DatabaseError: 503,
 }
@@ -52,6 +54,9 @@ def _detail(exc: Exception, code: int) -> object:
             raise exc
     if isinstance(exc, RecursionError):
         return [{"loc": ["body"], "msg": "the body is nested too deeply", "type": "value_error"}]
+    if isinstance(exc, OverflowError):
+        msg = f"a date or number of the request is out of range ({exc})"
+        return [{"loc": ["query"], "msg": msg, "type": "value_error"}]
     if code == 422:
         return [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
     if isinstance(exc, StoreDamagedError):

@@ -517,6 +517,16 @@ def test_http_only_inputs(http: Callable[..., tuple[TestClient, str, Path]]) -> 
         r = client.get(f"/v1/ingest/{batch_id}", headers=auth)
         assert r.status_code == 422, (batch_id, r.text)
     assert client.get("/v1/ingest/9223372036854775807", headers=auth).status_code == 404
+    # far dates in queries: an answer or a 422, never a 500
+    for path in (
+        "/v1/status/history?lat=30.5922&lon=114.3026&to=9999-12-31",
+        "/v1/status/history?lat=30.5922&lon=114.3026&from=9999-12-01&to=9999-12-31",
+        "/v1/zones/history?to=9999-12-31",
+        "/v1/zones?at=9999-12-31",
+        "/v1/status?lat=30.5922&lon=114.3026&at=9999-12-31",
+    ):
+        r = client.get(path)
+        assert r.status_code in (200, 422), (path, r.text)
     # a deeply nested body on a route whose body FastAPI parses itself
     deep = b"[" * 100_000 + b"]" * 100_000
     r = client.post("/v1/keys", content=deep, headers={**auth, "Content-Type": "application/json"})
