@@ -1825,6 +1825,8 @@ def read_metrics(
         rej.add(np.arange(n) == i, "date", str(reasons[i]).replace("reported date", "date"))
     future = np.array([d is not None and d > today for d in dates], dtype=bool)
     rej.add(future, "date", "in the future")
+    ancient = np.array([d is not None and d < MIN_DATE for d in dates], dtype=bool)
+    rej.add(ancient, "date", lambda i: f"impossible date {dates[i]} (before {MIN_DATE})")
     values = {}
     for fld, hi in (("admissions_per_100k", None), ("beds_pct", 100.0)):
         col = cols[fld]

@@ -257,6 +257,7 @@ CORPUS = [
         lambda: csv_body(
             "D1,2024-03-01,3.5,",
             "D1,9999-12-31,3.5,",
+            "D1,1800-01-01,3.5,",
             ",2024-03-01,3.5,",
             "D\x002,2024-03-01,3.5,",
             "u" * 200 + ",2024-03-01,1,",
@@ -264,9 +265,10 @@ CORPUS = [
         ),
         [
             (3, "date", "in the future"),
-            (4, "unit_id", "missing"),
-            (5, "unit_id", "NUL byte"),
-            (6, "unit_id", "characters long"),
+            (4, "date", "impossible date 1800-01-01"),
+            (5, "unit_id", "missing"),
+            (6, "unit_id", "NUL byte"),
+            (7, "unit_id", "characters long"),
         ],
         {"D1"},
     ),
