@@ -384,11 +384,17 @@ def _screen_cells(
                     lambda i, lab=label, sh=shapes: f"{lab} is {sh[i]}, expected a single value",
                 )
             drop |= bad
-        is_text = np.array([isinstance(v, str) for v in values], dtype=bool)
-        if is_text.any():
-            text = pd.Series(np.where(is_text, values, ""), dtype=object)
-            chars = text.str.len().to_numpy()
-            nul = text.str.contains("\x00", regex=False).to_numpy(dtype=bool)
+        # C-speed passes over the column; a value-by-value look only where something was found
+        try:  # only text (a CSV file): no copy
+            texts, joined = values, "".join(values)
+        except TypeError:
+            texts = [v if isinstance(v, str) else "" for v in values]
+            joined = "".join(texts)
+        chars = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        if chars.any():
+            nul = np.zeros(len(values), dtype=bool)
+            if "\x00" in joined:
+                nul = np.fromiter(("\x00" in t for t in texts), dtype=bool, count=len(texts))
             rej.add(nul, label, f"{label} contains a NUL byte (\\x00)")
             big = np.zeros(len(values), dtype=bool)
             maybe = np.flatnonzero(chars * 4 > limit)  # at most 4 bytes a character
@@ -423,6 +429,8 @@ def _check_ids(
     values = raw.to_numpy(dtype=object)
     if pd.api.types.is_bool_dtype(raw.dtype):
         flags = np.ones(len(values), dtype=bool)
+    elif pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty", "integer", "floating"):
+        flags = np.zeros(len(values), dtype=bool)
     else:
         flags = np.array([isinstance(v, bool | np.bool_) for v in values], dtype=bool)
     rej.add(flags, name, lambda i: f"{name} is {str(values[i]).lower()}, expected text or a number")
@@ -433,10 +441,12 @@ def _check_ids(
     present = ids.notna().to_numpy()
     if not present.any():
         return ids
-    text = ids.where(present, "")
-    control = text.str.contains(_CONTROL).to_numpy(dtype=bool)
+    texts = [v if v is not None else "" for v in ids.to_numpy(dtype=object)]  # str or None
+    control = np.zeros(len(texts), dtype=bool)
+    if _CONTROL.search("".join(texts)):
+        control = np.fromiter((bool(_CONTROL.search(t)) for t in texts), dtype=bool)
     rej.add(control, name, f"{name} contains control characters")
-    length = text.str.len().to_numpy()
+    length = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     limit = limits.max_id_length
     rej.add(
         length > limit,
