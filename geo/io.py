@@ -28,6 +28,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -378,11 +379,7 @@ def _screen_cells(
             shapes = [_nonscalar(v) for v in values]
             bad = np.array([k is not None for k in shapes], dtype=bool)
             if str(col) in names:
-                rej.add(
-                    bad,
-                    label,
-                    lambda i, lab=label, sh=shapes: f"{lab} is {sh[i]}, expected a single value",
-                )
+                rej.add(bad, label, partial(_shape_reason, label, shapes))
             drop |= bad
         # C-speed passes over the column; a value-by-value look only where something was found
         try:  # only text (a CSV file): no copy
@@ -402,13 +399,7 @@ def _screen_cells(
             for i in maybe:
                 sizes[i] = len(values[i].encode("utf-8", errors="surrogatepass"))
             big[maybe] = sizes[maybe] > limit
-            rej.add(
-                big,
-                label,
-                lambda i, lab=label, sz=sizes: (
-                    f"{lab} is {sz[i]:,} bytes long, more than the limit of {limit:,} bytes"
-                ),
-            )
+            rej.add(big, label, partial(_size_reason, label, sizes, limit))
             drop |= nul | big
         if drop.any():
             if not copied:
@@ -417,6 +408,14 @@ def _screen_cells(
             values[drop] = None
             frame[col] = pd.Series(values, index=series.index, dtype=object)
     return frame
+
+
+def _shape_reason(label: str, shapes: list[str | None], i: int) -> str:
+    return f"{label} is {shapes[i]}, expected a single value"
+
+
+def _size_reason(label: str, sizes: np.ndarray, limit: int, i: int) -> str:
+    return f"{label} is {int(sizes[i]):,} bytes long, more than the limit of {limit:,} bytes"
 
 
 def _check_ids(
@@ -596,10 +595,10 @@ def _check_polygon_extent(
         )
 
     if allow:
-        for i in np.flatnonzero(wide):
-            notes.append(f"row {i + 1}: {wide_reason(i)} (accepted: large polygons allowed)")
-        for i in np.flatnonzero(large):
-            notes.append(f"row {i + 1}: {large_reason(i)} (accepted: large polygons allowed)")
+        for k in np.flatnonzero(wide).tolist():
+            notes.append(f"row {k + 1}: {wide_reason(k)} (accepted: large polygons allowed)")
+        for k in np.flatnonzero(large).tolist():
+            notes.append(f"row {k + 1}: {large_reason(k)} (accepted: large polygons allowed)")
         return
     rej.add(wide, "geometry", lambda i: wide_reason(i) + hint)
     rej.add(large, "geometry", lambda i: large_reason(i) + hint)
@@ -1032,15 +1031,18 @@ def read_communities(
         ),
     )
     if too_many.any():
-        raw = raw.set_geometry(gpd.GeoSeries(np.where(too_many, None, geoms), crs=raw.crs))
-        geoms = np.asarray(raw.geometry.to_numpy(), dtype=object)
+        geoms = geoms.copy()
+        geoms[too_many] = None
+        raw = raw.set_geometry(gpd.GeoSeries(geoms, index=raw.index, crs=raw.crs))
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
     not_finite = np.zeros(n, dtype=bool)
     not_finite[owner[~np.isfinite(coords).all(axis=1)]] = True
     del coords, owner
     rej.add(not_finite, "geometry", "a vertex has a coordinate that is not a finite number (NaN)")
     if not_finite.any():
-        raw = raw.set_geometry(gpd.GeoSeries(np.where(not_finite, None, geoms), crs=raw.crs))
+        geoms = geoms.copy()
+        geoms[not_finite] = None
+        raw = raw.set_geometry(gpd.GeoSeries(geoms, index=raw.index, crs=raw.crs))
 
     declared_crs = raw.crs
     raw = _to_wgs84(raw, src, notes, "community")
