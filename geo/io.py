@@ -24,13 +24,16 @@ import datetime as dt
 import json
 import math
 import re
+import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from os import PathLike
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import geopandas as gpd
@@ -641,17 +644,40 @@ def check_date_format(date_format: str | None) -> str | None:
 # --------------------------------------------------------------------------- vector reading
 
 
-def _zip_member(
+@contextmanager
+def _unzipped(
     path: Path, src: str, layer: str | None, notes: list[str], limits: InputLimits
-) -> str:
-    """The GDAL path of the shapefile (or other vector file) inside a .zip archive."""
+) -> Iterator[Path]:
+    """The shapefile (with its side files) or other vector file of a .zip archive, extracted to
+    a temporary folder. The sizes the archive declares are checked first, and no more than the
+    limit is ever written, whatever the archive declares (GDAL's /vsizip would read on)."""
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
+            _unpacked_size_check(sum(i.file_size for i in infos), src, "the zip archive", limits)
+            chosen = _zip_choice(infos, src, layer, notes)
+            stem = PurePosixPath(chosen).with_suffix("")
+            members = [i for i in infos if PurePosixPath(i.filename).with_suffix("") == stem]
+            budget = int(limits.max_unpacked_mb * 1024 * 1024)
+            with tempfile.TemporaryDirectory(prefix="riskmap-zip-") as folder:
+                for info in members:
+                    target = Path(folder) / PurePosixPath(info.filename).name
+                    with archive.open(info) as packed, target.open("wb") as out:
+                        while chunk := packed.read(1 << 20):
+                            budget -= len(chunk)
+                            if budget < 0:
+                                raise InputFileError(
+                                    src,
+                                    "the zip archive unpacks to more than the limit of "
+                                    f"{limits.max_unpacked_mb:g} MB (more than it declares)",
+                                )
+                            out.write(chunk)
+                yield Path(folder) / PurePosixPath(chosen).name
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as exc:
         raise InputFileError(src, f"not a readable zip archive ({_clean(exc, path, src)})") from exc
-    # declared sizes: GDAL reads no more than a member's declared size
-    _unpacked_size_check(sum(i.file_size for i in infos), src, "the zip archive", limits)
+
+
+def _zip_choice(infos: list[zipfile.ZipInfo], src: str, layer: str | None, notes: list[str]) -> str:
     names = [i.filename for i in infos if not i.is_dir() and "__MACOSX" not in i.filename]
     shapefiles = [n for n in names if n.lower().endswith(".shp")]
     if not shapefiles:
@@ -670,7 +696,7 @@ def _zip_member(
                 f"the zip archive holds {len(shapefiles)} shapefiles ({', '.join(shapefiles)}); "
                 f"reading {chosen!r}"
             )
-    return f"/vsizip/{path.resolve()}/{chosen}"
+    return chosen
 
 
 def _clean(exc: BaseException | str, path: Path, src: str) -> str:
@@ -729,6 +755,18 @@ def _read_vector(
     fmt = _COMMUNITY_FORMATS.get(ext) or _CASE_FORMATS.get(ext, ext)
     if ext in (".parquet", ".geoparquet"):
         return _read_geoparquet(path, src, limits)
+    if ext == ".zip":
+        with _unzipped(path, src, layer, notes, limits) as member:
+            inner = member.suffix.lower()
+            return _read_vector(
+                member,
+                src,
+                inner,
+                encoding=encoding,
+                layer=None if inner == ".shp" else layer,
+                notes=notes,
+                limits=limits,
+            )
     data = None
     if ext in (".json", ".geojson"):
         try:
@@ -736,8 +774,8 @@ def _read_vector(
         except OSError as exc:
             raise InputFileError(src, f"cannot read the file: {_clean(exc, path, src)}") from exc
         _check_json_depth(data, src, limits)
-    gdal_path = _zip_member(path, src, layer, notes, limits) if ext == ".zip" else str(path)
-    use_layer = None if ext == ".zip" else _choose_layer(gdal_path, path, src, fmt, layer, notes)
+    gdal_path = str(path)
+    use_layer = _choose_layer(gdal_path, path, src, fmt, layer, notes)
     kwargs: dict[str, Any] = {}
     if encoding is not None:
         if ext in _SHAPEFILE_EXTS:

@@ -82,6 +82,26 @@ def circle(n: int, x: float = 114.5) -> list[list[list[float]]]:
     return [[*ring, ring[0]]]
 
 
+def lying_zip(vertices: int) -> bytes:
+    """A zipped shapefile whose directory says the .shp holds 1,000 bytes (GDAL would read
+    the whole polygon regardless)."""
+    import struct
+
+    data = bytearray(zipped_shapefile(vertices))
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as z:
+        real = z.getinfo("c.shp").file_size
+    pattern, patched = struct.pack("<I", real), 0
+    at = data.find(pattern)
+    while at != -1:
+        data[at : at + 4] = struct.pack("<I", 1000)
+        patched += 1
+        at = data.find(pattern, at + 4)
+    assert patched == 2  # the local header and the central directory
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as z:
+        assert z.getinfo("c.shp").file_size == 1000
+    return bytes(data)
+
+
 def zipped_shapefile(vertices: int) -> bytes:
     """A zipped shapefile of one community with that many vertices and one small good one."""
     with tempfile.TemporaryDirectory() as d:
@@ -371,6 +391,15 @@ CORPUS = [
         lambda: zipped_shapefile(200_000),
         file_error="more than the limit of 1 MB",
         settings={"max_unpacked_mb": 1.0},
+        options={"columns": "community_id=cid"},
+    ),
+    Entry(
+        "zip-lying-about-its-unpacked-size",
+        "communities",
+        "c.zip",
+        "application/zip",
+        lambda: lying_zip(200_000),
+        file_error="not a readable zip archive (Bad CRC-32 for file 'c.shp')",
         options={"columns": "community_id=cid"},
     ),
     Entry(
