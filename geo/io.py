@@ -114,6 +114,8 @@ _BINARY_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"%PDF", b"\x89PNG", b"SQLi
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _EARTH_RADIUS_M = 6_378_137.0
+# warnings of other code that may fire while a file is read (garbage collection, deprecations)
+_FOREIGN_WARNINGS = (ResourceWarning, DeprecationWarning, PendingDeprecationWarning)
 
 
 @dataclass(frozen=True)
@@ -796,7 +798,9 @@ def _read_vector(
             ) from exc
         except Exception as exc:  # pyogrio/GDAL errors: truncated, corrupt, not recognised...
             raise InputFileError(src, f"cannot read {fmt} file: {_clean(exc, path, src)}") from exc
-    _record_warnings([_clean(str(w.message), path, src) for w in caught], notes, f"{fmt} reader")
+    # the reader's own warnings (not those of unrelated objects collected meanwhile)
+    ours = [w for w in caught if not issubclass(w.category, _FOREIGN_WARNINGS)]
+    _record_warnings([_clean(str(w.message), path, src) for w in ours], notes, f"{fmt} reader")
     if not isinstance(frame, gpd.GeoDataFrame):
         frame = gpd.GeoDataFrame(frame)
     if data is not None:
