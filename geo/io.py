@@ -612,7 +612,7 @@ def _check_polygon_extent(
 def _parse_strptime(text: str, date_format: str) -> dt.date | None:
     try:
         return dt.datetime.strptime(text, date_format).date()
-    except ValueError:
+    except (ValueError, re.error):  # re.error: a pattern strptime cannot compile
         return None
 
 
@@ -622,7 +622,7 @@ def check_encoding(encoding: str | None) -> None:
         return
     try:
         codecs.lookup(encoding)
-    except LookupError:
+    except (LookupError, ValueError):
         raise ValueError(f"unknown encoding {encoding!r}") from None
 
 
@@ -630,6 +630,8 @@ def check_date_format(date_format: str | None) -> str | None:
     """``None`` or a strftime pattern that names a day (``%d/%m/%Y``); raises ValueError."""
     if date_format is None or not date_format.strip():
         return None
+    if len(date_format) > 64:
+        raise ValueError(f"date format {date_format[:20]!r}... is longer than 64 characters")
     probe = dt.date(2001, 2, 3)
     try:
         text = probe.strftime(date_format)

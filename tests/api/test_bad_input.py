@@ -569,16 +569,19 @@ def test_http_only_inputs(http: Callable[..., tuple[TestClient, str, Path]]) -> 
         ({"columns": "colour=x"}, "columns"),
         ({"role": "pilot"}, "role"),
         ({"date_format": "%H:%M"}, "date_format"),
+        ({"date_format": "%d%d%m%Y"}, "date_format"),  # strptime cannot even compile it
+        ({"date_format": "%d" * 100}, "date_format"),
     ):
         r = client.post("/v1/cases", content=csv_body(row("g1")), params=params, headers=csv_h)
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", loc], r.text
-    r = client.post(
-        "/v1/communities",
-        content=b"x",
-        params={"encoding": "klingon"},
-        headers={**auth, "Content-Type": "application/zip"},
-    )
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "encoding"]
+    for encoding in ("klingon", "utf-8\x00"):
+        r = client.post(
+            "/v1/communities",
+            content=b"x",
+            params={"encoding": encoding},
+            headers={**auth, "Content-Type": "application/zip"},
+        )
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "encoding"]
     # unreadable bodies name the upload, never the temporary file on the server
     for ctype, body in (
         ("application/geo+json", b'{"type": "FeatureCollection", "features": [}'),

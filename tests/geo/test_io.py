@@ -1025,9 +1025,11 @@ def test_check_date_format() -> None:
 
     assert check_date_format(None) is None and check_date_format(" ") is None
     assert check_date_format("%d/%m/%Y") == "%d/%m/%Y"
-    for bad in ("%H:%M", "%Y-%m", "no directives"):
+    for bad in ("%H:%M", "%Y-%m", "no directives", "%", "%Q", "\x00%d", "%d%d%m%Y"):
         with pytest.raises(ValueError, match="does not name one day"):
             check_date_format(bad)
+    with pytest.raises(ValueError, match="longer than 64 characters"):
+        check_date_format("%d/%m/%Y" * 20)
 
 
 def test_json_depth_ignores_brackets_in_strings() -> None:
