@@ -5,23 +5,44 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from api.settings import Settings
 from geo._errors import RiskmapError
+
+
+class _OneLineErrors(TyperGroup):
+    """Every command: riskmap's errors (a damaged store too) print one line, exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from api.store import damage
+
+        try:
+            return super().invoke(ctx)
+        except (RiskmapError, sqlite3.DatabaseError) as e:
+            found = damage(e) if isinstance(e, sqlite3.DatabaseError) else e
+            if found is None:
+                raise
+            err.print(f"[bold red]error:[/] {found}", highlight=False)
+            raise typer.Exit(1) from None
+
 
 app = typer.Typer(
     help="riskmap: risk zones for community-based epidemic prevention and control.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_OneLineErrors,
 )
 ingest_app = typer.Typer(help="Load communities or cases into the store.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
@@ -178,6 +199,12 @@ def _report(rep: Any, rejects_out: Path | None) -> None:
         out.print(f"rejected rows written to {rejects_out}")
 
 
+def _limits() -> Any:
+    from api.ingest import input_limits
+
+    return input_limits(_settings())
+
+
 def _open_store() -> Any:
     from api.store import Store
 
@@ -197,6 +224,14 @@ ColumnsOpt = Annotated[
 ]
 RejectsOpt = Annotated[
     Path | None, typer.Option("--rejects", help="write every rejected row to this CSV file")
+]
+DateFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--date-format",
+        help="how the dates are written, a strftime pattern such as %d/%m/%Y or %m/%d/%Y "
+        "(YYYY-MM-DD is always read)",
+    ),
 ]
 
 
@@ -225,6 +260,7 @@ def ingest_communities_cmd(
             columns=_column_map(columns),
             encoding=encoding,
             h3_res=_settings().h3_resolution,
+            limits=_limits(),
         ),
     )
 
@@ -237,6 +273,7 @@ def ingest_cases_cmd(
         str | None,
         typer.Option(help="role of rows with no role column or an empty role, e.g. residence"),
     ] = None,
+    date_format: DateFormatOpt = None,
     rejects: RejectsOpt = None,
 ) -> None:
     """Load case locations (case_id, reported, type, role, lat, lon)."""
@@ -253,6 +290,8 @@ def ingest_cases_cmd(
             columns=_column_map(columns),
             default_role=role,
             h3_res=_settings().h3_resolution,
+            date_format=date_format,
+            limits=_limits(),
         ),
     )
 
@@ -261,6 +300,7 @@ def ingest_cases_cmd(
 def ingest_metrics_cmd(
     file: Annotated[Path, typer.Argument(help="CSV: unit_id,date,admissions_per_100k,beds_pct")],
     columns: ColumnsOpt = None,
+    date_format: DateFormatOpt = None,
     rejects: RejectsOpt = None,
 ) -> None:
     """Load hospital figures per district (used by cdc-community)."""
@@ -271,7 +311,13 @@ def ingest_metrics_cmd(
         "figure",
         file,
         rejects,
-        lambda store: ingest_metrics(store, file, columns=_column_map(columns)),
+        lambda store: ingest_metrics(
+            store,
+            file,
+            columns=_column_map(columns),
+            date_format=date_format,
+            limits=_limits(),
+        ),
     )
 
 
@@ -305,7 +351,12 @@ def ingest_units_cmd(
         file,
         rejects,
         lambda store: ingest_units(
-            store, file, level=level, columns=_column_map(columns), encoding=encoding
+            store,
+            file,
+            level=level,
+            columns=_column_map(columns),
+            encoding=encoding,
+            limits=_limits(),
         ),
     )
 
@@ -368,9 +419,10 @@ def zones(
     pol = _policy(policy)
     if level is not None and level not in pol.level_ids:
         raise _fail(f"--level: {level!r} is not a level of {pol.id} ({pol.level_ids})")
+    svc = _service()  # a store that cannot be opened: one line, before any progress line
     with _progress() as prog:
         prog.add_task(f"computing zones under {pol.id} as of {at_d}", total=None)
-        snap = _service().snapshot(pol, at_d)
+        snap = svc.snapshot(pol, at_d)
         fc = zones_geojson(snap.result, level)
     text = json.dumps(fc, ensure_ascii=False)
     if out_file is None:
@@ -429,9 +481,10 @@ def timeline(
     if start_d > end_d:
         raise _fail(f"--from {start_d} is after --to {end_d}")
     pol = _policy(policy)
+    svc = _service()
     with _progress() as prog:
         prog.add_task(f"zone history under {pol.id}", total=None)
-        ev = _service().zone_history(pol, start_d, end_d)
+        ev = svc.zone_history(pol, start_d, end_d)
     if kind:
         ev = ev[ev["kind"].isin(kind)]
     if as_json:

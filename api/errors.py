@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from api.store import StoreDamagedError, damage
 from geo._cancel import Cancelled
 from geo._errors import (
     InputFileError,
@@ -34,8 +36,15 @@ DEFAULT_STATUS_CODES: dict[type[Exception], int] = {
     NotFoundError: 404,
     PolicyError: 422,
     InputFileError: 422,
+    StoreDamagedError: 503,
     StoreError: 503,
     RiskmapError: 400,
+    # a body nested deeper than the parser can go (bodies read by riskmap are checked first)
+    RecursionError: 422,
+    # a date or number of the request beyond what can be computed with (e.g. 9999-12-31 + 1 day)
+    OverflowError: 422,
+    # SQLite errors that escaped the store: a damaged file or a busy database is a 503
+    sqlite3.DatabaseError: 503,
 }
 
 
@@ -47,18 +56,37 @@ def unprocessable(msg: str, *loc: str) -> HTTPException:
     )
 
 
+def _detail(exc: Exception, code: int) -> object:
+    if isinstance(exc, sqlite3.DatabaseError):
+        damaged = damage(exc)
+        if damaged is not None:
+            exc = damaged
+        elif not isinstance(exc, sqlite3.OperationalError):  # integrity, programming: a bug
+            raise exc
+    if isinstance(exc, RecursionError):
+        return [{"loc": ["body"], "msg": "the body is nested too deeply", "type": "value_error"}]
+    if isinstance(exc, OverflowError):
+        msg = f"a date or number of the request is out of range ({exc})"
+        return [{"loc": ["query"], "msg": msg, "type": "value_error"}]
+    if code == 422:
+        return [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
+    if isinstance(exc, StoreDamagedError):
+        log.error("store damaged: %s", exc)
+        return exc.public
+    if isinstance(exc, StoreError | sqlite3.DatabaseError):  # details (database, host): the log
+        log.error("store unavailable: %s", exc)
+        return "the store is unavailable; try again later"
+    return str(exc)
+
+
 def add_exception_handlers(app: FastAPI) -> None:
     for exc_type, code in DEFAULT_STATUS_CODES.items():
 
         async def handler(request: Request, exc: Exception, code: int = code) -> JSONResponse:
-            if code == 422:
-                detail: object = [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
-            elif isinstance(exc, StoreError):  # the details (database, host) are for the log
-                log.error("store unavailable: %s", exc)
-                detail = "the store is unavailable; try again later"
-            else:
-                detail = str(exc)
-            return JSONResponse(status_code=code, content={"detail": detail})
+            headers = {"Retry-After": "30"} if code == 503 else None
+            return JSONResponse(
+                status_code=code, content={"detail": _detail(exc, code)}, headers=headers
+            )
 
         app.add_exception_handler(exc_type, handler)
 

@@ -15,11 +15,33 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from api.settings import Settings
 from api.store import BatchCounts, Store, case_digest
 from geo import cells as h3c
 from geo._errors import Reject
-from geo.io import LoadResult, read_cases, read_communities, read_metrics, read_units
+from geo.io import (
+    DEFAULT_LIMITS,
+    InputLimits,
+    LoadResult,
+    read_cases,
+    read_communities,
+    read_metrics,
+    read_units,
+)
 from geo.zones import CommunityLayer
+
+
+def input_limits(settings: Settings) -> InputLimits:
+    """The bounds on input set by the ``RISKMAP_MAX_*`` settings (CLI and HTTP alike)."""
+    return InputLimits(
+        max_id_length=settings.max_id_length,
+        max_field_bytes=settings.max_field_bytes,
+        max_json_depth=settings.max_json_depth,
+        max_vertices=settings.max_vertices,
+        max_area_km2=settings.max_community_area_km2,
+        allow_large_polygons=settings.allow_large_polygons,
+        max_unpacked_mb=settings.max_unpacked_mb,
+    )
 
 
 @dataclass
@@ -76,12 +98,15 @@ def ingest_communities(
     h3_res: int = 10,
     key_id: str | None = None,
     source: str | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
+    name: str | None = None,
 ) -> IngestReport:
-    res = read_communities(path, columns=columns, encoding=encoding)
+    """Community polygons; ``name`` is the file's name in messages (default: its path)."""
+    res = read_communities(path, columns=columns, encoding=encoding, limits=limits, name=name)
     frame = res.frame.reset_index(drop=True)
     counts = _counts(res)
     wkb = shapely.to_wkb(frame.geometry.to_numpy(), output_dimension=2) if len(frame) else []
-    with store.batch("communities", source or str(path)) as (conn, batch_id):
+    with store.batch("communities", source or name or str(path)) as (conn, batch_id):
         old = store.stored_communities(conn)
         changed: list[int] = []
         rows = []
@@ -114,7 +139,7 @@ def ingest_communities(
         store.put_communities(conn, rows, cell_rows)
         store.finish_batch(conn, batch_id, counts, res.warnings, key_id)
     return IngestReport(
-        "communities", source or str(path), batch_id, counts, res.rejects, res.warnings
+        "communities", source or name or str(path), batch_id, counts, res.rejects, res.warnings
     )
 
 
@@ -182,6 +207,9 @@ def ingest_cases(
     h3_res: int = 10,
     key_id: str | None = None,
     source: str | None = None,
+    date_format: str | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
+    name: str | None = None,
 ) -> IngestReport:
     """Case locations, one row each. All the rows of a case in a batch form its record: a new
     case is added, an identical record changes nothing, and a changed record (another date,
@@ -201,8 +229,11 @@ def ingest_cases(
         default_role=default_role,
         today=today,
         coverage=coverage if layer is not None else None,
+        date_format=date_format,
+        limits=limits,
+        name=name,
     )
-    src = source or str(path)
+    src = name or str(path)
     frame = res.frame.reset_index(drop=True)
     rejects = list(res.rejects)
     warnings = list(res.warnings)
@@ -247,7 +278,7 @@ def ingest_cases(
         records.setdefault(cid, []).append((d, role, float(la), float(lo), int(cell)))
         types[cid] = typ
 
-    with store.batch("cases", src) as (conn, batch_id):
+    with store.batch("cases", source or src) as (conn, batch_id):
         old = store.case_heads(conn, list(records))
         new_cases, changed, loc_rows = [], [], []
         unchanged_rows = 0
@@ -270,7 +301,7 @@ def ingest_cases(
         counts.updated = len(changed)
         counts.unchanged = unchanged_rows + duplicates
         store.finish_batch(conn, batch_id, counts, warnings, key_id)
-    return IngestReport("cases", src, batch_id, counts, rejects, warnings)
+    return IngestReport("cases", source or src, batch_id, counts, rejects, warnings)
 
 
 def ingest_metrics(
@@ -280,13 +311,16 @@ def ingest_metrics(
     columns: dict[str, str] | None = None,
     key_id: str | None = None,
     source: str | None = None,
+    date_format: str | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
+    name: str | None = None,
 ) -> IngestReport:
     """Hospital figures per unit and date; a figure already stored for the same unit and date
     is replaced when it changed."""
-    res = read_metrics(path, columns=columns)
+    res = read_metrics(path, columns=columns, date_format=date_format, limits=limits, name=name)
     frame = res.frame
     counts = _counts(res)
-    with store.batch("metrics", source or str(path)) as (conn, batch_id):
+    with store.batch("metrics", source or name or str(path)) as (conn, batch_id):
         old = store.stored_metrics(conn)
         rows = []
         for rec in frame.itertuples(index=False):
@@ -297,7 +331,9 @@ def ingest_metrics(
                 rows.append((*key, a, b, batch_id))
         store.put_metrics(conn, rows)
         store.finish_batch(conn, batch_id, counts, res.warnings, key_id)
-    return IngestReport("metrics", source or str(path), batch_id, counts, res.rejects, res.warnings)
+    return IngestReport(
+        "metrics", source or name or str(path), batch_id, counts, res.rejects, res.warnings
+    )
 
 
 def ingest_units(
@@ -309,13 +345,17 @@ def ingest_units(
     encoding: str | None = None,
     key_id: str | None = None,
     source: str | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
+    name: str | None = None,
 ) -> IngestReport:
     """Parent units (subdistricts, districts): names and populations; a unit already stored
     is replaced when it changed."""
-    res = read_units(path, level=level, columns=columns, encoding=encoding)
+    res = read_units(
+        path, level=level, columns=columns, encoding=encoding, limits=limits, name=name
+    )
     frame = res.frame
     counts = _counts(res)
-    with store.batch("units", source or str(path)) as (conn, batch_id):
+    with store.batch("units", source or name or str(path)) as (conn, batch_id):
         old = store.stored_units(conn)
         rows = []
         for rec in frame.itertuples(index=False):
@@ -325,4 +365,6 @@ def ingest_units(
                 rows.append((rec.level, rec.unit_id, *values, batch_id))
         store.put_units(conn, rows)
         store.finish_batch(conn, batch_id, counts, res.warnings, key_id)
-    return IngestReport("units", source or str(path), batch_id, counts, res.rejects, res.warnings)
+    return IngestReport(
+        "units", source or name or str(path), batch_id, counts, res.rejects, res.warnings
+    )

@@ -64,6 +64,21 @@ class Settings(BaseSettings):
             raise ValueError("RISKMAP_CELL_KEY_SECRET must have at least 16 characters")
         return v
 
+    # bounds on ingested input (geo.io.InputLimits)
+    max_id_length: int = Field(128, ge=1, description="longest id (characters)")
+    max_field_bytes: int = Field(65_536, ge=64, description="largest field; more rejects the row")
+    max_json_depth: int = Field(32, ge=4, description="deepest nesting of a JSON body or file")
+    max_vertices: int = Field(100_000, ge=4, description="most vertices of one community")
+    max_community_area_km2: float = Field(
+        50_000.0, gt=0, description="largest geodesic area of one community (km²)"
+    )
+    allow_large_polygons: bool = Field(
+        False, description="accept communities over the area limit or crossing the antimeridian"
+    )
+    max_unpacked_mb: float = Field(
+        200.0, gt=0, description="largest unpacked size of a zip archive or Parquet file (MB)"
+    )
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -21,14 +21,19 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import json
 import math
 import re
+import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from os import PathLike
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import geopandas as gpd
@@ -42,8 +47,11 @@ __all__ = [
     "CASE_FIELDS",
     "CASE_TYPES",
     "COMMUNITY_FIELDS",
+    "DEFAULT_LIMITS",
     "ROLES",
+    "InputLimits",
     "LoadResult",
+    "check_date_format",
     "parse_column_map",
     "read_cases",
     "read_communities",
@@ -76,7 +84,9 @@ _CASE_FORMATS = {
     ".csv": "CSV",
     ".tsv": "CSV",
     ".geojson": "GeoJSON",
-    ".json": "GeoJSON",
+    ".json": "GeoJSON or JSON records",
+    ".ndjson": "NDJSON records",
+    ".jsonl": "NDJSON records",
     ".parquet": "Parquet",
     ".geoparquet": "GeoParquet",
 }
@@ -94,6 +104,41 @@ _ISO_DATE = re.compile(
 )
 
 PathArg = str | PathLike[str]
+
+# the csv module's own limit (128 KiB) would refuse a whole file for one long field: fields are
+# read whatever their size and a field over InputLimits.max_field_bytes rejects its row
+csv.field_size_limit(2**31 - 1)
+
+# a file starting with one of these is a binary document, not text
+_BINARY_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"%PDF", b"\x89PNG", b"SQLite format 3")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_EARTH_RADIUS_M = 6_378_137.0
+# warnings of other code that may fire while a file is read (garbage collection, deprecations)
+_FOREIGN_WARNINGS = (ResourceWarning, DeprecationWarning, PendingDeprecationWarning)
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """Bounds on input; the service sets them from ``RISKMAP_*`` settings (see README)."""
+
+    #: longest id (case, community, unit, parent ids), in characters
+    max_id_length: int = 128
+    #: largest text field; a longer one rejects its row (not the file)
+    max_field_bytes: int = 65_536
+    #: deepest nesting of a JSON document (records or GeoJSON)
+    max_json_depth: int = 32
+    #: most vertices of one community's polygon
+    max_vertices: int = 100_000
+    #: largest area of one community (geodesic, km²)
+    max_area_km2: float = 50_000.0
+    #: accept polygons over the area limit or spanning more than 180° of longitude
+    allow_large_polygons: bool = False
+    #: largest unpacked size of a zip archive or of a Parquet file's data (MB)
+    max_unpacked_mb: float = 200.0
+
+
+DEFAULT_LIMITS = InputLimits()
 
 
 @dataclass
@@ -192,6 +237,13 @@ def _missing_column(
 # --------------------------------------------------------------------------- small helpers
 
 
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    """Whether the file's first non-blank bytes (after a UTF-8 BOM) are ``prefix``."""
+    with path.open("rb") as f:
+        head = f.read(4096)
+    return head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(prefix)
+
+
 def _check_file(path: Path, src: str, formats: Mapping[str, str], what: str) -> str:
     ext = path.suffix.lower()
     if ext not in formats:
@@ -287,25 +339,350 @@ class _Rejects:
         ]
 
 
-def _record_warnings(caught: list[warnings.WarningMessage], out: list[str], prefix: str) -> None:
+def _record_warnings(caught: list[str], out: list[str], prefix: str) -> None:
     seen: set[str] = set()
     for item in caught:
-        message = str(item.message).strip()
+        message = item.strip()
         if message and message not in seen:
             seen.add(message)
             out.append(f"{prefix}: {message}")
 
 
+# --------------------------------------------------------------------------- bounds on input
+
+
+def _nonscalar(value: Any) -> str | None:
+    """'a list', 'an object'... for a value that is not one value (JSON arrays/objects)."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple | set | np.ndarray):
+        return "a list"
+    return None
+
+
+def _screen_cells(
+    frame: pd.DataFrame, names: Mapping[str, str], rej: _Rejects, limits: InputLimits
+) -> pd.DataFrame:
+    """Reject the rows holding a NUL byte, a field larger than ``limits.max_field_bytes`` or, in
+    a column we read (``names``: column -> field name), a list or object; those cells become
+    None so that nothing downstream sees them. Every column is screened, read or not."""
+    copied = False
+    limit = limits.max_field_bytes
+    for col in list(frame.columns):
+        series = frame[col]
+        if not pd.api.types.is_object_dtype(series.dtype) and not pd.api.types.is_string_dtype(
+            series.dtype
+        ):
+            continue
+        if isinstance(frame, gpd.GeoDataFrame) and col == frame.geometry.name:
+            continue
+        label = names.get(str(col), str(col))
+        values = series.to_numpy(dtype=object)
+        kind = pd.api.types.infer_dtype(series, skipna=True)
+        drop = np.zeros(len(values), dtype=bool)
+        if kind not in ("string", "empty", "integer", "floating", "boolean", "mixed-integer-float"):
+            shapes = [_nonscalar(v) for v in values]
+            bad = np.array([k is not None for k in shapes], dtype=bool)
+            if str(col) in names:
+                rej.add(bad, label, partial(_shape_reason, label, shapes))
+            drop |= bad
+        # C-speed passes over the column; a value-by-value look only where something was found
+        try:  # only text (a CSV file): no copy
+            texts, joined = values, "".join(values)
+        except TypeError:
+            texts = [v if isinstance(v, str) else "" for v in values]
+            joined = "".join(texts)
+        chars = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        if chars.any():
+            nul = np.zeros(len(values), dtype=bool)
+            if "\x00" in joined:
+                nul = np.fromiter(("\x00" in t for t in texts), dtype=bool, count=len(texts))
+            rej.add(nul, label, f"{label} contains a NUL byte (\\x00)")
+            big = np.zeros(len(values), dtype=bool)
+            maybe = np.flatnonzero(chars * 4 > limit)  # at most 4 bytes a character
+            sizes = np.zeros(len(values), dtype=np.int64)
+            for i in maybe:
+                sizes[i] = len(values[i].encode("utf-8", errors="surrogatepass"))
+            big[maybe] = sizes[maybe] > limit
+            rej.add(big, label, partial(_size_reason, label, sizes, limit))
+            drop |= nul | big
+        if drop.any():
+            if not copied:
+                frame, copied = frame.copy(), True
+            values = values.copy()
+            values[drop] = None
+            frame[col] = pd.Series(values, index=series.index, dtype=object)
+    return frame
+
+
+def _shape_reason(label: str, shapes: list[str | None], i: int) -> str:
+    return f"{label} is {shapes[i]}, expected a single value"
+
+
+def _size_reason(label: str, sizes: np.ndarray, limit: int, i: int) -> str:
+    return f"{label} is {int(sizes[i]):,} bytes long, more than the limit of {limit:,} bytes"
+
+
+def _check_ids(
+    raw: pd.Series, name: str, rej: _Rejects, limits: InputLimits, required: bool = True
+) -> pd.Series:
+    """Ids as stripped text (None when missing): a boolean, an empty or missing id (if
+    ``required``), control characters or more than ``limits.max_id_length`` characters reject
+    the row."""
+    raw = raw.reset_index(drop=True)
+    values = raw.to_numpy(dtype=object)
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        flags = np.ones(len(values), dtype=bool)
+    elif pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty", "integer", "floating"):
+        flags = np.zeros(len(values), dtype=bool)
+    else:
+        flags = np.array([isinstance(v, bool | np.bool_) for v in values], dtype=bool)
+    rej.add(flags, name, lambda i: f"{name} is {str(values[i]).lower()}, expected text or a number")
+    ids = _as_str(raw)
+    ids = ids.where(~flags, None)
+    if required:
+        rej.add(ids.isna().to_numpy(), name, f"missing {name}")
+    present = ids.notna().to_numpy()
+    if not present.any():
+        return ids
+    texts = [v if v is not None else "" for v in ids.to_numpy(dtype=object)]  # str or None
+    control = np.zeros(len(texts), dtype=bool)
+    if _CONTROL.search("".join(texts)):
+        control = np.fromiter((bool(_CONTROL.search(t)) for t in texts), dtype=bool)
+    rej.add(control, name, f"{name} contains control characters")
+    length = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    limit = limits.max_id_length
+    rej.add(
+        length > limit,
+        name,
+        lambda i: f"{name} is {length[i]:,} characters long, more than the limit of {limit}",
+    )
+    return ids.where(~control & (length <= limit), None)
+
+
+def _json_depth(data: bytes) -> int:
+    """How deeply a JSON text nests arrays and objects (strings left out), without parsing it."""
+    stripped = _JSON_STRING.sub(b'""', data)
+    arr = np.frombuffer(stripped, dtype=np.uint8)
+    opening = (arr == ord("[")) | (arr == ord("{"))
+    closing = (arr == ord("]")) | (arr == ord("}"))
+    idx = np.flatnonzero(opening | closing)
+    if idx.size == 0:
+        return 0
+    steps = np.where(opening[idx], 1, -1).astype(np.int32)
+    return int(np.cumsum(steps).max())
+
+
+def _check_json_depth(data: bytes, src: str, limits: InputLimits) -> None:
+    depth = _json_depth(data)
+    if depth > limits.max_json_depth:
+        raise InputFileError(
+            src,
+            f"the JSON is nested {depth} levels deep, more than the limit of "
+            f"{limits.max_json_depth}",
+        )
+
+
+def _read_json_records(
+    path: Path, src: str, ndjson: bool, limits: InputLimits
+) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
+    """A JSON array of objects (row = record number) or NDJSON (row = line number): the frame,
+    the row numbers and the records that are not objects or not JSON (index -> reason)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(src, f"cannot read the file: {exc}") from exc
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    _check_json_depth(data, src, limits)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(src, f"the JSON is not UTF-8 text ({exc})") from exc
+    bad: dict[int, str] = {}
+    items: list[Any] = []
+    if ndjson:
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                bad[len(items)] = f"line is not JSON ({exc.msg} at column {exc.colno})"
+                items.append(None)
+            rows.append(number)
+        row_numbers = np.asarray(rows, dtype=np.int64)
+    else:
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(
+                src, f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from exc
+        if not isinstance(items, list):
+            raise InputFileError(
+                src, f"expected a JSON array of objects (one per record), got {_json_kind(items)}"
+            )
+        row_numbers = np.arange(1, len(items) + 1, dtype=np.int64)
+    if not items:
+        raise InputFileError(src, "no records")
+    records: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            records.append(item)
+            continue
+        bad.setdefault(i, f"the record is {_json_kind(item)}, expected an object")
+        records.append({})
+    frame = pd.DataFrame.from_records(records)
+    frame.columns = [str(c) for c in frame.columns]
+    return frame, row_numbers, bad
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return _nonscalar(value) or "a string"
+
+
+def _unpacked_size_check(size: int, src: str, what: str, limits: InputLimits) -> None:
+    limit = limits.max_unpacked_mb * 1024 * 1024
+    if size > limit:
+        raise InputFileError(
+            src,
+            f"{what} unpacks to {size / 1024 / 1024:,.1f} MB, more than the limit of "
+            f"{limits.max_unpacked_mb:g} MB",
+        )
+
+
+def _bbox_area_km2(bounds: np.ndarray) -> np.ndarray:
+    """Area of lon/lat boxes on a sphere of the equatorial radius: an upper bound of the
+    geodesic area of what they hold (km²)."""
+    lon = np.radians(np.clip(bounds[:, 2] - bounds[:, 0], 0, 360))
+    lat = np.abs(np.sin(np.radians(bounds[:, 3])) - np.sin(np.radians(bounds[:, 1])))
+    return _EARTH_RADIUS_M**2 * lon * lat / 1e6 * 1.01
+
+
+def _check_polygon_extent(
+    geoms: np.ndarray, bounds: np.ndarray, rej: _Rejects, limits: InputLimits, notes: list[str]
+) -> None:
+    """Longitude span (antimeridian, whole world) and geodesic area of each polygon still ok."""
+    from pyproj import Geod
+
+    allow = limits.allow_large_polygons
+    todo = np.flatnonzero(rej.ok)
+    span = np.zeros(len(geoms))
+    span[todo] = bounds[todo, 2] - bounds[todo, 0]
+    wide = span > 180
+    area = np.zeros(len(geoms))
+    big_box = np.zeros(len(geoms), dtype=bool)
+    big_box[todo] = _bbox_area_km2(bounds[todo]) > limits.max_area_km2
+    geod = Geod(ellps="WGS84")
+    for i in np.flatnonzero(big_box & ~wide):
+        area[i] = abs(geod.geometry_area_perimeter(geoms[i])[0]) / 1e6
+    large = area > limits.max_area_km2
+    hint = "; set RISKMAP_ALLOW_LARGE_POLYGONS=true to accept it"
+
+    def wide_reason(i: int) -> str:
+        return (
+            f"the polygon spans {span[i]:.1f} degrees of longitude: it crosses the antimeridian "
+            "or covers the whole world"
+        )
+
+    def large_reason(i: int) -> str:
+        return (
+            f"the polygon's area is {area[i]:,.0f} km², more than the limit of "
+            f"{limits.max_area_km2:,.0f} km²"
+        )
+
+    if allow:
+        for k in np.flatnonzero(wide).tolist():
+            notes.append(f"row {k + 1}: {wide_reason(k)} (accepted: large polygons allowed)")
+        for k in np.flatnonzero(large).tolist():
+            notes.append(f"row {k + 1}: {large_reason(k)} (accepted: large polygons allowed)")
+        return
+    rej.add(wide, "geometry", lambda i: wide_reason(i) + hint)
+    rej.add(large, "geometry", lambda i: large_reason(i) + hint)
+
+
+def _parse_strptime(text: str, date_format: str) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(text, date_format).date()
+    except (ValueError, re.error):  # re.error: a pattern strptime cannot compile
+        return None
+
+
+def check_encoding(encoding: str | None) -> None:
+    """Raise ValueError for an encoding Python does not know."""
+    if encoding is None:
+        return
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, ValueError):
+        raise ValueError(f"unknown encoding {encoding!r}") from None
+
+
+def check_date_format(date_format: str | None) -> str | None:
+    """``None`` or a strftime pattern that names a day (``%d/%m/%Y``); raises ValueError."""
+    if date_format is None or not date_format.strip():
+        return None
+    if len(date_format) > 64:
+        raise ValueError(f"date format {date_format[:20]!r}... is longer than 64 characters")
+    probe = dt.date(2001, 2, 3)
+    try:
+        text = probe.strftime(date_format)
+    except ValueError as exc:
+        raise ValueError(f"date format {date_format!r}: {exc}") from None
+    if _parse_strptime(text, date_format) != probe:
+        raise ValueError(
+            f"date format {date_format!r} does not name one day (expected a strftime pattern "
+            "with the day, month and year, e.g. %d/%m/%Y)"
+        )
+    return date_format
+
+
 # --------------------------------------------------------------------------- vector reading
 
 
-def _zip_member(path: Path, src: str, layer: str | None, notes: list[str]) -> str:
-    """The GDAL path of the shapefile (or other vector file) inside a .zip archive."""
+@contextmanager
+def _unzipped(
+    path: Path, src: str, layer: str | None, notes: list[str], limits: InputLimits
+) -> Iterator[Path]:
+    """The shapefile (with its side files) or other vector file of a .zip archive, extracted to
+    a temporary folder. The sizes the archive declares are checked first, and no more than the
+    limit is ever written, whatever the archive declares (GDAL's /vsizip would read on)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if not n.endswith("/") and "__MACOSX" not in n]
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InputFileError(src, f"not a readable zip archive ({exc})") from exc
+            infos = archive.infolist()
+            _unpacked_size_check(sum(i.file_size for i in infos), src, "the zip archive", limits)
+            chosen = _zip_choice(infos, src, layer, notes)
+            stem = PurePosixPath(chosen).with_suffix("")
+            members = [i for i in infos if PurePosixPath(i.filename).with_suffix("") == stem]
+            budget = int(limits.max_unpacked_mb * 1024 * 1024)
+            with tempfile.TemporaryDirectory(prefix="riskmap-zip-") as folder:
+                for info in members:
+                    target = Path(folder) / PurePosixPath(info.filename).name
+                    with archive.open(info) as packed, target.open("wb") as out:
+                        while chunk := packed.read(1 << 20):
+                            budget -= len(chunk)
+                            if budget < 0:
+                                raise InputFileError(
+                                    src,
+                                    "the zip archive unpacks to more than the limit of "
+                                    f"{limits.max_unpacked_mb:g} MB (more than it declares)",
+                                )
+                            out.write(chunk)
+                yield Path(folder) / PurePosixPath(chosen).name
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as exc:
+        raise InputFileError(src, f"not a readable zip archive ({_clean(exc, path, src)})") from exc
+
+
+def _zip_choice(infos: list[zipfile.ZipInfo], src: str, layer: str | None, notes: list[str]) -> str:
+    names = [i.filename for i in infos if not i.is_dir() and "__MACOSX" not in i.filename]
     shapefiles = [n for n in names if n.lower().endswith(".shp")]
     if not shapefiles:
         others = [n for n in names if Path(n).suffix.lower() in (".gpkg", ".geojson", ".json")]
@@ -323,18 +700,29 @@ def _zip_member(path: Path, src: str, layer: str | None, notes: list[str]) -> st
                 f"the zip archive holds {len(shapefiles)} shapefiles ({', '.join(shapefiles)}); "
                 f"reading {chosen!r}"
             )
-    return f"/vsizip/{path.resolve()}/{chosen}"
+    return chosen
+
+
+def _clean(exc: BaseException | str, path: Path, src: str) -> str:
+    """An error message with the file's path on this machine replaced by its name ``src``."""
+    text = str(exc)
+    for p in sorted({str(path.resolve()), str(path.absolute()), str(path)}, key=len, reverse=True):
+        text = text.replace(p, src)
+    for p in sorted({str(path.resolve().parent), str(path.parent)}, key=len, reverse=True):
+        if len(p) > 1:
+            text = text.replace(p + "/", "")
+    return text
 
 
 def _choose_layer(
-    gdal_path: str, src: str, fmt: str, layer: str | None, notes: list[str]
+    gdal_path: str, path: Path, src: str, fmt: str, layer: str | None, notes: list[str]
 ) -> str | None:
     import pyogrio
 
     try:
         layers = pyogrio.list_layers(gdal_path)
     except Exception as exc:  # GDAL: not recognised, truncated, corrupt...
-        raise InputFileError(src, f"cannot read {fmt} file: {exc}") from exc
+        raise InputFileError(src, f"cannot read {fmt} file: {_clean(exc, path, src)}") from exc
     names = [str(row[0]) for row in layers]
     if not names:
         raise InputFileError(src, "the file holds no layers")
@@ -356,16 +744,42 @@ def _choose_layer(
 
 
 def _read_vector(
-    path: Path, src: str, ext: str, *, encoding: str | None, layer: str | None, notes: list[str]
+    path: Path,
+    src: str,
+    ext: str,
+    *,
+    encoding: str | None,
+    layer: str | None,
+    notes: list[str],
+    limits: InputLimits,
 ) -> gpd.GeoDataFrame:
     """Read a vector file with pyogrio (or GeoParquet with geopandas); errors -> InputFileError."""
     import pyogrio
 
     fmt = _COMMUNITY_FORMATS.get(ext) or _CASE_FORMATS.get(ext, ext)
     if ext in (".parquet", ".geoparquet"):
-        return _read_geoparquet(path, src)
-    gdal_path = _zip_member(path, src, layer, notes) if ext == ".zip" else str(path)
-    use_layer = None if ext == ".zip" else _choose_layer(gdal_path, src, fmt, layer, notes)
+        return _read_geoparquet(path, src, limits)
+    if ext == ".zip":
+        with _unzipped(path, src, layer, notes, limits) as member:
+            inner = member.suffix.lower()
+            return _read_vector(
+                member,
+                src,
+                inner,
+                encoding=encoding,
+                layer=None if inner == ".shp" else layer,
+                notes=notes,
+                limits=limits,
+            )
+    data = None
+    if ext in (".json", ".geojson"):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputFileError(src, f"cannot read the file: {_clean(exc, path, src)}") from exc
+        _check_json_depth(data, src, limits)
+    gdal_path = str(path)
+    use_layer = _choose_layer(gdal_path, path, src, fmt, layer, notes)
     kwargs: dict[str, Any] = {}
     if encoding is not None:
         if ext in _SHAPEFILE_EXTS:
@@ -385,18 +799,65 @@ def _read_vector(
                 f"try another encoding, e.g. cp949 for Korean data",
             ) from exc
         except Exception as exc:  # pyogrio/GDAL errors: truncated, corrupt, not recognised...
-            raise InputFileError(src, f"cannot read {fmt} file: {exc}") from exc
-    _record_warnings(caught, notes, f"{fmt} reader")
+            raise InputFileError(src, f"cannot read {fmt} file: {_clean(exc, path, src)}") from exc
+    # the reader's own warnings (not those of unrelated objects collected meanwhile)
+    ours = [w for w in caught if not issubclass(w.category, _FOREIGN_WARNINGS)]
+    _record_warnings([_clean(str(w.message), path, src) for w in ours], notes, f"{fmt} reader")
     if not isinstance(frame, gpd.GeoDataFrame):
         frame = gpd.GeoDataFrame(frame)
+    if data is not None:
+        frame = _geojson_list_properties(frame, data)
     return frame
 
 
-def _read_geoparquet(path: Path, src: str) -> gpd.GeoDataFrame:
+def _geojson_list_properties(frame: gpd.GeoDataFrame, data: bytes) -> gpd.GeoDataFrame:
+    """GDAL turns a GeoJSON property holding an array in one feature into a list in every
+    feature (``"A"`` becomes ``["A"]``): such columns are taken from the JSON itself, so that
+    only the features whose value really is an array or object are rejected."""
+    listed = [
+        col
+        for col in frame.columns
+        if col != frame.geometry.name
+        and frame[col].dtype == object
+        and any(isinstance(v, np.ndarray | list) for v in frame[col].to_numpy())
+    ]
+    if not listed:
+        return frame
+    try:
+        doc = json.loads(data.removeprefix(codecs.BOM_UTF8))
+    except (ValueError, RecursionError):
+        return frame
+    features = doc.get("features") if isinstance(doc, dict) else None
+    if not isinstance(features, list) or len(features) != len(frame):
+        return frame
+    frame = frame.copy()
+    for col in listed:
+        values = np.empty(len(features), dtype=object)
+        for i, feature in enumerate(features):
+            props = feature.get("properties") if isinstance(feature, dict) else None
+            values[i] = props.get(col) if isinstance(props, dict) else None
+        frame[col] = pd.Series(values, index=frame.index, dtype=object)
+    return frame
+
+
+def _parquet_size_check(path: Path, src: str, limits: InputLimits) -> None:
+    """Refuse a Parquet file whose data unpacks to more than the limit (from its metadata)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+    except Exception as exc:  # pyarrow: truncated, not a parquet file...
+        raise InputFileError(src, f"cannot read Parquet file: {_clean(exc, path, src)}") from exc
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    _unpacked_size_check(size, src, "the Parquet file", limits)
+
+
+def _read_geoparquet(path: Path, src: str, limits: InputLimits) -> gpd.GeoDataFrame:
+    _parquet_size_check(path, src, limits)
     try:
         return gpd.read_parquet(path)
     except Exception as exc:  # pyarrow / geopandas: truncated, not parquet, no geo metadata...
-        reason = str(exc)
+        reason = _clean(exc, path, src)
         if "geo metadata" in reason.lower():
             raise InputFileError(
                 src, f"not a GeoParquet file (no 'geo' metadata / geometry column): {reason}"
@@ -546,27 +1007,29 @@ def read_communities(
     columns: dict[str, str] | None = None,
     encoding: str | None = None,
     layer: str | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
+    name: str | None = None,
 ) -> LoadResult:
     """Read community polygons; return them in EPSG:4326 with normalised columns.
 
     ``columns`` maps our fields (``COMMUNITY_FIELDS``) to the file's column names; an empty value
     means "no such column". Only ``community_id`` is required. ``encoding`` applies to
     shapefiles (their .dbf); ``layer`` picks a layer of a multi-layer file (GeoPackage).
+    ``limits`` bounds ids, fields, vertices, areas and unpacked sizes; ``name`` is the file's
+    name in messages (default: its path).
 
     The frame has exactly ``community_id`` (str), ``name``, ``subdistrict_id``, ``district_id``
     (str or None, object dtype), ``population`` (Int64) and ``geometry`` (Polygon/MultiPolygon).
     """
-    src = str(path)
+    src = name or str(path)
     file_path = Path(path)
     cmap = _check_column_map(columns, COMMUNITY_FIELDS)
-    if encoding is not None:
-        try:
-            codecs.lookup(encoding)
-        except LookupError as exc:
-            raise ValueError(f"unknown encoding {encoding!r}") from exc
+    check_encoding(encoding)
     ext = _check_file(file_path, src, _COMMUNITY_FORMATS, "community boundaries")
     notes: list[str] = []
-    raw = _read_vector(file_path, src, ext, encoding=encoding, layer=layer, notes=notes)
+    raw = _read_vector(
+        file_path, src, ext, encoding=encoding, layer=layer, notes=notes, limits=limits
+    )
     n = len(raw)
     if n == 0:
         raise InputFileError(src, "the file has no features")
@@ -576,17 +1039,17 @@ def read_communities(
     available = [str(c) for c in raw.columns if c != geom_name]
 
     resolved: dict[str, str | None] = {}
-    for name in COMMUNITY_FIELDS:
-        wanted = cmap.get(name, name)
+    for fld in COMMUNITY_FIELDS:
+        wanted = cmap.get(fld, fld)
         if wanted == "":
-            if name == "community_id":
+            if fld == "community_id":
                 raise ValueError("field 'community_id' is required and cannot be mapped to nothing")
-            resolved[name] = None
+            resolved[fld] = None
             continue
         found = _find_column(available, wanted)
-        if found is None and (name == "community_id" or name in cmap):
-            raise _missing_column(src, name, wanted, available)
-        resolved[name] = found
+        if found is None and (fld == "community_id" or fld in cmap):
+            raise _missing_column(src, fld, wanted, available)
+        resolved[fld] = found
 
     if ext in _SHAPEFILE_EXTS:
         text_cols = [c for c in available if c in raw.columns]
@@ -594,17 +1057,45 @@ def read_communities(
         if message:
             notes.append(message)
 
-    declared_crs = raw.crs
-    raw = _to_wgs84(raw, src, notes, "community")
     rows = np.arange(1, n + 1)
     rej = _Rejects(n)
+    raw = raw.reset_index(drop=True)
+    raw = _screen_cells(raw, {c: f for f, c in resolved.items() if c is not None}, rej, limits)
+
+    # vertices, counted before anything else is done with the geometries
+    geoms = np.asarray(raw.geometry.to_numpy(), dtype=object)
+    vertices = shapely.get_num_coordinates(geoms)
+    too_many = vertices > limits.max_vertices
+    rej.add(
+        too_many,
+        "geometry",
+        lambda i: (
+            f"the polygon has {int(vertices[i]):,} vertices, more than the limit of "
+            f"{limits.max_vertices:,}"
+        ),
+    )
+    if too_many.any():
+        geoms = geoms.copy()
+        geoms[too_many] = None
+        raw = raw.set_geometry(gpd.GeoSeries(geoms, index=raw.index, crs=raw.crs))
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    not_finite = np.zeros(n, dtype=bool)
+    not_finite[owner[~np.isfinite(coords).all(axis=1)]] = True
+    del coords, owner
+    rej.add(not_finite, "geometry", "a vertex has a coordinate that is not a finite number (NaN)")
+    if not_finite.any():
+        geoms = geoms.copy()
+        geoms[not_finite] = None
+        raw = raw.set_geometry(gpd.GeoSeries(geoms, index=raw.index, crs=raw.crs))
+
+    declared_crs = raw.crs
+    raw = _to_wgs84(raw, src, notes, "community")
 
     # community_id: present, then unique (the first row in the file keeps the id)
     id_col = resolved["community_id"]
     assert id_col is not None
-    ids = _as_str(raw[id_col]).reset_index(drop=True)
+    ids = _check_ids(raw[id_col], "community_id", rej, limits)
     missing = ids.isna().to_numpy()
-    rej.add(missing, "community_id", "missing community_id")
     dup = (ids.duplicated(keep="first") & ids.notna()).to_numpy()
     if dup.any():
         first_row: dict[str, int] = {}
@@ -620,7 +1111,7 @@ def read_communities(
 
     # geometry
     geoms = np.asarray(raw.geometry.to_numpy(), dtype=object)
-    is_null = shapely.is_missing(geoms)
+    is_null = shapely.is_missing(geoms) & rej.ok
     rej.add(is_null, "geometry", "missing geometry")
     rej.add(shapely.is_empty(geoms) & ~is_null, "geometry", "empty geometry")
     type_ids = shapely.get_type_id(geoms)
@@ -647,6 +1138,7 @@ def read_communities(
         "geometry",
         lambda i: f"coordinates outside the lon/lat range (bbox {_fmt_bbox(bounds[i])})",
     )
+    _check_polygon_extent(geoms, bounds, rej, limits, notes)
     geoms = geoms.copy()
     candidates = np.flatnonzero(rej.ok)
     if candidates.size:
@@ -676,11 +1168,15 @@ def read_communities(
         population = _parse_population(raw[pop_col].reset_index(drop=True), rej)
 
     # text fields
-    def text(name: str) -> pd.Series:
-        col = resolved[name]
+    def text(field_name: str) -> pd.Series:
+        col = resolved[field_name]
         if col is None:
             return pd.Series([None] * n, dtype=object)
+        if field_name.endswith("_id"):
+            return _check_ids(raw[col], field_name, rej, limits, required=False)
         return _as_str(raw[col]).reset_index(drop=True)
+
+    parents = {f: text(f) for f in ("subdistrict_id", "district_id")}
 
     # rural: a yes/no flag (empty: no)
     rural = np.zeros(n, dtype=bool)
@@ -707,8 +1203,8 @@ def read_communities(
             "community_id": ids.astype(object),
             "name": text("name"),
             "population": pd.Series(population, dtype="Int64"),
-            "subdistrict_id": text("subdistrict_id"),
-            "district_id": text("district_id"),
+            "subdistrict_id": parents["subdistrict_id"],
+            "district_id": parents["district_id"],
             "rural": rural,
         },
         geometry=gpd.GeoSeries(geoms, crs=4326),
@@ -783,10 +1279,11 @@ def _decode_text(data: bytes, src: str, notes: list[str]) -> str:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise InputFileError(src, f"cannot decode UTF-16 text: {exc}") from exc
-    if b"\x00" in data[:65536]:
+    head = data[:65536]
+    if data.startswith(_BINARY_MAGIC) or head.count(b"\x00") > max(16, len(head) // 100):
         raise InputFileError(
             src,
-            "not a text CSV file (it contains NUL bytes; is it an Excel or other binary file? "
+            "not a text CSV file (it is binary: an Excel, zip or other document? "
             "save it as CSV UTF-8)",
         )
     try:
@@ -915,27 +1412,30 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _read_case_table(path: Path, src: str, ext: str, notes: list[str]) -> pd.DataFrame:
+def _read_case_table(path: Path, src: str, limits: InputLimits) -> pd.DataFrame:
     """Parquet: GeoParquet if it has 'geo' metadata, else a plain table."""
     import pyarrow.parquet as pq
 
+    _parquet_size_check(path, src, limits)
     try:
         schema = pq.read_schema(path)
     except Exception as exc:  # pyarrow: truncated, not a parquet file...
-        raise InputFileError(src, f"cannot read Parquet file: {exc}") from exc
+        raise InputFileError(src, f"cannot read Parquet file: {_clean(exc, path, src)}") from exc
     metadata = schema.metadata or {}
     if b"geo" in metadata:
-        return _read_geoparquet(path, src)
+        return _read_geoparquet(path, src, limits)
     try:
         return pd.read_parquet(path)
     except Exception as exc:
-        raise InputFileError(src, f"cannot read Parquet file: {exc}") from exc
+        raise InputFileError(src, f"cannot read Parquet file: {_clean(exc, path, src)}") from exc
 
 
 # --------------------------------------------------------------------------- cases: validation
 
 
-def _parse_date_value(value: Any) -> tuple[dt.date | None, str | None]:
+def _parse_date_value(
+    value: Any, date_format: str | None = None
+) -> tuple[dt.date | None, str | None]:
     if value is None or value is pd.NA or value is pd.NaT:
         return None, "missing reported date"
     if isinstance(value, float) and math.isnan(value):
@@ -952,6 +1452,11 @@ def _parse_date_value(value: Any) -> tuple[dt.date | None, str | None]:
     if text is None:
         return None, "missing reported date"
     match = _ISO_DATE.fullmatch(text)
+    if match is None and date_format is not None:
+        parsed = _parse_strptime(text, date_format)
+        if parsed is not None:
+            return parsed, None
+        return None, f"unparseable date {text!r} (expected {date_format} or YYYY-MM-DD)"
     if match is None:
         return None, f"unparseable date {text!r} (expected YYYY-MM-DD)"
     year, month, day, hour, minute, second = match.groups()
@@ -965,7 +1470,9 @@ def _parse_date_value(value: Any) -> tuple[dt.date | None, str | None]:
         return None, f"invalid date {text!r} (no such day)"
 
 
-def _parse_dates(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _parse_dates(
+    series: pd.Series, date_format: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row: a ``datetime.date`` (or None) and a failure reason (or None)."""
     n = len(series)
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
@@ -976,7 +1483,7 @@ def _parse_dates(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         reasons[missing] = "missing reported date"
         return values, reasons
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    parsed = [_parse_date_value(u) for u in np.asarray(uniques, dtype=object)]
+    parsed = [_parse_date_value(u, date_format) for u in np.asarray(uniques, dtype=object)]
     dates = np.empty(n, dtype=object)
     reasons = np.empty(n, dtype=object)
     na = codes < 0
@@ -1042,8 +1549,16 @@ def read_cases(
     default_role: str | None = None,
     today: dt.date | None = None,
     coverage: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    date_format: str | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
+    name: str | None = None,
 ) -> LoadResult:
-    """Read case records (CSV, GeoJSON points, GeoParquet points or a plain Parquet table).
+    """Read case records (CSV, GeoJSON points, GeoParquet points, a plain Parquet table, or
+    JSON records: a ``.json`` file holding an array of objects, or ``.ndjson``/``.jsonl``).
+
+    ``date_format`` (a strftime pattern such as ``%d/%m/%Y``) is how the dates are written
+    (ISO dates are read too); ``limits`` bounds ids and fields; ``name`` is the file's name in
+    messages (default: its path).
 
     ``coverage(lon, lat)`` (optional) tells which points lie in the area the data covers (the
     communities): a row whose given point is outside it while the point with lat and lon
@@ -1059,9 +1574,10 @@ def read_cases(
     ``role`` (str), ``lat``, ``lon`` (float64) and ``row`` (int64: CSV line number, else the
     1-based record number). Exact duplicate rows are kept.
     """
-    src = str(path)
+    src = name or str(path)
     file_path = Path(path)
     cmap = _check_column_map(columns, CASE_FIELDS)
+    date_format = check_date_format(date_format)
     role_default: str | None = None
     if default_role is not None and default_role.strip():
         role_default = _normalise_word_value(default_role)
@@ -1077,14 +1593,20 @@ def read_cases(
     notes: list[str] = []
 
     comma_decimal = False
+    bad_records: dict[int, str] = {}
     if ext in (".csv", ".tsv"):
         frame, rows, delimiter, malformed = _read_csv(file_path, src, ext, notes)
         comma_decimal = delimiter != ","
+    elif ext in (".ndjson", ".jsonl") or (ext == ".json" and _starts_with(file_path, b"[")):
+        frame, rows, bad_records = _read_json_records(file_path, src, ext != ".json", limits)
+        malformed = []
     else:
         if ext in (".json", ".geojson"):
-            frame = _read_vector(file_path, src, ext, encoding=None, layer=None, notes=notes)
+            frame = _read_vector(
+                file_path, src, ext, encoding=None, layer=None, notes=notes, limits=limits
+            )
         else:
-            frame = _read_case_table(file_path, src, ext, notes)
+            frame = _read_case_table(file_path, src, limits)
         rows = np.arange(1, len(frame) + 1, dtype=np.int64)
         malformed = []
         if len(frame) == 0:
@@ -1139,6 +1661,13 @@ def read_cases(
                 raise _missing_column(src, name, wanted, available, " (and no point geometries)")
 
     rej = _Rejects(n)
+    if bad_records:
+        mask = np.zeros(n, dtype=bool)
+        mask[list(bad_records)] = True
+        rej.add(mask, "row", lambda i: bad_records[i])
+    used = {"case_id": id_col, "reported": date_col, "type": type_col, "role": role_col}
+    used |= {"lat": lat_col, "lon": lon_col}
+    frame = _screen_cells(frame, {c: f for f, c in used.items() if c is not None}, rej, limits)
     if malformed:
         field_counts = dict(malformed)
         mask = np.zeros(n, dtype=bool)
@@ -1154,11 +1683,10 @@ def read_cases(
 
     # case_id
     assert id_col is not None and date_col is not None
-    ids = _as_str(frame[id_col])
-    rej.add(ids.isna().to_numpy(), "case_id", "missing case_id")
+    ids = _check_ids(frame[id_col], "case_id", rej, limits)
 
     # reported
-    dates, date_reasons = _parse_dates(frame[date_col])
+    dates, date_reasons = _parse_dates(frame[date_col], date_format)
     has_date = pd.isna(date_reasons)
     rej.add(~has_date, "reported", lambda i: str(date_reasons[i]))
     future = np.zeros(n, dtype=bool)
@@ -1304,7 +1832,13 @@ def _coords_from_geometry(geometry: np.ndarray, rej: _Rejects) -> tuple[np.ndarr
 
 
 def read_metrics(
-    path: PathArg, *, columns: dict[str, str] | None = None, today: dt.date | None = None
+    path: PathArg,
+    *,
+    columns: dict[str, str] | None = None,
+    today: dt.date | None = None,
+    date_format: str | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
+    name: str | None = None,
 ) -> LoadResult:
     """Read hospital figures per unit and date from a CSV file.
 
@@ -1313,22 +1847,24 @@ def read_metrics(
     ``admissions_per_100k`` (new COVID-19 admissions per 100,000 in the past 7 days, >= 0) and
     ``beds_pct`` (percent of staffed inpatient beds with COVID-19 patients, 0..100); one of
     the two figures may be empty. The frame has those columns and ``row`` (line number).
+    ``date_format``, ``limits`` and ``name`` as for :func:`read_cases`.
     """
-    src = str(path)
+    src = name or str(path)
     file_path = Path(path)
     cmap = _check_column_map(columns, METRIC_FIELDS)
+    date_format = check_date_format(date_format)
     today = today or dt.date.today()
     ext = _check_file(file_path, src, {".csv": "CSV", ".tsv": "TSV"}, "hospital figures")
     notes: list[str] = []
     frame, rows, _delimiter, malformed = _read_csv(file_path, src, ext, notes)
     available = [str(c) for c in frame.columns]
     cols = {}
-    for name in METRIC_FIELDS:
-        wanted = cmap.get(name, name)
+    for fld in METRIC_FIELDS:
+        wanted = cmap.get(fld, fld)
         found = _find_column(available, wanted) if wanted else None
-        if found is None and name in ("unit_id", "date"):
-            raise _missing_column(src, name, wanted, available, "")
-        cols[name] = found
+        if found is None and fld in ("unit_id", "date"):
+            raise _missing_column(src, fld, wanted, available, "")
+        cols[fld] = found
     if cols["admissions_per_100k"] is None and cols["beds_pct"] is None:
         raise _missing_column(
             src, "admissions_per_100k", "admissions_per_100k", available, " (or beds_pct)"
@@ -1337,28 +1873,30 @@ def read_metrics(
     rej = _Rejects(n)
     for rec, count in malformed:
         rej.add(np.arange(n) == rec, "row", f"{count} fields, more than the header")
-    unit = _as_str(frame[cols["unit_id"]])
-    rej.add(unit.isna().to_numpy(), "unit_id", "missing unit id")
-    dates, reasons = _parse_dates(frame[cols["date"]])
+    frame = _screen_cells(frame, {c: f for f, c in cols.items() if c is not None}, rej, limits)
+    unit = _check_ids(frame[cols["unit_id"]], "unit_id", rej, limits)
+    dates, reasons = _parse_dates(frame[cols["date"]], date_format)
     bad_date = np.array([r is not None for r in reasons], dtype=bool)
     for i in np.flatnonzero(bad_date & rej.ok):
         rej.add(np.arange(n) == i, "date", str(reasons[i]).replace("reported date", "date"))
     future = np.array([d is not None and d > today for d in dates], dtype=bool)
     rej.add(future, "date", "in the future")
+    ancient = np.array([d is not None and d < MIN_DATE for d in dates], dtype=bool)
+    rej.add(ancient, "date", lambda i: f"impossible date {dates[i]} (before {MIN_DATE})")
     values = {}
-    for name, hi in (("admissions_per_100k", None), ("beds_pct", 100.0)):
-        col = cols[name]
+    for fld, hi in (("admissions_per_100k", None), ("beds_pct", 100.0)):
+        col = cols[fld]
         if col is None:
-            values[name] = np.full(n, np.nan)
+            values[fld] = np.full(n, np.nan)
             continue
         text = _as_str(frame[col])
         num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
         given = text.notna().to_numpy()
-        rej.add(given & ~np.isfinite(num), name, f"{name} is not a number")
+        rej.add(given & ~np.isfinite(num), fld, f"{fld} is not a number")
         out = (num < 0) | (num > hi) if hi is not None else num < 0
         rng = f"0 to {hi:g}" if hi is not None else ">= 0"
-        rej.add(given & np.isfinite(num) & out, name, f"{name} out of range (expected {rng})")
-        values[name] = np.where(given, num, np.nan)
+        rej.add(given & np.isfinite(num) & out, fld, f"{fld} out of range (expected {rng})")
+        values[fld] = np.where(given, num, np.nan)
     none_given = np.isnan(values["admissions_per_100k"]) & np.isnan(values["beds_pct"])
     rej.add(none_given, "admissions_per_100k", "no figure given (admissions_per_100k, beds_pct)")
     ok = rej.ok
@@ -1387,6 +1925,8 @@ def read_units(
     level: str | None = None,
     columns: dict[str, str] | None = None,
     encoding: str | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
+    name: str | None = None,
 ) -> LoadResult:
     """Read the parent units of communities (subdistricts, districts): their names and
     populations. Their shapes are not read: a unit is the union of its communities.
@@ -1397,9 +1937,10 @@ def read_units(
     are optional. Vector formats (as for communities) or CSV. The frame has exactly
     ``unit_id``, ``level``, ``name``, ``population`` (Int64) and ``parent_id``.
     """
-    src = str(path)
+    src = name or str(path)
     file_path = Path(path)
     cmap = _check_column_map(columns, UNIT_FIELDS)
+    check_encoding(encoding)
     if level is not None and level not in UNIT_LEVELS:
         raise ValueError(f"unknown unit level {level!r}: expected one of {', '.join(UNIT_LEVELS)}")
     ext = _check_file(file_path, src, _UNIT_FORMATS, "parent units")
@@ -1408,7 +1949,9 @@ def read_units(
         raw, rows, _delimiter, malformed = _read_csv(file_path, src, ext, notes)
     else:
         raw = pd.DataFrame(
-            _read_vector(file_path, src, ext, encoding=encoding, layer=None, notes=notes)
+            _read_vector(
+                file_path, src, ext, encoding=encoding, layer=None, notes=notes, limits=limits
+            )
         )
         raw = raw.drop(columns=[c for c in raw.columns if c == "geometry"])
         rows, malformed = np.arange(1, len(raw) + 1), []
@@ -1417,13 +1960,13 @@ def read_units(
         raise InputFileError(src, "the file has no rows")
     available = [str(c) for c in raw.columns]
 
-    def column(name: str) -> str | None:
-        wanted = cmap.get(name, name)
+    def column(fld: str) -> str | None:
+        wanted = cmap.get(fld, fld)
         if wanted == "":
             return None
         found = _find_column(available, wanted)
-        if found is None and name in cmap:
-            raise _missing_column(src, name, wanted, available)
+        if found is None and fld in cmap:
+            raise _missing_column(src, fld, wanted, available)
         return found
 
     id_col, parent_col, level_col = column("unit_id"), column("parent_id"), column("level")
@@ -1449,8 +1992,11 @@ def read_units(
     rej = _Rejects(n)
     for rec, count in malformed:
         rej.add(np.arange(n) == rec, "row", f"{count} fields, more than the header")
-    ids = _as_str(raw[id_col]).reset_index(drop=True)
-    rej.add(ids.isna().to_numpy(), "unit_id", "missing unit id")
+    raw = raw.reset_index(drop=True)
+    used = {"unit_id": id_col, "parent_id": parent_col, "level": level_col}
+    used |= {"name": column("name"), "population": column("population")}
+    raw = _screen_cells(raw, {c: f for f, c in used.items() if c is not None}, rej, limits)
+    ids = _check_ids(raw[id_col], "unit_id", rej, limits)
     if level_col is not None:
         levels = _normalise_word(_as_str(raw[level_col]).reset_index(drop=True))
         if level is not None:
@@ -1476,7 +2022,11 @@ def read_units(
             return pd.Series([None] * n, dtype=object)
         return _as_str(raw[col]).reset_index(drop=True)
 
-    parent = text(parent_col)
+    parent = (
+        _check_ids(raw[parent_col], "parent_id", rej, limits, required=False)
+        if parent_col is not None
+        else text(None)
+    )
     parent[levels.to_numpy() == "district"] = None
     out = pd.DataFrame(
         {

@@ -2,19 +2,19 @@
 and the reports.
 
 Bodies are sent raw, their format given by ``Content-Type``; they go through the same code as
-``riskmap ingest`` (a temporary file of the right kind), in one atomic batch.
+``riskmap ingest`` (a temporary file of the right kind, named ``upload.<ext>`` in every
+message), in one atomic batch. The query parameters are the CLI's options.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 
 from api.auth import Caller, Officer, Reader
@@ -26,12 +26,15 @@ from api.ingest import (
     ingest_communities,
     ingest_metrics,
     ingest_units,
+    input_limits,
 )
+from geo._errors import InputFileError
+from geo.io import ROLES, check_date_format, check_encoding, parse_column_map
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
 CASE_TYPES = {
-    "application/json": ".json-records",
+    "application/json": ".json",
     "application/x-ndjson": ".ndjson",
     "application/ndjson": ".ndjson",
     "text/csv": ".csv",
@@ -77,30 +80,6 @@ def _kind(request: Request, types: dict[str, str]) -> str:
     return types[ctype]
 
 
-def _records_to_parquet(body: bytes, ndjson: bool, path: Path) -> None:
-    """JSON records to a plain Parquet table of strings (row = 1-based record number)."""
-    try:
-        if ndjson:
-            lines = [ln for ln in body.decode("utf-8").splitlines() if ln.strip()]
-            records = []
-            for i, ln in enumerate(lines, start=1):
-                try:
-                    records.append(json.loads(ln))
-                except json.JSONDecodeError as e:
-                    raise unprocessable(f"NDJSON line {i}: not JSON: {e.msg}") from None
-        else:
-            records = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise unprocessable(f"body is not JSON: {e}") from None
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise unprocessable("expected a JSON array of objects (one per case location)")
-    if not records:
-        raise unprocessable("no records in the body")
-    frame = pd.DataFrame.from_records(records)
-    frame = frame.map(lambda v: None if v is None else str(v))
-    frame.to_parquet(path, index=False)
-
-
 def _report(rep: IngestReport) -> dict[str, Any]:
     c = rep.counts
     return {
@@ -117,68 +96,156 @@ def _report(rep: IngestReport) -> dict[str, Any]:
     }
 
 
+ColumnsQ = Annotated[
+    str | None,
+    Query(
+        description="map our field names to the body's columns, as the CLI's --columns, e.g. "
+        "case_id=patient_id,reported=date,lat=latitude,lon=longitude,type="
+    ),
+]
+EncodingQ = Annotated[
+    str | None, Query(description="text encoding of a shapefile's .dbf, e.g. cp949")
+]
+DateFormatQ = Annotated[
+    str | None,
+    Query(
+        description="how the dates are written, a strftime pattern such as %d/%m/%Y or "
+        "%m/%d/%Y (YYYY-MM-DD is always read)"
+    ),
+]
+
+
+def _options(
+    columns: str | None = None,
+    role: str | None = None,
+    encoding: str | None = None,
+    date_format: str | None = None,
+) -> dict[str, Any]:
+    """The query parameters checked as the CLI checks its options (422 naming the parameter)."""
+    out: dict[str, Any] = {}
+    try:
+        out["columns"] = parse_column_map(columns) or None
+    except ValueError as e:
+        raise unprocessable(str(e), "query", "columns") from None
+    if role is not None:
+        if role.strip().lower().replace(" ", "_") not in ROLES:
+            raise unprocessable(
+                f"unknown role {role!r} (expected one of {', '.join(ROLES)})", "query", "role"
+            )
+        out["default_role"] = role
+    if encoding is not None:
+        try:
+            check_encoding(encoding)
+        except ValueError as e:
+            raise unprocessable(str(e), "query", "encoding") from None
+        out["encoding"] = encoding
+    if date_format is not None:
+        try:
+            out["date_format"] = check_date_format(date_format)
+        except ValueError as e:
+            raise unprocessable(str(e), "query", "date_format") from None
+    return out
+
+
 async def _ingest(
-    request: Request, types: dict[str, str], limit_mb: float, caller: Caller, run: Any, **kw: Any
+    request: Request,
+    types: dict[str, str],
+    settings: Any,
+    caller: Caller,
+    run: Any,
+    **kw: Any,
 ) -> dict[str, Any]:
     """Read the body into a temporary file of its kind and run ``run(path, **kw)`` on it, as
-    the CLI does, on behalf of the caller's key."""
+    the CLI does, on behalf of the caller's key. Messages name the file ``upload.<ext>``,
+    never a path on the server."""
     suffix = _kind(request, types)
-    body = await _body(request, limit_mb)
+    body = await _body(request, settings.max_upload_mb)
+    name = f"upload{suffix}"
     with tempfile.TemporaryDirectory(prefix="riskmap-ingest-") as d:
-        if suffix in (".json-records", ".ndjson"):
-            path = Path(d) / "request.parquet"
-            _records_to_parquet(body, suffix == ".ndjson", path)
-        else:
-            path = Path(d) / f"request{suffix}"
-            path.write_bytes(body)
-        rep = await run_in_threadpool(
-            lambda: run(path, key_id=caller.key_id, source=f"POST by key {caller.key_id}", **kw)
-        )
+        path = Path(d) / name
+        path.write_bytes(body)
+        del body
+        try:
+            rep = await run_in_threadpool(
+                lambda: run(
+                    path,
+                    key_id=caller.key_id,
+                    source=f"POST by key {caller.key_id}",
+                    name=name,
+                    limits=input_limits(settings),
+                    **kw,
+                )
+            )
+        except (InputFileError, ValueError) as e:
+            message = str(e)
+            for p in {d, str(Path(d).resolve())}:
+                message = message.replace(p + "/", "").replace(p, "")
+            raise unprocessable(message) from None
     return _report(rep)
 
 
 @router.post("/cases", operation_id="ingest_cases")
 async def post_cases(
-    request: Request, caller: Officer, service: ServiceDep, settings: SettingsDep
+    request: Request,
+    caller: Officer,
+    service: ServiceDep,
+    settings: SettingsDep,
+    columns: ColumnsQ = None,
+    role: Annotated[
+        str | None,
+        Query(description="role of rows with no role column or an empty role, e.g. residence"),
+    ] = None,
+    date_format: DateFormatQ = None,
 ) -> dict[str, Any]:
     """Case locations as a JSON array of objects (fields of the CSV), NDJSON, CSV, GeoJSON or
     GeoParquet; answers the validation report, also kept at ``GET /v1/ingest/{batch_id}``."""
+    opts = _options(columns=columns, role=role, date_format=date_format)
     return await _ingest(
         request,
         CASE_TYPES,
-        settings.max_upload_mb,
+        settings,
         caller,
         partial(ingest_cases, service.store),
         h3_res=settings.h3_resolution,
+        **opts,
     )
 
 
 @router.post("/communities", operation_id="ingest_communities")
 async def post_communities(
-    request: Request, caller: Officer, service: ServiceDep, settings: SettingsDep
+    request: Request,
+    caller: Officer,
+    service: ServiceDep,
+    settings: SettingsDep,
+    columns: ColumnsQ = None,
+    encoding: EncodingQ = None,
 ) -> dict[str, Any]:
     """Community polygons as GeoJSON, GeoPackage, a zipped shapefile or GeoParquet."""
+    opts = _options(columns=columns, encoding=encoding)
     return await _ingest(
         request,
         COMMUNITY_TYPES,
-        settings.max_upload_mb,
+        settings,
         caller,
         partial(ingest_communities, service.store),
         h3_res=settings.h3_resolution,
+        **opts,
     )
 
 
 @router.post("/metrics", operation_id="ingest_metrics")
 async def post_metrics(
-    request: Request, caller: Officer, service: ServiceDep, settings: SettingsDep
+    request: Request,
+    caller: Officer,
+    service: ServiceDep,
+    settings: SettingsDep,
+    columns: ColumnsQ = None,
+    date_format: DateFormatQ = None,
 ) -> dict[str, Any]:
     """Hospital figures per district and date (CSV)."""
+    opts = _options(columns=columns, date_format=date_format)
     return await _ingest(
-        request,
-        METRIC_TYPES,
-        settings.max_upload_mb,
-        caller,
-        partial(ingest_metrics, service.store),
+        request, METRIC_TYPES, settings, caller, partial(ingest_metrics, service.store), **opts
     )
 
 
@@ -192,21 +259,29 @@ async def post_units(
         Literal["subdistrict", "district"] | None,
         Query(description="default: from the id column (subdistrict_id or district_id)"),
     ] = None,
+    columns: ColumnsQ = None,
+    encoding: EncodingQ = None,
 ) -> dict[str, Any]:
     """Names and populations of parent units (subdistricts, districts): GeoJSON, GeoPackage,
     zipped Shapefile, GeoParquet or CSV."""
+    opts = _options(columns=columns, encoding=encoding)
     return await _ingest(
         request,
         UNIT_TYPES,
-        settings.max_upload_mb,
+        settings,
         caller,
         partial(ingest_units, service.store),
         level=level,
+        **opts,
     )
 
 
 @router.get("/ingest/{batch_id}", operation_id="get_ingest_report")
-def get_ingest_report(batch_id: int, caller: Reader, service: ServiceDep) -> dict[str, Any]:
+def get_ingest_report(
+    batch_id: Annotated[int, PathParam(ge=1, le=2**63 - 1, description="a batch id")],
+    caller: Reader,
+    service: ServiceDep,
+) -> dict[str, Any]:
     """The validation report of a batch (counts, rejected rows, warnings)."""
     rep = service.store.batch_report(batch_id)
     if rep is None:

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +38,46 @@ from geo._errors import StoreError
 
 # the schema version both backends are at; each backend keeps its own migrations to it
 SCHEMA_VERSION = 5
+
+
+class StoreDamagedError(StoreError):
+    """The store's file is damaged (SQLite: malformed, truncated, not a database)."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"{where}: the store is damaged ({reason}); restore it from a backup "
+            "or move it away to start an empty one"
+        )
+
+    @property
+    def public(self) -> str:
+        """The message for HTTP answers (no file path)."""
+        return f"the store is damaged ({self.reason}); the operator must restore it from a backup"
+
+
+# what SQLite says of a damaged file
+_DAMAGE_WORDS = ("malformed", "not a database", "disk i/o error", "corrupt")
+
+
+def damage(e: BaseException, where: str = "the SQLite store") -> StoreDamagedError | None:
+    """The StoreDamagedError that a sqlite3 error means, or None if it is not about damage."""
+    if isinstance(e, sqlite3.DatabaseError):
+        text = _first_line(e)
+        if any(w in text.lower() for w in _DAMAGE_WORDS):
+            return StoreDamagedError(where, text)
+    return None
+
+
+@contextmanager
+def _damage_as_error(where: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        found = damage(e, where)
+        if found is None:
+            raise
+        raise found from None
 
 
 def redact(url: str) -> str:
@@ -117,12 +158,17 @@ class Conn:
     """
 
     def __init__(
-        self, raw: Any, paramstyle: str = "qmark", reconnect: Callable[[], Any] | None = None
+        self,
+        raw: Any,
+        paramstyle: str = "qmark",
+        reconnect: Callable[[], Any] | None = None,
+        where: str = "the SQLite store",
     ) -> None:
         self.raw = raw
         self._pg = paramstyle == "format"
         self._reconnect = reconnect
         self.in_tx = False
+        self.where = where
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self._pg else sql
@@ -134,7 +180,8 @@ class Conn:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         if not self._pg:
-            return self.raw.execute(sql, params)
+            with _damage_as_error(self.where):
+                return self.raw.execute(sql, params)
         import psycopg
 
         self.ensure()
@@ -159,7 +206,8 @@ class Conn:
             with self.raw.cursor() as cur:
                 cur.executemany(self._sql(sql), rows)
         else:
-            self.raw.executemany(sql, rows)
+            with _damage_as_error(self.where):
+                self.raw.executemany(sql, rows)
 
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
@@ -177,10 +225,14 @@ class Conn:
     def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         cur = self.execute(sql, params)
         cols = [d[0] for d in cur.description]
-        return pd.DataFrame.from_records(cur.fetchall(), columns=cols)
+        with _damage_as_error(self.where):
+            rows = cur.fetchall()
+        return pd.DataFrame.from_records(rows, columns=cols)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.execute(sql, params).fetchone()
+        cur = self.execute(sql, params)
+        with _damage_as_error(self.where):
+            return cur.fetchone()
 
 
 def _first_line(e: BaseException) -> str:
@@ -270,6 +322,12 @@ class Store:
                     yield
                 finally:
                     self._read_depth = 0
+
+    def check(self) -> None:
+        """Raise StoreError (StoreDamagedError for a damaged file) unless the store answers;
+        cheap enough for every ``/healthz``."""
+        with self.lock:
+            self.conn.one("SELECT value FROM meta WHERE key='data_version'")
 
     # -- versions ---------------------------------------------------------------------------
     @property
@@ -830,8 +888,10 @@ __all__ = [
     "BatchCounts",
     "Conn",
     "Store",
+    "StoreDamagedError",
     "case_digest",
     "check_schema_version",
+    "damage",
     "migrate",
     "redact",
 ]

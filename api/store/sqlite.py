@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from api.store import SCHEMA_VERSION, Conn, Store, case_digest, migrate
+from api.store import (
+    SCHEMA_VERSION,
+    Conn,
+    Store,
+    StoreDamagedError,
+    _first_line,
+    case_digest,
+    damage,
+    migrate,
+)
 from geo._errors import StoreError
+
+#: ``check()`` runs PRAGMA quick_check again after this many seconds (or when the file changed)
+CHECK_INTERVAL_S = 60.0
 
 # version 1 of the schema; MIGRATIONS bring it to SCHEMA_VERSION
 SCHEMA = """
@@ -255,9 +268,16 @@ class SQLiteStore(Store):
         super().__init__()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._wconn = Conn(self._connect())
-        self._migrate()
-        self._conn = Conn(self._connect())
+        where = str(self.path)
+        self._wconn = Conn(self._connect(), where=where)
+        try:
+            self._quick_check(self._wconn.raw)
+            self._migrate()
+            self._conn = Conn(self._connect(), where=where)
+        except BaseException:
+            self._wconn.raw.close()
+            raise
+        self._checked: tuple[tuple[int, int], float] | None = (self._stat(), time.monotonic())
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -265,12 +285,43 @@ class SQLiteStore(Store):
                 self.path, timeout=30, check_same_thread=False, isolation_level=None
             )
             raw.execute("PRAGMA journal_mode=WAL")
+            # in WAL mode, NORMAL loses nothing when the process dies (only on power loss)
+            raw.execute("PRAGMA synchronous=NORMAL")
+            raw.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as e:
+            damaged = damage(e, str(self.path))
+            if damaged is not None:
+                raise damaged from None
             raise StoreError(f"{self.path}: cannot open the SQLite store: {e}") from None
-        # in WAL mode, NORMAL loses nothing when the process dies (only on power loss)
-        raw.execute("PRAGMA synchronous=NORMAL")
-        raw.execute("PRAGMA foreign_keys=ON")
         return raw
+
+    def _stat(self) -> tuple[int, int]:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return (-1, -1)
+        return (st.st_size, st.st_mtime_ns)
+
+    def _quick_check(self, raw: sqlite3.Connection) -> None:
+        """PRAGMA quick_check (every page and b-tree read, O(size) but no index cross-check):
+        raise StoreDamagedError unless it says ok."""
+        try:
+            rows = raw.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StoreDamagedError(str(self.path), _first_line(e)) from None
+        if not rows or rows[0][0] != "ok":
+            found = "; ".join(str(r[0]) for r in rows[:3]) or "no answer"
+            raise StoreDamagedError(str(self.path), found)
+
+    def check(self) -> None:
+        """quick_check again when the file changed on disk or CHECK_INTERVAL_S passed."""
+        stat = self._stat()
+        last = self._checked
+        if last is not None and last[0] == stat and time.monotonic() - last[1] < CHECK_INTERVAL_S:
+            return
+        with self.lock:
+            self._quick_check(self._conn.raw)
+        self._checked = (stat, time.monotonic())
 
     @property
     def conn(self) -> Conn:

@@ -278,3 +278,41 @@ def test_ingest_units(city: Path, tmp_path: Path) -> None:
     assert code == 0, stdout + stderr
     code, _, stderr = run("--db", db, "ingest", "units", str(bad), "--level", "county")
     assert code != 0 and "unknown unit level 'county'" in stderr
+
+
+def test_date_format_option(tmp_path: Path) -> None:
+    """--date-format reads day-first dates (ISO dates too) in cases and hospital figures."""
+    import sqlite3
+
+    db = str(tmp_path / "r.db")
+    cases = tmp_path / "cases.csv"
+    cases.write_text(
+        "case_id,reported,type,role,lat,lon\n"
+        "a,25/02/2024,confirmed,residence,30.5,114.3\n"
+        "b,2024-02-26,confirmed,residence,30.5,114.3\n"
+        "c,02/25/2024,confirmed,residence,30.5,114.3\n"
+    )
+    rejects = tmp_path / "rejects.csv"
+    code, stdout, stderr = run(
+        "--db", db, "ingest", "cases", str(cases), "--date-format", "%d/%m/%Y",
+        "--rejects", str(rejects),
+    )  # fmt: skip
+    assert code == 0, stdout + stderr
+    with sqlite3.connect(db) as conn:
+        got = dict(conn.execute("SELECT case_id, reported FROM cases").fetchall())
+    assert got == {"a": "2024-02-25", "b": "2024-02-26"}
+    assert "expected %d/%m/%Y or YYYY-MM-DD" in rejects.read_text()
+    figures = tmp_path / "m.csv"
+    figures.write_text("unit_id,date,admissions_per_100k,beds_pct\nD1,03/01/2024,4.5,\n")
+    code, stdout, stderr = run(
+        "--db", db, "ingest", "metrics", str(figures), "--date-format", "%m/%d/%Y"
+    )
+    assert code == 0, stdout + stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT unit_id, date FROM unit_metrics").fetchall() == [
+            ("D1", "2024-03-01")
+        ]
+    # a pattern that names no day is refused before reading, in one line
+    code, _, stderr = run("--db", db, "ingest", "cases", str(cases), "--date-format", "%H:%M")
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("error:")]
+    assert code == 1 and len(lines) == 1 and "does not name one day" in lines[0]

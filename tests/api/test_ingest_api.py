@@ -183,3 +183,107 @@ def test_roles_and_audit(env) -> None:  # type: ignore[no-untyped-def]
     assert "ingest.cases" in actions and "keys.create" in actions and "keys.revoke" in actions
     # every ingest made over HTTP names the key that made it
     assert all(e["key_id"] for e in log if e["action"] == "ingest.cases")
+
+
+def _table(db: str, sql: str) -> list[tuple[object, ...]]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return sorted(conn.execute(sql).fetchall(), key=repr)
+
+
+def test_real_ds4c_files_over_http_as_through_the_cli(shared_dir: Path, tmp_path: Path) -> None:
+    """Seoul neighbourhoods (a zipped EUC-KR shapefile) and DS4C's PatientRoute.csv with the
+    CLI's options as query parameters store exactly what the CLI stores; the same routes
+    re-written with month-first dates (as Excel re-saves them) are the same records."""
+    import csv
+    import io
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    from api.cli import app as cli_app
+
+    korea = shared_dir / "data/korea"
+    seoul = korea / "boundaries/seoul_neighborhoods_2015"
+    route = korea / "ds4c/PatientRoute.csv"
+    hood_cols = "community_id=EMD_CD,name=EMD_KOR_NM"
+    route_cols = "case_id=patient_id,reported=date,lat=latitude,lon=longitude,type="
+
+    cli_db = str(tmp_path / "cli.db")
+    runner = CliRunner()
+    for args in (
+        ["communities", f"{seoul}.shp", "--encoding", "cp949", "--columns", hood_cols],
+        ["cases", str(route), "--role", "frequent_activity", "--columns", route_cols],
+    ):
+        r = runner.invoke(cli_app, ["--db", cli_db, "ingest", *args])
+        assert r.exit_code == 0, r.output
+
+    http_db = str(tmp_path / "http.db")
+    key = Store.open(http_db).create_key("officer", "ds4c")[1]
+    app.dependency_overrides[get_settings] = lambda: Settings(
+        database_url=f"sqlite:///{http_db}", rate_limit_per_minute=0
+    )
+    try:
+        client = TestClient(app)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for ext in (".shp", ".shx", ".dbf", ".prj"):
+                z.write(f"{seoul}{ext}", f"seoul{ext}")
+        r = client.post(
+            "/v1/communities",
+            content=buf.getvalue(),
+            params={"encoding": "cp949", "columns": hood_cols},
+            headers={**auth(key), "Content-Type": "application/zip"},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["accepted"] == 467 and r.json()["rejected"] == 0
+        r = client.post(
+            "/v1/cases",
+            content=route.read_bytes(),
+            params={"role": "frequent_activity", "columns": route_cols},
+            headers={**auth(key), "Content-Type": "text/csv"},
+        )
+        assert r.status_code == 200, r.text
+        rep = r.json()
+        assert rep["rows_read"] == 8092 and rep["accepted"] > 8000
+        assert "/tmp" not in r.text and "riskmap-ingest" not in r.text
+
+        # month-first dates, read with date_format: the same records, nothing new
+        rows = list(csv.reader(io.StringIO(route.read_text(encoding="utf-8"))))
+        for r_ in rows[1:]:
+            y, m, d = r_[2].split("-")
+            r_[2] = f"{int(m)}/{int(d)}/{y}"
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        again = client.post(
+            "/v1/cases",
+            content=out.getvalue().encode(),
+            params={
+                "role": "frequent_activity",
+                "columns": route_cols,
+                "date_format": "%m/%d/%Y",
+            },
+            headers={**auth(key), "Content-Type": "text/csv"},
+        ).json()
+        assert again["accepted"] == rep["accepted"] and again["rejected"] == rep["rejected"]
+        assert again["inserted"] == 0 and again["updated"] == 0
+    finally:
+        app.dependency_overrides.clear()
+        _service_for.cache_clear()
+
+    for sql in (
+        "SELECT community_id, name, population, geometry FROM communities",
+        "SELECT res, community_id, cell FROM community_cells",
+        "SELECT case_id, reported, type, version FROM cases",
+        "SELECT case_id, role, lat, lon, reported, cell FROM case_locations",
+        "SELECT b.kind, r.row, r.field, r.reason FROM rejects r JOIN batches b USING (batch_id)"
+        " WHERE b.batch_id <= 2",
+        "SELECT b.kind, w.message FROM batch_warnings w JOIN batches b USING (batch_id)"
+        " WHERE b.batch_id <= 2",
+    ):
+        cli_rows, http_rows = _table(cli_db, sql), _table(http_db, sql)
+        assert cli_rows == http_rows, sql
+        assert cli_rows or "rejects" in sql, sql
+    names = {r[1] for r in _table(http_db, "SELECT community_id, name FROM communities")}
+    assert "대방동" in names  # decoded with the encoding given as a query parameter

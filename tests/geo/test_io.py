@@ -794,7 +794,7 @@ def test_cases_csv_header_only_and_empty(tmp_path: Path) -> None:
         read_cases(xlsx, today=TODAY)
     binary = tmp_path / "binary.csv"
     binary.write_bytes(b"PK\x03\x04\x00\x00\x00binary")
-    with pytest.raises(InputFileError, match="NUL"):
+    with pytest.raises(InputFileError, match="binary"):
         read_cases(binary, today=TODAY)
 
 
@@ -1015,3 +1015,116 @@ def test_rural_flag(tmp_path: Path) -> None:
     r = read_communities(f, columns={"rural": "kind"})
     assert r.frame["rural"].tolist() == [True, False, False]
     assert [(x.row, x.field) for x in r.rejects] == [(4, "rural")]
+
+
+# --------------------------------------------------------------------------- bounds on input
+
+
+def test_check_date_format() -> None:
+    from geo.io import check_date_format
+
+    assert check_date_format(None) is None and check_date_format(" ") is None
+    assert check_date_format("%d/%m/%Y") == "%d/%m/%Y"
+    for bad in ("%H:%M", "%Y-%m", "no directives", "%", "%Q", "\x00%d", "%d%d%m%Y"):
+        with pytest.raises(ValueError, match="does not name one day"):
+            check_date_format(bad)
+    with pytest.raises(ValueError, match="longer than 64 characters"):
+        check_date_format("%d/%m/%Y" * 20)
+
+
+def test_json_depth_ignores_brackets_in_strings() -> None:
+    from geo.io import _json_depth
+
+    assert _json_depth(b'{"a": "[[[[{{{{", "b": [1, [2]]}') == 3
+    assert _json_depth(b'["\\"[[[", {"x": {}}]') == 3
+    assert _json_depth(b"[" * 1000 + b"]" * 1000) == 1000
+    assert _json_depth(b'"just a string"') == 0
+
+
+def test_json_records_and_ndjson_files(tmp_path: Path) -> None:
+    recs = [
+        {"case_id": "a", "reported": "2024-03-01", "role": "residence", "lat": 1, "lon": 2},
+        {"case_id": 12, "reported": "2024-03-01", "role": "residence", "lat": 1, "lon": 2},
+        {"reported": "2024-03-01", "role": "residence", "lat": 1, "lon": 2},
+    ]
+    f = tmp_path / "c.json"
+    f.write_bytes(b"\xef\xbb\xbf" + json.dumps(recs).encode())
+    r = read_cases(f, today=TODAY)
+    assert r.frame["case_id"].tolist() == ["a", "12"] and pairs(r) == [(3, "case_id")]
+    nd = tmp_path / "c.jsonl"
+    nd.write_text("\n".join(json.dumps(x) for x in recs[:2]) + "\n\n[1]\n")
+    r = read_cases(nd, today=TODAY)
+    assert r.frame["case_id"].tolist() == ["a", "12"]
+    assert pairs(r) == [(4, "row")] and "is a list, expected an object" in reason(r, 4)
+    bad = tmp_path / "d.json"
+    bad.write_text('{"case_id": "a"}')  # an object: read as GeoJSON, which it is not
+    with pytest.raises(InputFileError, match="cannot read"):
+        read_cases(bad, today=TODAY)
+
+
+def test_names_replace_paths_in_messages(tmp_path: Path) -> None:
+    f = tmp_path / "x.csv"
+    f.write_text("case_id,reported\na,2024-01-01\n")
+    with pytest.raises(InputFileError) as info:
+        read_cases(f, today=TODAY, name="upload.csv")
+    assert str(info.value).startswith("upload.csv: ") and str(tmp_path) not in str(info.value)
+    g = tmp_path / "x.geojson"
+    g.write_text('{"type": "FeatureCollection", "features": [')
+    with pytest.raises(InputFileError) as info:
+        read_communities(g, name="upload.geojson")
+    assert "upload.geojson" in str(info.value) and str(tmp_path) not in str(info.value)
+
+
+def test_parquet_unpacked_size_is_checked_first(tmp_path: Path) -> None:
+    from geo.io import InputLimits
+
+    ring = [(114 + 0.01 * np.cos(t), 30 + 0.01 * np.sin(t)) for t in np.linspace(0, 6.28, 30_000)]
+    gdf = gpd.GeoDataFrame({"community_id": ["a"]}, geometry=[Polygon(ring)], crs=4326)
+    f = tmp_path / "c.parquet"
+    gdf.to_parquet(f, compression="zstd")
+    small = InputLimits(max_unpacked_mb=0.1)
+    with pytest.raises(InputFileError, match="the Parquet file unpacks to 0.5 MB"):
+        read_communities(f, limits=small)
+    assert read_communities(f).accepted == 1
+    cases = tmp_path / "cases.parquet"
+    pd.DataFrame({"case_id": ["x" * 200_000], "reported": ["2024-01-01"]}).to_parquet(cases)
+    with pytest.raises(InputFileError, match="more than the limit of 0.1 MB"):
+        read_cases(cases, limits=small, today=TODAY)
+
+
+def test_large_polygons_allowed_are_warned_about(tmp_path: Path) -> None:
+    from geo.io import InputLimits
+
+    f = write_geojson(
+        tmp_path / "c.geojson",
+        [
+            feature({"community_id": "big"}, box(100, 0, 103, 3)),
+            feature({"community_id": "small"}, box(100, 0, 100.1, 0.1)),
+        ],
+    )
+    r = read_communities(f)
+    assert r.frame["community_id"].tolist() == ["small"]
+    assert "km², more than the limit of 50,000 km²" in reason(r, 1)
+    r = read_communities(f, limits=InputLimits(max_area_km2=200, allow_large_polygons=True))
+    assert r.frame["community_id"].tolist() == ["big", "small"]
+    allowed = [w for w in r.warnings if "large polygons allowed" in w]
+    assert len(allowed) == 1 and allowed[0].startswith("row 1: the polygon's area is")
+
+
+def test_parent_ids_are_checked(tmp_path: Path) -> None:
+    from geo.io import read_units
+
+    f = tmp_path / "s.csv"
+    f.write_text("subdistrict_id,district_id,name\nS1,D1,a\nS2,D\x1b2,b\nS3,,c\n")
+    r = read_units(f)
+    assert r.frame["unit_id"].tolist() == ["S1", "S3"]
+    assert pairs(r) == [(3, "parent_id")] and "control characters" in reason(r, 3)
+    g = write_geojson(
+        tmp_path / "c.geojson",
+        [
+            feature({"community_id": "a", "district_id": "D" * 300}, box(100, 0, 100.1, 0.1)),
+            feature({"community_id": "b", "district_id": "D1"}, box(101, 0, 101.1, 0.1)),
+        ],
+    )
+    r = read_communities(g)
+    assert r.frame["community_id"].tolist() == ["b"] and pairs(r) == [(1, "district_id")]
