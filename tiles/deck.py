@@ -102,12 +102,10 @@ def planner_page(
     """The HTML page of the deck: no inline script or style; scripts only from ``bundle_url``
     and ``script_url``; every text escaped."""
     config = json_for_html({"deck": json.loads(deck.to_json()), "tooltip": TOOLTIP})
-    items = "".join(
-        f'<li><span data-color="{html.escape(i["color"])}"></span>'
-        f"{html.escape(i['label'])}</li>"
-        for i in legend
-    )
     e = html.escape
+    items = "".join(
+        f'<li><span data-color="{e(i["color"])}"></span>{e(i["label"])}</li>' for i in legend
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

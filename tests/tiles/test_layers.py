@@ -71,7 +71,7 @@ def test_planner_page_escapes_everything_and_inlines_no_script() -> None:
 
     from tiles.deck import TOOLTIP, json_for_html
 
-    hostile = '</script><script>alert(1)</script><!--<img src=x onerror=alert(2)>&amp;'
+    hostile = "</script><script>alert(1)</script><!--<img src=x onerror=alert(2)>&amp;"
     deck = planner_deck(
         communities_url=f"/c?x={hostile}", zones_url="/z", districts_url="/d", center=(0, 0)
     )
