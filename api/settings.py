@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         600, ge=0, description="requests a minute per client on /v1/status* (0: no limit)"
     )
     request_timeout_s: float = Field(60.0, gt=0, description="time limit of a request")
+    auth_failures_per_minute: int = Field(
+        10, ge=1, description="failed authentications a minute per client before 429 (api/auth.py)"
+    )
     min_public_count: int = Field(
         5, ge=1, description="smallest case count shown to the public (analysts see all)"
     )
