@@ -73,7 +73,8 @@ def _is_docs(path: str) -> bool:
 
 
 def _add_headers(message: Message, csp_for_html: str) -> None:
-    headers: list[tuple[bytes, bytes]] = message.setdefault("headers", [])
+    headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
+    message["headers"] = headers
     have = {k.lower() for k, _ in headers}
     ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
     wanted = dict(COMMON_HEADERS)
