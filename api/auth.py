@@ -10,9 +10,10 @@ presented key, at most the first 8 hex digits of its SHA-256) and limited per cl
 ``RISKMAP_AUTH_FAILURES_PER_MINUTE`` failures in a minute, the client's requests that present
 or need a key answer 429 with ``Retry-After`` until the minute is over, without looking at the
 key (one ``auth.limited`` row). The audit log grows by at most that many rows plus one per
-client a minute, and by at most :data:`AUDIT_ROWS_PER_MINUTE` (plus two) in all: beyond, the
-failures are counted and one row gives their number. The counts live in the process (each
-server process counts its own).
+client a minute, and by at most :data:`AUDIT_ROWS_PER_MINUTE` ``auth.*`` rows (plus two) in all
+clients together: beyond, the failures are counted, one ``auth.flood`` row says so and one
+``auth.unrecorded`` row gives their number (with the next row after the minute). The counts
+live in the process (each server process counts its own).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class AuthFailures:
         self.clock = clock
         self._lock = threading.Lock()
         self._clients: dict[str, _Window] = {}
-        self._rows = _Window(start=-math.inf)  # failures: rows written, refused: rows not
+        # all clients: failures = rows written (and the notice), refused = rows not written
+        self._rows = _Window(start=-math.inf)
 
     def _window(self, client: str, now: float) -> _Window:
         w = self._clients.get(client)
@@ -103,8 +105,9 @@ class AuthFailures:
             if r.failures < AUDIT_ROWS_PER_MINUTE:
                 r.failures += 1
                 return "row", skipped
-            if r.failures == AUDIT_ROWS_PER_MINUTE:
+            if r.failures == AUDIT_ROWS_PER_MINUTE:  # this one is counted, not recorded
                 r.failures += 1
+                r.refused += 1
                 return "notice", skipped
             r.refused += 1
             return "", skipped
@@ -155,6 +158,31 @@ def _audit(service: RiskService, actor: str, action: str, detail: str) -> None:
         log.error("cannot audit %s (%s): %s", action, detail, e)
 
 
+def _audit_failure(
+    service: RiskService, guard: AuthFailures, actor: str, action: str, detail: str
+) -> None:
+    """An ``auth.*`` row, within the rows a minute all clients together may write."""
+    slot, skipped = guard.audit_slot(guard.clock())
+    if skipped:
+        _audit(
+            service,
+            "client:*",
+            "auth.unrecorded",
+            f"{skipped} more failed authentications in the minute before were counted, not "
+            f"recorded one by one (more than {AUDIT_ROWS_PER_MINUTE} a minute)",
+        )
+    if slot == "row":
+        _audit(service, actor, action, detail)
+    elif slot == "notice":
+        _audit(
+            service,
+            "client:*",
+            "auth.flood",
+            f"more than {AUDIT_ROWS_PER_MINUTE} failed authentications in a minute: the rest "
+            "of the minute are counted, not recorded one by one",
+        )
+
+
 def _refuse_if_limited(request: Request, service: RiskService, limit: int) -> None:
     """429 while the client has used up its failures of the minute (the key is not looked at)."""
     client = _client(request)
@@ -163,8 +191,9 @@ def _refuse_if_limited(request: Request, service: RiskService, limit: int) -> No
     if not wait:
         return
     if first:
-        _audit(
+        _audit_failure(
             service,
+            guard,
             f"client:{client}",
             "auth.limited",
             f"{_route(request)} from {client}: more than {limit} failed authentications in a "
@@ -185,33 +214,15 @@ def _failure(
     even when concurrent requests slip past the refusal)."""
     client = _client(request)
     guard = auth_failures(service)
-    now = guard.clock()
-    if guard.failed(client_key(client), now) > limit:
+    if guard.failed(client_key(client), guard.clock()) > limit:
         return
-    slot, skipped = guard.audit_slot(now)
-    if skipped:
-        _audit(
-            service,
-            "client:*",
-            "auth.unrecorded",
-            f"{skipped} more failed authentications in the minute before were counted, not "
-            f"recorded one by one (more than {AUDIT_ROWS_PER_MINUTE} a minute)",
-        )
-    if slot == "row":
-        _audit(
-            service,
-            actor or f"client:{client}",
-            "auth.failed",
-            f"{_route(request)} from {client}: {reason}",
-        )
-    elif slot == "notice":
-        _audit(
-            service,
-            "client:*",
-            "auth.flood",
-            f"more than {AUDIT_ROWS_PER_MINUTE} failed authentications in a minute: the rest "
-            "of the minute are counted, not recorded one by one",
-        )
+    _audit_failure(
+        service,
+        guard,
+        actor or f"client:{client}",
+        "auth.failed",
+        f"{_route(request)} from {client}: {reason}",
+    )
 
 
 def _fingerprint(key: str) -> str:
