@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 SAMPLE := var/sample
 
-.PHONY: install run data ingest serve test postgres lint format bench scale clean
+.PHONY: install run data ingest serve test postgres chromium lint format bench scale clean
 
 install: $(VENV)/.installed
 
@@ -35,12 +35,16 @@ serve: install
 
 run: ingest serve
 
-# the PostGIS tests need a PostgreSQL server: installed from Debian's packages and started here
-test: install postgres
+# the PostGIS tests need a PostgreSQL server: installed from Debian's packages and started here;
+# the map's browser test needs Debian's Chromium (installed here too)
+test: install postgres chromium
 	$(BIN)/python -m pytest
 
 postgres:
 	bash .ci/postgres
+
+chromium:
+	bash .ci/chromium
 
 lint: install
 	$(BIN)/ruff check .

@@ -557,6 +557,17 @@ def policies(
     out.print(t)
 
 
+def _operator() -> str:
+    """The audit log's actor for what the command line does: ``cli:<os user>``."""
+    import getpass
+    import os
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no user name (a container's bare uid)
+        return f"cli:uid{os.getuid()}"
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="officer, analyst or admin")],
@@ -567,7 +578,7 @@ def keys_create(
 
     if role not in ROLES:
         raise _fail(f"--role: {role!r} is not one of {', '.join(ROLES)}")
-    key_id, key = _open_store().create_key(role, name)
+    key_id, key = _open_store().create_key(role, name, by=_operator())
     err.print(f"key {key_id} ({role}) created; keep it now, it is not shown again:")
     sys.stdout.write(key + "\n")
 
@@ -586,7 +597,7 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")]) -> None:
     """Revoke a key."""
-    if not _open_store().revoke_key(key_id):
+    if not _open_store().revoke_key(key_id, by=_operator()):
         raise _fail(f"no active key {key_id}")
     out.print(f"key {key_id} revoked")
 

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from api.errors import add_exception_handlers
 from api.middleware import add_middleware
 from api.routers import aggregates, health, history, ingest, keys, layers, map, policies, status
+from api.security import add_security_headers
 
 
 def create_app() -> FastAPI:
@@ -29,6 +30,7 @@ def create_app() -> FastAPI:
         map.router,
     ):
         app.include_router(r)
+    add_security_headers(app)  # last: wraps every other middleware
     return app
 
 

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     shutdown_timeout_s: int = Field(
         5, ge=0, description="on SIGTERM, how long requests may still finish"
     )
+    auth_failures_per_minute: int = Field(
+        10, ge=1, description="failed authentications a minute per client before 429 (api/auth.py)"
+    )
     min_public_count: int = Field(
         5, ge=1, description="smallest case count shown to the public (analysts see all)"
     )

@@ -1,8 +1,14 @@
 """The planner map: a pydeck deck whose JavaScript bundle is served by riskmap itself.
 
-pydeck's own HTML template pulls scripts and styles from CDNs; riskmap renders its own small
-page instead, loads pydeck's embedded deck.gl bundle from the server and draws no remote base
-map, so the page works offline.
+pydeck's own HTML template pulls scripts and styles from CDNs and inlines its script; riskmap
+renders its own small page instead: pydeck's embedded deck.gl bundle, the page's script
+(``static/map.js``) and its style sheet come from the server, the deck itself is a JSON data
+block (never script), and no remote base map is drawn, so the page works offline and under a
+Content-Security-Policy that allows scripts only from the server.
+
+Values from the data (community names, zone ids...) reach the page only through the layers'
+GeoJSON, fetched by deck.gl, and show only as text: the tooltip is a ``text`` template (set as
+the tooltip's ``innerText``), never HTML.
 """
 
 from __future__ import annotations
@@ -15,11 +21,14 @@ from typing import Any
 import pydeck as pdk
 
 DECK_BUNDLE = Path(pdk.__file__).parent / "nbextension" / "static" / "index.js"
+STATIC = Path(__file__).parent / "static"  # the page's script and style sheet
 
+# a text template: pydeck substitutes {name} etc. unescaped, so HTML here would let a community
+# name write into the page; as text, a name shows as it is (line breaks from "\n")
 TOOLTIP = {
-    "html": "<b>{name}</b><br/>level: {label}<br/>since: {since}"
-    "<br/>expected lift: {expected_lift}<br/>zone: {zone_id}",
-    "style": {"fontSize": "12px"},
+    "text": "{name}\nlevel: {label}\nsince: {since}\nexpected lift: {expected_lift}"
+    "\nzone: {zone_id}",
+    "style": {"fontSize": "12px", "whiteSpace": "pre-line"},
 }
 
 
@@ -70,46 +79,48 @@ def _outlines(layer_id: str, url: str, color: list[int], width: float) -> pdk.La
     )
 
 
+def json_for_html(value: Any) -> str:
+    """JSON to embed in an HTML ``<script type="application/json">`` block: ``<``, ``>`` and
+    ``&`` as ``\\u`` escapes (JSON.parse reads them back), so no value can close the block
+    (``</script>``) or open a comment; U+2028/2029 likewise."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    for ch in "<>&\u2028\u2029":
+        text = text.replace(ch, f"\\u{ord(ch):04x}")
+    return text
+
+
 def planner_page(
-    deck: pdk.Deck, *, title: str, bundle_url: str, legend: list[dict[str, Any]], subtitle: str = ""
+    deck: pdk.Deck,
+    *,
+    title: str,
+    bundle_url: str,
+    legend: list[dict[str, Any]],
+    subtitle: str = "",
+    script_url: str = "/static/map.js",
+    style_url: str = "/static/map.css",
 ) -> str:
-    """A self-contained HTML page for the deck; scripts only from ``bundle_url``."""
-    deck_json = deck.to_json()
+    """The HTML page of the deck: no inline script or style; scripts only from ``bundle_url``
+    and ``script_url``; every text escaped."""
+    config = json_for_html({"deck": json.loads(deck.to_json()), "tooltip": TOOLTIP})
+    e = html.escape
     items = "".join(
-        f'<li><span style="background:{html.escape(i["color"])}"></span>'
-        f"{html.escape(i['label'])}</li>"
-        for i in legend
+        f'<li><span data-color="{e(i["color"])}"></span>{e(i["label"])}</li>' for i in legend
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8"/>
 <meta name="viewport" content="width=device-width, initial-scale=1"/>
-<title>{html.escape(title)}</title>
-<style>
-  html, body {{ margin: 0; height: 100%; font-family: system-ui, sans-serif; background: #f4f4f0; }}
-  #deck-container {{ position: absolute; inset: 0; }}
-  #legend {{ position: absolute; top: 12px; left: 12px; z-index: 2; background: #fffe;
-    padding: 10px 14px; border-radius: 6px; box-shadow: 0 1px 4px #0003; font-size: 13px; }}
-  #legend h1 {{ font-size: 15px; margin: 0 0 4px; }}
-  #legend ul {{ list-style: none; padding: 0; margin: 6px 0 0; }}
-  #legend span {{ display: inline-block; width: 12px; height: 12px; margin-right: 6px;
-    vertical-align: middle; border: 1px solid #0004; }}
-</style>
-<script src="{html.escape(bundle_url)}"></script>
+<title>{e(title)}</title>
+<link rel="stylesheet" href="{e(style_url)}"/>
+<script src="{e(bundle_url)}"></script>
 </head>
 <body>
-<div id="legend"><h1>{html.escape(title)}</h1><div>{html.escape(subtitle)}</div>
+<div id="legend"><h1>{e(title)}</h1><div>{e(subtitle)}</div>
 <ul>{items}</ul></div>
 <div id="deck-container"></div>
-<script>
-  const jsonInput = {deck_json};
-  const tooltip = {json.dumps(TOOLTIP)};
-  createDeck({{
-    container: document.getElementById('deck-container'),
-    jsonInput, tooltip, customLibraries: null, configuration: null
-  }});
-</script>
+<script type="application/json" id="deck-config">{config}</script>
+<script src="{e(script_url)}"></script>
 </body>
 </html>
 """

@@ -22,8 +22,7 @@ class NewKey(BaseModel):
 @router.post("/keys", operation_id="create_key", status_code=201)
 def create_key(body: NewKey, caller: Admin, service: ServiceDep) -> dict[str, Any]:
     """A new key; the key itself is shown only in this answer."""
-    key_id, key = service.store.create_key(body.role, body.name)
-    service.store.audit(caller.key_id, "keys.create.by", f"key_id={key_id}")
+    key_id, key = service.store.create_key(body.role, body.name, by=caller.key_id)
     return {"key_id": key_id, "role": body.role, "name": body.name, "key": key}
 
 
@@ -40,5 +39,8 @@ def revoke_key(key_id: str, caller: Admin, service: ServiceDep) -> None:
 
 @router.get("/audit", operation_id="audit_log")
 def audit_log(caller: Admin, service: ServiceDep) -> list[dict[str, Any]]:
-    """Every write: ingest batches and key changes, with the key that made them."""
+    """Every write (ingest batches, key changes) with its actor (the key that made it, or
+    ``cli:<os user>`` for the command line), and every failed authentication (actor
+    ``client:<address>``, or the key for a wrong role; the route and the reason in
+    ``detail``)."""
     return service.store.audit_log()

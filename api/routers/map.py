@@ -1,4 +1,5 @@
-"""The planner map page and its embedded deck.gl bundle."""
+"""The planner map page, its script and style sheet, and pydeck's embedded deck.gl bundle
+(everything the page loads comes from here: see api/security.py for its headers)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from api.access import AccessDep
 from api.deps import AtDep, ServiceDep
 from geo.policy import preset_names
-from tiles.deck import DECK_BUNDLE, planner_deck, planner_page
+from tiles.deck import DECK_BUNDLE, STATIC, planner_deck, planner_page
 
 router = APIRouter(tags=["map"])
 
@@ -48,6 +49,8 @@ def planner_map(service: ServiceDep, access: AccessDep, at: AtDep) -> HTMLRespon
         title=f"riskmap: {policy.name}",
         subtitle=f"as of {at.isoformat()}",
         bundle_url="/static/deckgl.js",
+        script_url="/static/map.js",
+        style_url="/static/map.css",
         legend=legend,
     )
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
@@ -59,4 +62,18 @@ def deckgl_bundle() -> FileResponse:
         DECK_BUNDLE,
         media_type="text/javascript",
         headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+@router.get("/static/map.js", operation_id="map_script", include_in_schema=False)
+def map_script() -> FileResponse:
+    return FileResponse(
+        STATIC / "map.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/static/map.css", operation_id="map_style", include_in_schema=False)
+def map_style() -> FileResponse:
+    return FileResponse(
+        STATIC / "map.css", media_type="text/css", headers={"Cache-Control": "no-cache"}
     )

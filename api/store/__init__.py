@@ -744,8 +744,9 @@ class Store:
             return str(conn.one("SELECT value FROM meta WHERE key=?", (name,))[0])
 
     # -- API keys and audit ----------------------------------------------------------------
-    def create_key(self, role: str, name: str) -> tuple[str, str]:
-        """A new key: returns (key_id, the full key); only its hash is stored."""
+    def create_key(self, role: str, name: str, by: str | None = None) -> tuple[str, str]:
+        """A new key: returns (key_id, the full key); only its hash is stored. ``by`` is the
+        actor the audit log names: the creating admin key's id, or ``cli:<os user>``."""
         key_id = secrets.token_hex(4)
         secret = secrets.token_urlsafe(32)
         with self.transaction() as conn:
@@ -754,7 +755,7 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, NULL)",
                 (key_id, _hash(secret), role, name, _now()),
             )
-            self._audit(conn, key_id, "keys.create", f"role={role} name={name}")
+            self._audit(conn, by, "keys.create", f"key_id={key_id} role={role} name={name}")
         return key_id, f"rk_{key_id}_{secret}"
 
     def check_key(self, key: str) -> tuple[str, str] | None:
@@ -771,6 +772,24 @@ class Store:
         if not hmac.compare_digest(row[0], _hash(parts[2])):
             return None
         return parts[1], row[1]
+
+    def key_failure(self, key: str) -> tuple[str, str | None]:
+        """Why ``key`` is refused (for the audit log), and the id of the stored key it names
+        if there is one (a revoked key, or a known id with a wrong secret)."""
+        parts = key.split("_", 2)
+        if len(parts) != 3 or parts[0] != "rk":
+            return "malformed key", None
+        with self.lock:
+            row = self.conn.one(
+                "SELECT secret_hash, revoked FROM api_keys WHERE key_id=?", (parts[1],)
+            )
+        if row is None:
+            return "unknown key", None
+        if not hmac.compare_digest(row[0], _hash(parts[2])):
+            return "wrong secret", parts[1]
+        if row[1] is not None:
+            return "revoked key", parts[1]
+        return "valid key", parts[1]
 
     def revoke_key(self, key_id: str, by: str | None = None) -> bool:
         with self.transaction() as conn:
@@ -793,9 +812,11 @@ class Store:
             for r in rows
         ]
 
-    def audit(self, key_id: str | None, action: str, detail: str) -> None:
+    def audit(self, actor: str | None, action: str, detail: str) -> None:
+        """One audit row. The actor (column ``key_id``) is a key id, ``cli:<os user>`` for the
+        command line, ``client:<address>`` for a failed authentication, or None."""
         with self.transaction() as conn:
-            self._audit(conn, key_id, action, detail)
+            self._audit(conn, actor, action, detail)
 
     @staticmethod
     def _audit(conn: Conn, key_id: str | None, action: str, detail: str) -> None:
@@ -805,11 +826,22 @@ class Store:
         )
 
     def audit_log(self) -> list[dict[str, object]]:
+        """Every audit row: ``actor`` (who: a key id, ``cli:<os user>``, ``client:<address>``),
+        ``key_id`` (the actor when it is a key, else None), ``action``, ``detail``."""
         with self.lock:
             rows = self.conn.execute(
                 "SELECT at, key_id, action, detail FROM audit_log ORDER BY id"
             ).fetchall()
-        return [dict(zip(("at", "key_id", "action", "detail"), r, strict=True)) for r in rows]
+        return [
+            {
+                "at": at,
+                "actor": actor,
+                "key_id": actor if actor and ":" not in actor else None,
+                "action": action,
+                "detail": detail,
+            }
+            for at, actor, action, detail in rows
+        ]
 
     def batch_report(self, batch_id: int) -> dict[str, object] | None:
         """The stored validation report of a batch."""

@@ -90,10 +90,14 @@ def test_map_page_is_offline(client: TestClient) -> None:
     r = client.get("/", params={"at": AT})
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     page = r.text
-    assert "createDeck" in page and "/static/deckgl.js" in page
+    assert "/static/map.js" in page and "/static/deckgl.js" in page
     assert "http://" not in page and "https://" not in page  # nothing from outside
     js = client.get("/static/deckgl.js")
     assert js.status_code == 200 and len(js.content) > 1_000_000
+    script = client.get("/static/map.js")
+    assert script.status_code == 200 and "createDeck" in script.text
+    assert "javascript" in script.headers["content-type"]
+    assert "text/css" in client.get("/static/map.css").headers["content-type"]
     assert client.get("/v1/districts").json()["features"]
 
 

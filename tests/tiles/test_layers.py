@@ -63,3 +63,37 @@ def test_planner_deck_and_page_load_nothing_from_outside() -> None:
     )
     assert "http://" not in page and "https://" not in page
     assert '<script src="/static/deckgl.js">' in page and "Sealed zone" in page
+    assert '<script src="/static/map.js">' in page
+
+
+def test_planner_page_escapes_everything_and_inlines_no_script() -> None:
+    import re
+
+    from tiles.deck import TOOLTIP, json_for_html
+
+    hostile = "</script><script>alert(1)</script><!--<img src=x onerror=alert(2)>&amp;"
+    deck = planner_deck(
+        communities_url=f"/c?x={hostile}", zones_url="/z", districts_url="/d", center=(0, 0)
+    )
+    page = planner_page(
+        deck,
+        title=hostile,
+        subtitle=hostile,
+        bundle_url="/static/deckgl.js",
+        legend=[{"color": '#fff"><script>alert(3)</script>', "label": hostile}],
+    )
+    assert "<img" not in page and "<!--<" not in page and "alert(3)</script>" not in page
+    # every <script> is either a served file or the JSON data block; the block holds no "<"
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    assert [a for a, _ in scripts] == [
+        ' src="/static/deckgl.js"',
+        ' type="application/json" id="deck-config"',
+        ' src="/static/map.js"',
+    ]
+    block = scripts[1][1]
+    assert "<" not in block and ">" not in block and "&" not in block
+    config = json.loads(block)  # what the browser's JSON.parse reads back: the exact values
+    assert config["deck"]["layers"][0]["data"] == f"/c?x={hostile}"
+    assert config["tooltip"] == TOOLTIP and "html" not in TOOLTIP  # text, never HTML
+    assert json.loads(json_for_html({"k": "a\u2028b</script>"})) == {"k": "a\u2028b</script>"}
+    assert "style=" not in page  # no inline style either (the CSP allows none)
