@@ -4,6 +4,7 @@ rule's longest lift (or today); history periods are bounded; no date ever answer
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,11 +28,13 @@ def span(sample_dir: Path) -> tuple[dt.date, dt.date]:
 
 
 @pytest.fixture
-def short(sample_db: Path) -> Iterator[TestClient]:
+def short(sample_db: Path, tmp_path: Path) -> Iterator[TestClient]:
+    db, headers = _analyst(sample_db, tmp_path)
     settings = Settings(
-        database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=0, max_history_days=10
+        database_url=f"sqlite:///{db}", rate_limit_per_minute=0, max_history_days=10
     )
     with served(settings) as c:
+        c.headers.update(headers)
         yield c
 
 
@@ -43,17 +46,31 @@ def _point(sample_dir: Path) -> dict[str, str]:
 def test_the_range_follows_the_data_and_the_rule(sample_db: Path, span) -> None:  # type: ignore[no-untyped-def]
     first, last = span
     service = RiskService(Store.open(sample_db))
-    for preset, lift in (("india-containment", 28), ("hk-building", 14)):
+    for preset, lift in (("india-containment", 28), ("hk-building", 15)):
         assert service.date_bounds(load_policy(preset), today=END) == (first, last + lift * DAY)
     # today is always allowed (it is the default date)
     today = last + 400 * DAY
     assert service.date_bounds(load_policy("hk-building"), today=today) == (first, today)
 
 
+def _analyst(sample_db: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the sample store with an analyst's key (free aggregate periods need one)."""
+    db = tmp_path / "bounds.db"
+    shutil.copy(sample_db, db)
+    _, key = Store.open(db).create_key("analyst", "bounds test")
+    return db, {"Authorization": f"Bearer {key}"}
+
+
 def test_dates_outside_the_range_are_refused_on_every_route(
-    client: TestClient, sample_dir: Path, span
+    sample_db: Path, sample_dir: Path, tmp_path: Path, span
 ) -> None:  # type: ignore[no-untyped-def]
     first, _ = span
+    db, headers = _analyst(sample_db, tmp_path)
+    settings = Settings(
+        database_url=f"sqlite:///{db}",
+        rate_limit_per_minute=0,
+        policies="india-containment,hk-building",  # public here: the bounds, not access, are tested
+    )
     today = dt.date.today()
     pt = _point(sample_dir)
     routes: list[tuple[str, dict[str, str], list[str]]] = [
@@ -66,20 +83,25 @@ def test_dates_outside_the_range_are_refused_on_every_route(
         ("/v1/aggregates/cases", {"unit": "community"}, ["from", "to"]),
     ]
     bad = [first - DAY, today + 400 * DAY, dt.date.max, dt.date.min]
+    with served(settings) as client:
+        _refused_on(client, routes, bad, first, headers)
+
+
+def _refused_on(client: TestClient, routes, bad, first, headers) -> None:  # type: ignore[no-untyped-def]
     for path, base, names in routes:
         for name in names:
             for d in bad:
                 q = base | {name: d.isoformat()}
                 if name == "from":
                     q["to"] = (first + 5 * DAY).isoformat()
-                r = client.get(path, params=q)
+                r = client.get(path, params=q, headers=headers)
                 assert r.status_code == 422, (path, q, r.status_code, r.text[:300])
                 detail = r.json()["detail"][0]
                 assert detail["loc"] == ["query", name], (path, q, detail)
                 assert f"must lie from {first}" in detail["msg"], detail["msg"]
         # the first report date is in range
         q = base | {n: first.isoformat() for n in names}
-        assert client.get(path, params=q).status_code == 200, (path, q)
+        assert client.get(path, params=q, headers=headers).status_code == 200, (path, q)
 
 
 def test_history_periods_are_bounded(short: TestClient, sample_dir: Path, span) -> None:  # type: ignore[no-untyped-def]

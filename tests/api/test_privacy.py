@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -168,8 +169,17 @@ def test_unlisted_presets_need_a_key(
     open_client: TestClient, sample_db: Path, keys: dict[str, str]
 ) -> None:
     # the service's rule is cn-three-zone and RISKMAP_POLICIES is empty
-    with _settings(Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=0)):
-        _unlisted_presets_need_a_key(open_client, keys)
+    # this walk sends many requests without a valid key, from a client address of its own: its
+    # failed authentications must not lock the module's other requests out (test_auth.py tests
+    # the limit); the limit is raised so that the walk itself is not answered 429
+    settings = Settings(
+        database_url=f"sqlite:///{sample_db}",
+        rate_limit_per_minute=0,
+        auth_failures_per_minute=10**6,
+    )
+    walker = TestClient(open_client.app, client=("192.0.2.8", 50000))
+    with _settings(settings):
+        _unlisted_presets_need_a_key(walker, keys)
 
 
 def _unlisted_presets_need_a_key(client: TestClient, keys: dict[str, str]) -> None:
@@ -296,7 +306,8 @@ def test_public_view_route_by_route(  # type: ignore[no-untyped-def]
             assert h_pub["intervals"][-1]["level"] != "none"
     # the planner map shows the public layers
     page = client.get("/", params=q).text
-    assert f"/v1/zones?at={AT}&policy={policy}" in page
+    config = page.split('id="deck-config">', 1)[1].split("</script>", 1)[0]
+    assert f"/v1/zones?at={AT}&policy={policy}" in json.dumps(json.loads(config))
     # the zone history: no event of an exact area of a fine level (other rules: as computed)
     hq = q | {"from": (END - dt.timedelta(days=10)).isoformat(), "to": AT}
     r_pub = client.get("/v1/zones/history", params=hq)
