@@ -28,6 +28,7 @@ from geo.zones import (
     CommunityLayer,
     Context,
     LevelState,
+    Patching,
     ZoneResult,
     community_zones,
     compute_zones,
@@ -157,7 +158,7 @@ def _patch(
             src_dirty |= dirty[a]
         if not src_dirty.any():
             continue
-        got = kind_of(lv).patch(layer, lv, states, src_dirty, at_i)
+        got = kind_of(lv).patch(Patching(layer, states, at_i), lv, src_dirty)
         if got is not None:
             _put(states[lv.id], dirty[lv.id], *got)
 

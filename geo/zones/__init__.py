@@ -24,10 +24,11 @@ from geo.zones.features import Features
 from geo.zones.grids import Bool2D, Int1D, run_bounds, spread, spread_max
 from geo.zones.layer import CommunityLayer
 from geo.zones.registry import ExtentKind, kind_of, kinds, register, unregister
-from geo.zones.state import Context, LevelState, Units, ZoneResult
+from geo.zones.state import Activity, Context, LevelState, Patching, Units, ZoneResult
 
 __all__ = [
     "CONDITIONS",
+    "Activity",
     "ZONE_COLUMNS",
     "Bool2D",
     "CommunityLayer",
@@ -36,6 +37,7 @@ __all__ = [
     "Features",
     "Int1D",
     "LevelState",
+    "Patching",
     "Units",
     "ZoneResult",
     "area_id",

@@ -35,7 +35,7 @@ from geo.zones.features import Features
 from geo.zones.grids import Int1D, last_true, rolling_any, spread, spread_max
 from geo.zones.layer import CommunityLayer
 from geo.zones.registry import kind_of
-from geo.zones.state import Context, LevelState, ZoneResult
+from geo.zones.state import Activity, Context, LevelState, ZoneResult
 
 
 def compute_zones(
@@ -162,10 +162,11 @@ def triggered(ctx: Context, lv: Level) -> None:
         down_last = last_true(q, ctx.at_i - total + 1, ctx.at_i - n_lift)
         down = (lv.step_down.to, down_active, down_last)
     if lv.geometric:
-        ctx.states[lv.id] = ctx.blank(kind.features(ctx, lv, units, active, q, last))
+        ctx.states[lv.id] = ctx.blank(kind.features(ctx, lv, units, Activity(active, q, last)))
         if down is not None:
             to, d_active, d_last = down
-            feats = kind.features(ctx, lv, units, d_active, q & d_active, d_last, discs=False)
+            d_act = Activity(d_active, q & d_active, d_last)
+            feats = kind.features(ctx, lv, units, d_act, discs=False)
             ctx.add_pending(to, ctx.blank(feats))
         return
     sel = kind.selection(ctx, lv, units)  # units x communities

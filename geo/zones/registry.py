@@ -21,7 +21,7 @@ from geo.policy import ExtentSpec, Level, Policy
 if TYPE_CHECKING:
     from geo.zones.features import Features
     from geo.zones.layer import CommunityLayer
-    from geo.zones.state import Context, LevelState, Units
+    from geo.zones.state import Activity, Context, LevelState, Patching, Units
 
 Bool1D = NDArray[np.bool_]
 Bool2D = NDArray[np.bool_]
@@ -62,16 +62,9 @@ class ExtentKind(Generic[S]):
         raise NotImplementedError(f"extent {self.name!r} is not triggered")
 
     def features(
-        self,
-        ctx: Context,
-        lv: Level,
-        units: Units,
-        active: Bool2D,
-        events: Bool2D,
-        last: Int1D,
-        discs: bool = True,
+        self, ctx: Context, lv: Level, units: Units, act: Activity, discs: bool = True
     ) -> Features:
-        """Exact-geometry features of the units ever ``active`` (levels drawn exactly)."""
+        """Exact-geometry features of the units ever active (levels drawn exactly)."""
         raise NotImplementedError(f"extent {self.name!r} is not drawn as exact geometry")
 
     def cluster_members(self, layer: CommunityLayer, lv: Level) -> sparse.csr_matrix | None:
@@ -109,14 +102,7 @@ class ExtentKind(Generic[S]):
         """Triggered kinds: the communities whose rows new cases in ``seed`` can change."""
         return seed
 
-    def patch(
-        self,
-        layer: CommunityLayer,
-        lv: Level,
-        states: dict[str, LevelState],
-        src_dirty: Bool1D,
-        at_i: int,
-    ) -> tuple[Int1D, LevelState] | None:
+    def patch(self, p: Patching, lv: Level, src_dirty: Bool1D) -> tuple[Int1D, LevelState] | None:
         """Derived kinds: (rows, their new state) after the rows ``src_dirty`` of the levels
         it is drawn around changed (None: nothing to recompute)."""
         raise NotImplementedError(f"extent {self.name!r} has no incremental update")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -73,6 +74,30 @@ class LevelState:
                 last_f = np.where(f.active[:, at_i], f.last, -1)
                 last = np.maximum(last, spread_max(self.feature_selection(layer), last_f))
         return last
+
+
+class Activity(NamedTuple):
+    """A triggered level's units: drawn on the day (``active``), sustained by a qualifying
+    case that day (``events``), and the sustaining qualifying day (grid index) of each."""
+
+    active: Bool2D
+    events: Bool2D
+    last: Int1D
+
+    def ever(self, at_i: int) -> tuple[Int1D, Bool2D, Bool2D, Int1D]:
+        """The units ever active and their rows (``last`` only where active at ``at_i``)."""
+        ever = np.flatnonzero(self.active.any(axis=1))
+        last_at = np.where(self.active[ever, at_i], self.last[ever], -1)
+        return ever, self.active[ever], self.events[ever], last_at
+
+
+@dataclass
+class Patching:
+    """An incremental update in progress: the levels' grids, patched row by row."""
+
+    layer: CommunityLayer
+    states: dict[str, LevelState]
+    at_i: int
 
 
 @dataclass

@@ -20,7 +20,7 @@ from geo.policy import (
 )
 from geo.zones.layer import CommunityLayer
 from geo.zones.registry import Bool1D, ExtentKind, Int1D
-from geo.zones.state import Context, LevelState, Units
+from geo.zones.state import Context, LevelState, Patching, Units
 
 
 def case_communities(ctx: Context) -> Int1D:
@@ -89,14 +89,7 @@ class AllKind(ExtentKind[AllExtent]):
     def incremental(self, policy: Policy, lv: Level) -> bool:
         return True
 
-    def patch(
-        self,
-        layer: CommunityLayer,
-        lv: Level,
-        states: dict[str, LevelState],
-        src_dirty: Bool1D,
-        at_i: int,
-    ) -> tuple[Int1D, LevelState] | None:
+    def patch(self, p: Patching, lv: Level, src_dirty: Bool1D) -> tuple[Int1D, LevelState] | None:
         return None  # never changes
 
 
@@ -135,16 +128,10 @@ class ParentRemainderKind(ExtentKind[ParentRemainderExtent]):
     def incremental(self, policy: Policy, lv: Level) -> bool:
         return True
 
-    def patch(
-        self,
-        layer: CommunityLayer,
-        lv: Level,
-        states: dict[str, LevelState],
-        src_dirty: Bool1D,
-        at_i: int,
-    ) -> tuple[Int1D, LevelState] | None:
+    def patch(self, p: Patching, lv: Level, src_dirty: Bool1D) -> tuple[Int1D, LevelState] | None:
         """The communities of the parent units holding a changed row, from the grids of the
         levels it is drawn around (drawn per community)."""
+        layer, states, at_i = p.layer, p.states, p.at_i
         ext = self.extent(lv)
         codes, _ = layer.parent_codes(ext.parent)
         target = np.flatnonzero(layer.same_parent(ext.parent, src_dirty))

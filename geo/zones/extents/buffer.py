@@ -15,7 +15,7 @@ from geo.zones.features import DiscFamily, Features
 from geo.zones.grids import spread, spread_max
 from geo.zones.layer import CommunityLayer
 from geo.zones.registry import Bool1D, ExtentKind, Int1D, kind_of
-from geo.zones.state import Context, LevelState
+from geo.zones.state import Context, LevelState, Patching
 
 
 class BufferKind(ExtentKind[BufferExtent]):
@@ -56,16 +56,10 @@ class BufferKind(ExtentKind[BufferExtent]):
             return False
         return all(kind_of(policy.level(a)).row_local for a in self.extent(lv).around)
 
-    def patch(
-        self,
-        layer: CommunityLayer,
-        lv: Level,
-        states: dict[str, LevelState],
-        src_dirty: Bool1D,
-        at_i: int,
-    ) -> tuple[Int1D, LevelState] | None:
+    def patch(self, p: Patching, lv: Level, src_dirty: Bool1D) -> tuple[Int1D, LevelState] | None:
         """The communities within the distance of a changed row (through the sparse selection
         matrix), from the rows of the levels it is drawn around."""
+        layer, states, at_i = p.layer, p.states, p.at_i
         ext = self.extent(lv)
         ndays = states[lv.id].grid.shape[1]
         sel = community_buffer_selection(layer, ext)  # sources x targets

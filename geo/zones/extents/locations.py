@@ -16,8 +16,8 @@ from geo import cells as h3c
 from geo.policy import CellExtent, ExtentSpec, GridDiskExtent, Level, RadiusExtent
 from geo.zones.features import Features
 from geo.zones.layer import CommunityLayer
-from geo.zones.registry import Bool1D, Bool2D, ExtentKind, Int1D, S
-from geo.zones.state import Context, Units
+from geo.zones.registry import Bool1D, ExtentKind, Int1D, S
+from geo.zones.state import Activity, Context, Units
 
 
 class Located(Protocol):
@@ -27,14 +27,21 @@ class Located(Protocol):
     min_area_fraction: float
 
 
+class Celled(Protocol):
+    """The model of an extent whose units are H3 cells at ``res``."""
+
+    res: int
+
+
 class LocationKind(ExtentKind[S]):
     """Units are the qualifying locations: their H3 cells at :meth:`unit_res` (or their
     coordinates when it is None); each unit draws the metric geometry of
     :meth:`metric_geoms`."""
 
     def unit_res(self, lv: Level) -> int | None:
-        """The H3 resolution of the units (None: the exact coordinates)."""
-        raise NotImplementedError
+        """The H3 resolution of the units (None: the exact coordinates); by default the
+        extent's ``res``."""
+        return cast(Celled, lv.extent).res
 
     def units(self, ctx: Context, lv: Level, q: Bool1D) -> Units:
         c = ctx.cases
@@ -80,20 +87,12 @@ class LocationKind(ExtentKind[S]):
         return ctx.layer.select(metric, 0.0, ext.snap, ext.min_area_fraction)
 
     def features(
-        self,
-        ctx: Context,
-        lv: Level,
-        units: Units,
-        active: Bool2D,
-        events: Bool2D,
-        last: Int1D,
-        discs: bool = True,
+        self, ctx: Context, lv: Level, units: Units, act: Activity, discs: bool = True
     ) -> Features:
-        ever = np.flatnonzero(active.any(axis=1))
-        keys = feature_keys(lv, units, ever)
-        last_at = np.where(active[ever, ctx.at_i], last[ever], -1)
+        ever, active, events, last_at = act.ever(ctx.at_i)
         metric, comm = self.metric_geoms(ctx, lv, units, ever)
-        return Features(keys, comm, active[ever], events[ever], last_at, polygons=metric)
+        keys = feature_keys(lv, units, ever)
+        return Features(keys, comm, active, events, last_at, polygons=metric)
 
 
 def feature_keys(lv: Level, units: Units, which: Int1D) -> NDArray[np.object_]:
@@ -140,19 +139,11 @@ class RadiusKind(LocationKind[RadiusExtent]):
         return shapely.buffer(shapely.points(x, y), r, quad_segs=32), comm
 
     def features(
-        self,
-        ctx: Context,
-        lv: Level,
-        units: Units,
-        active: Bool2D,
-        events: Bool2D,
-        last: Int1D,
-        discs: bool = True,
+        self, ctx: Context, lv: Level, units: Units, act: Activity, discs: bool = True
     ) -> Features:
         """Discs (unless ``discs`` is false: polygons)."""
-        ever = np.flatnonzero(active.any(axis=1))
+        ever, active, events, last_at = act.ever(ctx.at_i)
         keys = feature_keys(lv, units, ever)
-        last_at = np.where(active[ever, ctx.at_i], last[ever], -1)
         layer = ctx.layer
         lon, lat = self.centre(ctx, lv, units)
         x, y = layer.to_metric.transform(lon[ever], lat[ever])
@@ -160,8 +151,8 @@ class RadiusKind(LocationKind[RadiusExtent]):
         f = Features(
             keys,
             comm,
-            active[ever],
-            events[ever],
+            active,
+            events,
             last_at,
             centre=np.column_stack([x, y]),
             radius=self.radii(layer, lv, comm),
@@ -177,9 +168,6 @@ class CellKind(LocationKind[CellExtent]):
 
     name = "cell"
     spec: ClassVar[type[ExtentSpec]] = CellExtent
-
-    def unit_res(self, lv: Level) -> int | None:
-        return self.extent(lv).res
 
     def cell_polygons(self, lv: Level, cells: NDArray[np.uint64]) -> NDArray[np.object_]:
         return h3c.cell_polygons(cells)
@@ -202,9 +190,6 @@ class GridDiskKind(LocationKind[GridDiskExtent]):
 
     name = "grid_disk"
     spec: ClassVar[type[ExtentSpec]] = GridDiskExtent
-
-    def unit_res(self, lv: Level) -> int | None:
-        return self.extent(lv).res
 
     def cell_polygons(self, lv: Level, cells: NDArray[np.uint64]) -> NDArray[np.object_]:
         k = self.extent(lv).k
