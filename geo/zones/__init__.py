@@ -19,7 +19,7 @@ from geo.zones.assemble import (
 )
 from geo.zones.conditions import CONDITIONS
 from geo.zones.days import dates_or_none, from_day, to_day, to_days
-from geo.zones.engine import compute_zones, day_axis, evaluate_level, merge
+from geo.zones.engine import compute_zones, day_axis, evaluate_level
 from geo.zones.features import Features
 from geo.zones.grids import Bool2D, Int1D, run_bounds, spread, spread_max
 from geo.zones.layer import CommunityLayer
@@ -50,7 +50,6 @@ __all__ = [
     "group_zones",
     "kind_of",
     "kinds",
-    "merge",
     "register",
     "run_bounds",
     "sort_zones",

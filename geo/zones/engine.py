@@ -76,12 +76,19 @@ def compute_zones(
     return result
 
 
-def horizon(policy: Policy, horizon_days: int | None = None) -> int:
+def spans(policy: Policy) -> tuple[int, int]:
+    """(the longest a level is kept after a qualifying day, step-down included; the longest
+    look-back window of a condition)."""
     longest = max(
         lv.lift_after_days + (lv.step_down.after_days if lv.step_down else 0)
         for lv in policy.levels
     )
-    window = max(longest_window(lv) for lv in policy.levels)
+    return longest, max(longest_window(lv) for lv in policy.levels)
+
+
+def horizon(policy: Policy, horizon_days: int | None = None) -> int:
+    """Grid days after the last day with inputs: long enough for every level to lift."""
+    longest, window = spans(policy)
     return (horizon_days if horizon_days is not None else longest + window) + 1
 
 
@@ -97,11 +104,7 @@ def day_axis(
     """(first day, last day with inputs that can still matter, number of grid days) of the
     grids for cases reported on days ``rep`` (those up to ``at_d``) as of day ``at_d``."""
     rep = rep[rep <= at_d]
-    longest = max(
-        lv.lift_after_days + (lv.step_down.after_days if lv.step_down else 0)
-        for lv in policy.levels
-    )
-    window = max(longest_window(lv) for lv in policy.levels)
+    longest, window = spans(policy)
     first = int(min(rep.min(), at_d)) if len(rep) else at_d
     if day0 is None or day0 > first:
         day0 = first
