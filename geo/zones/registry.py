@@ -9,7 +9,7 @@ so that a kind registered by other code (a plug-in, a test) is accepted in rule 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -115,7 +115,7 @@ K = TypeVar("K", bound=ExtentKind[Any])
 def register(kind: K) -> K:
     """Add an extent kind (replacing one of the same name) and accept it in rule files."""
     spec_kind = kind.spec.model_fields["kind"].annotation
-    if spec_kind != _literal(kind.name):
+    if spec_kind != Literal[kind.name]:
         raise ValueError(f"extent kind {kind.name!r}: its model's 'kind' is {spec_kind}")
     _KINDS[kind.name] = kind
     _policy.accept_extents([k.spec for k in _KINDS.values()])
@@ -139,9 +139,3 @@ def kind_of(lv: Level) -> ExtentKind[Any]:
 def kinds() -> dict[str, ExtentKind[Any]]:
     """The registered kinds by name."""
     return dict(_KINDS)
-
-
-def _literal(name: str) -> object:
-    from typing import Literal
-
-    return Literal[name]

@@ -150,3 +150,12 @@ def test_incremental_and_history_read_the_registry(ring: RingKind, row: Communit
     # day 0: the annulus around a (x 900..4100); day 1: around b (x 5900..9100)
     created = ev[ev["kind"] == "created"]
     assert sorted(created["unit_id"]) == [f"C{i}" for i in range(10)]
+
+
+def test_a_kind_must_match_its_model() -> None:
+    class Misnamed(RingKind):
+        name = "annulus"
+
+    with pytest.raises(ValueError, match="'annulus'"):
+        register(Misnamed())
+    assert "annulus" not in kinds() and "ring" not in kinds()
