@@ -26,6 +26,7 @@ from geo.zones.state import Context, Units
 
 
 def qualifying(ctx: Context, tr: Trigger) -> NDArray[np.bool_]:
+    """The case locations of the trigger's case types and roles."""
     c = ctx.cases
     if len(c) == 0:
         return np.zeros(0, dtype=bool)
@@ -101,7 +102,9 @@ CONDITIONS: dict[str, ConditionTest] = {
     "admissions_per_100k": lambda s, r: in_range(s.metric("admissions_per_100k"), r),
     "beds_pct": lambda s, r: in_range(s.metric("beds_pct"), r),
 }
-assert set(CONDITIONS) == set(Condition.model_fields), "a condition without a test"
+_UNTESTED = set(Condition.model_fields) - set(CONDITIONS)
+if _UNTESTED:
+    raise RuntimeError(f"conditions without a test in CONDITIONS: {sorted(_UNTESTED)}")
 
 
 def qualifying_days(ctx: Context, lv: Level, units: Units) -> tuple[Bool2D, Bool2D]:
