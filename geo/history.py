@@ -8,22 +8,26 @@ history as it was known each day.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 from geo._cancel import checkpoint
-from geo.zones import CommunityLayer, ZoneResult, _feature_events, from_day
+from geo.zones import CommunityLayer, ZoneResult, area_id, from_day, kind_of
 
 EVENT_KINDS = ("created", "escalated", "stepped_down", "extended", "lifted")
 EVENT_COLUMNS = ["date", "kind", "unit_type", "unit_id", "level_from", "level_to"]
 
-
-def area_id(level: str, key: str) -> str:
-    """Public id of an exact-geometry area (its key may hold a case location: never shown)."""
-    return f"{level}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+__all__ = [
+    "EVENT_COLUMNS",
+    "EVENT_KINDS",
+    "area_id",
+    "base_rank",
+    "intervals",
+    "point_ranks",
+    "zone_events",
+]
 
 
 def _events_from_ranks(
@@ -60,18 +64,18 @@ def zone_events(
     """
     assert result.rank_grid is not None
     policy = result.policy
-    ids_by_rank = np.array(["none"] + [lv.id for lv in reversed(policy.levels)], dtype=object)
+    ids_by_rank = np.array(policy.ids_by_rank, dtype=object)
     lo = (start - from_day(result.day0)).days
     hi = min((end - from_day(result.day0)).days, result.at_index)
     ranks = result.rank_grid
     # a qualifying case sustaining the level shown
     sustained = np.zeros(ranks.shape, dtype=bool)
-    for k, lv in enumerate(reversed(policy.levels), start=1):
+    for k, lv in enumerate(policy.levels_low_first, start=1):
         checkpoint()
         st = result.states[lv.id]
         ev = st.events.copy()
         if st.features is not None and len(st.features):
-            ev |= _feature_events(st, layer)
+            ev |= st.feature_hits(layer)
         sustained |= (ranks == k) & ev
     frames = []
     u, t, kind = _events_from_ranks(ranks, sustained, lo, hi)
@@ -87,7 +91,7 @@ def zone_events(
             }
         )
     )
-    for k, lv in enumerate(reversed(policy.levels), start=1):
+    for k, lv in enumerate(policy.levels_low_first, start=1):
         checkpoint()
         f = result.states[lv.id].features
         if f is None or len(f) == 0:
@@ -126,7 +130,7 @@ def point_ranks(
     if c >= 0:
         out = result.zone_rank_grid[c].copy()
     x, y = layer.to_metric.transform(lon, lat)
-    for k, lv in enumerate(reversed(result.policy.levels), start=1):
+    for k, lv in enumerate(result.policy.levels_low_first, start=1):
         f = result.states[lv.id].features
         if f is None or len(f) == 0:
             continue
@@ -139,10 +143,11 @@ def point_ranks(
 
 def base_rank(result: ZoneResult, in_community: bool) -> int:
     """The rank a place has before any case: that of the highest level drawn over every
-    community (``all``), for places in a community."""
+    community (an extent kind that ``covers_all``, e.g. ``all``), for places in a community."""
     if not in_community:
         return 0
-    ranks = [result.policy.rank(lv.id) for lv in result.policy.levels if lv.extent.kind == "all"]
+    policy = result.policy
+    ranks = [policy.rank(lv.id) for lv in policy.levels if kind_of(lv).covers_all]
     return max(ranks, default=0)
 
 
@@ -156,7 +161,7 @@ def intervals(
     """Runs of one level between ``start`` and ``end`` (inclusive), as {level, from, to};
     ``before`` is the rank before the grid starts (see :func:`base_rank`)."""
     policy = result.policy
-    ids_by_rank = ["none"] + [lv.id for lv in reversed(policy.levels)]
+    ids_by_rank = policy.ids_by_rank
     d0 = from_day(result.day0)
     last_known = (result.at - d0).days  # the grid may stop earlier: nothing changes after it
     out: list[dict[str, object]] = []

@@ -21,32 +21,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy import sparse
 
 from geo._cancel import checkpoint
-from geo.policy import (
-    AllExtent,
-    BufferExtent,
-    ParentExtent,
-    ParentRemainderExtent,
-    Policy,
-)
+from geo.policy import Policy
 from geo.zones import (
     ZONE_COLUMNS,
     CommunityLayer,
+    Context,
     LevelState,
+    Patching,
     ZoneResult,
-    _community_buffer_selection,
-    _community_zones,
-    _Context,
-    _group_zones,
-    _merge,
-    _run_bounds,
-    _spread_max,
-    _triggered,
+    community_zones,
     compute_zones,
+    dates_or_none,
     day_axis,
-    from_day,
+    evaluate_level,
+    group_zones,
+    kind_of,
+    run_bounds,
+    sort_zones,
     to_day,
     to_days,
 )
@@ -55,29 +48,15 @@ Int1D = NDArray[np.int64]
 Bool1D = NDArray[np.bool_]
 
 
-def reach_m(policy: Policy) -> float:
-    """The largest distance a case can act at through chains of buffers."""
-    total = 0.0
-    for lv in policy.levels:
-        ext = lv.extent
-        if isinstance(ext, BufferExtent):
-            total += max(ext.distance_m, ext.rural_distance_m or 0.0)
-    return total
-
-
 def supports_incremental(policy: Policy, metrics: pd.DataFrame | None) -> bool:
-    """Rules whose levels are all drawn per community, with buffers only around levels drawn
-    per community from cases, and step-downs only into triggered levels."""
+    """Rules whose levels all have an incremental update (their extent kind says so: levels
+    drawn per community, buffers only around levels drawn per community from cases), and
+    step-downs only into triggered levels."""
     if metrics is not None and len(metrics):
         return False
-    kinds = {lv.id: lv.extent.kind for lv in policy.levels}
     triggered = {lv.id for lv in policy.levels if lv.trigger is not None}
     for lv in policy.levels:
-        if lv.extent.kind in ("radius", "cell", "grid_disk") or lv.geometric:
-            return False
-        if lv.extent.kind == "buffer" and any(
-            kinds[a] != "community" for a in getattr(lv.extent, "around", ())
-        ):
+        if lv.geometric or not kind_of(lv).incremental(policy, lv):
             return False
         if lv.step_down is not None and lv.step_down.to not in triggered:
             return False
@@ -132,17 +111,9 @@ def _unit_rows(layer: CommunityLayer, policy: Policy, seed: Bool1D) -> Bool1D:
     the seed, and every community of its parent units for levels drawn per parent unit."""
     rows = seed.copy()
     for lv in policy.levels:
-        if lv.trigger is not None and isinstance(lv.extent, ParentExtent):
-            rows |= _same_parent(layer, lv.extent.parent, seed)
+        if lv.trigger is not None:
+            rows |= kind_of(lv).unit_rows(layer, lv, seed)
     return rows
-
-
-def _same_parent(layer: CommunityLayer, parent: str, rows: Bool1D) -> Bool1D:
-    """Communities sharing a parent unit with one of ``rows``."""
-    codes, uniq = layer.parent_codes(parent)
-    hit = np.zeros(len(uniq), dtype=bool)
-    hit[codes[rows & (codes >= 0)]] = True
-    return (codes >= 0) & hit[np.maximum(codes, 0)]
 
 
 def _patch(
@@ -173,80 +144,26 @@ def _patch(
     mine = (cc >= 0) & rows[np.maximum(cc, 0)] & (rep_all <= at_d)
     sub_cases = cases.loc[mine].reset_index(drop=True)
     sub_cases["community"] = local[cc[mine]]
-    ctx = _Context(sub, sub_cases, rep_all[mine] - day0, day0, ndays, at_i, None)
+    ctx = Context(sub, sub_cases, rep_all[mine] - day0, day0, ndays, at_i, None)
     for lv in policy.levels:
         checkpoint()
         if lv.trigger is not None:
-            _triggered(ctx, lv)
-        for extra in ctx.pending.pop(lv.id, []):
-            _merge(ctx.states[lv.id], extra, at_i)
-        if lv.trigger is not None:
+            evaluate_level(ctx, lv)
             _put(states[lv.id], dirty[lv.id], idx, ctx.states[lv.id])
 
-    # derived levels, row by row
+    # derived levels, row by row (the extent kind's patch)
     for lv in policy.levels:
         checkpoint()
-        ext = lv.extent
-        if lv.trigger is not None or isinstance(ext, AllExtent):
+        if lv.trigger is not None:
             continue
-        around = list(ext.around)  # type: ignore[union-attr]
         src_dirty = np.zeros(n, dtype=bool)
-        for a in around:
+        for a in getattr(lv.extent, "around", ()):
             src_dirty |= dirty[a]
         if not src_dirty.any():
             continue
-        st = states[lv.id]
-        if isinstance(ext, ParentRemainderExtent):
-            codes, _ = layer.parent_codes(ext.parent)
-            target = np.flatnonzero(_same_parent(layer, ext.parent, src_dirty))
-            if len(target) == 0:
-                continue
-            order = np.argsort(codes[target], kind="stable")
-            target = target[order]
-            grp = codes[target]
-            starts = np.flatnonzero(np.r_[True, grp[1:] != grp[:-1]])
-            touch = np.zeros((len(target), ndays), dtype=bool)
-            ev = np.zeros_like(touch)
-            last = np.full(len(target), -1, dtype=np.int64)
-            for a in around:
-                s = states[a]
-                touch |= s.grid[target]
-                ev |= s.events[target]
-                last = np.maximum(last, np.where(s.grid[target, at_i], s.last[target], -1))
-            sizes = np.diff(np.r_[starts, len(target)])
-            par = np.logical_or.reduceat(touch, starts, axis=0)
-            par_ev = np.logical_or.reduceat(ev, starts, axis=0)
-            par_last = np.maximum.reduceat(last, starts)
-            got = LevelState(
-                np.repeat(par, sizes, axis=0),
-                np.repeat(par_ev, sizes, axis=0),
-                np.repeat(par_last, sizes),
-            )
-            _put(st, dirty[lv.id], target, got)
-            continue
-        assert isinstance(ext, BufferExtent)
-        sel = _community_buffer_selection(layer, ext)  # sources x targets
-        touched = sel[np.flatnonzero(src_dirty)].tocoo().col
-        target = np.unique(touched)
-        if len(target) == 0:
-            continue
-        part = sel[:, target].tocoo()  # sources x these targets
-        src = np.unique(part.row)
-        pos = np.searchsorted(src, part.row)
-        part_t = sparse.csr_matrix(
-            (np.ones(part.nnz, dtype=np.int32), (part.col, pos)), shape=(len(target), len(src))
-        )
-        part_s = sparse.coo_matrix((part.data, (pos, part.col)), shape=(len(src), len(target)))
-        g = np.zeros((len(target), ndays), dtype=bool)
-        e = np.zeros_like(g)
-        last = np.full(len(target), -1, dtype=np.int64)
-        for a in around:
-            s = states[a]
-            g |= np.asarray((part_t @ s.grid[src].astype(np.int32)) > 0)
-            e |= np.asarray((part_t @ s.events[src].astype(np.int32)) > 0)
-            last_src = np.where(s.grid[src, at_i], s.last[src], -1)
-            last = np.maximum(last, _spread_max(part_s, last_src))
-        _put(st, dirty[lv.id], target, LevelState(g, e, last))
+        got = kind_of(lv).patch(Patching(layer, states, at_i), lv, src_dirty)
+        if got is not None:
+            _put(states[lv.id], dirty[lv.id], *got)
 
     return _assemble_patch(prev, layer, states, dirty, with_geometry)
 
@@ -274,7 +191,7 @@ def _assemble_patch(
     policy = prev.policy
     assert prev.rank_grid is not None and prev.zone_rank_grid is not None
     n, ndays, at_i, day0 = len(layer), prev.rank_grid.shape[1], prev.at_index, prev.day0
-    low_first = list(reversed(policy.levels))
+    low_first = policy.levels_low_first
     changed = np.zeros(n, dtype=bool)
     for d in dirty.values():
         changed |= d
@@ -289,8 +206,8 @@ def _assemble_patch(
     zr_at = zone_rank[:, at_i]
 
     # per-community columns of the changed rows
-    ids_by_rank = np.array(["none"] + [lv.id for lv in low_first], dtype=object)
-    start, end = _run_bounds(zr, at_i)
+    ids_by_rank = np.array(policy.ids_by_rank, dtype=object)
+    start, end = run_bounds(zr, at_i)
     last = np.full(len(rows), -1, dtype=np.int64)
     r_at = zr[:, at_i]
     for k, lv in enumerate(low_first, start=1):
@@ -298,20 +215,13 @@ def _assemble_patch(
         st = states[lv.id]
         last[m] = np.where(st.grid[rows, at_i], st.last[rows], -1)[m]
     in_zone = r_at > 0
-
-    def dates(i: Int1D, ok: NDArray[np.bool_]) -> list[object]:
-        return [
-            from_day(day0 + int(v)) if good else None
-            for v, good in zip(i.tolist(), ok.tolist(), strict=True)
-        ]
-
-    zone_of = _group_zones(layer, policy, zr_at)
+    zone_of = group_zones(layer, policy, zr_at)
     levels = prev.levels.copy()
     for col, vals in (
         ("level", ids_by_rank[r_at]),
-        ("since", dates(start, in_zone)),
-        ("expected_lift", dates(end, in_zone & (end >= 0))),
-        ("last_case", dates(last, in_zone & (last >= 0))),
+        ("since", dates_or_none(day0, start, in_zone)),
+        ("expected_lift", dates_or_none(day0, end, in_zone & (end >= 0))),
+        ("last_case", dates_or_none(day0, last, in_zone & (last >= 0))),
     ):
         arr = levels[col].to_numpy(dtype=object).copy()
         arr[rows] = vals
@@ -330,7 +240,7 @@ def _assemble_patch(
     zend = np.zeros(n, dtype=np.int64)
     zlast = np.full(n, -1, dtype=np.int64)
     if len(idx):
-        zstart[idx], zend[idx] = _run_bounds(zone_rank[idx], at_i)
+        zstart[idx], zend[idx] = run_bounds(zone_rank[idx], at_i)
         for k, lv in enumerate(low_first, start=1):
             m = idx[zr_at[idx] == k]
             st = states[lv.id]
@@ -347,17 +257,13 @@ def _assemble_patch(
         )
         if z in redo
     }
-    ctx = _Context(layer, pd.DataFrame(), np.empty(0, np.int64), day0, ndays, at_i, None)
-    fresh = _community_zones(
+    ctx = Context(layer, pd.DataFrame(), np.empty(0, np.int64), day0, ndays, at_i, None)
+    fresh = community_zones(
         layer, policy, ctx, zone_of, zr_sub, zstart, zend, zlast, with_geometry, known
     )
     keep = ~old_zones["zone_id"].isin(redo).to_numpy()
     zones = pd.concat([old_zones.loc[keep], fresh], ignore_index=True)[ZONE_COLUMNS]
     if len(zones):
-        zones["_rank"] = [policy.rank(lv) for lv in zones["level"]]
-        zones = zones.sort_values(["_rank", "zone_id"], ascending=[False, True]).drop(
-            columns="_rank"
-        )
-        zones = zones.reset_index(drop=True)
+        zones = sort_zones(zones, policy)
     zones = type(old_zones)(zones, geometry="geometry", crs=old_zones.crs)
     return ZoneResult(policy, prev.at, levels, zones, day0, rank, zone_rank, states, at_i)

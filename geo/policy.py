@@ -16,6 +16,12 @@ A level combines building blocks (see README, "Rule files"):
 * **lifting**: a unit that qualifies on day d keeps the level on days d .. d+N-1
   (``lift_after_days``: N); ``step_down`` hands it to a lower level for some more days;
 * **precedence**: levels are listed highest first; where several apply, the highest wins.
+
+Each extent kind is a building block of the zone engine: its rule-file model (a subclass of
+:class:`ExtentSpec`) is listed here for the built-in kinds; the engine's registry
+(``geo.zones.registry``) pairs each model with its implementation and, when a new kind is
+registered, widens the ``extent`` union that rule files are validated against
+(:func:`accept_extents`). See docs/architecture.md, "Add a building block".
 """
 
 from __future__ import annotations
@@ -24,13 +30,15 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geo._errors import PolicyError, UnknownPolicyError
 
+NONE_LEVEL = "none"  # the level id of places in no zone
+NONE_LABEL = "No risk zone"
 CASE_TYPES = ("confirmed", "asymptomatic", "suspected", "close_contact")
 ROLES = ("residence", "workplace", "frequent_activity", "visit")
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -86,35 +94,54 @@ class Trigger(_Strict):
     window_days: int = Field(1, ge=1, le=365)
     any_of: tuple[Condition, ...] = (Condition(cases=Range(min=1)),)
 
-    @property
-    def needs_metrics(self) -> bool:
-        return any(c.admissions_per_100k or c.beds_pct for c in self.any_of)
+
+class ExtentSpec(_Strict):
+    """Where a level applies, as written in a rule file: ``kind`` names the building block.
+
+    ``triggered``: the level is drawn around qualifying cases (it takes a ``trigger``);
+    otherwise it is derived from other levels or from the communities alone.
+    """
+
+    kind: str
+    triggered: ClassVar[bool] = False
 
     @property
-    def needs_population(self) -> bool:
-        return any(c.rate_per_100k for c in self.any_of)
+    def exact(self) -> bool:
+        """Drawn as exact geometry (not whole communities)."""
+        return False
 
 
-class CommunityExtent(_Strict):
+class SnappableExtent(ExtentSpec):
+    """An extent drawn as exact geometry (``snap: exact``) or snapped to whole communities
+    (its model has ``snap`` and ``min_area_fraction``)."""
+
+    @property
+    def exact(self) -> bool:
+        return getattr(self, "snap", "exact") == "exact"
+
+
+class CommunityExtent(ExtentSpec):
     kind: Literal["community"]
+    triggered: ClassVar[bool] = True
 
 
-class ParentExtent(_Strict):
+class ParentExtent(ExtentSpec):
     kind: Literal["parent"]
     parent: Parent
+    triggered: ClassVar[bool] = True
 
 
-class AllExtent(_Strict):
+class AllExtent(ExtentSpec):
     kind: Literal["all"]
 
 
-class ParentRemainderExtent(_Strict):
+class ParentRemainderExtent(ExtentSpec):
     kind: Literal["parent_remainder"]
     parent: Parent
     around: tuple[str, ...] = Field(min_length=1)
 
 
-class BufferExtent(_Strict):
+class BufferExtent(SnappableExtent):
     kind: Literal["buffer"]
     around: tuple[str, ...] = Field(min_length=1)
     distance_m: float = Field(gt=0, le=100_000)
@@ -123,8 +150,9 @@ class BufferExtent(_Strict):
     min_area_fraction: float = Field(0.5, gt=0, le=1)
 
 
-class RadiusExtent(_Strict):
+class RadiusExtent(SnappableExtent):
     kind: Literal["radius"]
+    triggered: ClassVar[bool] = True
     radius_m: float = Field(gt=0, le=100_000)
     rural_radius_m: float | None = Field(None, gt=0, le=100_000)
     # centre circles on the centre of the location's H3 cell at this resolution, so that a
@@ -134,21 +162,24 @@ class RadiusExtent(_Strict):
     min_area_fraction: float = Field(0.5, gt=0, le=1)
 
 
-class CellExtent(_Strict):
+class CellExtent(SnappableExtent):
     kind: Literal["cell"]
+    triggered: ClassVar[bool] = True
     res: int = Field(12, ge=0, le=15)
     snap: Snap = "exact"
     min_area_fraction: float = Field(0.5, gt=0, le=1)
 
 
-class GridDiskExtent(_Strict):
+class GridDiskExtent(SnappableExtent):
     kind: Literal["grid_disk"]
+    triggered: ClassVar[bool] = True
     res: int = Field(9, ge=0, le=15)
     k: int = Field(1, ge=0, le=50)
     snap: Snap = "exact"
     min_area_fraction: float = Field(0.5, gt=0, le=1)
 
 
+# the built-in kinds; registering a kind in geo.zones.registry widens it (accept_extents)
 Extent = Annotated[
     CommunityExtent
     | ParentExtent
@@ -160,8 +191,6 @@ Extent = Annotated[
     | GridDiskExtent,
     Field(discriminator="kind"),
 ]
-TRIGGERED = ("community", "parent", "radius", "cell", "grid_disk")
-GEOMETRIC = ("radius", "cell", "grid_disk")
 # the finest geometry riskmap publishes without a declaration: H3 cells of resolution 10 (about
 # 0.015 km2, edge about 65 m), the resolution of community cells, and circles centred on them
 PUBLIC_RES = 10
@@ -186,28 +215,21 @@ class Level(_Strict):
     def _check(self) -> Level:
         if not HEX_COLOR.match(self.color):
             raise ValueError(f"color {self.color!r}: expected a #rrggbb hex colour")
-        if self.id == "none":
-            raise ValueError("level id 'none' is reserved for places in no zone")
-        kind = self.extent.kind
-        if kind in TRIGGERED and self.trigger is None:
+        if self.id == NONE_LEVEL:
+            raise ValueError(f"level id {NONE_LEVEL!r} is reserved for places in no zone")
+        kind, triggered = self.extent.kind, self.extent.triggered
+        if triggered and self.trigger is None:
             raise ValueError(f"level {self.id!r}: extent {kind!r} needs a 'trigger'")
-        if kind not in TRIGGERED and self.trigger is not None:
+        if not triggered and self.trigger is not None:
             raise ValueError(f"level {self.id!r}: extent {kind!r} takes no 'trigger'")
-        if self.step_down is not None and kind not in TRIGGERED:
+        if self.step_down is not None and not triggered:
             raise ValueError(f"level {self.id!r}: 'step_down' needs a triggered extent")
         return self
 
     @property
     def geometric(self) -> bool:
         """Drawn as exact geometry (not whole communities)."""
-        ext = self.extent
-        if ext.kind in GEOMETRIC:
-            return getattr(ext, "snap", "exact") == "exact"
-        return ext.kind == "buffer" and getattr(ext, "snap", "") == "exact"
-
-    @property
-    def rgb(self) -> tuple[int, int, int]:
-        return hex_to_rgb(self.color)
+        return self.extent.exact
 
 
 class PublicPrecision(_Strict):
@@ -317,17 +339,38 @@ class Policy(_Strict):
                 return lv
         raise KeyError(level_id)
 
+    @property
+    def levels_low_first(self) -> list[Level]:
+        """The levels, lowest first: the level of rank k is ``levels_low_first[k - 1]``."""
+        return list(reversed(self.levels))
+
+    @property
+    def ids_by_rank(self) -> list[str]:
+        """Level id of each rank: ``none`` (0), then the levels from the lowest to the highest."""
+        return [NONE_LEVEL] + [lv.id for lv in self.levels_low_first]
+
     def rank(self, level_id: str) -> int:
         """0 for ``none``, len(levels) for the highest level."""
-        if level_id == "none":
+        if level_id == NONE_LEVEL:
             return 0
         return len(self.levels) - self.level_ids.index(level_id)
 
     def label(self, level_id: str) -> str:
-        return "No risk zone" if level_id == "none" else self.level(level_id).label
+        return NONE_LABEL if level_id == NONE_LEVEL else self.level(level_id).label
 
     def color(self, level_id: str) -> str:
-        return self.none_color if level_id == "none" else self.level(level_id).color
+        return self.none_color if level_id == NONE_LEVEL else self.level(level_id).color
+
+
+def accept_extents(specs: list[type[ExtentSpec]]) -> None:
+    """Validate rule files' ``extent`` against these models (by ``kind``): called by the zone
+    engine's registry when an extent kind is registered."""
+    union: Any = specs[0]
+    for spec in specs[1:]:
+        union = union | spec
+    Level.model_fields["extent"].annotation = union
+    Level.model_rebuild(force=True)
+    Policy.model_rebuild(force=True)
 
 
 def hex_to_rgb(color: str) -> tuple[int, int, int]:

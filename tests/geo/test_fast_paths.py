@@ -14,15 +14,10 @@ import shapely
 from data.generator import generate_city
 from geo import cells as h3c
 from geo.policy import load_policy
-from geo.zones import (
-    CommunityLayer,
-    Features,
-    _disc_hits,
-    _disc_union_inputs,
-    _distinct_in_window,
-    _part_cells,
-    _part_communities,
-)
+from geo.zones import CommunityLayer, Features
+from geo.zones.assemble import disc_union_inputs, part_cells, part_communities
+from geo.zones.conditions import distinct_in_window
+from geo.zones.features import disc_hits
 
 END = dt.date(2024, 3, 31)
 
@@ -60,7 +55,7 @@ def test_disc_hits_equal_brute_force(layer: CommunityLayer) -> None:
     f = _discs(layer, 150, 1500.0, 8, seed=1, spread=3000.0)
     assert f.centre is not None and f.radius is not None
     wide = f.radius + np.where(np.arange(len(f)) % 3 == 0, 2500.0, 1000.0)  # mixed radii
-    got = _disc_hits(layer, f.centre, f.events, [f.radius, wide])
+    got = disc_hits(layer, f.centre, f.events, [f.radius, wide])
     for radius, grid in zip([f.radius, wide], got, strict=True):
         want = np.zeros_like(grid)
         for t in range(f.events.shape[1]):
@@ -73,7 +68,7 @@ def test_disc_hits_equal_brute_force(layer: CommunityLayer) -> None:
 
 def test_union_of_edge_discs_and_inner_squares_is_the_union(layer: CommunityLayer) -> None:
     f = _discs(layer, 400, 1200.0, 1, seed=2, spread=1500.0)
-    inputs = _disc_union_inputs(f)
+    inputs = disc_union_inputs(f)
     n_discs = int(sum(len(shapely.get_coordinates(g)) > 100 for g in inputs))
     assert n_discs < len(f), "no disc was left out"
     whole = shapely.union_all(f.metric)
@@ -90,7 +85,7 @@ def test_part_communities_and_cells(layer: CommunityLayer, seed: int) -> None:
     pick = rng.choice(len(layer), size=6, replace=False)
     part = shapely.union_all(shapely.buffer(shapely.points(x[pick], y[pick]), 1800.0))
     part = max(shapely.get_parts(part), key=lambda p: p.area)
-    have, inside, edge = _part_communities(layer, part)
+    have, inside, edge = part_communities(layer, part)
     want = np.unique(layer.metric_tree.query(part, predicate="intersects"))
     assert (have == want).all()
     assert set(inside) <= set(have) and not set(inside) & set(edge)
@@ -108,7 +103,7 @@ def test_part_communities_and_cells(layer: CommunityLayer, seed: int) -> None:
         np.empty(0, np.int64),
     )
     part_ll = shapely.Point(0, 0)  # only used when no cell centre falls inside
-    got = _part_cells(lv, part_ll, part, layer, empty, np.empty(0, np.int64), inside, edge)
+    got = part_cells(lv, part_ll, part, layer, empty, np.empty(0, np.int64), inside, edge)
     assert (got == expect).all()
 
 
@@ -127,7 +122,7 @@ def test_distinct_in_window_equals_a_presence_grid() -> None:
             for t in grp["t"]:
                 on[t : t + w] = True
             want[u] += on
-        assert (_distinct_in_window(unit, day, ident, count, w, ndays) == want).all()
+        assert (distinct_in_window(unit, day, ident, count, w, ndays) == want).all()
 
 
 def test_zone_cells_of_a_community_in_two_pieces() -> None:
