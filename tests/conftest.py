@@ -13,6 +13,8 @@ import pytest
 import shapely
 from pyproj import CRS
 
+from tests.helpers import need_shared
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 KOREA = SHARED / "data" / "korea"
@@ -54,9 +56,7 @@ def case_rows(spec: list[tuple[str, str, str, str, float, float]]) -> pd.DataFra
 
 @pytest.fixture
 def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"shared test data missing at {SHARED}")
-    return SHARED
+    return need_shared(SHARED)
 
 
 # -- PostgreSQL + PostGIS (`make test` installs and starts it: .ci/postgres) ----------------

@@ -28,6 +28,7 @@ from geo.io import (
     read_cases,
     read_communities,
 )
+from tests.helpers import need_shared
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 KOREA = SHARED / "data" / "korea"
@@ -35,10 +36,7 @@ TODAY = dt.date(2026, 1, 1)
 
 
 def shared(*parts: str) -> Path:
-    path = KOREA.joinpath(*parts)
-    if not path.exists():
-        pytest.fail(f"shared test data missing: {path}")
-    return path
+    return need_shared(KOREA.joinpath(*parts))
 
 
 def pairs(result: LoadResult) -> list[tuple[int, str]]:
