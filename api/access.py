@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Query
 
 from api.auth import MaybeCaller
+from api.bounds import DateRange, date_range
 from api.deps import ServiceDep, SettingsDep, preset
 from api.service import Snapshot
 from api.settings import Settings
@@ -86,3 +87,28 @@ def get_access(
 
 
 AccessDep = Annotated[Access, Depends(get_access)]
+
+
+def get_dates(service: ServiceDep, access: AccessDep, settings: SettingsDep) -> DateRange:
+    """The dates a request may ask about under the rule it was given (see :mod:`api.bounds`)."""
+    return date_range(service, access.policy, settings.max_history_days)
+
+
+DatesDep = Annotated[DateRange, Depends(get_dates)]
+
+
+def get_at(
+    dates: DatesDep,
+    at: Annotated[
+        dt.date | None,
+        Query(
+            description="as-of date (YYYY-MM-DD); defaults to today; from the first report "
+            "date to the last plus the rule's longest lift (or today)",
+            examples=["2024-03-01"],
+        ),
+    ] = None,
+) -> dt.date:
+    return dates.check(at or dt.date.today(), "at")
+
+
+AtDep = Annotated[dt.date, Depends(get_at)]

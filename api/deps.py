@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import lru_cache
 from typing import Annotated
 
@@ -54,26 +53,7 @@ def get_default_policy(settings: Annotated[Settings, Depends(get_settings)]) -> 
     return load_policy(settings.policy)
 
 
-def get_policy(
-    default: Annotated[Policy, Depends(get_default_policy)],
-    policy: Annotated[
-        str | None,
-        Query(description="a preset id (GET /v1/policies); default: the service's rule"),
-    ] = None,
-) -> Policy:
-    return default if policy is None or policy == default.id else preset(policy)
-
-
 ServiceDep = Annotated[RiskService, Depends(get_service)]
-
-
-def get_dates(
-    service: ServiceDep,
-    policy: Annotated[Policy, Depends(get_policy)],
-    settings: Annotated[Settings, Depends(get_settings)],
-) -> DateRange:
-    """The dates a request under its rule may ask about (see :mod:`api.bounds`)."""
-    return date_range(service, policy, settings.max_history_days)
 
 
 def get_service_dates(
@@ -85,25 +65,8 @@ def get_service_dates(
     return date_range(service, policy, settings.max_history_days)
 
 
-def get_at(
-    dates: Annotated[DateRange, Depends(get_dates)],
-    at: Annotated[
-        dt.date | None,
-        Query(
-            description="as-of date (YYYY-MM-DD); defaults to today; from the first report "
-            "date to the last plus the rule's longest lift (or today)",
-            examples=["2024-03-01"],
-        ),
-    ] = None,
-) -> dt.date:
-    return dates.check(at or dt.date.today(), "at")
-
-
 LatQ = Annotated[float, Query(ge=-90, le=90, description="latitude, WGS84 degrees")]
 LonQ = Annotated[float, Query(ge=-180, le=180, description="longitude, WGS84 degrees")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-PolicyDep = Annotated[Policy, Depends(get_policy)]
 DefaultPolicyDep = Annotated[Policy, Depends(get_default_policy)]
-AtDep = Annotated[dt.date, Depends(get_at)]
-DatesDep = Annotated[DateRange, Depends(get_dates)]
 ServiceDatesDep = Annotated[DateRange, Depends(get_service_dates)]

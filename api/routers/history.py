@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from api.access import AccessDep
-from api.deps import DatesDep, LatQ, LonQ, ServiceDep, SettingsDep
+from api.access import AccessDep, DatesDep
+from api.deps import LatQ, LonQ, ServiceDep, SettingsDep
 from api.errors import unprocessable
 from api.routers.status import CommunityRef
 from geo.precision import public_events

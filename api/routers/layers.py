@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.access import AccessDep
-from api.deps import AtDep, ServiceDep
+from api.access import AccessDep, AtDep
+from api.deps import ServiceDep
 from api.errors import unprocessable
 from tiles.geojson import communities_geojson, districts_geojson, zones_geojson
 

@@ -8,8 +8,8 @@ import math
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
-from api.access import AccessDep
-from api.deps import AtDep, ServiceDep
+from api.access import AccessDep, AtDep
+from api.deps import ServiceDep
 from geo.policy import preset_names
 from tiles.deck import DECK_BUNDLE, STATIC, planner_deck, planner_page
 

@@ -226,6 +226,33 @@ def test_service_with_a_custom_rule_file(sample_db, tmp_path) -> None:  # type: 
         _service_for.cache_clear()
 
 
+def test_a_listed_rule_file_is_served_by_its_id(sample_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # RISKMAP_POLICIES may list rule files: the public names them by id on every policy route,
+    # and their dates are bounded by that rule (not looked up again as a preset)
+    rule = tmp_path / "weekly.yaml"
+    rule.write_text(
+        "id: weekly-sealed\nname: Sealed for a week\nsource: a test\nlevels:\n"
+        "  - id: sealed\n    label: Sealed\n    color: '#654321'\n"
+        "    extent: {kind: community}\n    trigger: {roles: [residence]}\n"
+        "    lift_after_days: 7\n"
+    )
+    settings = Settings(database_url=f"sqlite:///{sample_db}", policies=str(rule))
+    with served(settings) as client:
+        q = {"at": AT, "policy": "weekly-sealed"}
+        fc = client.get("/v1/zones", params=q)
+        assert fc.status_code == 200, fc.text
+        assert {f["properties"]["policy"] for f in fc.json()["features"]} == {"weekly-sealed"}
+        s = client.get("/v1/status", params=q | {"lat": 0, "lon": 0})
+        assert s.status_code == 200 and s.json()["policy"] == "weekly-sealed"
+        h = client.get("/v1/zones/history", params={"policy": "weekly-sealed", "to": AT})
+        assert h.status_code == 200 and h.json()["policy"] == "weekly-sealed"
+        assert client.get("/", params=q).status_code == 200
+        # one `policy` parameter per route in the API's description
+        spec = client.get("/openapi.json").json()
+        params = spec["paths"]["/v1/zones"]["get"]["parameters"]
+        assert [p["name"] for p in params].count("policy") == 1
+
+
 def test_zone_history_endpoint_is_kept_in_the_store(client: TestClient, sample_db) -> None:  # type: ignore[no-untyped-def]
     from api.store import Store
 
