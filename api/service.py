@@ -66,10 +66,6 @@ class Snapshot:
         prio = [self.result.policy.rank(lv) for lv in z["level"]]
         return PolygonIndex(z.geometry.to_numpy(), self.layer.h3_res, priority=prio)
 
-    @cached_property
-    def community_levels(self) -> pd.DataFrame:
-        return self.result.levels
-
     def status(self, lon: np.ndarray, lat: np.ndarray) -> list[dict[str, Any]]:
         policy = self.result.policy
         zones = self.result.zones.reset_index(drop=True)
