@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-import api.auth
-from api.auth import AUDIT_ROWS_PER_MINUTE, AuthFailures, auth_failures, client_key
-from api.cli import app as cli
-from api.deps import _service_for, get_service
-from api.main import app
-from api.settings import Settings, get_settings
-from api.store import Store
+import riskmap.api.auth as auth_module
+from riskmap.api.auth import AUDIT_ROWS_PER_MINUTE, AuthFailures, auth_failures, client_key
+from riskmap.api.cli import app as cli
+from riskmap.api.deps import _service_for, get_service
+from riskmap.api.main import app
+from riskmap.api.settings import Settings, get_settings
+from riskmap.api.store import Store
 
 LIMIT = 4
 
@@ -163,7 +163,7 @@ def test_audit_rows_are_bounded_however_many_clients_fail(
 ) -> None:  # type: ignore[no-untyped-def]
     store, _, clock = env
     cap = 5
-    monkeypatch.setattr(api.auth, "AUDIT_ROWS_PER_MINUTE", cap)
+    monkeypatch.setattr(auth_module, "AUDIT_ROWS_PER_MINUTE", cap)
     clients = 3 * cap
     for i in range(clients):  # many clients, each past its own limit
         client = TestClient(app, client=(f"192.0.2.{i}", 1))
@@ -202,7 +202,7 @@ def test_audit_slots_and_memory_of_clients() -> None:
 
 
 def test_clients_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api.auth, "MAX_CLIENTS", 4)
+    monkeypatch.setattr(auth_module, "MAX_CLIENTS", 4)
     clock = Clock()
     guard = AuthFailures(clock)
     for c in "abcd":
