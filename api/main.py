@@ -6,7 +6,17 @@ from fastapi import FastAPI
 
 from riskmap.api.errors import add_exception_handlers
 from riskmap.api.middleware import add_middleware
-from riskmap.api.routers import aggregates, health, history, ingest, keys, layers, map, policies, status
+from riskmap.api.routers import (
+    aggregates,
+    health,
+    history,
+    ingest,
+    keys,
+    layers,
+    map,
+    policies,
+    status,
+)
 from riskmap.api.security import add_security_headers
 
 

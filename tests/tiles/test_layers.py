@@ -8,9 +8,15 @@ import shapely
 
 from riskmap.geo.policy import load_policy
 from riskmap.geo.zones import CommunityLayer, compute_zones
+from riskmap.tiles import (
+    communities_geojson,
+    districts_geojson,
+    planner_deck,
+    planner_page,
+    zones_geojson,
+)
 from tests.conftest import squares
 from tests.geo.scenario import D0, cases
-from riskmap.tiles import communities_geojson, districts_geojson, planner_deck, planner_page, zones_geojson
 
 
 def _result():  # type: ignore[no-untyped-def]
