@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from api.aggregates import MAX_PERTURBATION, last_published_week, perturb, week_period
+from geo.counts import MAX_PERTURBATION, last_published_week, perturb, week_period
 from api.ingest import ingest_cases, ingest_communities
 from api.service import RiskService
 from api.store import Store

@@ -1,6 +1,6 @@
 """``GET /v1/aggregates/cases``: case counts per unit. The public sees fixed publication tables
 (ISO weeks, 14 days ending on a week's Sunday) perturbed by the cell-key method; analysts see
-exact counts of any period and case type (see :mod:`api.aggregates`)."""
+exact counts of any period and case type (see :mod:`geo.counts`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from api.aggregates import MAX_PERTURBATION, last_published_week, perturb, week_period
 from api.auth import MaybeCaller
 from api.deps import ServiceDatesDep, ServiceDep, SettingsDep
 from api.errors import unprocessable
+from geo.counts import MAX_PERTURBATION, last_published_week, perturb, week_period
 from geo.io import CASE_TYPES
 
 router = APIRouter(prefix="/v1/aggregates", tags=["aggregates"])

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from api.access import AccessDep, AtDep
 from api.deps import ServiceDep
-from geo.policy import preset_names
+from geo.policy import NONE_LABEL, preset_names
 from tiles.deck import DECK_BUNDLE, STATIC, planner_deck, planner_page
 
 router = APIRouter(tags=["map"])
@@ -43,7 +43,7 @@ def planner_map(service: ServiceDep, access: AccessDep, at: AtDep) -> HTMLRespon
         zoom=zoom,
     )
     legend = [{"color": lv.color, "label": lv.label} for lv in policy.levels]
-    legend.append({"color": policy.none_color, "label": "No risk zone"})
+    legend.append({"color": policy.none_color, "label": NONE_LABEL})
     page = planner_page(
         deck,
         title=f"riskmap: {policy.name}",
