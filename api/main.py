@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
+from api.deps import Services
 from api.errors import add_exception_handlers
 from api.middleware import add_middleware
 from api.routers import aggregates, health, history, ingest, keys, layers, map, policies, status
 from api.security import add_security_headers
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The application owns its services (stores, caches, computations): they are opened
+    when first needed and closed when the application stops."""
+    try:
+        yield
+    finally:
+        app.state.services.close()
 
 
 def create_app() -> FastAPI:
@@ -15,7 +29,9 @@ def create_app() -> FastAPI:
         title="riskmap",
         version="0.1.0",
         description="Risk zones for community-based epidemic prevention and control.",
+        lifespan=lifespan,
     )
+    app.state.services = Services()
     add_exception_handlers(app)
     add_middleware(app)
     for r in (

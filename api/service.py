@@ -10,6 +10,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,6 +180,18 @@ class RiskService:
     def close(self, reason: str = "the service is closing") -> None:
         """Cancel running computations and refuse new ones."""
         self.flights.cancel_all(reason, close=True)
+
+    def shutdown(self, wait_s: float = 5.0) -> None:
+        """Close: cancel computations, let the zones being written reach the store (for up
+        to ``wait_s`` seconds), stop the worker threads and close the store."""
+        self.close("the server is shutting down")
+        with self._cache_lock:
+            pending = list(self._pending)
+        if pending:
+            futures.wait(pending, timeout=wait_s)
+        self._writer.close()
+        self.flights.close()
+        self.store.close()
 
     def data(self) -> tuple[int, CommunityLayer, pd.DataFrame]:
         """Communities and case locations of the current data version.

@@ -271,12 +271,12 @@ def test_time_limit_and_queue_over_http(sample_db: Path, monkeypatch) -> None:  
 def test_service_routes_answer_503_when_memory_is_short(sample_db: Path) -> None:
     """Through the real routes: a new computation refused for memory is a 503 with
     Retry-After; an answer cached before is still served."""
-    from api.deps import get_service
+    from api.deps import service_of
 
     settings = Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=0)
     with served(settings) as client:
         assert client.get("/v1/zones", params={"at": str(END)}).status_code == 200
-        get_service(settings).flights.limits = WorkLimits(memory_limit=1)
+        service_of(client.app, settings).flights.limits = WorkLimits(memory_limit=1)
         assert client.get("/v1/zones", params={"at": str(END)}).status_code == 200
         r = client.get("/v1/zones", params={"at": str(END - dt.timedelta(days=1))})
         assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1

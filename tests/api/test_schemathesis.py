@@ -15,9 +15,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from api.deps import _service_for
 from api.main import app
-from api.settings import Settings, get_settings
+from api.settings import Settings
+from tests.helpers import running
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
@@ -25,10 +25,8 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 @pytest.fixture(autouse=True)
 def _store(sample_db: Path) -> Iterator[None]:
     s = Settings(database_url=f"sqlite:///{sample_db}", max_upload_mb=1, rate_limit_per_minute=0)
-    app.dependency_overrides[get_settings] = lambda: s
-    yield
-    app.dependency_overrides.clear()
-    _service_for.cache_clear()
+    with running(s):
+        yield
 
 
 @schema.parametrize()
