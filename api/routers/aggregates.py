@@ -169,7 +169,6 @@ def get_case_counts(
                 "rate_per_100k": round(int(n) * 100_000 / pop_i, 2) if pop_i else None,
             }
         )
-    response.headers["Cache-Control"] = "private, no-store" if caller else "public, max-age=60"
     response.headers["X-Data-Version"] = str(version)
     return {
         "unit": unit,

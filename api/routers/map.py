@@ -53,27 +53,19 @@ def planner_map(service: ServiceDep, access: AccessDep, at: AtDep) -> HTMLRespon
         style_url="/static/map.css",
         legend=legend,
     )
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(page)
 
 
 @router.get("/static/deckgl.js", operation_id="deckgl_bundle", include_in_schema=False)
 def deckgl_bundle() -> FileResponse:
-    return FileResponse(
-        DECK_BUNDLE,
-        media_type="text/javascript",
-        headers={"Cache-Control": "public, max-age=86400"},
-    )
+    return FileResponse(DECK_BUNDLE, media_type="text/javascript")
 
 
 @router.get("/static/map.js", operation_id="map_script", include_in_schema=False)
 def map_script() -> FileResponse:
-    return FileResponse(
-        STATIC / "map.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"}
-    )
+    return FileResponse(STATIC / "map.js", media_type="text/javascript")
 
 
 @router.get("/static/map.css", operation_id="map_style", include_in_schema=False)
 def map_style() -> FileResponse:
-    return FileResponse(
-        STATIC / "map.css", media_type="text/css", headers={"Cache-Control": "no-cache"}
-    )
+    return FileResponse(STATIC / "map.css", media_type="text/css")

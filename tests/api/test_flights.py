@@ -99,10 +99,8 @@ def test_one_computation_per_key(flights: Flights) -> None:
     assert flights.run("k", lambda: 5) == 5
 
 
-def test_a_slow_computation_blocks_no_other_date(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """A slow computation for one date does not hold up a cached read, nor the computation
-    of another date."""
-    import api.service as svc
+def _small_service(tmp_path: Path) -> RiskService:
+    """A service on a small city (120 communities, 300 cases up to END)."""
     from api.ingest import ingest_cases, ingest_communities
     from data.generator import generate_city, write_city
 
@@ -110,7 +108,60 @@ def test_a_slow_computation_blocks_no_other_date(tmp_path: Path, monkeypatch) ->
     store = Store.open(tmp_path / "r.db")
     ingest_communities(store, tmp_path / "communities.geojson")
     ingest_cases(store, tmp_path / "cases.csv", today=END)
-    service = RiskService(store, limits=WorkLimits(max_running=2, max_queued=2))
+    return RiskService(store, limits=WorkLimits(max_running=2, max_queued=2))
+
+
+def test_status_answers_never_wait_for_other_work(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """While a zone computation for one date and a status history on the computed date are
+    both held mid-way, status answers for the computed date complete (no lock of the service,
+    of the data or of a snapshot is held by either)."""
+    import api.service as svc
+    import geo.status as status_mod
+
+    service = _small_service(tmp_path)
+    policy = load_policy("cn-three-zone")
+    snap = service.snapshot(policy, END)
+    point = snap.layer.frame.geometry.iloc[0].representative_point()
+    lon, lat = point.x, point.y
+    expected = service.status(lon, lat, policy, END)
+
+    slow_day = END - dt.timedelta(days=4)
+    release = threading.Event()
+    in_zones, in_history = threading.Event(), threading.Event()
+    real_zones, real_ranks = svc.compute_zones, status_mod.point_ranks
+
+    def slow_zones(layer, cases, pol, at, **kw):  # type: ignore[no-untyped-def]
+        if at == slow_day:
+            in_zones.set()
+            release.wait(WAIT)
+        return real_zones(layer, cases, pol, at, **kw)
+
+    def slow_ranks(*a, **kw):  # type: ignore[no-untyped-def]
+        in_history.set()
+        release.wait(WAIT)
+        return real_ranks(*a, **kw)
+
+    monkeypatch.setattr(svc, "compute_zones", slow_zones)
+    monkeypatch.setattr(status_mod, "point_ranks", slow_ranks)
+    t1, out1 = _in_thread(lambda: service.status(lon, lat, policy, slow_day))
+    t2, out2 = _in_thread(lambda: service.status_history(lon, lat, policy, END, END))
+    assert in_zones.wait(WAIT) and in_history.wait(WAIT)
+    answers = [service.status(lon, lat, policy, END) for _ in range(3)]  # completes meanwhile
+    assert answers == [expected] * 3
+    assert t1.is_alive() and t2.is_alive() and not out1 and not out2  # both still held
+    release.set()
+    t1.join(WAIT)
+    t2.join(WAIT)
+    assert out1["value"]["at"] == slow_day
+    assert out2["value"]["intervals"][-1]["level"] == expected["level"]
+
+
+def test_a_slow_computation_blocks_no_other_date(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A slow computation for one date does not hold up a cached read, nor the computation
+    of another date."""
+    import api.service as svc
+
+    service = _small_service(tmp_path)
     policy = load_policy("cn-three-zone")
     cached = service.snapshot(policy, END)
 
