@@ -326,12 +326,6 @@ class Store:
 
     # -- versions ---------------------------------------------------------------------------
     @property
-    def schema_version(self) -> int:
-        with self.lock:
-            row = self.conn.one("SELECT value FROM meta WHERE key='schema_version'")
-        return int(row[0])
-
-    @property
     def data_version(self) -> int:
         with self.lock:
             row = self.conn.one("SELECT value FROM meta WHERE key='data_version'")
