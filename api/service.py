@@ -10,7 +10,6 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,14 +180,10 @@ class RiskService:
         """Cancel running computations and refuse new ones."""
         self.flights.cancel_all(reason, close=True)
 
-    def shutdown(self, wait_s: float = 5.0) -> None:
-        """Close: cancel computations, let the zones being written reach the store (for up
-        to ``wait_s`` seconds), stop the worker threads and close the store."""
+    def shutdown(self) -> None:
+        """Close for good: cancel computations, stop the worker threads and close the store
+        (zones not written yet are computed again when next asked: the exit never waits)."""
         self.close("the server is shutting down")
-        with self._cache_lock:
-            pending = list(self._pending)
-        if pending:
-            futures.wait(pending, timeout=wait_s)
         self._writer.close()
         self.flights.close()
         self.store.close()
