@@ -13,6 +13,7 @@ import contextlib
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,27 +179,47 @@ def cache_control(method: str, path: str, keyed: bool, status: int) -> str:
     return ERROR_CACHE_CONTROL
 
 
-class CacheHeaders:
-    """Pure ASGI middleware: sets ``Cache-Control`` on every answer from the table."""
+async def editing_start(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, edit: Callable[[Message], None]
+) -> None:
+    """Run ``app`` with ``edit`` applied to the start message (status, headers) of its answer."""
+
+    async def send_edited(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            edit(message)
+        await send(message)
+
+    await app(scope, receive, send_edited)
+
+
+class HTTPMiddleware:
+    """Pure ASGI middleware of HTTP requests (:meth:`http`); anything else passes through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class CacheHeaders(HTTPMiddleware):
+    """Sets ``Cache-Control`` on every answer from the table."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         keyed = any(k == b"authorization" and v.strip() for k, v in scope["headers"])
 
-        async def send_with_cache(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["Cache-Control"] = cache_control(
-                    scope["method"], scope["path"], keyed, message["status"]
-                )
-            await send(message)
+        def edit(message: Message) -> None:
+            MutableHeaders(scope=message)["Cache-Control"] = cache_control(
+                scope["method"], scope["path"], keyed, message["status"]
+            )
 
-        await self.app(scope, receive, send_with_cache)
+        await editing_start(self.app, scope, receive, send, edit)
 
 
 def add_middleware(app: FastAPI) -> None:
