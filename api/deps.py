@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 
-from api.bounds import DateRange, date_range
-from api.flights import WorkLimits, machine_memory
-from api.service import RiskService
-from api.settings import Settings, get_settings
-from api.store import Store
-from geo._errors import UnknownPolicyError
-from geo.policy import Policy, load_policy, preset_names
+from riskmap.api.bounds import DateRange, date_range
+from riskmap.api.flights import WorkLimits, machine_memory
+from riskmap.api.service import RiskService
+from riskmap.api.settings import Settings, get_settings
+from riskmap.api.store import Store
+from riskmap.geo._errors import UnknownPolicyError
+from riskmap.geo.policy import Policy, load_policy, preset_names
 
 log = logging.getLogger("riskmap")
 

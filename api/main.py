@@ -7,11 +7,21 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.deps import Services
-from api.errors import add_exception_handlers
-from api.middleware import add_middleware
-from api.routers import aggregates, health, history, ingest, keys, layers, map, policies, status
-from api.security import add_security_headers
+from riskmap.api.deps import Services
+from riskmap.api.errors import add_exception_handlers
+from riskmap.api.middleware import add_middleware
+from riskmap.api.routers import (
+    aggregates,
+    health,
+    history,
+    ingest,
+    keys,
+    layers,
+    map,
+    policies,
+    status,
+)
+from riskmap.api.security import add_security_headers
 
 
 @asynccontextmanager

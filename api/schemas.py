@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from geo.policy import Policy
+from riskmap.geo.policy import Policy
 
 
 class RejectedRow(BaseModel):

@@ -25,7 +25,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.middleware import HTTPMiddleware, editing_start
+from riskmap.api.middleware import HTTPMiddleware, editing_start
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

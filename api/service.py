@@ -17,17 +17,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from api.flights import Flights, WorkLimits
-from api.store import Store
-from geo._errors import StoreError
-from geo.counts import CountTable, case_counts
-from geo.history import zone_events
-from geo.incremental import supports_incremental, update_zones
-from geo.index import PolygonIndex
-from geo.policy import Policy
-from geo.precision import public_result
-from geo.status import StatusLookup, place_history
-from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, longest_lift
+from riskmap.api.flights import Flights, WorkLimits
+from riskmap.api.store import Store
+from riskmap.geo._errors import StoreError
+from riskmap.geo.counts import CountTable, case_counts
+from riskmap.geo.history import zone_events
+from riskmap.geo.incremental import supports_incremental, update_zones
+from riskmap.geo.index import PolygonIndex
+from riskmap.geo.policy import Policy
+from riskmap.geo.precision import public_result
+from riskmap.geo.status import StatusLookup, place_history
+from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, longest_lift
 
 log = logging.getLogger("riskmap")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.zones import CommunityLayer
+from riskmap.geo.zones import CommunityLayer
 
 __all__ = ["CENTROID_DISTANCE_M", "REPEATED_MIN_CASES", "location_flags"]
 

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from geo._values import or_none
-from geo.history import base_rank, intervals, point_ranks
-from geo.index import PolygonIndex
-from geo.policy import NONE_LABEL, NONE_LEVEL
-from geo.precision import public_point_ranks
-from geo.zones import CommunityLayer, ZoneResult
+from riskmap.geo._values import or_none
+from riskmap.geo.history import base_rank, intervals, point_ranks
+from riskmap.geo.index import PolygonIndex
+from riskmap.geo.policy import NONE_LABEL, NONE_LEVEL
+from riskmap.geo.precision import public_point_ranks
+from riskmap.geo.zones import CommunityLayer, ZoneResult
 
 __all__ = ["StatusLookup", "community_ref", "place_history"]
 

@@ -13,7 +13,7 @@ import pytest
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-    from api.settings import Settings
+    from riskmap.api.settings import Settings
 
 
 def need_shared(path: Path) -> Path:
@@ -34,8 +34,8 @@ def running(settings: Settings, **client: Any) -> Iterator[TestClient]:
     ``TestClient(app)`` made inside share them."""
     from fastapi.testclient import TestClient
 
-    from api.main import app
-    from api.settings import get_settings
+    from riskmap.api.main import app
+    from riskmap.api.settings import get_settings
 
     app.dependency_overrides[get_settings] = lambda: settings
     try:

@@ -8,10 +8,10 @@ from typing import Any
 import pandas as pd
 import shapely
 
-from geo import cells as h3c
-from geo._values import int_or_none, iso_date, or_none
-from geo.policy import NONE_LEVEL, Policy, hex_to_rgb
-from geo.zones import CommunityLayer, ZoneResult
+from riskmap.geo import cells as h3c
+from riskmap.geo._values import int_or_none, iso_date, or_none
+from riskmap.geo.policy import NONE_LEVEL, Policy, hex_to_rgb
+from riskmap.geo.zones import CommunityLayer, ZoneResult
 
 
 def _geometry(g: shapely.Geometry, precision: int = 7) -> dict[str, Any]:

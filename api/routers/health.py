@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import ServiceDep
-from api.schemas import Health
+from riskmap.api.deps import ServiceDep
+from riskmap.api.schemas import Health
 
 router = APIRouter(tags=["health"])
 

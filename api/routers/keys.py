@@ -8,9 +8,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from api.auth import Admin
-from api.deps import ServiceDep
-from api.schemas import AuditRow, KeyInfo, NewKeyAnswer
+from riskmap.api.auth import Admin
+from riskmap.api.deps import ServiceDep
+from riskmap.api.schemas import AuditRow, KeyInfo, NewKeyAnswer
 
 router = APIRouter(prefix="/v1", tags=["keys"])
 

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.access import public_rules
-from api.deps import DefaultPolicyDep, SettingsDep, preset
-from api.schemas import PolicyDetail, PolicyList
-from geo.policy import Policy, load_policy, preset_names
+from riskmap.api.access import public_rules
+from riskmap.api.deps import DefaultPolicyDep, SettingsDep, preset
+from riskmap.api.schemas import PolicyDetail, PolicyList
+from riskmap.geo.policy import Policy, load_policy, preset_names
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 

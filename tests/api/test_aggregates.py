@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from api.ingest import ingest_cases, ingest_communities
-from api.service import RiskService
-from api.settings import Settings
-from api.store import Store
-from data.generator import generate_city, write_city
-from geo.counts import (
+from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.service import RiskService
+from riskmap.api.settings import Settings
+from riskmap.api.store import Store
+from riskmap.data.generator import generate_city, write_city
+from riskmap.geo.counts import (
     MAX_PERTURBATION,
     last_published_week,
     perturb,

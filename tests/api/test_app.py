@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import service_of
-from api.main import create_app
-from api.middleware import CACHE_CONTROL, cache_control
-from api.settings import Settings, get_settings
-from api.store import Store
+from riskmap.api.deps import service_of
+from riskmap.api.main import create_app
+from riskmap.api.middleware import CACHE_CONTROL, cache_control
+from riskmap.api.settings import Settings, get_settings
+from riskmap.api.store import Store
 from tests.api.conftest import END
 
 AT = END.isoformat()

@@ -30,10 +30,10 @@ import shapely
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.cli import app as cli_app
-from api.ingest import ingest_communities
-from api.settings import Settings
-from api.store import Store
+from riskmap.api.cli import app as cli_app
+from riskmap.api.ingest import ingest_communities
+from riskmap.api.settings import Settings
+from riskmap.api.store import Store
 from tests.conftest import REPO, squares
 from tests.helpers import running
 
@@ -635,7 +635,7 @@ def test_damaged_store(base_db: Path, tmp_path: Path) -> None:
         assert len(lines) == 1 and "the store is damaged" in lines[0], (args, r.stderr)
     # the installed command, as an operator runs it
     p = subprocess.run(
-        [sys.executable, "-m", "api.cli", "--db", str(db), "zones"],
+        [sys.executable, "-m", "riskmap.api.cli", "--db", str(db), "zones"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -648,7 +648,7 @@ def test_damaged_store(base_db: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("how", ["truncated", "garbage page", "not a database"])
 def test_other_damage_is_detected_at_open(base_db: Path, tmp_path: Path, how: str) -> None:
-    from api.store import StoreDamagedError
+    from riskmap.api.store import StoreDamagedError
 
     db = tmp_path / "r.db"
     shutil.copy(base_db, db)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.ingest import ingest_communities
-from api.settings import Settings
-from api.store import Store
+from riskmap.api.ingest import ingest_communities
+from riskmap.api.settings import Settings
+from riskmap.api.store import Store
 from tests.conftest import squares
 from tests.helpers import running
 
@@ -197,7 +197,7 @@ def test_real_ds4c_files_over_http_as_through_the_cli(shared_dir: Path, tmp_path
 
     from typer.testing import CliRunner
 
-    from api.cli import app as cli_app
+    from riskmap.api.cli import app as cli_app
 
     korea = shared_dir / "data/korea"
     seoul = korea / "boundaries/seoul_neighborhoods_2015"

@@ -15,8 +15,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from api.main import app
-from api.settings import Settings
+from riskmap.api.main import app
+from riskmap.api.settings import Settings
 from tests.helpers import running
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)

@@ -9,7 +9,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from geo.counts import (
+from riskmap.geo.counts import (
     MAX_PERTURBATION,
     PTABLE,
     last_published_week,

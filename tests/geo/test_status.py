@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo._values import int_or_none, iso_date, missing, or_none, text_or_none
-from geo.policy import NONE_LABEL, load_policy
-from geo.quality import REPEATED_MIN_CASES, location_flags
-from geo.status import StatusLookup, community_ref, place_history
-from geo.zones import CommunityLayer, compute_zones
+from riskmap.geo._values import int_or_none, iso_date, missing, or_none, text_or_none
+from riskmap.geo.policy import NONE_LABEL, load_policy
+from riskmap.geo.quality import REPEATED_MIN_CASES, location_flags
+from riskmap.geo.status import StatusLookup, community_ref, place_history
+from riskmap.geo.zones import CommunityLayer, compute_zones
 from tests.conftest import LOCAL, case_rows, squares
 
 D0 = dt.date(2024, 3, 1)
