@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Annotated
+import logging
+import threading
+from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Depends, FastAPI, Query, Request
 
 from riskmap.api.bounds import DateRange, date_range
 from riskmap.api.flights import WorkLimits, machine_memory
@@ -15,12 +16,44 @@ from riskmap.api.store import Store
 from riskmap.geo._errors import UnknownPolicyError
 from riskmap.geo.policy import Policy, load_policy, preset_names
 
+log = logging.getLogger("riskmap")
 
-@lru_cache(maxsize=4)
-def _service_for(
-    database_url: str, h3_res: int, cache_size: int, limits: WorkLimits | None = None
-) -> RiskService:
-    return RiskService(Store.open(database_url), h3_res, cache_size, limits)
+
+class Services:
+    """The services of one application, one per store configuration (the settings may be
+    overridden while it runs): each opened when first needed, all closed by the
+    application's lifespan (:func:`api.main.lifespan`) when it stops."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[tuple[Any, ...], RiskService] = {}
+
+    def get(self, settings: Settings) -> RiskService:
+        limits = work_limits(settings)
+        key = (settings.database_url, settings.h3_resolution, settings.cache_size, limits)
+        with self._lock:
+            service = self._open.get(key)
+            if service is None:
+                store = Store.open(settings.database_url)
+                service = RiskService(store, settings.h3_resolution, settings.cache_size, limits)
+                self._open[key] = service
+            return service
+
+    def close(self) -> None:
+        """Stop every service's computations and close its store."""
+        with self._lock:
+            services, self._open = list(self._open.values()), {}
+        for service in services:
+            try:
+                service.shutdown()
+            except Exception:  # the others are closed all the same
+                log.exception("could not close a service")
+
+
+def service_of(app: FastAPI, settings: Settings) -> RiskService:
+    """The application's service for these settings."""
+    services: Services = app.state.services
+    return services.get(settings)
 
 
 def work_limits(settings: Settings) -> WorkLimits:
@@ -33,10 +66,10 @@ def work_limits(settings: Settings) -> WorkLimits:
     return WorkLimits(settings.max_computations, settings.max_queued, memory)
 
 
-def get_service(settings: Annotated[Settings, Depends(get_settings)]) -> RiskService:
-    return _service_for(
-        settings.database_url, settings.h3_resolution, settings.cache_size, work_limits(settings)
-    )
+def get_service(
+    request: Request, settings: Annotated[Settings, Depends(get_settings)]
+) -> RiskService:
+    return service_of(request.app, settings)
 
 
 def preset(policy_id: str) -> Policy:

@@ -19,6 +19,7 @@ from riskmap.api.settings import Settings
 from riskmap.api.store import BatchCounts, Store, case_digest
 from riskmap.geo import cells as h3c
 from riskmap.geo._errors import Reject
+from riskmap.geo._values import text_or_none
 from riskmap.geo.io import (
     DEFAULT_LIMITS,
     InputLimits,
@@ -28,6 +29,7 @@ from riskmap.geo.io import (
     read_metrics,
     read_units,
 )
+from riskmap.geo.quality import location_flags
 from riskmap.geo.zones import CommunityLayer
 
 
@@ -113,10 +115,10 @@ def ingest_communities(
         for i, rec in enumerate(frame.itertuples(index=False)):
             pop = None if pd.isna(rec.population) else int(rec.population)
             values = (
-                _opt(rec.name),
+                text_or_none(rec.name),
                 pop,
-                _opt(rec.subdistrict_id),
-                _opt(rec.district_id),
+                text_or_none(rec.subdistrict_id),
+                text_or_none(rec.district_id),
                 int(bool(rec.rural)),
                 bytes(wkb[i]),
             )
@@ -141,60 +143,6 @@ def ingest_communities(
     return IngestReport(
         "communities", source or name or str(path), batch_id, counts, res.rejects, res.warnings
     )
-
-
-def _opt(v: object) -> str | None:
-    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
-        return None
-    s = str(v).strip()
-    return s or None
-
-
-REPEATED_MIN_CASES = 10  # a coordinate shared by this many cases is flagged
-CENTROID_DISTANCE_M = 100.0  # a location this close to an area's centroid is flagged
-
-
-def location_flags(frame: pd.DataFrame, layer: CommunityLayer) -> list[str]:
-    """Warnings for accepted locations that deserve a look: outside every community, an
-    area's centroid, coarse coordinates, or a coordinate repeated by many cases (hospitals,
-    airports, geocoder fall-backs make false hotspots)."""
-    out: list[str] = []
-    lon, lat = frame["lon"].to_numpy(), frame["lat"].to_numpy()
-    rows = frame["row"].to_numpy()
-    outside = layer.locate(lon, lat) < 0
-    for i in np.flatnonzero(outside):
-        out.append(f"row {rows[i]}: ({lat[i]:g}, {lon[i]:g}) is outside every community (accepted)")
-    coarse = (np.round(lat, 2) == lat) & (np.round(lon, 2) == lon)
-    for i in np.flatnonzero(coarse):
-        out.append(
-            f"row {rows[i]}: ({lat[i]:g}, {lon[i]:g}) has 2 decimals or fewer "
-            "(about 1 km): an area centroid? (accepted)"
-        )
-    centres = []
-    for parent in ("district", "subdistrict"):
-        units = layer.parent_units(parent)
-        if len(units):
-            centres.append(shapely.centroid(units.geometry.to_numpy()))
-    if centres:
-        pts = np.concatenate(centres)
-        mx, my = layer.to_metric.transform(shapely.get_x(pts), shapely.get_y(pts))
-        tree = shapely.STRtree(shapely.points(mx, my))
-        x, y = layer.to_metric.transform(lon, lat)
-        near, _ = tree.query(
-            shapely.points(x, y), predicate="dwithin", distance=CENTROID_DISTANCE_M
-        )
-        for i in np.unique(near):
-            out.append(
-                f"row {rows[i]}: ({lat[i]:g}, {lon[i]:g}) is within {CENTROID_DISTANCE_M:g} m "
-                "of the centroid of a district or subdistrict: an area centroid? (accepted)"
-            )
-    shared = frame.groupby(["lat", "lon"])["case_id"].nunique()
-    for (la, lo), k in shared[shared >= REPEATED_MIN_CASES].items():
-        out.append(
-            f"({la:g}, {lo:g}) is a location of {k} cases: a hospital, an airport or a "
-            "geocoder's fall-back? (accepted)"
-        )
-    return out
 
 
 def ingest_cases(
@@ -360,7 +308,7 @@ def ingest_units(
         rows = []
         for rec in frame.itertuples(index=False):
             pop = None if pd.isna(rec.population) else int(rec.population)
-            values = (_opt(rec.name), pop, _opt(rec.parent_id))
+            values = (text_or_none(rec.name), pop, text_or_none(rec.parent_id))
             if _changed(counts, old.get((rec.level, rec.unit_id)), values):
                 rows.append((rec.level, rec.unit_id, *values, batch_id))
         store.put_units(conn, rows)

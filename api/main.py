@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
+from riskmap.api.deps import Services
 from riskmap.api.errors import add_exception_handlers
 from riskmap.api.middleware import add_middleware
 from riskmap.api.routers import (
@@ -20,12 +24,24 @@ from riskmap.api.routers import (
 from riskmap.api.security import add_security_headers
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The application owns its services (stores, caches, computations): they are opened
+    when first needed and closed when the application stops."""
+    try:
+        yield
+    finally:
+        app.state.services.close()
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="riskmap",
         version="0.1.0",
         description="Risk zones for community-based epidemic prevention and control.",
+        lifespan=lifespan,
     )
+    app.state.services = Services()
     add_exception_handlers(app)
     add_middleware(app)
     for r in (

@@ -1,4 +1,5 @@
-"""Rate limits on the public status routes and a time limit on every request.
+"""Rate limits on the public status routes, a time limit on every request, and the
+``Cache-Control`` of every answer (:data:`CACHE_CONTROL`, one row per route family).
 
 A GET request holds a :class:`api.flights.Claim` while it runs: its deadline (the time limit)
 and whether its client is still there. Computations it waits for stop when every request
@@ -12,10 +13,13 @@ import contextlib
 import math
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from riskmap.api.flights import Claim, claiming
@@ -131,7 +135,95 @@ class Limits:
                 await watcher
 
 
+@dataclass(frozen=True)
+class CachePolicy:
+    """``Cache-Control`` of a route family's answers: to callers without a key, and to
+    callers that sent one (``keyed``; default the same)."""
+
+    public: str
+    keyed: str | None = None
+
+
+#: (method or "*", path, policy): the first row whose path is the request's or above it
+#: (``/v1/status`` covers ``/v1/status/history``; ``/`` covers everything) is used. Error
+#: answers (4xx, 5xx) are never stored. "Keyed": the request sent an Authorization header
+#: (a wrong key is a 401, an error).
+CACHE_CONTROL: tuple[tuple[str, str, CachePolicy], ...] = (
+    ("GET", "/v1/status", CachePolicy("no-store")),  # and /v1/status/history
+    ("GET", "/v1/zones/history", CachePolicy("no-store")),
+    ("GET", "/v1/zones", CachePolicy("public, max-age=60", "private, max-age=60")),
+    ("GET", "/v1/communities", CachePolicy("public, max-age=60", "private, max-age=60")),
+    ("GET", "/v1/districts", CachePolicy("public, max-age=300")),
+    ("GET", "/v1/aggregates", CachePolicy("public, max-age=60", "private, no-store")),
+    ("GET", "/v1/policies", CachePolicy("no-cache")),
+    ("GET", "/static/deckgl.js", CachePolicy("public, max-age=86400")),
+    ("GET", "/static/", CachePolicy("no-cache")),
+    ("GET", "/openapi.json", CachePolicy("no-cache")),
+    ("GET", "/docs", CachePolicy("no-cache")),
+    ("*", "/", CachePolicy("no-store")),  # everything else: the map page, keys, audit, ingest
+)
+ERROR_CACHE_CONTROL = "no-store"
+
+
+def cache_control(method: str, path: str, keyed: bool, status: int) -> str:
+    """The ``Cache-Control`` of an answer (see :data:`CACHE_CONTROL`)."""
+    if status >= 400:
+        return ERROR_CACHE_CONTROL
+    method = "GET" if method == "HEAD" else method
+    for m, prefix, policy in CACHE_CONTROL:
+        if m not in ("*", method):
+            continue
+        below = path.startswith(prefix if prefix.endswith("/") else prefix + "/")
+        if path == prefix or below:
+            return policy.keyed if keyed and policy.keyed is not None else policy.public
+    return ERROR_CACHE_CONTROL
+
+
+async def editing_start(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, edit: Callable[[Message], None]
+) -> None:
+    """Run ``app`` with ``edit`` applied to the start message (status, headers) of its answer."""
+
+    async def send_edited(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            edit(message)
+        await send(message)
+
+    await app(scope, receive, send_edited)
+
+
+class HTTPMiddleware:
+    """Pure ASGI middleware of HTTP requests (:meth:`http`); anything else passes through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class CacheHeaders(HTTPMiddleware):
+    """Sets ``Cache-Control`` on every answer from the table."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        keyed = any(k == b"authorization" and v.strip() for k, v in scope["headers"])
+
+        def edit(message: Message) -> None:
+            MutableHeaders(scope=message)["Cache-Control"] = cache_control(
+                scope["method"], scope["path"], keyed, message["status"]
+            )
+
+        await editing_start(self.app, scope, receive, send, edit)
+
+
 def add_middleware(app: FastAPI) -> None:
     buckets = TokenBuckets()
     app.state.rate_buckets = buckets
     app.add_middleware(Limits, owner=app, buckets=buckets)
+    app.add_middleware(CacheHeaders)  # outside Limits: its 429 and 503 answers too

@@ -25,6 +25,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from riskmap.api.middleware import HTTPMiddleware, editing_start
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -86,26 +88,15 @@ def _add_headers(message: Message, csp_for_html: str) -> None:
             headers.append((name.encode(), value.encode()))
 
 
-class SecurityHeaders:
+class SecurityHeaders(HTTPMiddleware):
     """The headers above on every HTTP answer of the wrapped application."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if _is_docs(scope.get("path", "")):
             await self._docs(scope, receive, send)
             return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                _add_headers(message, PAGE_CSP)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await editing_start(self.app, scope, receive, send, lambda m: _add_headers(m, PAGE_CSP))
 
     async def _docs(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The documentation pages are small: held until whole, to hash their scripts."""

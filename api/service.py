@@ -12,21 +12,21 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from riskmap.api.aggregates import CountTable, case_counts
 from riskmap.api.flights import Flights, WorkLimits
 from riskmap.api.store import Store
 from riskmap.geo._errors import StoreError
-from riskmap.geo.history import base_rank, intervals, point_ranks, zone_events
+from riskmap.geo.counts import CountTable, case_counts
+from riskmap.geo.history import zone_events
 from riskmap.geo.incremental import supports_incremental, update_zones
 from riskmap.geo.index import PolygonIndex
 from riskmap.geo.policy import Policy
-from riskmap.geo.precision import public_point_ranks, public_result
+from riskmap.geo.precision import public_result
+from riskmap.geo.status import StatusLookup, place_history
 from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, longest_lift
 
 log = logging.getLogger("riskmap")
@@ -39,8 +39,9 @@ class Snapshot:
     data_version: int
     result: ZoneResult
     layer: CommunityLayer
-    # look-ups build the zone index once: one at a time on a snapshot (others never wait)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # the status look-up is built once, when first asked for (look-ups themselves take no lock)
+    _lookup: StatusLookup | None = field(default=None, repr=False, compare=False)
+    _lookup_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     # the public views (geo.precision) by minimum count, each computed once
     _public: dict[int, Snapshot] = field(default_factory=dict, repr=False)
     _public_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -60,66 +61,34 @@ class Snapshot:
                 self._public[min_count] = got
             return got
 
-    @cached_property
+    @property
+    def lookup(self) -> StatusLookup:
+        """The status look-up of the zones (see :mod:`geo.status`)."""
+        if self._lookup is None:
+            with self._lookup_lock:
+                if self._lookup is None:
+                    self._lookup = StatusLookup(self.result, self.layer)
+        return self._lookup
+
+    @property
     def zone_index(self) -> PolygonIndex:
-        z = self.result.zones
-        prio = [self.result.policy.rank(lv) for lv in z["level"]]
-        return PolygonIndex(z.geometry.to_numpy(), self.layer.h3_res, priority=prio)
+        return self.lookup.index
 
     def status(self, lon: np.ndarray, lat: np.ndarray) -> list[dict[str, Any]]:
-        policy = self.result.policy
-        zones = self.result.zones.reset_index(drop=True)
-        zi = self.zone_index.lookup(lon, lat).index
-        ci = self.layer.locate(lon, lat)
-        lv = self.result.levels
-        out = []
-        for z, c in zip(zi.tolist(), ci.tolist(), strict=True):
-            community = None
-            since = lift = None
-            if c >= 0:
-                row = self.layer.frame.iloc[c]
-                community = {"id": row["community_id"], "name": _opt(row.get("name"))}
-            if z >= 0:
-                zr = zones.iloc[z]
-                level = zr["level"]
-                if c >= 0 and lv["level"].iat[c] == level:
-                    since, lift = lv["since"].iat[c], lv["expected_lift"].iat[c]
-                else:
-                    since, lift = zr["start"], zr["expected_lift"]
-                out.append(
-                    {
-                        "level": level,
-                        "label": policy.level(level).label,
-                        "color": policy.level(level).color,
-                        "zone_id": zr["zone_id"],
-                        "community": community,
-                        "since": since,
-                        "expected_lift": lift,
-                        "policy": policy.id,
-                        "at": self.result.at,
-                    }
-                )
-            else:
-                out.append(
-                    {
-                        "level": "none",
-                        "label": "No risk zone",
-                        "color": policy.none_color,
-                        "zone_id": None,
-                        "community": community,
-                        "since": None,
-                        "expected_lift": None,
-                        "policy": policy.id,
-                        "at": self.result.at,
-                    }
-                )
-        return out
+        """The status of each point (see :meth:`geo.status.StatusLookup.answers`)."""
+        return self.lookup.answers(lon, lat)
 
 
-def _opt(v: object) -> Any:
-    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-        return None
-    return v
+@dataclass(frozen=True)
+class _Data:
+    """One data version in memory (replaced whole, never changed)."""
+
+    version: int
+    batch: int  # the last ingest batch it holds
+    layer: CommunityLayer
+    cases: pd.DataFrame
+    metrics: pd.DataFrame | None
+    units: pd.DataFrame | None
 
 
 def policy_key(policy: Policy) -> str:
@@ -191,13 +160,12 @@ class RiskService:
         self.store = store
         self.h3_res = h3_res
         self.cache_size = cache_size
-        self._data_lock = threading.RLock()  # loading a data version: one thread at a time
+        # loading a new data version: one thread at a time; a request for the version in
+        # memory takes no lock (the state is one tuple, replaced whole)
+        self._load_lock = threading.Lock()
         self._cache_lock = threading.Lock()  # the snapshot cache (short sections only)
-        self._data: tuple[int, CommunityLayer, pd.DataFrame] | None = None
-        self._metrics: pd.DataFrame | None = None
-        self._units: pd.DataFrame | None = None
+        self._data: _Data | None = None
         self._span: tuple[int, tuple[dt.date, dt.date] | None] | None = None
-        self._batch = 0
         self._snapshots: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
         self._cell_secret: bytes | None = None
         self.flights = Flights(limits or WorkLimits())
@@ -212,6 +180,14 @@ class RiskService:
         """Cancel running computations and refuse new ones."""
         self.flights.cancel_all(reason, close=True)
 
+    def shutdown(self) -> None:
+        """Close for good: cancel computations, stop the worker threads and close the store
+        (zones not written yet are computed again when next asked: the exit never waits)."""
+        self.close("the server is shutting down")
+        self._writer.close()
+        self.flights.close()
+        self.store.close()
+
     def data(self) -> tuple[int, CommunityLayer, pd.DataFrame]:
         """Communities and case locations of the current data version.
 
@@ -219,42 +195,42 @@ class RiskService:
         are appended and the cached zone snapshots are updated incrementally
         (:func:`geo.incremental.update_zones`); anything else reloads everything.
         """
-        return self._state()[:3]  # type: ignore[return-value]
+        d = self._state()
+        return d.version, d.layer, d.cases
 
-    def _state(
-        self,
-    ) -> tuple[int, CommunityLayer, pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    def _state(self) -> _Data:
         """The data version, its communities, case locations, hospital figures and units."""
-        with self._data_lock:
-            version, last_batch = self.store.versions()
-            if self._data is not None and self._data[0] == version:
-                return (*self._data, self._metrics, self._units)
+        version, _ = self.store.versions()
+        data = self._data
+        if data is not None and data.version == version:
+            return data
+        with self._load_lock:
+            data = self._data
             with self.store.reading():  # one state of the data, whatever commits meanwhile
                 version, last_batch = self.store.versions()
-                incremental = self._data is not None and self.store.only_new_cases_since(
-                    self._batch
-                )
+                if data is not None and data.version == version:
+                    return data
+                incremental = data is not None and self.store.only_new_cases_since(data.batch)
                 if incremental:
-                    new = self.store.case_locations(after_batch=self._batch, upto_batch=last_batch)
+                    assert data is not None
+                    new = self.store.case_locations(after_batch=data.batch, upto_batch=last_batch)
                 else:
                     communities = self.store.communities()
                     cases = self.store.case_locations(upto_batch=last_batch)
                     metrics, units = self.store.unit_metrics(), self.store.units()
             if incremental:
-                assert self._data is not None
-                _, layer, cases = self._data
+                assert data is not None
+                layer, metrics, units = data.layer, data.metrics, data.units
                 new["community"] = layer.locate(new["lon"].to_numpy(), new["lat"].to_numpy())
-                cases = pd.concat([cases, new], ignore_index=True)
-                self._advance_snapshots(version, layer, cases, new)
+                cases = pd.concat([data.cases, new], ignore_index=True)
+                self._advance_snapshots(version, layer, cases, new, metrics)
             else:
                 layer = CommunityLayer(communities, self.h3_res)
                 cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
-                self._metrics, self._units = metrics, units
                 with self._cache_lock:
                     self._snapshots.clear()
-            self._data = (version, layer, cases)
-            self._batch = last_batch
-            return (*self._data, self._metrics, self._units)
+            self._data = _Data(version, last_batch, layer, cases, metrics, units)
+            return self._data
 
     def report_span(self) -> tuple[int, tuple[dt.date, dt.date] | None]:
         """(data version, (first, last) report date of the case locations, or None)."""
@@ -282,18 +258,23 @@ class RiskService:
         return min(first, today), max(end, today)
 
     def _advance_snapshots(
-        self, version: int, layer: CommunityLayer, cases: pd.DataFrame, new: pd.DataFrame
+        self,
+        version: int,
+        layer: CommunityLayer,
+        cases: pd.DataFrame,
+        new: pd.DataFrame,
+        metrics: pd.DataFrame | None,
     ) -> None:
         advanced: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
         with self._cache_lock:
             cached = list(self._snapshots.items())
         for (_, pkey, at), snap in cached:
-            if not supports_incremental(snap.result.policy, self._metrics):
+            if not supports_incremental(snap.result.policy, metrics):
                 # a full recomputation: on demand, through the bounded computations (never
                 # here, for every cached date, while every request waits for the data)
                 continue
             try:
-                result = update_zones(snap.result, layer, cases, new, metrics=self._metrics)
+                result = update_zones(snap.result, layer, cases, new, metrics=metrics)
             except Exception:  # never lose the data for a cache entry: recompute on demand
                 continue
             advanced[(version, pkey, at)] = Snapshot(version, result, layer)
@@ -332,7 +313,8 @@ class RiskService:
     def snapshot(self, policy: Policy, at: dt.date) -> Snapshot:
         """The zones under ``policy`` as of ``at``: from the cache, or computed once for every
         request that needs them (raises :class:`~api.errors.Busy` when too much is running)."""
-        version, layer, cases, metrics, _ = self._state()
+        d = self._state()
+        version, layer, cases, metrics = d.version, d.layer, d.cases, d.metrics
         key = (version, policy.model_dump_json(), at)
         with self._cache_lock:
             snap = self._snapshots.get(key)
@@ -348,7 +330,7 @@ class RiskService:
             result = compute_zones(layer, cases, policy, at, metrics=metrics)
             made = Snapshot(version, result, layer)
             with self._cache_lock:
-                if self._data is not None and self._data[0] == version:
+                if self._data is not None and self._data.version == version:
                     self._snapshots[key] = made
                     while len(self._snapshots) > self.cache_size:
                         self._snapshots.popitem(last=False)
@@ -397,32 +379,11 @@ class RiskService:
         """The levels of a place; ``public``: as anonymous callers see them (a fine level at
         the precision of the place's community, see geo.precision)."""
         snap = self.snapshot(policy, end)  # its grid holds every day up to `end`
-        ranks_of = public_point_ranks if public else point_ranks
-        with snap.lock:
-            ranks = ranks_of(snap.result, snap.layer, lon, lat)
-            c = int(snap.layer.locate(np.array([lon]), np.array([lat]))[0])
-        runs = intervals(snap.result, ranks, start, end, base_rank(snap.result, c >= 0))
-        for r in runs:
-            r["label"] = policy.label(str(r["level"]))
-            r["days"] = (r["to"] - r["from"]).days + 1  # type: ignore[operator]
-        community = None
-        if c >= 0:
-            row = snap.layer.frame.iloc[c]
-            community = {"id": row["community_id"], "name": _opt(row.get("name"))}
-        in_zone = sum(int(r["days"]) for r in runs if r["level"] != "none")  # type: ignore[call-overload]
-        return {
-            "policy": policy.id,
-            "from": start,
-            "to": end,
-            "community": community,
-            "in_zone": in_zone > 0,
-            "days_in_zone": in_zone,
-            "intervals": runs,
-        }
+        return place_history(snap.result, snap.layer, lon, lat, start, end, public)
 
     def units(self) -> pd.DataFrame:
         """Parent units (names, stated populations) of the current data version."""
-        units = self._state()[4]
+        units = self._state().units
         assert units is not None
         return units
 
@@ -435,9 +396,11 @@ class RiskService:
         secret: bytes | None = None,
     ) -> tuple[CountTable, int]:
         """Exact case counts per unit over a period (with cell keys under ``secret``) and the
-        data version (never public as such: see :mod:`api.aggregates`)."""
-        version, layer, cases, _, units = self._state()
-        return case_counts(layer, cases, unit, start, end, units, case_type, secret), version
+        data version (never public as such: see :mod:`geo.counts`)."""
+        d = self._state()
+        return case_counts(
+            d.layer, d.cases, unit, start, end, d.units, case_type, secret
+        ), d.version
 
     def cell_key_secret(self, configured: str | None) -> bytes:
         """The secret of the record keys: ``RISKMAP_CELL_KEY_SECRET`` when set, else the
@@ -458,5 +421,4 @@ class RiskService:
             if public_min is None
             else self.public_snapshot(policy, at, public_min)
         )
-        with snap.lock:
-            return snap.status(np.array([lon]), np.array([lat]))[0]
+        return snap.status(np.array([lon]), np.array([lat]))[0]

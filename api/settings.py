@@ -1,4 +1,8 @@
-"""Settings from the environment (``RISKMAP_*``) or a ``.env`` file."""
+"""Settings from the environment (``RISKMAP_*``) or a ``.env`` file, one class per concern:
+the store (:class:`StoreSettings`), rules and caching (:class:`RuleSettings`), limits of
+requests and computations (:class:`LimitSettings`), privacy (:class:`PrivacySettings`) and
+bounds on ingested input (:class:`InputSettings`). :class:`Settings` is all of them; each
+variable keeps its one name (``RISKMAP_DATABASE_URL``...)."""
 
 from __future__ import annotations
 
@@ -7,15 +11,26 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_CONFIG = SettingsConfigDict(env_prefix="RISKMAP_", env_file=".env", extra="ignore")
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RISKMAP_", env_file=".env", extra="ignore")
+
+class StoreSettings(BaseSettings):
+    """Where the data is kept."""
+
+    model_config = _CONFIG
 
     database_url: str = Field(
         "sqlite:///var/riskmap.db",
         description="the store: sqlite:///relative/path.db, sqlite:////absolute/path.db, a plain "
         "file path, or postgresql://user:password@host:5432/db (PostgreSQL + PostGIS)",
     )
+
+
+class RuleSettings(BaseSettings):
+    """Which rules the service answers with, and what it keeps computed."""
+
+    model_config = _CONFIG
+
     h3_resolution: int = Field(10, ge=5, le=13, description="H3 resolution of community cells")
     policy: str = Field("cn-three-zone", description="preset name or rule file of the service")
     policies: str = Field(
@@ -24,6 +39,13 @@ class Settings(BaseSettings):
         "?policy= besides RISKMAP_POLICY (always public); any other preset needs an API key",
     )
     cache_size: int = Field(16, ge=1, description="zone snapshots kept in memory")
+
+
+class LimitSettings(BaseSettings):
+    """Limits of requests and computations."""
+
+    model_config = _CONFIG
+
     max_upload_mb: float = Field(50.0, gt=0, description="largest ingest request body (MB)")
     rate_limit_per_minute: int = Field(
         600, ge=0, description="requests a minute per client on /v1/status* (0: no limit)"
@@ -51,6 +73,13 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(
         10, ge=1, description="failed authentications a minute per client before 429 (api/auth.py)"
     )
+
+
+class PrivacySettings(BaseSettings):
+    """What the public may see."""
+
+    model_config = _CONFIG
+
     min_public_count: int = Field(
         5, ge=1, description="smallest case count shown to the public (analysts see all)"
     )
@@ -67,7 +96,12 @@ class Settings(BaseSettings):
             raise ValueError("RISKMAP_CELL_KEY_SECRET must have at least 16 characters")
         return v
 
-    # bounds on ingested input (geo.io.InputLimits)
+
+class InputSettings(BaseSettings):
+    """Bounds on ingested input (:class:`geo.io.InputLimits`)."""
+
+    model_config = _CONFIG
+
     max_id_length: int = Field(128, ge=1, description="longest id (characters)")
     max_field_bytes: int = Field(65_536, ge=64, description="largest field; more rejects the row")
     max_json_depth: int = Field(32, ge=4, description="deepest nesting of a JSON body or file")
@@ -81,6 +115,12 @@ class Settings(BaseSettings):
     max_unpacked_mb: float = Field(
         200.0, gt=0, description="largest unpacked size of a zip archive or Parquet file (MB)"
     )
+
+
+class Settings(StoreSettings, RuleSettings, LimitSettings, PrivacySettings, InputSettings):
+    """Every setting (each concern's class holds its own)."""
+
+    model_config = _CONFIG
 
 
 @lru_cache

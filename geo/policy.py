@@ -300,23 +300,13 @@ class Policy(_Strict):
         cells finer than :data:`PUBLIC_RES`, circles centred on case locations or on cells
         finer than it, and exact buffers or step-downs of such levels (they keep the same
         centres)."""
+        from riskmap.geo.zones.registry import (
+            kind_of,
+        )  # the engine's registry (built on this module)
+
         out: dict[str, str] = {}
         for lv in self.levels:
-            ext = lv.extent
-            why = None
-            if lv.geometric and isinstance(ext, CellExtent) and ext.res > PUBLIC_RES:
-                why = f"H3 cells of resolution {ext.res}"
-            elif lv.geometric and isinstance(ext, GridDiskExtent) and ext.res > PUBLIC_RES:
-                why = f"rings of H3 cells of resolution {ext.res}"
-            elif lv.geometric and isinstance(ext, RadiusExtent):
-                if ext.centre_res is None:
-                    why = "circles centred on case locations"
-                elif ext.centre_res > PUBLIC_RES:
-                    why = f"circles centred on H3 cells of resolution {ext.centre_res}"
-            elif lv.geometric and isinstance(ext, BufferExtent):
-                src = [a for a in ext.around if a in out]
-                if src:
-                    why = f"exact buffers around level {src[0]!r}"
+            why = kind_of(lv).fine_reason(lv, out) if lv.geometric else None
             if why is None:
                 src = [
                     h.id

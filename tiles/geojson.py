@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import shapely
 
 from riskmap.geo import cells as h3c
-from riskmap.geo.policy import Policy, hex_to_rgb
+from riskmap.geo._values import int_or_none, iso_date, or_none
+from riskmap.geo.policy import NONE_LEVEL, Policy, hex_to_rgb
 from riskmap.geo.zones import CommunityLayer, ZoneResult
-
-
-def _iso(d: Any) -> str | None:
-    if d is None or d is pd.NaT or (isinstance(d, float) and np.isnan(d)):
-        return None
-    return d.isoformat() if isinstance(d, dt.date) else str(d)
 
 
 def _geometry(g: shapely.Geometry, precision: int = 7) -> dict[str, Any]:
@@ -47,14 +40,12 @@ def zones_geojson(result: ZoneResult, level: str | None = None) -> dict[str, Any
                     "fill": [*hex_to_rgb(z.color), 150],
                     "policy": result.policy.id,
                     "at": result.at.isoformat(),
-                    "start": _iso(z.start),
-                    "last_case": _iso(z.last_case),
-                    "expected_lift": _iso(z.expected_lift),
+                    "start": iso_date(z.start),
+                    "last_case": iso_date(z.last_case),
+                    "expected_lift": iso_date(z.expected_lift),
                     "community_count": int(z.community_count),
                     "community_ids": list(z.community_ids),
-                    "population": None
-                    if z.population is None or pd.isna(z.population)
-                    else int(z.population),
+                    "population": int_or_none(z.population),
                     "h3_resolution": int(z.h3_resolution),
                     "cells": h3c.cells_to_hex(z.cells),
                 },
@@ -68,7 +59,7 @@ def communities_geojson(layer: CommunityLayer, result: ZoneResult) -> dict[str, 
     lv = result.levels
     f = layer.frame
     geoms = [_geometry(g) for g in f.geometry.to_numpy()]
-    colors = {lvl.id: lvl.color for lvl in policy.levels} | {"none": policy.none_color}
+    colors = {lvl.id: lvl.color for lvl in policy.levels} | {NONE_LEVEL: policy.none_color}
     feats = []
     for i, g in enumerate(geoms):
         level = lv["level"].iat[i]
@@ -80,27 +71,23 @@ def communities_geojson(layer: CommunityLayer, result: ZoneResult) -> dict[str, 
                 "geometry": g,
                 "properties": {
                     "id": layer.ids[i],
-                    "name": None if pd.isna(f["name"].iat[i]) else f["name"].iat[i],
-                    "population": None if pop is None or pd.isna(pop) else int(pop),
-                    "subdistrict_id": _none(f["subdistrict_id"].iat[i]),
-                    "district_id": _none(f["district_id"].iat[i]),
+                    "name": or_none(f["name"].iat[i]),
+                    "population": int_or_none(pop),
+                    "subdistrict_id": or_none(f["subdistrict_id"].iat[i]),
+                    "district_id": or_none(f["district_id"].iat[i]),
                     "level": level,
-                    "label": policy.level(level).label if level != "none" else "No risk zone",
+                    "label": policy.label(level),
                     "color": colors[level],
-                    "fill": [*hex_to_rgb(colors[level]), 170 if level != "none" else 40],
-                    "zone_id": _none(lv["zone_id"].iat[i]),
-                    "since": _iso(lv["since"].iat[i]),
-                    "expected_lift": _iso(lv["expected_lift"].iat[i]),
+                    "fill": [*hex_to_rgb(colors[level]), 170 if level != NONE_LEVEL else 40],
+                    "zone_id": or_none(lv["zone_id"].iat[i]),
+                    "since": iso_date(lv["since"].iat[i]),
+                    "expected_lift": iso_date(lv["expected_lift"].iat[i]),
                     "policy": policy.id,
                     "at": result.at.isoformat(),
                 },
             }
         )
     return {"type": "FeatureCollection", "features": feats}
-
-
-def _none(v: Any) -> Any:
-    return None if v is None or pd.isna(v) else v
 
 
 def districts_geojson(layer: CommunityLayer, stated: pd.DataFrame | None = None) -> dict[str, Any]:
@@ -120,13 +107,9 @@ def districts_geojson(layer: CommunityLayer, stated: pd.DataFrame | None = None)
             "geometry": _geometry(u.geometry),
             "properties": {
                 "id": u.district_id,
-                "name": _none(names.get(u.district_id)),
+                "name": or_none(names.get(u.district_id)),
                 "community_count": int(u.community_count),
-                "population": int(pops[u.district_id])
-                if u.district_id in pops
-                else None
-                if u.population is None or pd.isna(u.population)
-                else int(u.population),
+                "population": int_or_none(pops.get(u.district_id, u.population)),
             },
         }
         for u in units.itertuples(index=False)

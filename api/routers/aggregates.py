@@ -1,6 +1,6 @@
 """``GET /v1/aggregates/cases``: case counts per unit. The public sees fixed publication tables
 (ISO weeks, 14 days ending on a week's Sunday) perturbed by the cell-key method; analysts see
-exact counts of any period and case type (see :mod:`api.aggregates`)."""
+exact counts of any period and case type (see :mod:`geo.counts`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from riskmap.api.aggregates import MAX_PERTURBATION, last_published_week, perturb, week_period
 from riskmap.api.auth import MaybeCaller
 from riskmap.api.deps import ServiceDatesDep, ServiceDep, SettingsDep
 from riskmap.api.errors import unprocessable
+from riskmap.geo.counts import MAX_PERTURBATION, last_published_week, perturb, week_period
 from riskmap.geo.io import CASE_TYPES
 
 router = APIRouter(prefix="/v1/aggregates", tags=["aggregates"])
@@ -169,7 +169,6 @@ def get_case_counts(
                 "rate_per_100k": round(int(n) * 100_000 / pop_i, 2) if pop_i else None,
             }
         )
-    response.headers["Cache-Control"] = "private, no-store" if caller else "public, max-age=60"
     response.headers["X-Data-Version"] = str(version)
     return {
         "unit": unit,

@@ -116,6 +116,5 @@ def status_history(
     """The levels a place had, as intervals of days: "was this place in a risk zone in the
     last N days?". Without an API key, a level drawn finer than a community is given at
     the precision of the place's community."""
-    response.headers["Cache-Control"] = "no-store"
     start, end = dates.period(start, end, default_days=30)
     return service.status_history(lon, lat, access.policy, start, end, public=not access.keyed)

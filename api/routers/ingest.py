@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 
+from riskmap.api import schemas
 from riskmap.api.auth import Caller, Officer, Reader
 from riskmap.api.deps import ServiceDep, SettingsDep
 from riskmap.api.errors import unprocessable
@@ -184,7 +185,7 @@ async def _ingest(
     return _report(rep)
 
 
-@router.post("/cases", operation_id="ingest_cases")
+@router.post("/cases", operation_id="ingest_cases", response_model=schemas.IngestReport)
 async def post_cases(
     request: Request,
     caller: Officer,
@@ -211,7 +212,7 @@ async def post_cases(
     )
 
 
-@router.post("/communities", operation_id="ingest_communities")
+@router.post("/communities", operation_id="ingest_communities", response_model=schemas.IngestReport)
 async def post_communities(
     request: Request,
     caller: Officer,
@@ -233,7 +234,7 @@ async def post_communities(
     )
 
 
-@router.post("/metrics", operation_id="ingest_metrics")
+@router.post("/metrics", operation_id="ingest_metrics", response_model=schemas.IngestReport)
 async def post_metrics(
     request: Request,
     caller: Officer,
@@ -249,7 +250,7 @@ async def post_metrics(
     )
 
 
-@router.post("/units", operation_id="ingest_units")
+@router.post("/units", operation_id="ingest_units", response_model=schemas.IngestReport)
 async def post_units(
     request: Request,
     caller: Officer,
@@ -276,7 +277,11 @@ async def post_units(
     )
 
 
-@router.get("/ingest/{batch_id}", operation_id="get_ingest_report")
+@router.get(
+    "/ingest/{batch_id}",
+    operation_id="get_ingest_report",
+    response_model=schemas.StoredIngestReport,
+)
 def get_ingest_report(
     batch_id: Annotated[int, PathParam(ge=1, le=2**63 - 1, description="a batch id")],
     caller: Reader,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from riskmap.api.auth import Admin
 from riskmap.api.deps import ServiceDep
+from riskmap.api.schemas import AuditRow, KeyInfo, NewKeyAnswer
 
 router = APIRouter(prefix="/v1", tags=["keys"])
 
@@ -19,14 +20,14 @@ class NewKey(BaseModel):
     name: str = Field("", max_length=200, description="who or what uses the key")
 
 
-@router.post("/keys", operation_id="create_key", status_code=201)
+@router.post("/keys", operation_id="create_key", status_code=201, response_model=NewKeyAnswer)
 def create_key(body: NewKey, caller: Admin, service: ServiceDep) -> dict[str, Any]:
     """A new key; the key itself is shown only in this answer."""
     key_id, key = service.store.create_key(body.role, body.name, by=caller.key_id)
     return {"key_id": key_id, "role": body.role, "name": body.name, "key": key}
 
 
-@router.get("/keys", operation_id="list_keys")
+@router.get("/keys", operation_id="list_keys", response_model=list[KeyInfo])
 def list_keys(caller: Admin, service: ServiceDep) -> list[dict[str, Any]]:
     return service.store.api_keys()
 
@@ -37,7 +38,7 @@ def revoke_key(key_id: str, caller: Admin, service: ServiceDep) -> None:
         raise HTTPException(404, f"no active key {key_id}")
 
 
-@router.get("/audit", operation_id="audit_log")
+@router.get("/audit", operation_id="audit_log", response_model=list[AuditRow])
 def audit_log(caller: Admin, service: ServiceDep) -> list[dict[str, Any]]:
     """Every write (ingest batches, key changes) with its actor (the key that made it, or
     ``cli:<os user>`` for the command line), and every failed authentication (actor

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from riskmap.api.access import AccessDep, AtDep
 from riskmap.api.deps import ServiceDep
 from riskmap.api.errors import unprocessable
+from riskmap.api.schemas import FeatureCollection
 from riskmap.tiles.geojson import communities_geojson, districts_geojson, zones_geojson
 
 router = APIRouter(prefix="/v1", tags=["layers"])
@@ -30,14 +31,13 @@ def _layer(
     request: Request,
     version: int,
     build: Callable[[], dict[str, Any]],
-    max_age: int = 60,
     keyed: bool = False,
 ) -> Response:
-    """The layer, or 304 when the client's copy (If-None-Match) is current. The exact zones
-    of keyed callers are never kept by shared caches."""
+    """The layer, or 304 when the client's copy (If-None-Match) is current. Its
+    Cache-Control (private for keyed callers: shared caches never keep their exact zones)
+    comes from api/middleware.py."""
     etag = _etag(request, version, keyed)
     headers = {
-        "Cache-Control": f"{'private' if keyed else 'public'}, max-age={max_age}",
         "Vary": "Authorization",
         "X-Data-Version": str(version),
         "ETag": etag,
@@ -47,13 +47,17 @@ def _layer(
     return JSONResponse(build(), media_type=GEOJSON, headers=headers)
 
 
-_FC = {
-    200: {"content": {GEOJSON: {}}, "description": "GeoJSON FeatureCollection (RFC 7946)"},
+class GeoJSONResponse(JSONResponse):
+    media_type = GEOJSON
+
+
+_FC: dict[int | str, dict[str, Any]] = {
+    200: {"model": FeatureCollection, "description": "GeoJSON FeatureCollection (RFC 7946)"},
     304: {"description": "not modified (If-None-Match matched the ETag)"},
 }
 
 
-@router.get("/zones", operation_id="list_zones", responses=_FC, response_class=JSONResponse)
+@router.get("/zones", operation_id="list_zones", responses=_FC, response_class=GeoJSONResponse)
 def list_zones(
     request: Request,
     service: ServiceDep,
@@ -76,7 +80,7 @@ def list_zones(
 
 
 @router.get(
-    "/communities", operation_id="list_communities", responses=_FC, response_class=JSONResponse
+    "/communities", operation_id="list_communities", responses=_FC, response_class=GeoJSONResponse
 )
 def list_communities(
     request: Request, service: ServiceDep, access: AccessDep, at: AtDep
@@ -91,8 +95,10 @@ def list_communities(
     )
 
 
-@router.get("/districts", operation_id="list_districts", responses=_FC, response_class=JSONResponse)
+@router.get(
+    "/districts", operation_id="list_districts", responses=_FC, response_class=GeoJSONResponse
+)
 def list_districts(request: Request, service: ServiceDep) -> Response:
     version, layer, _ = service.data()
     units = service.units()
-    return _layer(request, version, lambda: districts_geojson(layer, units), max_age=300)
+    return _layer(request, version, lambda: districts_geojson(layer, units))

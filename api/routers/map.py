@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from riskmap.api.access import AccessDep, AtDep
 from riskmap.api.deps import ServiceDep
-from riskmap.geo.policy import preset_names
+from riskmap.geo.policy import NONE_LABEL, preset_names
 from riskmap.tiles.deck import DECK_BUNDLE, STATIC, planner_deck, planner_page
 
 router = APIRouter(tags=["map"])
@@ -43,7 +43,7 @@ def planner_map(service: ServiceDep, access: AccessDep, at: AtDep) -> HTMLRespon
         zoom=zoom,
     )
     legend = [{"color": lv.color, "label": lv.label} for lv in policy.levels]
-    legend.append({"color": policy.none_color, "label": "No risk zone"})
+    legend.append({"color": policy.none_color, "label": NONE_LABEL})
     page = planner_page(
         deck,
         title=f"riskmap: {policy.name}",
@@ -53,27 +53,19 @@ def planner_map(service: ServiceDep, access: AccessDep, at: AtDep) -> HTMLRespon
         style_url="/static/map.css",
         legend=legend,
     )
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(page)
 
 
 @router.get("/static/deckgl.js", operation_id="deckgl_bundle", include_in_schema=False)
 def deckgl_bundle() -> FileResponse:
-    return FileResponse(
-        DECK_BUNDLE,
-        media_type="text/javascript",
-        headers={"Cache-Control": "public, max-age=86400"},
-    )
+    return FileResponse(DECK_BUNDLE, media_type="text/javascript")
 
 
 @router.get("/static/map.js", operation_id="map_script", include_in_schema=False)
 def map_script() -> FileResponse:
-    return FileResponse(
-        STATIC / "map.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"}
-    )
+    return FileResponse(STATIC / "map.js", media_type="text/javascript")
 
 
 @router.get("/static/map.css", operation_id="map_style", include_in_schema=False)
 def map_style() -> FileResponse:
-    return FileResponse(
-        STATIC / "map.css", media_type="text/css", headers={"Cache-Control": "no-cache"}
-    )
+    return FileResponse(STATIC / "map.css", media_type="text/css")

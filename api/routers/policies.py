@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from riskmap.api.access import public_rules
 from riskmap.api.deps import DefaultPolicyDep, SettingsDep, preset
+from riskmap.api.schemas import PolicyDetail, PolicyList
 from riskmap.geo.policy import Policy, load_policy, preset_names
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
@@ -28,7 +30,7 @@ def _summary(p: Policy, active: str, public: set[str]) -> dict[str, Any]:
     }
 
 
-@router.get("", operation_id="list_policies")
+@router.get("", operation_id="list_policies", response_model=PolicyList)
 def list_policies(active: DefaultPolicyDep, settings: SettingsDep) -> dict[str, Any]:
     """The presets, which rule the service uses by default, and which ones callers without
     an API key may request (``public``: RISKMAP_POLICY and RISKMAP_POLICIES)."""
@@ -40,10 +42,11 @@ def list_policies(active: DefaultPolicyDep, settings: SettingsDep) -> dict[str, 
     return {"default": active.id, "public": [r.id for r in rules], "policies": items}
 
 
-@router.get("/{policy_id}", operation_id="get_policy")
-def get_policy(policy_id: str, active: DefaultPolicyDep, settings: SettingsDep) -> dict[str, Any]:
+@router.get("/{policy_id}", operation_id="get_policy", response_model=PolicyDetail)
+def get_policy(policy_id: str, active: DefaultPolicyDep, settings: SettingsDep) -> JSONResponse:
     """A rule in full: source, notes, levels and their building blocks, its declared public
     precision, and whether callers without an API key may request it."""
     rules = {r.id: r for r in public_rules(settings)}
     p = active if policy_id == active.id else rules.get(policy_id) or preset(policy_id)
-    return p.model_dump(mode="json") | {"public": p.id in rules}
+    # the rule as it was read (not validated again against the model documented here)
+    return JSONResponse(p.model_dump(mode="json") | {"public": p.id in rules})

@@ -43,5 +43,4 @@ def get_status(
 ) -> Status:
     """The level of a place; without an API key against the public zones (see README,
     "Privacy")."""
-    response.headers["Cache-Control"] = "no-store"
     return Status.model_validate(service.status(lon, lat, access.policy, at, access.public_min))

@@ -35,6 +35,7 @@ import pandas as pd
 import shapely
 
 from riskmap.geo._errors import StoreError
+from riskmap.geo._values import iso_date
 
 # the schema version both backends are at; each backend keeps its own migrations to it
 SCHEMA_VERSION = 5
@@ -120,12 +121,6 @@ def scrub(text: str, url: str) -> str:
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _iso(d: object) -> str | None:
-    if d is None or (not isinstance(d, dt.date) and pd.isna(d)):  # type: ignore[call-overload]
-        return None
-    return pd.Timestamp(d).date().isoformat()  # type: ignore[arg-type]
 
 
 def _now() -> str:
@@ -330,12 +325,6 @@ class Store:
             self.conn.one("SELECT value FROM meta WHERE key='data_version'")
 
     # -- versions ---------------------------------------------------------------------------
-    @property
-    def schema_version(self) -> int:
-        with self.lock:
-            row = self.conn.one("SELECT value FROM meta WHERE key='schema_version'")
-        return int(row[0])
-
     @property
     def data_version(self) -> int:
         with self.lock:
@@ -674,9 +663,9 @@ class Store:
                 at.isoformat(),
                 z.zone_id,
                 z.level,
-                _iso(z.start),
-                _iso(z.last_case),
-                _iso(z.expected_lift),
+                iso_date(z.start),
+                iso_date(z.last_case),
+                iso_date(z.expected_lift),
                 json.dumps(list(z.community_ids)),
                 None if pd.isna(z.population) else int(z.population),
                 shapely.to_wkb(z.geometry, output_dimension=2),

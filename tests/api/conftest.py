@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from riskmap.api.deps import _service_for
 from riskmap.api.ingest import ingest_cases, ingest_communities
-from riskmap.api.main import app
-from riskmap.api.settings import Settings, get_settings
+from riskmap.api.settings import Settings
 from riskmap.api.store import Store
 from riskmap.data.generator import generate_city, write_city
+from tests.helpers import running
 
 END = dt.date(2024, 3, 31)
 
@@ -40,13 +39,9 @@ def sample_db(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @contextmanager
 def served(settings: Settings) -> Iterator[TestClient]:
-    """A client of the app running with these settings."""
-    app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        yield TestClient(app)
-    finally:
-        app.dependency_overrides.clear()
-        _service_for.cache_clear()
+    """A client of the app running with these settings (its lifespan runs meanwhile)."""
+    with running(settings) as c:
+        yield c
 
 
 @pytest.fixture

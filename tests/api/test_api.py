@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from riskmap.api.settings import Settings
 from tests.api.conftest import END, served
+from tests.helpers import running
 
 AT = END.isoformat()
 
@@ -111,11 +112,12 @@ def test_openapi(client: TestClient) -> None:
 )
 def test_status_is_exact_for_10000_random_points(client: TestClient, preset: str) -> None:
     """The fast look-up equals a brute-force test of every point against every zone."""
-    from riskmap.api.deps import get_service
+    from riskmap.api.deps import service_of
     from riskmap.api.settings import get_settings
     from riskmap.geo.policy import load_policy
 
-    service = get_service(client.app.dependency_overrides[get_settings]())  # type: ignore[attr-defined]
+    app = client.app
+    service = service_of(app, app.dependency_overrides[get_settings]())  # type: ignore[attr-defined]
     policy = load_policy(preset)
     snap = service.snapshot(policy, END)
     zones = snap.result.zones.reset_index(drop=True)
@@ -197,9 +199,7 @@ def _policy_query_parameter(client: TestClient) -> None:
 
 
 def test_service_with_a_custom_rule_file(sample_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from riskmap.api.deps import _service_for
-    from riskmap.api.main import app
-    from riskmap.api.settings import Settings, get_settings
+    from riskmap.api.settings import Settings
 
     rule = tmp_path / "rule.yaml"
     rule.write_text(
@@ -210,9 +210,7 @@ def test_service_with_a_custom_rule_file(sample_db, tmp_path) -> None:  # type: 
         "public_precision: {geometry: building, source: a test}\n"
     )
     settings = Settings(database_url=f"sqlite:///{sample_db}", policy=str(rule))
-    app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        c = TestClient(app)
+    with running(settings) as c:
         fc = c.get("/v1/zones", params={"at": AT}).json()
         assert fc["features"]
         assert {f["properties"]["color"] for f in fc["features"]} == {"#123456"}
@@ -221,9 +219,6 @@ def test_service_with_a_custom_rule_file(sample_db, tmp_path) -> None:  # type: 
         assert c.get("/v1/policies/buildings-7d").json()["levels"][0]["id"] == "notice"
         legend = c.get("/", params={"at": AT}).text
         assert "Notice" in legend
-    finally:
-        app.dependency_overrides.clear()
-        _service_for.cache_clear()
 
 
 def test_a_listed_rule_file_is_served_by_its_id(sample_db, tmp_path) -> None:  # type: ignore[no-untyped-def]

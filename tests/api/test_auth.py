@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 import riskmap.api.auth as auth_module
 from riskmap.api.auth import AUDIT_ROWS_PER_MINUTE, AuthFailures, auth_failures, client_key
 from riskmap.api.cli import app as cli
-from riskmap.api.deps import _service_for, get_service
+from riskmap.api.deps import service_of
 from riskmap.api.main import app
-from riskmap.api.settings import Settings, get_settings
+from riskmap.api.settings import Settings
 from riskmap.api.store import Store
+from tests.helpers import running
 
 LIMIT = 4
 
@@ -38,14 +39,12 @@ def env(store_url: str) -> Iterator[tuple[Store, dict[str, str], Clock]]:
     store = Store.open(store_url)
     keys = {r: store.create_key(r, f"test {r}", by="cli:test")[1] for r in ("officer", "admin")}
     settings = Settings(database_url=store_url, auth_failures_per_minute=LIMIT)
-    app.dependency_overrides[get_settings] = lambda: settings
     clock = Clock()
-    auth_failures(get_service(settings)).clock = clock
     try:
-        yield store, keys, clock
+        with running(settings):
+            auth_failures(service_of(app, settings)).clock = clock
+            yield store, keys, clock
     finally:
-        app.dependency_overrides.clear()
-        _service_for.cache_clear()
         store.close()
 
 

@@ -9,6 +9,7 @@ no ``['x']``, no id with a NUL byte or 100,000 characters).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -30,12 +31,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from riskmap.api.cli import app as cli_app
-from riskmap.api.deps import _service_for
 from riskmap.api.ingest import ingest_communities
-from riskmap.api.main import app
-from riskmap.api.settings import Settings, get_settings
+from riskmap.api.settings import Settings
 from riskmap.api.store import Store
 from tests.conftest import REPO, squares
+from tests.helpers import running
 
 # a point inside community A of the base store (a 500 m square at the origin of the local frame)
 LAT, LON = 30.5922, 114.3026
@@ -500,14 +500,11 @@ def http(base_db: Path, tmp_path: Path) -> Iterator[Callable[..., tuple[TestClie
         key = store.create_key("admin", "corpus")[1]
         store.close()
         conf = Settings(database_url=f"sqlite:///{db}", rate_limit_per_minute=0, **settings)
-        app.dependency_overrides[get_settings] = lambda: conf
-        return TestClient(app, raise_server_exceptions=False), key, db
+        client = stack.enter_context(running(conf, raise_server_exceptions=False))
+        return client, key, db
 
-    try:
+    with contextlib.ExitStack() as stack:
         yield make
-    finally:
-        app.dependency_overrides.clear()
-        _service_for.cache_clear()
 
 
 def no_server_paths(text: str, db: Path) -> None:
@@ -610,9 +607,7 @@ def test_damaged_store(base_db: Path, tmp_path: Path) -> None:
     damage(db)
     # HTTP: health fails, every route that reads the store answers a clear 503
     conf = Settings(database_url=f"sqlite:///{db}", rate_limit_per_minute=0)
-    app.dependency_overrides[get_settings] = lambda: conf
-    try:
-        client = TestClient(app, raise_server_exceptions=False)
+    with running(conf, raise_server_exceptions=False) as client:
         spec = client.get("/openapi.json").json()
         paths = ["/healthz", "/", "/v1/status?lat=30.59&lon=114.3", "/v1/ingest/1"]
         paths += [p for p in spec["paths"] if "{" not in p and "get" in spec["paths"][p]]
@@ -625,9 +620,6 @@ def test_damaged_store(base_db: Path, tmp_path: Path) -> None:
                 assert str(db) not in r.text
         r = client.post("/v1/cases", content=b"x", headers={"Content-Type": "text/csv"})
         assert r.status_code == 503
-    finally:
-        app.dependency_overrides.clear()
-        _service_for.cache_clear()
     # CLI: one line, exit 1, for reads and writes
     csv_file = tmp_path / "cases.csv"
     csv_file.write_bytes(csv_body(row("g1")))
@@ -677,13 +669,8 @@ def test_damage_after_opening_fails_health(base_db: Path, tmp_path: Path) -> Non
     db = tmp_path / "r.db"
     shutil.copy(base_db, db)
     conf = Settings(database_url=f"sqlite:///{db}", rate_limit_per_minute=0)
-    app.dependency_overrides[get_settings] = lambda: conf
-    try:
-        client = TestClient(app, raise_server_exceptions=False)
+    with running(conf, raise_server_exceptions=False) as client:
         assert client.get("/healthz").status_code == 200
         damage(db)  # the file changes on disk: the next health check reads it again
         r = client.get("/healthz")
         assert r.status_code == 503 and "the store is damaged" in r.json()["detail"]
-    finally:
-        app.dependency_overrides.clear()
-        _service_for.cache_clear()

@@ -99,10 +99,8 @@ def test_one_computation_per_key(flights: Flights) -> None:
     assert flights.run("k", lambda: 5) == 5
 
 
-def test_a_slow_computation_blocks_no_other_date(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """A slow computation for one date does not hold up a cached read, nor the computation
-    of another date."""
-    import riskmap.api.service as svc
+def _small_service(tmp_path: Path) -> RiskService:
+    """A service on a small city (120 communities, 300 cases up to END)."""
     from riskmap.api.ingest import ingest_cases, ingest_communities
     from riskmap.data.generator import generate_city, write_city
 
@@ -110,7 +108,60 @@ def test_a_slow_computation_blocks_no_other_date(tmp_path: Path, monkeypatch) ->
     store = Store.open(tmp_path / "r.db")
     ingest_communities(store, tmp_path / "communities.geojson")
     ingest_cases(store, tmp_path / "cases.csv", today=END)
-    service = RiskService(store, limits=WorkLimits(max_running=2, max_queued=2))
+    return RiskService(store, limits=WorkLimits(max_running=2, max_queued=2))
+
+
+def test_status_answers_never_wait_for_other_work(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """While a zone computation for one date and a status history on the computed date are
+    both held mid-way, status answers for the computed date complete (no lock of the service,
+    of the data or of a snapshot is held by either)."""
+    import riskmap.api.service as svc
+    import riskmap.geo.status as status_mod
+
+    service = _small_service(tmp_path)
+    policy = load_policy("cn-three-zone")
+    snap = service.snapshot(policy, END)
+    point = snap.layer.frame.geometry.iloc[0].representative_point()
+    lon, lat = point.x, point.y
+    expected = service.status(lon, lat, policy, END)
+
+    slow_day = END - dt.timedelta(days=4)
+    release = threading.Event()
+    in_zones, in_history = threading.Event(), threading.Event()
+    real_zones, real_ranks = svc.compute_zones, status_mod.point_ranks
+
+    def slow_zones(layer, cases, pol, at, **kw):  # type: ignore[no-untyped-def]
+        if at == slow_day:
+            in_zones.set()
+            release.wait(WAIT)
+        return real_zones(layer, cases, pol, at, **kw)
+
+    def slow_ranks(*a, **kw):  # type: ignore[no-untyped-def]
+        in_history.set()
+        release.wait(WAIT)
+        return real_ranks(*a, **kw)
+
+    monkeypatch.setattr(svc, "compute_zones", slow_zones)
+    monkeypatch.setattr(status_mod, "point_ranks", slow_ranks)
+    t1, out1 = _in_thread(lambda: service.status(lon, lat, policy, slow_day))
+    t2, out2 = _in_thread(lambda: service.status_history(lon, lat, policy, END, END))
+    assert in_zones.wait(WAIT) and in_history.wait(WAIT)
+    answers = [service.status(lon, lat, policy, END) for _ in range(3)]  # completes meanwhile
+    assert answers == [expected] * 3
+    assert t1.is_alive() and t2.is_alive() and not out1 and not out2  # both still held
+    release.set()
+    t1.join(WAIT)
+    t2.join(WAIT)
+    assert out1["value"]["at"] == slow_day
+    assert out2["value"]["intervals"][-1]["level"] == expected["level"]
+
+
+def test_a_slow_computation_blocks_no_other_date(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A slow computation for one date does not hold up a cached read, nor the computation
+    of another date."""
+    import riskmap.api.service as svc
+
+    service = _small_service(tmp_path)
     policy = load_policy("cn-three-zone")
     cached = service.snapshot(policy, END)
 
@@ -271,12 +322,12 @@ def test_time_limit_and_queue_over_http(sample_db: Path, monkeypatch) -> None:  
 def test_service_routes_answer_503_when_memory_is_short(sample_db: Path) -> None:
     """Through the real routes: a new computation refused for memory is a 503 with
     Retry-After; an answer cached before is still served."""
-    from riskmap.api.deps import get_service
+    from riskmap.api.deps import service_of
 
     settings = Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=0)
     with served(settings) as client:
         assert client.get("/v1/zones", params={"at": str(END)}).status_code == 200
-        get_service(settings).flights.limits = WorkLimits(memory_limit=1)
+        service_of(client.app, settings).flights.limits = WorkLimits(memory_limit=1)
         assert client.get("/v1/zones", params={"at": str(END)}).status_code == 200
         r = client.get("/v1/zones", params={"at": str(END - dt.timedelta(days=1))})
         assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1

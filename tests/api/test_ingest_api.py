@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from riskmap.api.deps import _service_for
 from riskmap.api.ingest import ingest_communities
-from riskmap.api.main import app
-from riskmap.api.settings import Settings, get_settings
+from riskmap.api.settings import Settings
 from riskmap.api.store import Store
 from tests.conftest import squares
+from tests.helpers import running
 
 AT = "2024-03-10"
 
@@ -30,12 +29,8 @@ def env(tmp_path: Path, store_url: str) -> Iterator[tuple[TestClient, dict[str, 
         role: store.create_key(role, f"test {role}")[1] for role in ("officer", "analyst", "admin")
     }
     settings = Settings(database_url=store_url, max_upload_mb=0.01)
-    app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        yield TestClient(app), keys, store
-    finally:
-        app.dependency_overrides.clear()
-        _service_for.cache_clear()
+    with running(settings) as client:
+        yield client, keys, store
 
 
 def auth(key: str) -> dict[str, str]:
@@ -221,11 +216,7 @@ def test_real_ds4c_files_over_http_as_through_the_cli(shared_dir: Path, tmp_path
 
     http_db = str(tmp_path / "http.db")
     key = Store.open(http_db).create_key("officer", "ds4c")[1]
-    app.dependency_overrides[get_settings] = lambda: Settings(
-        database_url=f"sqlite:///{http_db}", rate_limit_per_minute=0
-    )
-    try:
-        client = TestClient(app)
+    with running(Settings(database_url=f"sqlite:///{http_db}", rate_limit_per_minute=0)) as client:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for ext in (".shp", ".shx", ".dbf", ".prj"):
@@ -268,9 +259,6 @@ def test_real_ds4c_files_over_http_as_through_the_cli(shared_dir: Path, tmp_path
         ).json()
         assert again["accepted"] == rep["accepted"] and again["rejected"] == rep["rejected"]
         assert again["inserted"] == 0 and again["updated"] == 0
-    finally:
-        app.dependency_overrides.clear()
-        _service_for.cache_clear()
 
     for sql in (
         "SELECT community_id, name, population, geometry FROM communities",

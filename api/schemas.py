@@ -1,0 +1,116 @@
+"""Response models of the routes that answer with plain dictionaries (ingest reports, keys,
+audit, policies, health, GeoJSON layers), so that ``/openapi.json`` documents every answer.
+The status, history and aggregates models live beside their routes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from riskmap.geo.policy import Policy
+
+
+class RejectedRow(BaseModel):
+    row: int = Field(description="row (or feature) number in the file, from 1")
+    field: str
+    reason: str
+
+
+class IngestReport(BaseModel):
+    """What an ingest request did: every row read is accepted or rejected with its reason."""
+
+    model_config = ConfigDict(extra="allow")
+
+    batch_id: int
+    kind: str = Field(description="cases, communities, metrics or units")
+    rows_read: int
+    accepted: int
+    inserted: int
+    updated: int
+    unchanged: int
+    rejected: int
+    rejects: list[RejectedRow]
+    warnings: list[str]
+
+
+class StoredIngestReport(IngestReport):
+    """An ingest report as the store keeps it."""
+
+    source: str | None = Field(description="the file or request the batch came from")
+    created: str = Field(description="when the batch was written (ISO 8601, UTC)")
+    key_id: str | None = Field(description="who wrote it: a key id, or cli:<os user>")
+    data_version: int | None = Field(description="the data version the batch made")
+
+
+class NewKeyAnswer(BaseModel):
+    key_id: str
+    role: str
+    name: str
+    key: str = Field(description="the key itself: shown only in this answer")
+
+
+class KeyInfo(BaseModel):
+    key_id: str
+    role: str
+    name: str
+    created: str
+    revoked: str | None
+
+
+class AuditRow(BaseModel):
+    at: str
+    actor: str | None = Field(
+        description="a key id, cli:<os user> for the command line, client:<address> for a "
+        "failed authentication"
+    )
+    key_id: str | None = Field(description="the actor when it is a key")
+    action: str
+    detail: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    data_version: int
+
+
+class LevelSummary(BaseModel):
+    id: str
+    label: str
+    color: str
+
+
+class PolicySummary(BaseModel):
+    id: str
+    name: str
+    active: bool = Field(description="the service's default rule (RISKMAP_POLICY)")
+    public: bool = Field(description="callers without an API key may request it")
+    public_precision: dict[str, Any] | None
+    levels: list[LevelSummary]
+
+
+class PolicyList(BaseModel):
+    default: str
+    public: list[str]
+    policies: list[PolicySummary]
+
+
+class PolicyDetail(Policy):
+    """A rule in full (the rule-file format, see README) and whether the public may ask
+    for it."""
+
+    public: bool
+
+
+class Feature(BaseModel):
+    type: Literal["Feature"]
+    id: str
+    geometry: dict[str, Any] = Field(description="a GeoJSON geometry (RFC 7946)")
+    properties: dict[str, Any]
+
+
+class FeatureCollection(BaseModel):
+    """A GeoJSON FeatureCollection (RFC 7946); every feature has a stable ``id``."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
