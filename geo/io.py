@@ -477,7 +477,7 @@ def _starts_with(path: Path, prefix: bytes) -> bool:
     return head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(prefix)
 
 
-def _check_file(path: Path, src: str, formats: Mapping[str, str], what: str) -> str:
+def _check_file(path: Path, src: str, formats: Mapping[str, object], what: str) -> str:
     ext = path.suffix.lower()
     if ext not in formats:
         known = ", ".join(sorted(formats))
