@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from geo._errors import RiskmapError
+from riskmap.geo._errors import RiskmapError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from api.settings import Settings
+    from riskmap.api.settings import Settings
 
 # Heavy modules (pandas, geopandas, shapely, the engine, FastAPI, pydantic-settings) are
 # imported inside the commands that need them: `riskmap --help` stays fast, and a test checks
@@ -30,7 +30,7 @@ class _OneLineErrors(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         import sqlite3
 
-        from api.store import damage
+        from riskmap.api.store import damage
 
         try:
             return super().invoke(ctx)
@@ -87,7 +87,7 @@ state = _State()
 
 
 def _settings() -> Settings:
-    from api.settings import Settings
+    from riskmap.api.settings import Settings
 
     return Settings()
 
@@ -153,7 +153,7 @@ def sample(
     districts: Annotated[int | None, typer.Option(min=1, help="default: communities / 333")] = None,
 ) -> None:
     """Generate a deterministic sample city (communities, parents and an outbreak)."""
-    from data.generator import generate_city, write_city
+    from riskmap.data.generator import generate_city, write_city
 
     end_d = _parse_date(end, "--end")
     with _progress() as prog:
@@ -185,7 +185,7 @@ def sample(
 
 
 def _column_map(spec: str | None) -> dict[str, str] | None:
-    from geo.io import parse_column_map
+    from riskmap.geo.io import parse_column_map
 
     if not spec:
         return None
@@ -256,7 +256,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
 
 
 def _limits() -> Any:
-    from api.ingest import input_limits
+    from riskmap.api.ingest import input_limits
 
     return input_limits(_settings())
 
@@ -264,7 +264,7 @@ def _limits() -> Any:
 def _open_store(must_exist: bool = False) -> Any:
     """The store of ``--db``. A command that only reads (``must_exist``) refuses a SQLite file
     that does not exist rather than creating an empty store."""
-    from api.store import Store, sqlite_path
+    from riskmap.api.store import Store, sqlite_path
 
     url = _db()
     path = sqlite_path(url)
@@ -321,7 +321,7 @@ def ingest_communities_cmd(
     report: ReportOpt = None,
 ) -> None:
     """Load community polygons (any CRS; reprojected to WGS84)."""
-    from api.ingest import ingest_communities
+    from riskmap.api.ingest import ingest_communities
 
     _run_ingest(
         "communities",
@@ -353,7 +353,7 @@ def ingest_cases_cmd(
     report: ReportOpt = None,
 ) -> None:
     """Load case locations (case_id, reported, type, role, lat, lon)."""
-    from api.ingest import ingest_cases
+    from riskmap.api.ingest import ingest_cases
 
     _run_ingest(
         "case locations",
@@ -382,7 +382,7 @@ def ingest_metrics_cmd(
     report: ReportOpt = None,
 ) -> None:
     """Load hospital figures per district (used by cdc-community)."""
-    from api.ingest import ingest_metrics
+    from riskmap.api.ingest import ingest_metrics
 
     _run_ingest(
         "hospital figures",
@@ -423,7 +423,7 @@ def ingest_units_cmd(
     report: ReportOpt = None,
 ) -> None:
     """Load the names and populations of parent units (subdistricts, districts)."""
-    from api.ingest import ingest_units
+    from riskmap.api.ingest import ingest_units
 
     _run_ingest(
         "parent units",
@@ -459,14 +459,14 @@ def _run_ingest(
 
 
 def _service() -> Any:
-    from api.service import RiskService
+    from riskmap.api.service import RiskService
 
     s = _settings()
     return RiskService(_open_store(must_exist=True), s.h3_resolution, s.cache_size)
 
 
 def _policy(name: str | None) -> Any:
-    from geo.policy import load_policy
+    from riskmap.geo.policy import load_policy
 
     try:
         return load_policy(name or _settings().policy)
@@ -496,7 +496,7 @@ def zones(
     ] = None,
 ) -> None:
     """Compute the zones as of a date and write them as GeoJSON."""
-    from tiles.geojson import zones_geojson
+    from riskmap.tiles.geojson import zones_geojson
 
     at_d = _parse_date(at)
     pol = _policy(policy)
@@ -557,7 +557,7 @@ def timeline(
     """Print the zone events (created, escalated, stepped down, extended, lifted) of a period."""
     from rich.table import Table
 
-    from geo.history import EVENT_KINDS
+    from riskmap.geo.history import EVENT_KINDS
 
     for k in kind or []:
         if k not in EVENT_KINDS:
@@ -605,7 +605,7 @@ def policies(
     value, defaults included)."""
     from rich.table import Table
 
-    from geo.policy import load_policy, preset_names
+    from riskmap.geo.policy import load_policy, preset_names
 
     if name is None:
         t = Table(title="zone rule presets (data/policies/*.yaml)")
@@ -674,7 +674,7 @@ def keys_create(
     name: Annotated[str, typer.Option(help="who or what uses the key")] = "",
 ) -> None:
     """Create a key and print it (it is shown only once; only its hash is stored)."""
-    from api.auth import ROLES
+    from riskmap.api.auth import ROLES
 
     if role not in ROLES:
         raise _fail(f"--role: {role!r} is not one of {', '.join(ROLES)}")
@@ -716,9 +716,9 @@ def serve(
 
     if state.db is not None:
         os.environ["RISKMAP_DATABASE_URL"] = str(state.db)
-    from api.service import shutdown_all
-    from api.settings import get_settings
-    from api.store import redact
+    from riskmap.api.service import shutdown_all
+    from riskmap.api.settings import get_settings
+    from riskmap.api.store import redact
 
     class Server(uvicorn.Server):
         """On SIGTERM or Ctrl-C, running computations stop at once (their requests answer
@@ -730,7 +730,7 @@ def serve(
 
     out.print(f"riskmap serving {redact(_db())} on http://{host}:{port} (API docs at /docs)")
     config = uvicorn.Config(
-        "api.main:app",
+        "riskmap.api.main:app",
         host=host,
         port=port,
         log_level="info",

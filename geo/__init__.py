@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from geo._errors import (
+from riskmap.geo._errors import (
     InputFileError,
     NotFoundError,
     PolicyError,
@@ -23,20 +23,20 @@ from geo._errors import (
 )
 
 if TYPE_CHECKING:
-    from geo.index import PolygonIndex
-    from geo.policy import Policy, load_policy, parse_policy, preset_names
-    from geo.zones import CommunityLayer, ZoneResult, compute_zones
+    from riskmap.geo.index import PolygonIndex
+    from riskmap.geo.policy import Policy, load_policy, parse_policy, preset_names
+    from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones
 
 # public name -> the module that defines it
 _LAZY = {
-    "PolygonIndex": "geo.index",
-    "Policy": "geo.policy",
-    "load_policy": "geo.policy",
-    "parse_policy": "geo.policy",
-    "preset_names": "geo.policy",
-    "CommunityLayer": "geo.zones",
-    "ZoneResult": "geo.zones",
-    "compute_zones": "geo.zones",
+    "PolygonIndex": "riskmap.geo.index",
+    "Policy": "riskmap.geo.policy",
+    "load_policy": "riskmap.geo.policy",
+    "parse_policy": "riskmap.geo.policy",
+    "preset_names": "riskmap.geo.policy",
+    "CommunityLayer": "riskmap.geo.zones",
+    "ZoneResult": "riskmap.geo.zones",
+    "compute_zones": "riskmap.geo.zones",
 }
 
 __all__ = [
@@ -59,8 +59,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
-    if module is None:  # a submodule (``from geo import cells``) is then imported as usual
-        raise AttributeError(f"module 'geo' has no attribute {name!r}")
+    if module is None:  # a submodule (``from riskmap.geo import cells``) is then imported as usual
+        raise AttributeError(f"module 'riskmap.geo' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -49,8 +49,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo._errors import InputFileError, Reject
-from geo.policy import CASE_TYPES, ROLES
+from riskmap.geo._errors import InputFileError, Reject
+from riskmap.geo.policy import CASE_TYPES, ROLES
 
 __all__ = [
     "CASES",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
+from riskmap.api.cli import app
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +34,12 @@ HEAVY = (
     "yaml",
     "rich.console",
     "typer.rich_utils",
-    "geo.zones",
-    "geo.io",
-    "geo.policy",
-    "api.store",
-    "api.service",
-    "api.settings",
+    "riskmap.geo.zones",
+    "riskmap.geo.io",
+    "riskmap.geo.policy",
+    "riskmap.api.store",
+    "riskmap.api.service",
+    "riskmap.api.settings",
 )
 
 
@@ -51,7 +51,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_importing_the_cli_loads_no_heavy_module() -> None:
     code = (
         "import json, sys\n"
-        "import api.cli\n"
+        "import riskmap.api.cli\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
     res = subprocess.run(
@@ -64,7 +64,7 @@ def test_help_loads_no_heavy_module() -> None:
     code = (
         "import json, sys\n"
         "sys.argv = ['riskmap', '--help']\n"
-        "from api.cli import main\n"
+        "from riskmap.api.cli import main\n"
         "try:\n"
         "    main()\n"
         "except SystemExit:\n"

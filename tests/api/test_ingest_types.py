@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from api.routers import ingest
-from geo.io import CASES, COMMUNITIES, METRICS, UNITS, media_types
+from riskmap.api.routers import ingest
+from riskmap.geo.io import CASES, COMMUNITIES, METRICS, UNITS, media_types
 
 
 def test_the_ingest_router_takes_its_content_types_from_the_table() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.service import RiskService
-from api.store import Store
+from riskmap.api.cli import app
+from riskmap.api.service import RiskService
+from riskmap.api.store import Store
 
 runner = CliRunner()
 AT = "2024-03-02"

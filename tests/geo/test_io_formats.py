@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from shapely.geometry import Point, box
 
-import geo.io as io
-from geo._errors import InputFileError
-from geo.io import (
+import riskmap.geo.io as io
+from riskmap.geo._errors import InputFileError
+from riskmap.geo.io import (
     CASES,
     COMMUNITIES,
     FORMATS,
@@ -44,7 +44,7 @@ def test_public_names_are_all_defined() -> None:
         n
         for n, v in vars(io).items()
         if not n.startswith("_")
-        and getattr(v, "__module__", "geo.io") == "geo.io"
+        and getattr(v, "__module__", "riskmap.geo.io") == "riskmap.geo.io"
         and (callable(v) or n.isupper())
         and n not in ("PathArg",)
     }
@@ -235,7 +235,7 @@ def test_rows_with_more_fields_than_the_header_in_every_csv_reader(tmp_path: Pat
 
 def test_unit_column_map_takes_unit_fields(tmp_path: Path) -> None:
     """--columns may name every field of a units file (level and parent_id included)."""
-    from geo.io import parse_column_map
+    from riskmap.geo.io import parse_column_map
 
     cmap = parse_column_map("unit_id=code,level=kind,parent_id=up,name=label")
     u = tmp_path / "units.csv"
