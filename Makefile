@@ -49,6 +49,8 @@ chromium:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	mkdir -p .mypy-tree/riskmap && ln -sf ../../src/riskmap/__init__.py .mypy-tree/riskmap/__init__.py
+	for d in geo api tiles data; do ln -sfn ../../$$d .mypy-tree/riskmap/$$d; done
 	$(BIN)/mypy
 
 format: install
@@ -61,4 +63,4 @@ bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf var $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var $(VENV) .pytest_cache .mypy_cache .mypy-tree .ruff_cache

@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
-import sqlite3
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from typer.core import TyperGroup
 
-from riskmap.api.settings import Settings
 from riskmap.geo._errors import RiskmapError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from riskmap.api.settings import Settings
+
+# Heavy modules (pandas, geopandas, shapely, the engine, FastAPI, pydantic-settings) are
+# imported inside the commands that need them: `riskmap --help` stays fast, and a test checks
+# that importing this module loads none of them (tests/api/test_cli_habits.py).
 
 
 class _OneLineErrors(TyperGroup):
     """Every command: riskmap's errors (a damaged store too) print one line, exit 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
+        import sqlite3
+
         from riskmap.api.store import damage
 
         try:
@@ -43,14 +47,36 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     cls=_OneLineErrors,
+    # plain help and usage errors: typer's rich help loads markdown-it and pygments (0.4 s)
+    rich_markup_mode=None,
 )
 ingest_app = typer.Typer(help="Load communities or cases into the store.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 keys_app = typer.Typer(help="API keys for the write and analyst routes.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+class _Console:
+    """A rich ``Console`` made when first used (importing rich.console takes a tenth of a
+    second that ``riskmap --help`` does not need)."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Any = None
+
+    def get(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, soft_wrap=True)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+out = _Console(stderr=False)
+err = _Console(stderr=True)
 
 
 class _State:
@@ -61,6 +87,8 @@ state = _State()
 
 
 def _settings() -> Settings:
+    from riskmap.api.settings import Settings
+
     return Settings()
 
 
@@ -75,11 +103,13 @@ def _fail(msg: str, code: int = 1) -> typer.Exit:
 
 
 def _progress() -> Progress:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
-        console=err,
+        console=err.get(),
         transient=False,
     )
 
@@ -165,7 +195,12 @@ def _column_map(spec: str | None) -> dict[str, str] | None:
         raise _fail(f"--columns: {e}") from None
 
 
-def _report(rep: Any, rejects_out: Path | None) -> None:
+SHOWN = 20  # rejected rows and warnings printed; --rejects / --report write them all
+
+
+def _report(rep: Any, rejects_out: Path | None, report_out: Path | None) -> None:
+    from rich.table import Table
+
     c = rep.counts
     t = Table(title=f"{rep.kind} from {rep.source} (batch {rep.batch_id})", show_header=False)
     t.add_row("rows read", str(c.rows_read))
@@ -181,22 +216,43 @@ def _report(rep: Any, rejects_out: Path | None) -> None:
     for reason, k in rep.by_reason:
         t.add_row(f"  {reason}", str(k))
     out.print(t)
-    for w in rep.warnings[:20]:
+    for w in rep.warnings[:SHOWN]:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
-    if len(rep.warnings) > 20:
-        err.print(f"[yellow]… {len(rep.warnings) - 20} more warnings[/]")
-    for r in rep.rejects[:20]:
+    if len(rep.warnings) > SHOWN:
+        err.print(
+            f"[yellow]… {len(rep.warnings) - SHOWN} more warnings[/] (--report FILE writes all)"
+        )
+    for r in rep.rejects[:SHOWN]:
         err.print(f"[red]rejected:[/] {r}", highlight=False)
-    if len(rep.rejects) > 20:
-        err.print(f"… {len(rep.rejects) - 20} more rejected rows (see --rejects FILE)")
+    if len(rep.rejects) > SHOWN:
+        err.print(
+            f"… {len(rep.rejects) - SHOWN} more rejected rows (--report FILE or --rejects FILE "
+            "writes all)"
+        )
     if rejects_out is not None:
-        rejects_out.parent.mkdir(parents=True, exist_ok=True)
-        with rejects_out.open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["file", "row", "field", "reason"])
-            for r in rep.rejects:
-                w.writerow([r.file, r.row, r.field, r.reason])
-        out.print(f"rejected rows written to {rejects_out}")
+        _write_csv(
+            rejects_out,
+            ["file", "row", "field", "reason"],
+            [[r.file, r.row, r.field, r.reason] for r in rep.rejects],
+        )
+        if rep.rejects:
+            out.print(f"{len(rep.rejects)} rejected rows written to {rejects_out}")
+    if report_out is not None:
+        _write_csv(report_out, ["kind", "file", "row", "field", "message"], rep.rows())
+        out.print(
+            f"{len(rep.rejects)} rejected rows and {len(rep.warnings)} warnings written to "
+            f"{report_out}"
+        )
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
 
 
 def _limits() -> Any:
@@ -205,11 +261,20 @@ def _limits() -> Any:
     return input_limits(_settings())
 
 
-def _open_store() -> Any:
-    from riskmap.api.store import Store
+def _open_store(must_exist: bool = False) -> Any:
+    """The store of ``--db``. A command that only reads (``must_exist``) refuses a SQLite file
+    that does not exist rather than creating an empty store."""
+    from riskmap.api.store import Store, sqlite_path
 
+    url = _db()
+    path = sqlite_path(url)
+    if must_exist and path is not None and not path.exists():
+        raise _fail(
+            f"no store at {path}: ingest data first (riskmap ingest ...), or name the store "
+            "with --db or RISKMAP_DATABASE_URL"
+        )
     try:
-        return Store.open(_db())
+        return Store.open(url)
     except RiskmapError as e:
         raise _fail(str(e)) from None
 
@@ -224,6 +289,14 @@ ColumnsOpt = Annotated[
 ]
 RejectsOpt = Annotated[
     Path | None, typer.Option("--rejects", help="write every rejected row to this CSV file")
+]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report",
+        help="write every rejected row and every warning to this CSV file "
+        "(kind,file,row,field,message)",
+    ),
 ]
 DateFormatOpt = Annotated[
     str | None,
@@ -245,6 +318,7 @@ def ingest_communities_cmd(
         str | None, typer.Option(help="text encoding of a shapefile's .dbf, e.g. cp949")
     ] = None,
     rejects: RejectsOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Load community polygons (any CRS; reprojected to WGS84)."""
     from riskmap.api.ingest import ingest_communities
@@ -254,6 +328,7 @@ def ingest_communities_cmd(
         "community",
         file,
         rejects,
+        report,
         lambda store: ingest_communities(
             store,
             file,
@@ -275,6 +350,7 @@ def ingest_cases_cmd(
     ] = None,
     date_format: DateFormatOpt = None,
     rejects: RejectsOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Load case locations (case_id, reported, type, role, lat, lon)."""
     from riskmap.api.ingest import ingest_cases
@@ -284,6 +360,7 @@ def ingest_cases_cmd(
         "case location",
         file,
         rejects,
+        report,
         lambda store: ingest_cases(
             store,
             file,
@@ -302,6 +379,7 @@ def ingest_metrics_cmd(
     columns: ColumnsOpt = None,
     date_format: DateFormatOpt = None,
     rejects: RejectsOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Load hospital figures per district (used by cdc-community)."""
     from riskmap.api.ingest import ingest_metrics
@@ -311,6 +389,7 @@ def ingest_metrics_cmd(
         "figure",
         file,
         rejects,
+        report,
         lambda store: ingest_metrics(
             store,
             file,
@@ -341,6 +420,7 @@ def ingest_units_cmd(
         str | None, typer.Option(help="text encoding of a shapefile's .dbf, e.g. cp949")
     ] = None,
     rejects: RejectsOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Load the names and populations of parent units (subdistricts, districts)."""
     from riskmap.api.ingest import ingest_units
@@ -350,6 +430,7 @@ def ingest_units_cmd(
         "unit",
         file,
         rejects,
+        report,
         lambda store: ingest_units(
             store,
             file,
@@ -361,7 +442,9 @@ def ingest_units_cmd(
     )
 
 
-def _run_ingest(what: str, one: str, file: Path, rejects: Path | None, run: Any) -> None:
+def _run_ingest(
+    what: str, one: str, file: Path, rejects: Path | None, report: Path | None, run: Any
+) -> None:
     """One ingest command: progress, clear errors, the report; exit 1 if nothing was read."""
     store = _open_store()
     try:
@@ -370,7 +453,7 @@ def _run_ingest(what: str, one: str, file: Path, rejects: Path | None, run: Any)
             rep = run(store)
     except (RiskmapError, ValueError) as e:
         raise _fail(str(e)) from None
-    _report(rep, rejects)
+    _report(rep, rejects, report)
     if rep.nothing_read:
         raise _fail(f"no {one} could be read from the file")
 
@@ -379,7 +462,7 @@ def _service() -> Any:
     from riskmap.api.service import RiskService
 
     s = _settings()
-    return RiskService(_open_store(), s.h3_resolution, s.cache_size)
+    return RiskService(_open_store(must_exist=True), s.h3_resolution, s.cache_size)
 
 
 def _policy(name: str | None) -> Any:
@@ -437,7 +520,8 @@ def zones(
         err.print(f"{summary} written to {out_file}")
 
 
-@app.command()
+# "-33.9" is a number, not an unknown option
+@app.command(context_settings={"ignore_unknown_options": True})
 def status(
     lat: Annotated[float, typer.Argument(help="latitude (WGS84)", min=-90, max=90)],
     lon: Annotated[float, typer.Argument(help="longitude (WGS84)", min=-180, max=180)],
@@ -471,6 +555,8 @@ def timeline(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Print the zone events (created, escalated, stepped down, extended, lifted) of a period."""
+    from rich.table import Table
+
     from riskmap.geo.history import EVENT_KINDS
 
     for k in kind or []:
@@ -515,7 +601,10 @@ def policies(
         str | None, typer.Argument(help="a preset or a rule file to show (and validate)")
     ] = None,
 ) -> None:
-    """List the zone rule presets, or show one preset or rule file in full."""
+    """List the zone rule presets, or show one preset or rule file in full (every effective
+    value, defaults included)."""
+    from rich.table import Table
+
     from riskmap.geo.policy import load_policy, preset_names
 
     if name is None:
@@ -544,17 +633,28 @@ def policies(
             "least RISKMAP_MIN_PUBLIC_COUNT cases, else its communities, without dates.",
             highlight=False,
         )
-    t = Table(title="levels (highest first)")
-    for col in ("id", "label", "colour", "extent", "trigger", "lifts after"):
-        t.add_column(col)
+    out.print(f"colour of places in no zone: {p.none_color}", highlight=False)
+    out.print("levels, highest first, with every value in effect (defaults included):")
     for lv in p.levels:
-        ext = lv.extent.model_dump(exclude_defaults=True)
-        trig = lv.trigger.model_dump(exclude_defaults=True) if lv.trigger else {}
-        lift = f"{lv.lift_after_days} d" if lv.trigger else "follows its sources"
+        lift = f"lifts after {lv.lift_after_days} d" if lv.trigger else "follows its sources"
         if lv.step_down:
             lift += f", then {lv.step_down.to} for {lv.step_down.after_days} d"
-        t.add_row(lv.id, lv.label, lv.color, json.dumps(ext), json.dumps(trig), lift)
-    out.print(t)
+        out.print(f"[bold]{lv.id}[/] ({lv.label}): {lift}", highlight=False)
+        out.print(_effective(lv), highlight=False, markup=False)
+
+
+def _effective(model: Any) -> str:
+    """A rule's part as YAML, every field with its value in effect (defaults included)."""
+    import yaml
+
+    text = yaml.safe_dump(
+        model.model_dump(mode="json"),
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=None,
+        width=1000,
+    )
+    return "\n".join("    " + line for line in text.rstrip().splitlines())
 
 
 def _operator() -> str:
@@ -586,10 +686,12 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (ids, roles, names; never the keys themselves)."""
+    from rich.table import Table
+
     t = Table(title="API keys")
     for col in ("key_id", "role", "name", "created", "revoked"):
         t.add_column(col)
-    for k in _open_store().api_keys():
+    for k in _open_store(must_exist=True).api_keys():
         t.add_row(*(str(k[c] or "") for c in ("key_id", "role", "name", "created", "revoked")))
     out.print(t)
 
@@ -597,7 +699,7 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")]) -> None:
     """Revoke a key."""
-    if not _open_store().revoke_key(key_id, by=_operator()):
+    if not _open_store(must_exist=True).revoke_key(key_id, by=_operator()):
         raise _fail(f"no active key {key_id}")
     out.print(f"key {key_id} revoked")
 

@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,6 +65,25 @@ class IngestReport:
     @property
     def nothing_read(self) -> bool:
         return self.counts.accepted == 0
+
+    def rows(self) -> list[list[Any]]:
+        """Every rejected row and every warning as ``[kind, file, row, field, message]``
+        (``riskmap ingest --report``): kind ``rejected`` or ``warning``; a warning about one
+        row (``row 12: ...``) gives its row, one about the file has no row; warnings have no
+        field."""
+        out: list[list[Any]] = [
+            ["rejected", r.file, r.row, r.field, r.reason] for r in self.rejects
+        ]
+        for w in self.warnings:
+            match = _ROW_WARNING.match(w)
+            if match:
+                out.append(["warning", self.source, int(match[1]), "", match[2]])
+            else:
+                out.append(["warning", self.source, "", "", w])
+        return out
+
+
+_ROW_WARNING = re.compile(r"row (\d+): (.*)", re.S)
 
 
 def _counts(res: LoadResult) -> BatchCounts:

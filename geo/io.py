@@ -1,11 +1,19 @@
-"""Readers for community boundary files and case files, with row-level validation.
+"""Readers of input files, with row-level validation.
 
-Two public readers:
+Four public readers, one per kind of input:
 
 * :func:`read_communities` reads polygons (GeoJSON, GeoPackage, Shapefile, zipped Shapefile,
   GeoParquet), reprojects them to EPSG:4326 and returns one row per valid community.
-* :func:`read_cases` reads case records (CSV, GeoJSON, GeoParquet or plain Parquet) and returns one
-  row per valid case.
+* :func:`read_units` reads the names and populations of parent units (subdistricts, districts).
+* :func:`read_cases` reads case records (CSV, GeoJSON, JSON records, NDJSON, GeoParquet or plain
+  Parquet) and returns one row per valid case location.
+* :func:`read_metrics` reads hospital figures per unit and date (CSV).
+
+Which file formats each kind accepts is one table, :data:`FORMATS` (one :class:`InputFormat`
+per format: its extensions, media types, kinds and the function that makes it a table); the
+CLI and the HTTP ingest both read it (:func:`formats_for`, :func:`media_types`). Adding a
+format is one entry there. Every reader then maps its fields to the file's columns with
+:func:`_map_columns` and checks its rows with the shared ``_check_*`` helpers.
 
 A file that cannot be read as a whole raises :class:`~geo._errors.InputFileError`. A bad record
 does not stop the load: it becomes a :class:`~geo._errors.Reject` naming its row and the first
@@ -42,53 +50,61 @@ import pandas as pd
 import shapely
 
 from riskmap.geo._errors import InputFileError, Reject
+from riskmap.geo.policy import CASE_TYPES, ROLES
 
 __all__ = [
+    "CASES",
     "CASE_FIELDS",
     "CASE_TYPES",
+    "COMMUNITIES",
     "COMMUNITY_FIELDS",
+    "DEFAULT_CASE_TYPE",
     "DEFAULT_LIMITS",
+    "FORMATS",
+    "KINDS",
+    "MAPPABLE_FIELDS",
+    "METRICS",
+    "METRIC_FIELDS",
+    "MIN_DATE",
     "ROLES",
+    "UNITS",
+    "UNIT_FIELDS",
+    "UNIT_LEVELS",
+    "InputFormat",
     "InputLimits",
     "LoadResult",
     "check_date_format",
+    "check_encoding",
+    "formats_for",
+    "media_types",
     "parse_column_map",
     "read_cases",
     "read_communities",
+    "read_metrics",
+    "read_units",
 ]
 
-CASE_TYPES = ("confirmed", "asymptomatic", "suspected", "close_contact")
-ROLES = ("residence", "workplace", "frequent_activity", "visit")
 COMMUNITY_FIELDS = ("community_id", "name", "population", "subdistrict_id", "district_id", "rural")
 _TRUE = {"1", "true", "t", "yes", "y", "rural"}
 _FALSE = {"0", "false", "f", "no", "n", "urban"}
 CASE_FIELDS = ("case_id", "reported", "type", "role", "lat", "lon")
 
-#: Every field a column map may name (communities and cases).
 METRIC_FIELDS = ("unit_id", "date", "admissions_per_100k", "beds_pct")
-MAPPABLE_FIELDS = tuple(dict.fromkeys(COMMUNITY_FIELDS + CASE_FIELDS + METRIC_FIELDS))
+UNIT_FIELDS = ("unit_id", "level", "name", "population", "parent_id")
+UNIT_LEVELS = ("subdistrict", "district")
+#: Every field a column map may name (any kind of input).
+MAPPABLE_FIELDS = tuple(dict.fromkeys(COMMUNITY_FIELDS + CASE_FIELDS + METRIC_FIELDS + UNIT_FIELDS))
 
 DEFAULT_CASE_TYPE = "confirmed"
 MIN_DATE = dt.date(1900, 1, 1)
 
-_COMMUNITY_FORMATS = {
-    ".geojson": "GeoJSON",
-    ".json": "GeoJSON",
-    ".gpkg": "GeoPackage",
-    ".shp": "Shapefile",
-    ".zip": "zipped Shapefile",
-    ".parquet": "GeoParquet",
-    ".geoparquet": "GeoParquet",
-}
-_CASE_FORMATS = {
-    ".csv": "CSV",
-    ".tsv": "CSV",
-    ".geojson": "GeoJSON",
-    ".json": "GeoJSON or JSON records",
-    ".ndjson": "NDJSON records",
-    ".jsonl": "NDJSON records",
-    ".parquet": "Parquet",
-    ".geoparquet": "GeoParquet",
+#: The kinds of input, with what they are called in messages.
+COMMUNITIES, UNITS, CASES, METRICS = "communities", "units", "cases", "metrics"
+KINDS = {
+    COMMUNITIES: "community boundaries",
+    UNITS: "parent units",
+    CASES: "cases",
+    METRICS: "hospital figures",
 }
 _SHAPEFILE_EXTS = (".shp", ".zip")
 _POLYGONAL_TYPE_IDS = (3, 6)  # shapely type ids: Polygon, MultiPolygon
@@ -154,6 +170,194 @@ class LoadResult:
     def accepted(self) -> int:
         """Number of accepted rows (``len(frame)``)."""
         return len(self.frame)
+
+
+# --------------------------------------------------------------------------- input formats
+
+
+@dataclass(frozen=True)
+class _ReadRequest:
+    """What a format's reader is asked: the file, its name in messages and the options."""
+
+    path: Path
+    src: str
+    ext: str
+    geometry: bool  # the kind needs geometries (communities): GeoJSON and GeoParquet only
+    encoding: str | None
+    layer: str | None
+    limits: InputLimits
+    notes: list[str]
+
+
+@dataclass
+class _Table:
+    """A file as read, before validation: the frame, the row number of each record (CSV: its
+    line; else its 1-based number), records with more fields than the header (index, count),
+    records that are not objects or not JSON (index -> reason) and a CSV file's delimiter."""
+
+    frame: pd.DataFrame
+    rows: np.ndarray
+    malformed: list[tuple[int, int]] = field(default_factory=list)
+    bad_records: dict[int, str] = field(default_factory=dict)
+    delimiter: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns that hold fields (a GeoDataFrame's geometry left out)."""
+        frame = self.frame
+        if isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame.columns:
+            return [str(c) for c in frame.columns if c != frame.geometry.name]
+        return [str(c) for c in frame.columns]
+
+    @property
+    def has_geometry(self) -> bool:
+        frame = self.frame
+        return (
+            isinstance(frame, gpd.GeoDataFrame)
+            and frame._geometry_column_name in frame.columns
+            and bool(frame.geometry.notna().any())
+        )
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """One input format: its name, file extensions, media types (HTTP ``Content-Type`` -> the
+    extension an upload of that type is read as), the kinds of input it may hold (``KINDS``)
+    and the function that reads a file of it into a table."""
+
+    name: str
+    extensions: tuple[str, ...]
+    media_types: Mapping[str, str]
+    kinds: frozenset[str]
+    read: Callable[[_ReadRequest], _Table]
+
+
+def _numbered(frame: pd.DataFrame) -> _Table:
+    return _Table(frame.reset_index(drop=True), np.arange(1, len(frame) + 1, dtype=np.int64))
+
+
+def _csv_table(req: _ReadRequest) -> _Table:
+    frame, rows, delimiter, malformed = _read_csv(req.path, req.src, req.ext, req.notes)
+    return _Table(frame, rows, malformed, {}, delimiter)
+
+
+def _vector_table(req: _ReadRequest) -> _Table:
+    return _numbered(
+        _read_vector(
+            req.path,
+            req.src,
+            req.ext,
+            encoding=req.encoding,
+            layer=req.layer,
+            notes=req.notes,
+            limits=req.limits,
+        )
+    )
+
+
+def _records_table(req: _ReadRequest, ndjson: bool = False) -> _Table:
+    frame, rows, bad = _read_json_records(req.path, req.src, ndjson, req.limits)
+    return _Table(frame, rows, [], bad)
+
+
+def _json_table(req: _ReadRequest) -> _Table:
+    """GeoJSON; a JSON array of objects (one record each) where no geometry is needed."""
+    if not req.geometry and _starts_with(req.path, b"["):
+        return _records_table(req)
+    return _vector_table(req)
+
+
+def _parquet_table(req: _ReadRequest) -> _Table:
+    """GeoParquet; a plain Parquet table too where no geometry is needed."""
+    if req.geometry:
+        return _numbered(_read_geoparquet(req.path, req.src, req.limits))
+    return _numbered(_read_parquet(req.path, req.src, req.limits))
+
+
+_TABLES = frozenset({COMMUNITIES, UNITS, CASES})  # kinds that may come as vector files
+#: Every input format. Adding a format is one entry: the CLI (by file extension) and the HTTP
+#: ingest (by Content-Type) of every kind it lists accept it.
+FORMATS: tuple[InputFormat, ...] = (
+    InputFormat(
+        "CSV",
+        (".csv", ".tsv"),
+        {"text/csv": ".csv", "text/tab-separated-values": ".tsv"},
+        frozenset({UNITS, CASES, METRICS}),
+        _csv_table,
+    ),
+    InputFormat(
+        "GeoJSON",
+        (".geojson", ".json"),
+        {"application/geo+json": ".geojson", "application/json": ".json"},
+        _TABLES,
+        _json_table,
+    ),
+    InputFormat(
+        "NDJSON",
+        (".ndjson", ".jsonl"),
+        {"application/x-ndjson": ".ndjson", "application/ndjson": ".ndjson"},
+        frozenset({CASES}),
+        partial(_records_table, ndjson=True),
+    ),
+    InputFormat(
+        "GeoPackage",
+        (".gpkg",),
+        {"application/geopackage+sqlite3": ".gpkg"},
+        frozenset({COMMUNITIES, UNITS}),
+        _vector_table,
+    ),
+    InputFormat("Shapefile", (".shp",), {}, frozenset({COMMUNITIES, UNITS}), _vector_table),
+    InputFormat(
+        "zipped Shapefile",
+        (".zip",),
+        {"application/zip": ".zip"},
+        frozenset({COMMUNITIES, UNITS}),
+        _vector_table,
+    ),
+    InputFormat(
+        "Parquet",
+        (".parquet", ".geoparquet"),
+        {"application/vnd.apache.parquet": ".parquet", "application/x-parquet": ".parquet"},
+        _TABLES,
+        _parquet_table,
+    ),
+)
+
+
+def formats_for(kind: str) -> dict[str, InputFormat]:
+    """The formats a kind of input accepts, by file extension (``.csv`` -> CSV...)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of input {kind!r} (expected one of {', '.join(KINDS)})")
+    return {ext: f for f in FORMATS if kind in f.kinds for ext in f.extensions}
+
+
+def media_types(kind: str) -> dict[str, str]:
+    """The HTTP media types a kind of input accepts, each with the file extension an upload of
+    that type is read as (``text/csv`` -> ``.csv``)."""
+    formats_for(kind)  # checks the kind
+    return {m: ext for f in FORMATS if kind in f.kinds for m, ext in f.media_types.items()}
+
+
+def _format_name(ext: str) -> str:
+    return next((f.name for f in FORMATS if ext in f.extensions), ext)
+
+
+def _read_table(
+    path: Path,
+    src: str,
+    kind: str,
+    notes: list[str],
+    limits: InputLimits,
+    *,
+    encoding: str | None = None,
+    layer: str | None = None,
+) -> tuple[_Table, str]:
+    """Read a file of one kind of input by its format (from its extension): the table and the
+    extension. Raises InputFileError for an unknown format or a file that cannot be read."""
+    formats = formats_for(kind)
+    ext = _check_file(path, src, formats, KINDS[kind])
+    req = _ReadRequest(path, src, ext, kind == COMMUNITIES, encoding, layer, limits, notes)
+    return formats[ext].read(req), ext
 
 
 # --------------------------------------------------------------------------- column maps
@@ -234,6 +438,35 @@ def _missing_column(
     )
 
 
+def _map_columns(
+    src: str,
+    available: list[str],
+    cmap: Mapping[str, str],
+    fields: tuple[str, ...],
+    *,
+    required: tuple[str, ...] = (),
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str | None]:
+    """The file's column of each field: the column ``cmap`` names, else the field's own name
+    (see :func:`_find_column`); None when the file has no such column or the field is mapped
+    to nothing (``""``). A ``required`` field mapped to nothing raises ValueError; a required
+    field or a mapped column that the file lacks raises InputFileError listing the file's
+    columns (``extra[field]`` is added to the message)."""
+    out: dict[str, str | None] = {}
+    for fld in fields:
+        wanted = cmap.get(fld, fld)
+        if wanted == "":
+            if fld in required:
+                raise ValueError(f"field {fld!r} is required and cannot be mapped to nothing")
+            out[fld] = None
+            continue
+        found = _find_column(available, wanted)
+        if found is None and (fld in required or fld in cmap):
+            raise _missing_column(src, fld, wanted, available, (extra or {}).get(fld, ""))
+        out[fld] = found
+    return out
+
+
 # --------------------------------------------------------------------------- small helpers
 
 
@@ -244,7 +477,7 @@ def _starts_with(path: Path, prefix: bytes) -> bool:
     return head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(prefix)
 
 
-def _check_file(path: Path, src: str, formats: Mapping[str, str], what: str) -> str:
+def _check_file(path: Path, src: str, formats: Mapping[str, object], what: str) -> str:
     ext = path.suffix.lower()
     if ext not in formats:
         known = ", ".join(sorted(formats))
@@ -361,11 +594,12 @@ def _nonscalar(value: Any) -> str | None:
 
 
 def _screen_cells(
-    frame: pd.DataFrame, names: Mapping[str, str], rej: _Rejects, limits: InputLimits
+    frame: pd.DataFrame, columns: Mapping[str, str | None], rej: _Rejects, limits: InputLimits
 ) -> pd.DataFrame:
     """Reject the rows holding a NUL byte, a field larger than ``limits.max_field_bytes`` or, in
-    a column we read (``names``: column -> field name), a list or object; those cells become
+    a column we read (``columns``: field name -> column), a list or object; those cells become
     None so that nothing downstream sees them. Every column is screened, read or not."""
+    names = {col: fld for fld, col in columns.items() if col is not None}
     copied = False
     limit = limits.max_field_bytes
     for col in list(frame.columns):
@@ -458,6 +692,107 @@ def _check_ids(
         lambda i: f"{name} is {length[i]:,} characters long, more than the limit of {limit}",
     )
     return ids.where(~control & (length <= limit), None)
+
+
+def _check_table_rows(table: _Table, rej: _Rejects) -> None:
+    """Reject the records that are not objects or not JSON, and those with more fields than
+    the header."""
+    n = len(table.frame)
+    bad = table.bad_records
+    if bad:
+        mask = np.zeros(n, dtype=bool)
+        mask[list(bad)] = True
+        rej.add(mask, "row", lambda i: bad[i])
+    if table.malformed:
+        counts = dict(table.malformed)
+        width = len(table.frame.columns)
+        mask = np.zeros(n, dtype=bool)
+        mask[list(counts)] = True
+        rej.add(
+            mask,
+            "row",
+            lambda i: (
+                f"{counts[i]} fields but the header has {width} (an unquoted delimiter in a value?)"
+            ),
+        )
+
+
+def _check_dates(
+    raw: pd.Series,
+    name: str,
+    rej: _Rejects,
+    today: dt.date,
+    date_format: str | None,
+    what: str = "date",
+) -> np.ndarray:
+    """Dates (``datetime.date`` or None): a missing, unparseable (neither ISO nor
+    ``date_format``), impossible (before :data:`MIN_DATE`) or future date rejects its row."""
+    n = len(raw)
+    dates, reasons = _parse_dates(raw.reset_index(drop=True), date_format, what)
+    has_date = pd.isna(reasons)
+    rej.add(~has_date, name, lambda i: str(reasons[i]))
+    future = np.zeros(n, dtype=bool)
+    ancient = np.zeros(n, dtype=bool)
+    idx = np.flatnonzero(has_date)
+    if idx.size:
+        future[idx] = [d > today for d in dates[idx]]
+        ancient[idx] = [d < MIN_DATE for d in dates[idx]]
+    rej.add(future, name, lambda i: f"date {dates[i]} is in the future (today is {today})")
+    rej.add(ancient, name, lambda i: f"impossible date {dates[i]} (before {MIN_DATE})")
+    return dates
+
+
+def _check_choice(
+    raw: pd.Series,
+    name: str,
+    choices: tuple[str, ...],
+    rej: _Rejects,
+    default: str | None = None,
+) -> pd.Series:
+    """Words from a closed list (case types, roles, unit levels), normalised
+    (``'Close Contact'`` -> ``close_contact``); an empty cell takes ``default``; a missing or
+    unknown word rejects its row."""
+    text = _as_str(raw).reset_index(drop=True)
+    words = _normalise_word(text)
+    if default is not None:
+        words = words.where(words.notna(), default)
+    bad = ~words.isin(choices).to_numpy()
+    expected = ", ".join(choices)
+    rej.add(
+        bad,
+        name,
+        lambda i: (
+            f"missing {name} (expected one of {expected})"
+            if text.iat[i] is None
+            else f"unknown {name} {text.iat[i]!r} (expected one of {expected})"
+        ),
+    )
+    return words
+
+
+def _check_unique(
+    keys: pd.Series, rows: np.ndarray, name: str, rej: _Rejects, label: Callable[[int], str]
+) -> None:
+    """Reject every row whose key (None: no key) an earlier row has; the first row keeps it.
+    ``label(i)`` names the key of row ``i`` in the reason."""
+    keys = keys.reset_index(drop=True)
+    present = keys.notna().to_numpy()
+    dup = keys.duplicated(keep="first").to_numpy() & present
+    if not dup.any():
+        return
+    first_row: dict[Any, int] = {}
+    for i in np.flatnonzero(present):
+        first_row.setdefault(keys.iat[i], int(rows[i]))
+    rej.add(
+        dup, name, lambda i: f"duplicate {label(i)} (first seen at row {first_row[keys.iat[i]]})"
+    )
+
+
+def _text(frame: pd.DataFrame, col: str | None) -> pd.Series:
+    """A text column as stripped ``str`` or None (all None when the file has no such column)."""
+    if col is None:
+        return pd.Series([None] * len(frame), dtype=object)
+    return _as_str(frame[col]).reset_index(drop=True)
 
 
 def _json_depth(data: bytes) -> int:
@@ -756,7 +1091,7 @@ def _read_vector(
     """Read a vector file with pyogrio (or GeoParquet with geopandas); errors -> InputFileError."""
     import pyogrio
 
-    fmt = _COMMUNITY_FORMATS.get(ext) or _CASE_FORMATS.get(ext, ext)
+    fmt = _format_name(ext)
     if ext in (".parquet", ".geoparquet"):
         return _read_geoparquet(path, src, limits)
     if ext == ".zip":
@@ -1025,31 +1360,18 @@ def read_communities(
     file_path = Path(path)
     cmap = _check_column_map(columns, COMMUNITY_FIELDS)
     check_encoding(encoding)
-    ext = _check_file(file_path, src, _COMMUNITY_FORMATS, "community boundaries")
     notes: list[str] = []
-    raw = _read_vector(
-        file_path, src, ext, encoding=encoding, layer=layer, notes=notes, limits=limits
+    table, ext = _read_table(
+        file_path, src, COMMUNITIES, notes, limits, encoding=encoding, layer=layer
     )
+    raw = table.frame
     n = len(raw)
     if n == 0:
         raise InputFileError(src, "the file has no features")
-    geom_name = raw.geometry.name if raw._geometry_column_name in raw.columns else None
-    if geom_name is None:
+    if not isinstance(raw, gpd.GeoDataFrame) or raw._geometry_column_name not in raw.columns:
         raise InputFileError(src, "the file has no geometry column")
-    available = [str(c) for c in raw.columns if c != geom_name]
-
-    resolved: dict[str, str | None] = {}
-    for fld in COMMUNITY_FIELDS:
-        wanted = cmap.get(fld, fld)
-        if wanted == "":
-            if fld == "community_id":
-                raise ValueError("field 'community_id' is required and cannot be mapped to nothing")
-            resolved[fld] = None
-            continue
-        found = _find_column(available, wanted)
-        if found is None and (fld == "community_id" or fld in cmap):
-            raise _missing_column(src, fld, wanted, available)
-        resolved[fld] = found
+    available = table.columns
+    resolved = _map_columns(src, available, cmap, COMMUNITY_FIELDS, required=("community_id",))
 
     if ext in _SHAPEFILE_EXTS:
         text_cols = [c for c in available if c in raw.columns]
@@ -1057,10 +1379,9 @@ def read_communities(
         if message:
             notes.append(message)
 
-    rows = np.arange(1, n + 1)
+    rows = table.rows
     rej = _Rejects(n)
-    raw = raw.reset_index(drop=True)
-    raw = _screen_cells(raw, {c: f for f, c in resolved.items() if c is not None}, rej, limits)
+    raw = _screen_cells(raw, resolved, rej, limits)
 
     # vertices, counted before anything else is done with the geometries
     geoms = np.asarray(raw.geometry.to_numpy(), dtype=object)
@@ -1095,19 +1416,7 @@ def read_communities(
     id_col = resolved["community_id"]
     assert id_col is not None
     ids = _check_ids(raw[id_col], "community_id", rej, limits)
-    missing = ids.isna().to_numpy()
-    dup = (ids.duplicated(keep="first") & ids.notna()).to_numpy()
-    if dup.any():
-        first_row: dict[str, int] = {}
-        for i in np.flatnonzero(~missing):
-            first_row.setdefault(ids.iat[i], int(rows[i]))
-        rej.add(
-            dup,
-            "community_id",
-            lambda i: (
-                f"duplicate community_id {ids.iat[i]!r} (first seen at row {first_row[ids.iat[i]]})"
-            ),
-        )
+    _check_unique(ids, rows, "community_id", rej, lambda i: f"community_id {ids.iat[i]!r}")
 
     # geometry
     geoms = np.asarray(raw.geometry.to_numpy(), dtype=object)
@@ -1167,16 +1476,13 @@ def read_communities(
     if pop_col is not None:
         population = _parse_population(raw[pop_col].reset_index(drop=True), rej)
 
-    # text fields
-    def text(field_name: str) -> pd.Series:
-        col = resolved[field_name]
-        if col is None:
-            return pd.Series([None] * n, dtype=object)
-        if field_name.endswith("_id"):
-            return _check_ids(raw[col], field_name, rej, limits, required=False)
-        return _as_str(raw[col]).reset_index(drop=True)
-
-    parents = {f: text(f) for f in ("subdistrict_id", "district_id")}
+    # parent ids
+    parents = {
+        f: _check_ids(raw[col], f, rej, limits, required=False)
+        if (col := resolved[f]) is not None
+        else _text(raw, None)
+        for f in ("subdistrict_id", "district_id")
+    }
 
     # rural: a yes/no flag (empty: no)
     rural = np.zeros(n, dtype=bool)
@@ -1201,7 +1507,7 @@ def read_communities(
     out = gpd.GeoDataFrame(
         {
             "community_id": ids.astype(object),
-            "name": text("name"),
+            "name": _text(raw, resolved["name"]),
             "population": pd.Series(population, dtype="Int64"),
             "subdistrict_id": parents["subdistrict_id"],
             "district_id": parents["district_id"],
@@ -1412,7 +1718,7 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _read_case_table(path: Path, src: str, limits: InputLimits) -> pd.DataFrame:
+def _read_parquet(path: Path, src: str, limits: InputLimits) -> pd.DataFrame:
     """Parquet: GeoParquet if it has 'geo' metadata, else a plain table."""
     import pyarrow.parquet as pq
 
@@ -1434,23 +1740,24 @@ def _read_case_table(path: Path, src: str, limits: InputLimits) -> pd.DataFrame:
 
 
 def _parse_date_value(
-    value: Any, date_format: str | None = None
+    value: Any, date_format: str | None = None, what: str = "date"
 ) -> tuple[dt.date | None, str | None]:
+    missing = f"missing {what}"
     if value is None or value is pd.NA or value is pd.NaT:
-        return None, "missing reported date"
+        return None, missing
     if isinstance(value, float) and math.isnan(value):
-        return None, "missing reported date"
+        return None, missing
     if isinstance(value, dt.datetime):  # includes pandas.Timestamp
         return value.date(), None
     if isinstance(value, dt.date):
         return value, None
     if isinstance(value, np.datetime64):
         if np.isnat(value):
-            return None, "missing reported date"
+            return None, missing
         return pd.Timestamp(value).date(), None
     text = _cell_to_str(value)
     if text is None:
-        return None, "missing reported date"
+        return None, missing
     match = _ISO_DATE.fullmatch(text)
     if match is None and date_format is not None:
         parsed = _parse_strptime(text, date_format)
@@ -1471,24 +1778,25 @@ def _parse_date_value(
 
 
 def _parse_dates(
-    series: pd.Series, date_format: str | None = None
+    series: pd.Series, date_format: str | None = None, what: str = "date"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: a ``datetime.date`` (or None) and a failure reason (or None)."""
+    """Per row: a ``datetime.date`` (or None) and a failure reason (or None); ``what`` names
+    the date in the reasons (``missing reported date``)."""
     n = len(series)
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         values = np.array(series.dt.date.to_numpy(dtype=object), dtype=object, copy=True)
         missing = series.isna().to_numpy()
         values[missing] = None
         reasons = np.full(len(series), None, dtype=object)
-        reasons[missing] = "missing reported date"
+        reasons[missing] = f"missing {what}"
         return values, reasons
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    parsed = [_parse_date_value(u, date_format) for u in np.asarray(uniques, dtype=object)]
+    parsed = [_parse_date_value(u, date_format, what) for u in np.asarray(uniques, dtype=object)]
     dates = np.empty(n, dtype=object)
     reasons = np.empty(n, dtype=object)
     na = codes < 0
     dates[na] = None
-    reasons[na] = "missing reported date"
+    reasons[na] = f"missing {what}"
     if parsed:
         lookup_dates = np.empty(len(parsed), dtype=object)
         lookup_reasons = np.empty(len(parsed), dtype=object)
@@ -1589,114 +1897,64 @@ def read_cases(
         today = dt.date.today()
     elif isinstance(today, dt.datetime):
         today = today.date()
-    ext = _check_file(file_path, src, _CASE_FORMATS, "cases")
     notes: list[str] = []
-
-    comma_decimal = False
-    bad_records: dict[int, str] = {}
-    if ext in (".csv", ".tsv"):
-        frame, rows, delimiter, malformed = _read_csv(file_path, src, ext, notes)
-        comma_decimal = delimiter != ","
-    elif ext in (".ndjson", ".jsonl") or (ext == ".json" and _starts_with(file_path, b"[")):
-        frame, rows, bad_records = _read_json_records(file_path, src, ext != ".json", limits)
-        malformed = []
-    else:
-        if ext in (".json", ".geojson"):
-            frame = _read_vector(
-                file_path, src, ext, encoding=None, layer=None, notes=notes, limits=limits
-            )
-        else:
-            frame = _read_case_table(file_path, src, limits)
-        rows = np.arange(1, len(frame) + 1, dtype=np.int64)
-        malformed = []
-        if len(frame) == 0:
-            what = "the file has no features" if ext in (".json", ".geojson") else "no data rows"
-            raise InputFileError(src, what)
-    frame = frame.reset_index(drop=True)
+    table, ext = _read_table(file_path, src, CASES, notes, limits)
+    frame, rows = table.frame, table.rows
+    comma_decimal = table.delimiter not in (None, ",")  # '30,59' in a ';'-separated file
     n = len(frame)
-    has_geometry = False
-    if isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame.columns:
-        has_geometry = bool(frame.geometry.notna().any())
-        available = [str(c) for c in frame.columns if c != frame.geometry.name]
-    else:
-        available = [str(c) for c in frame.columns]
-
-    def column(name: str, required: bool, extra: str = "") -> str | None:
-        wanted = cmap.get(name, name)
-        if wanted == "":
-            return None
-        found = _find_column(available, wanted)
-        if found is None and (required or name in cmap):
-            raise _missing_column(src, name, wanted, available, extra)
-        return found
-
-    for name in ("case_id", "reported"):
-        if cmap.get(name) == "":
-            raise ValueError(f"field {name!r} is required and cannot be mapped to nothing")
-    id_col = column("case_id", True)
-    date_col = column("reported", True)
-    type_col = column("type", False)
-    role_col = column("role", role_default is None, " (or give a default role)")
-    if role_col is None and role_default is None:
+    if n == 0:
+        what = "the file has no features" if ext in (".json", ".geojson") else "no data rows"
+        raise InputFileError(src, what)
+    available = table.columns
+    if cmap.get("role") == "" and role_default is None:
         raise ValueError("field 'role' is mapped to nothing: give a default role")
-    lat_col = lon_col = None
+    cols = _map_columns(
+        src,
+        available,
+        cmap,
+        ("case_id", "reported", "type", "role"),
+        required=("case_id", "reported") + (("role",) if role_default is None else ()),
+        extra={"role": " (or give a default role)"},
+    )
+    id_col, date_col, type_col, role_col = (
+        cols["case_id"],
+        cols["reported"],
+        cols["type"],
+        cols["role"],
+    )
+    # lat and lon: columns, else the point geometries
+    coords = _map_columns(
+        src,
+        available,
+        cmap,
+        ("lat", "lon"),
+        extra={"lat": " (and no point geometries)", "lon": " (and no point geometries)"},
+    )
+    lat_col, lon_col = coords["lat"], coords["lon"]
     coords_from_geometry = False
-    lat_wanted, lon_wanted = cmap.get("lat", "lat"), cmap.get("lon", "lon")
-    lat_found = _find_column(available, lat_wanted) if lat_wanted else None
-    lon_found = _find_column(available, lon_wanted) if lon_wanted else None
-    if lat_found is not None and lon_found is not None:
-        lat_col, lon_col = lat_found, lon_found
-    elif has_geometry and not (
-        (lat_wanted and "lat" in cmap and lat_found is None)
-        or (lon_wanted and "lon" in cmap and lon_found is None)
-    ):
-        coords_from_geometry = True
-    else:
-        for name, wanted, found in (("lat", lat_wanted, lat_found), ("lon", lon_wanted, lon_found)):
-            if found is None:
-                if not wanted:
-                    raise InputFileError(
-                        src, f"field {name!r} is mapped to nothing and the file has no geometry"
-                    )
-                raise _missing_column(src, name, wanted, available, " (and no point geometries)")
+    if lat_col is None or lon_col is None:
+        lat_col = lon_col = None
+        coords_from_geometry = table.has_geometry
+        for name in ("lat", "lon"):
+            if coords_from_geometry or coords[name] is not None:
+                continue
+            wanted = cmap.get(name, name)
+            if not wanted:
+                raise InputFileError(
+                    src, f"field {name!r} is mapped to nothing and the file has no geometry"
+                )
+            raise _missing_column(src, name, wanted, available, " (and no point geometries)")
 
     rej = _Rejects(n)
-    if bad_records:
-        mask = np.zeros(n, dtype=bool)
-        mask[list(bad_records)] = True
-        rej.add(mask, "row", lambda i: bad_records[i])
-    used = {"case_id": id_col, "reported": date_col, "type": type_col, "role": role_col}
-    used |= {"lat": lat_col, "lon": lon_col}
-    frame = _screen_cells(frame, {c: f for f, c in used.items() if c is not None}, rej, limits)
-    if malformed:
-        field_counts = dict(malformed)
-        mask = np.zeros(n, dtype=bool)
-        mask[list(field_counts)] = True
-        rej.add(
-            mask,
-            "row",
-            lambda i: (
-                f"{field_counts[i]} fields but the header has {len(available)} "
-                "(an unquoted delimiter in a value?)"
-            ),
-        )
+    _check_table_rows(table, rej)
+    frame = _screen_cells(frame, {**cols, "lat": lat_col, "lon": lon_col}, rej, limits)
 
     # case_id
     assert id_col is not None and date_col is not None
     ids = _check_ids(frame[id_col], "case_id", rej, limits)
 
     # reported
-    dates, date_reasons = _parse_dates(frame[date_col], date_format)
-    has_date = pd.isna(date_reasons)
-    rej.add(~has_date, "reported", lambda i: str(date_reasons[i]))
-    future = np.zeros(n, dtype=bool)
-    ancient = np.zeros(n, dtype=bool)
-    idx = np.flatnonzero(has_date)
-    if idx.size:
-        future[idx] = [d > today for d in dates[idx]]
-        ancient[idx] = [d < MIN_DATE for d in dates[idx]]
-    rej.add(future, "reported", lambda i: f"date {dates[i]} is in the future (today is {today})")
-    rej.add(ancient, "reported", lambda i: f"impossible date {dates[i]} (before {MIN_DATE})")
+    dates = _check_dates(frame[date_col], "reported", rej, today, date_format, "reported date")
 
     # type
     if type_col is None:
@@ -1704,21 +1962,9 @@ def read_cases(
         if "type" not in cmap:
             notes.append(f"no 'type' column: every case is treated as {DEFAULT_CASE_TYPE!r}")
     else:
-        type_text = _as_str(frame[type_col])
-        types = _normalise_word(type_text)
-        bad_type = ~types.isin(CASE_TYPES).to_numpy()
-        expected = ", ".join(CASE_TYPES)
-        rej.add(
-            bad_type,
-            "type",
-            lambda i: (
-                f"missing type (expected one of {expected})"
-                if type_text.iat[i] is None
-                else f"unknown type {type_text.iat[i]!r} (expected one of {expected})"
-            ),
-        )
-        if bad_type.all():
-            sample = next((v for v in type_text if v is not None), None)
+        types = _check_choice(frame[type_col], "type", CASE_TYPES, rej)
+        if not types.isin(CASE_TYPES).any():
+            sample = next((v for v in _as_str(frame[type_col]) if v is not None), None)
             notes.append(
                 f"no row of column {type_col!r} holds a case type (e.g. {sample!r}); if that "
                 "column is not a case type, map it to nothing: columns={'type': ''} "
@@ -1729,21 +1975,7 @@ def read_cases(
     if role_col is None:
         roles = pd.Series([role_default] * n, dtype=object)
     else:
-        role_text = _as_str(frame[role_col])
-        roles = _normalise_word(role_text)
-        if role_default is not None:
-            roles = roles.where(roles.notna(), role_default)
-        bad_role = ~roles.isin(ROLES).to_numpy()
-        expected_roles = ", ".join(ROLES)
-        rej.add(
-            bad_role,
-            "role",
-            lambda i: (
-                f"missing role (expected one of {expected_roles})"
-                if role_text.iat[i] is None
-                else f"unknown role {role_text.iat[i]!r} (expected one of {expected_roles})"
-            ),
-        )
+        roles = _check_choice(frame[role_col], "role", ROLES, rej, role_default)
 
     # lat / lon
     if coords_from_geometry:
@@ -1854,35 +2086,22 @@ def read_metrics(
     cmap = _check_column_map(columns, METRIC_FIELDS)
     date_format = check_date_format(date_format)
     today = today or dt.date.today()
-    ext = _check_file(file_path, src, {".csv": "CSV", ".tsv": "TSV"}, "hospital figures")
     notes: list[str] = []
-    frame, rows, _delimiter, malformed = _read_csv(file_path, src, ext, notes)
-    available = [str(c) for c in frame.columns]
-    cols = {}
-    for fld in METRIC_FIELDS:
-        wanted = cmap.get(fld, fld)
-        found = _find_column(available, wanted) if wanted else None
-        if found is None and fld in ("unit_id", "date"):
-            raise _missing_column(src, fld, wanted, available, "")
-        cols[fld] = found
+    table, _ext = _read_table(file_path, src, METRICS, notes, limits)
+    frame, rows = table.frame, table.rows
+    available = table.columns
+    cols = _map_columns(src, available, cmap, METRIC_FIELDS, required=("unit_id", "date"))
     if cols["admissions_per_100k"] is None and cols["beds_pct"] is None:
         raise _missing_column(
             src, "admissions_per_100k", "admissions_per_100k", available, " (or beds_pct)"
         )
     n = len(frame)
     rej = _Rejects(n)
-    for rec, count in malformed:
-        rej.add(np.arange(n) == rec, "row", f"{count} fields, more than the header")
-    frame = _screen_cells(frame, {c: f for f, c in cols.items() if c is not None}, rej, limits)
+    _check_table_rows(table, rej)
+    frame = _screen_cells(frame, cols, rej, limits)
+    assert cols["unit_id"] is not None and cols["date"] is not None
     unit = _check_ids(frame[cols["unit_id"]], "unit_id", rej, limits)
-    dates, reasons = _parse_dates(frame[cols["date"]], date_format)
-    bad_date = np.array([r is not None for r in reasons], dtype=bool)
-    for i in np.flatnonzero(bad_date & rej.ok):
-        rej.add(np.arange(n) == i, "date", str(reasons[i]).replace("reported date", "date"))
-    future = np.array([d is not None and d > today for d in dates], dtype=bool)
-    rej.add(future, "date", "in the future")
-    ancient = np.array([d is not None and d < MIN_DATE for d in dates], dtype=bool)
-    rej.add(ancient, "date", lambda i: f"impossible date {dates[i]} (before {MIN_DATE})")
+    dates = _check_dates(frame[cols["date"]], "date", rej, today, date_format)
     values = {}
     for fld, hi in (("admissions_per_100k", None), ("beds_pct", 100.0)):
         col = cols[fld]
@@ -1914,10 +2133,6 @@ def read_metrics(
 
 # --------------------------------------------------------------------------- parent units
 
-UNIT_FIELDS = ("unit_id", "level", "name", "population", "parent_id")
-UNIT_LEVELS = ("subdistrict", "district")
-_UNIT_FORMATS = {**_COMMUNITY_FORMATS, ".csv": "CSV", ".tsv": "CSV"}
-
 
 def read_units(
     path: PathArg,
@@ -1943,33 +2158,15 @@ def read_units(
     check_encoding(encoding)
     if level is not None and level not in UNIT_LEVELS:
         raise ValueError(f"unknown unit level {level!r}: expected one of {', '.join(UNIT_LEVELS)}")
-    ext = _check_file(file_path, src, _UNIT_FORMATS, "parent units")
     notes: list[str] = []
-    if ext in (".csv", ".tsv"):
-        raw, rows, _delimiter, malformed = _read_csv(file_path, src, ext, notes)
-    else:
-        raw = pd.DataFrame(
-            _read_vector(
-                file_path, src, ext, encoding=encoding, layer=None, notes=notes, limits=limits
-            )
-        )
-        raw = raw.drop(columns=[c for c in raw.columns if c == "geometry"])
-        rows, malformed = np.arange(1, len(raw) + 1), []
+    table, _ext = _read_table(file_path, src, UNITS, notes, limits, encoding=encoding)
+    available = table.columns
+    raw = pd.DataFrame(table.frame[available])  # a unit's shape is not read
     n = len(raw)
     if n == 0:
         raise InputFileError(src, "the file has no rows")
-    available = [str(c) for c in raw.columns]
-
-    def column(fld: str) -> str | None:
-        wanted = cmap.get(fld, fld)
-        if wanted == "":
-            return None
-        found = _find_column(available, wanted)
-        if found is None and fld in cmap:
-            raise _missing_column(src, fld, wanted, available)
-        return found
-
-    id_col, parent_col, level_col = column("unit_id"), column("parent_id"), column("level")
+    cols = _map_columns(src, available, cmap, UNIT_FIELDS)
+    id_col, parent_col = cols["unit_id"], cols["parent_id"]
     sub, dist = _find_column(available, "subdistrict_id"), _find_column(available, "district_id")
     if id_col is None:
         if level == "district" or (level is None and sub is None and dist is not None):
@@ -1985,60 +2182,39 @@ def read_units(
             available,
             " (or subdistrict_id / district_id)",
         )
-    if level is None and level_col is None:
+    if level is None and cols["level"] is None:
         raise InputFileError(
             src, "cannot tell whether the units are subdistricts or districts: pass --level"
         )
+    cols |= {"unit_id": id_col, "parent_id": parent_col}
+    rows = table.rows
     rej = _Rejects(n)
-    for rec, count in malformed:
-        rej.add(np.arange(n) == rec, "row", f"{count} fields, more than the header")
-    raw = raw.reset_index(drop=True)
-    used = {"unit_id": id_col, "parent_id": parent_col, "level": level_col}
-    used |= {"name": column("name"), "population": column("population")}
-    raw = _screen_cells(raw, {c: f for f, c in used.items() if c is not None}, rej, limits)
+    _check_table_rows(table, rej)
+    raw = _screen_cells(raw, cols, rej, limits)
     ids = _check_ids(raw[id_col], "unit_id", rej, limits)
-    if level_col is not None:
-        levels = _normalise_word(_as_str(raw[level_col]).reset_index(drop=True))
-        if level is not None:
-            levels = levels.fillna(level)
-        bad = ~levels.isin(UNIT_LEVELS).to_numpy()
-        rej.add(
-            bad,
-            "level",
-            lambda i: f"level {levels.iat[i]!r} (expected one of {', '.join(UNIT_LEVELS)})",
-        )
+    if cols["level"] is not None:
+        levels = _check_choice(raw[cols["level"]], "level", UNIT_LEVELS, rej, level)
     else:
         levels = pd.Series([level] * n, dtype=object)
-    key = levels.astype(str) + "\0" + ids.astype(str)
-    dup = (key.duplicated(keep="first") & ids.notna()).to_numpy()
-    rej.add(dup, "unit_id", lambda i: f"duplicate {levels.iat[i]} id {ids.iat[i]!r}")
-    pop_col = column("population")
+    keys = (levels.astype(str) + "\0" + ids.astype(str)).where(ids.notna(), None)
+    _check_unique(keys, rows, "unit_id", rej, lambda i: f"{levels.iat[i]} id {ids.iat[i]!r}")
     population = pd.array([pd.NA] * n, dtype="Int64")
-    if pop_col is not None:
-        population = _parse_population(raw[pop_col].reset_index(drop=True), rej)
-
-    def text(col: str | None) -> pd.Series:
-        if col is None:
-            return pd.Series([None] * n, dtype=object)
-        return _as_str(raw[col]).reset_index(drop=True)
-
+    if cols["population"] is not None:
+        population = _parse_population(raw[cols["population"]].reset_index(drop=True), rej)
     parent = (
         _check_ids(raw[parent_col], "parent_id", rej, limits, required=False)
         if parent_col is not None
-        else text(None)
+        else _text(raw, None)
     )
     parent[levels.to_numpy() == "district"] = None
     out = pd.DataFrame(
         {
             "unit_id": ids.astype(object),
             "level": levels.astype(object),
-            "name": text(column("name")),
+            "name": _text(raw, cols["name"]),
             "population": pd.Series(population, dtype="Int64"),
             "parent_id": parent,
         }
     )
-    keep = rej.ok
-    out = out.loc[keep].reset_index(drop=True)
-    return LoadResult(
-        frame=out, rejects=rej.to_list(src, np.asarray(rows)), warnings=notes, rows_read=n
-    )
+    out = out.loc[rej.ok].reset_index(drop=True)
+    return LoadResult(frame=out, rejects=rej.to_list(src, rows), warnings=notes, rows_read=n)

@@ -30,7 +30,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -39,11 +39,14 @@ from riskmap.geo._errors import PolicyError, UnknownPolicyError
 
 NONE_LEVEL = "none"  # the level id of places in no zone
 NONE_LABEL = "No risk zone"
-CASE_TYPES = ("confirmed", "asymptomatic", "suspected", "close_contact")
-ROLES = ("residence", "workplace", "frequent_activity", "visit")
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-CaseType = Literal["confirmed", "asymptomatic", "suspected", "close_contact"]
+# the case types and location roles of case files (geo.io reads them) and of rule files'
+# trigger filters; ``probable``: meets the clinical and epidemiological criteria without a
+# confirmatory test, as authorities list them
+CaseType = Literal["confirmed", "probable", "asymptomatic", "suspected", "close_contact"]
 Role = Literal["residence", "workplace", "frequent_activity", "visit"]
+CASE_TYPES: tuple[str, ...] = get_args(CaseType)
+ROLES: tuple[str, ...] = get_args(Role)
 Snap = Literal["exact", "intersects", "centroid", "area"]
 Parent = Literal["subdistrict", "district"]
 

@@ -30,29 +30,25 @@ from riskmap.api.ingest import (
     input_limits,
 )
 from riskmap.geo._errors import InputFileError
-from riskmap.geo.io import ROLES, check_date_format, check_encoding, parse_column_map
+from riskmap.geo.io import (
+    CASES,
+    COMMUNITIES,
+    METRICS,
+    ROLES,
+    UNITS,
+    check_date_format,
+    check_encoding,
+    media_types,
+    parse_column_map,
+)
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
-CASE_TYPES = {
-    "application/json": ".json",
-    "application/x-ndjson": ".ndjson",
-    "application/ndjson": ".ndjson",
-    "text/csv": ".csv",
-    "application/geo+json": ".geojson",
-    "application/vnd.apache.parquet": ".parquet",
-    "application/x-parquet": ".parquet",
-}
-COMMUNITY_TYPES = {
-    "application/geo+json": ".geojson",
-    "application/json": ".geojson",
-    "application/geopackage+sqlite3": ".gpkg",
-    "application/zip": ".zip",
-    "application/vnd.apache.parquet": ".parquet",
-    "application/x-parquet": ".parquet",
-}
-METRIC_TYPES = {"text/csv": ".csv"}
-UNIT_TYPES = {**COMMUNITY_TYPES, "text/csv": ".csv"}
+# Content-Type -> the extension a body is read as, per kind: from the readers' format table
+CASE_TYPES = media_types(CASES)
+COMMUNITY_TYPES = media_types(COMMUNITIES)
+METRIC_TYPES = media_types(METRICS)
+UNIT_TYPES = media_types(UNITS)
 
 
 async def _body(request: Request, limit_mb: float) -> bytes:

@@ -81,6 +81,17 @@ def _damage_as_error(where: str) -> Iterator[None]:
         raise found from None
 
 
+def sqlite_path(url: Path | str) -> Path | None:
+    """The file of a SQLite store URL (``sqlite:///path`` or a plain path); None for any other
+    scheme (PostgreSQL)."""
+    text = str(url)
+    if text.startswith("sqlite:///"):
+        return Path(text[len("sqlite:///") :])
+    if "://" in text:
+        return None
+    return Path(text)
+
+
 def redact(url: str) -> str:
     """A database URL without its password (in the user part or as a parameter)."""
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -265,14 +276,13 @@ class Store:
             return PostgresStore(text.replace("postgresql+psycopg://", "postgresql://"))
         from riskmap.api.store.sqlite import SQLiteStore
 
-        if text.startswith("sqlite:///"):
-            return SQLiteStore(Path(text[len("sqlite:///") :]))
-        if "://" in text:
+        path = sqlite_path(text)
+        if path is None:
             raise StoreError(
                 f"unsupported database URL scheme {text.split('://')[0]!r}: expected "
                 "postgresql://user@host/db, sqlite:///path/to/file.db or a plain file path"
             )
-        return SQLiteStore(Path(text))
+        return SQLiteStore(path)
 
     @property
     def conn(self) -> Conn:

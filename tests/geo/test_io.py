@@ -63,7 +63,7 @@ def feature(props: dict[str, Any], geometry: Any) -> dict[str, Any]:
 
 
 def test_public_constants() -> None:
-    assert CASE_TYPES == ("confirmed", "asymptomatic", "suspected", "close_contact")
+    assert CASE_TYPES == ("confirmed", "probable", "asymptomatic", "suspected", "close_contact")
     assert ROLES == ("residence", "workplace", "frequent_activity", "visit")
     assert COMMUNITY_FIELDS == (
         "community_id",
@@ -633,7 +633,7 @@ def test_cases_csv_bad_rows(tmp_path: Path) -> None:
         "A3,3/1/2020,confirmed,residence,30.59,114.30,",  # 4 unparseable date
         "A4,2030-01-02,confirmed,residence,30.59,114.30,",  # 5 future
         "A5,1899-12-31,confirmed,residence,30.59,114.30,",  # 6 impossible
-        "A6,2020-03-01,probable,residence,30.59,114.30,",  # 7 unknown type
+        "A6,2020-03-01,presumed,residence,30.59,114.30,",  # 7 unknown type
         "A7,2020-03-01,confirmed,home,30.59,114.30,",  # 8 unknown role
         "A8,2020-03-01,confirmed,residence,abc,114.30,",  # 9 lat not a number
         "A9,2020-03-01,confirmed,residence,30.59,200,",  # 10 lon out of range
@@ -681,7 +681,7 @@ def test_cases_csv_bad_rows(tmp_path: Path) -> None:
     assert reason(result, 4) == "unparseable date '3/1/2020' (expected YYYY-MM-DD)"
     assert "in the future" in reason(result, 5)
     assert "impossible date" in reason(result, 6)
-    assert reason(result, 7).startswith("unknown type 'probable' (expected one of confirmed,")
+    assert reason(result, 7).startswith("unknown type 'presumed' (expected one of confirmed,")
     assert "unknown role 'home'" in reason(result, 8)
     assert "lat" in reason(result, 9) and "'abc'" in reason(result, 9)
     assert "lon" in reason(result, 10) and "200" in reason(result, 10)
