@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import _service_for
 from api.ingest import ingest_cases, ingest_communities
-from api.main import app
-from api.settings import Settings, get_settings
+from api.settings import Settings
 from api.store import Store
 from data.generator import generate_city, write_city
-
-END = dt.date(2024, 3, 31)
+from tests.api.helpers import END, served
 
 
 @pytest.fixture(scope="session")
@@ -36,17 +31,6 @@ def sample_db(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     assert rep.counts.rejected == 0
     store.close()
     return db
-
-
-@contextmanager
-def served(settings: Settings) -> Iterator[TestClient]:
-    """A client of the app running with these settings."""
-    app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        yield TestClient(app)
-    finally:
-        app.dependency_overrides.clear()
-        _service_for.cache_clear()
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from api.service import RiskService
 from api.settings import Settings
 from api.store import Store
 from data.generator import generate_city, write_city
-from tests.api.conftest import END, served
+from tests.api.helpers import END, served
 
 AT = END.isoformat()
 URL = "/v1/aggregates/cases"

@@ -35,7 +35,7 @@ from api.ingest import ingest_communities
 from api.main import app
 from api.settings import Settings, get_settings
 from api.store import Store
-from tests.conftest import REPO, squares
+from tests.helpers import REPO, squares
 
 # a point inside community A of the base store (a 500 m square at the origin of the local frame)
 LAT, LON = 30.5922, 114.3026

@@ -16,7 +16,7 @@ from api.service import RiskService
 from api.settings import Settings
 from api.store import Store
 from geo.policy import load_policy
-from tests.api.conftest import END, served
+from tests.api.helpers import END, served
 
 DAY = dt.timedelta(days=1)
 

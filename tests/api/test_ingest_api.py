@@ -14,7 +14,7 @@ from api.ingest import ingest_communities
 from api.main import app
 from api.settings import Settings, get_settings
 from api.store import Store
-from tests.conftest import squares
+from tests.helpers import squares
 
 AT = "2024-03-10"
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.middleware import TokenBuckets
 from api.settings import Settings, get_settings
-from tests.api.conftest import served
+from tests.api.helpers import served
 
 
 def test_token_buckets() -> None:

@@ -21,7 +21,7 @@ from api.main import app
 from api.settings import Settings, get_settings
 from api.store import Store
 from geo.policy import Policy, load_policy, preset_names
-from tests.api.conftest import END, served
+from tests.api.helpers import END, served
 
 AT = END.isoformat()
 MIN = 5  # RISKMAP_MIN_PUBLIC_COUNT's default

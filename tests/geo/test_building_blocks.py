@@ -7,8 +7,8 @@ import pytest
 from geo._errors import PolicyError
 from geo.policy import parse_policy
 from geo.zones import CommunityLayer
-from tests.conftest import squares
 from tests.geo.scenario import Scenario, cases
+from tests.helpers import squares
 
 HEAD = "id: t\nname: test\nsource: test\nlevels:\n"
 

@@ -14,8 +14,8 @@ from geo.history import base_rank, intervals, point_ranks, zone_events
 from geo.index import PolygonIndex
 from geo.policy import load_policy
 from geo.zones import CommunityLayer, compute_zones
-from tests.conftest import LOCAL, squares
 from tests.geo.scenario import Scenario, cases, day
+from tests.helpers import LOCAL, squares
 
 
 @pytest.fixture

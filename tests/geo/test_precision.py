@@ -13,8 +13,8 @@ from geo.history import point_ranks, zone_events
 from geo.policy import load_policy, parse_policy
 from geo.precision import public_events, public_point_ranks, public_result
 from geo.zones import CommunityLayer, from_day
-from tests.conftest import LOCAL, squares
 from tests.geo.scenario import Scenario, cases, day
+from tests.helpers import LOCAL, squares
 
 RULE = """
 id: fine

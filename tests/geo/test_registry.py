@@ -20,8 +20,8 @@ from geo.incremental import supports_incremental, update_zones
 from geo.policy import ExtentSpec, Level, Policy, Snap, SnappableExtent, parse_policy
 from geo.zones import CommunityLayer, Context, Units, kind_of, kinds, register, unregister
 from geo.zones.extents import LocationKind
-from tests.conftest import LOCAL, squares
 from tests.geo.scenario import Scenario, cases
+from tests.helpers import LOCAL, squares
 
 
 class RingExtent(SnappableExtent):

@@ -8,8 +8,8 @@ import shapely
 
 from geo.policy import load_policy
 from geo.zones import CommunityLayer, compute_zones
-from tests.conftest import squares
 from tests.geo.scenario import D0, cases
+from tests.helpers import squares
 from tiles import communities_geojson, districts_geojson, planner_deck, planner_page, zones_geojson
 
 
