@@ -214,8 +214,11 @@ HOME_LEVEL = {"cn-three-zone": "sealed", "hk-building": "testing-notice", "circl
 
 
 @pytest.mark.parametrize("city", sorted(CITIES))
-@pytest.mark.parametrize("name", ["cn-three-zone", "cn-2022-9th", "hk-building", "circles"])
-@settings(PROPS, max_examples=8)
+@pytest.mark.parametrize(
+    "name",
+    ["cn-three-zone", "cn-2022-9th", "cn-2020-county", "cn-2022-nov", "hk-building", "circles"],
+)
+@settings(PROPS, max_examples=6)
 @given(data=st.data())
 def test_status_is_the_highest_published_zone(city: str, name: str, data: st.DataObject) -> None:
     layer, pol = CITIES[city](), policy(name)
