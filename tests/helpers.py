@@ -14,7 +14,7 @@ import pytest
 import shapely
 from pyproj import CRS
 
-from geo.zones import ZoneResult
+from riskmap.geo.zones import ZoneResult
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.ingest import ingest_cases, ingest_communities
-from api.settings import Settings
-from api.store import Store
-from data.generator import generate_city, write_city
+from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.settings import Settings
+from riskmap.api.store import Store
+from riskmap.data.generator import generate_city, write_city
 from tests.api.helpers import END, served
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from api.deps import _service_for
-from api.main import app
-from api.settings import Settings, get_settings
+from riskmap.api.deps import _service_for
+from riskmap.api.main import app
+from riskmap.api.settings import Settings, get_settings
 
 END = dt.date(2024, 3, 31)
 RISKMAP = Path(sys.executable).with_name("riskmap")

@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.ingest import ingest_cases, ingest_communities
-from api.settings import Settings
-from api.store import Store
-from data.generator import generate_city, write_city
-from geo.policy import load_policy
+from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.settings import Settings
+from riskmap.api.store import Store
+from riskmap.data.generator import generate_city, write_city
+from riskmap.geo.policy import load_policy
 from tests.api.helpers import served
 
 END = dt.date(2024, 3, 31)

@@ -27,13 +27,13 @@ import shapely.geometry
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from data.generator import generate_city
-from geo.incremental import update_zones
-from geo.index import PolygonIndex
-from geo.policy import CASE_TYPES, ROLES, Policy, load_policy, parse_policy
-from geo.zones import CommunityLayer, ZoneResult, compute_zones, to_day, to_days
+from riskmap.data.generator import generate_city
+from riskmap.geo.incremental import update_zones
+from riskmap.geo.index import PolygonIndex
+from riskmap.geo.policy import CASE_TYPES, ROLES, Policy, load_policy, parse_policy
+from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones, to_day, to_days
+from riskmap.tiles.geojson import zones_geojson
 from tests.helpers import assert_same, squares
-from tiles.geojson import zones_geojson
 
 D0 = dt.date(2024, 3, 1)
 CASE_DAYS = 8  # cases are reported on days 0 .. CASE_DAYS - 1
