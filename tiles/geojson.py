@@ -14,10 +14,15 @@ from riskmap.geo.policy import NONE_LEVEL, Policy, hex_to_rgb
 from riskmap.geo.zones import CommunityLayer, ZoneResult
 
 
-def _geometry(g: shapely.Geometry, precision: int = 7) -> dict[str, Any]:
+def _geometry(g: shapely.Geometry) -> dict[str, Any]:
+    # Coordinates are written unrounded (shapely writes the shortest decimal that reads back
+    # as the same double): the published polygon is the very polygon the status answer tests,
+    # so a point is in a published zone exactly when status says so. Rounding to 7 decimals
+    # moved vertices by up to 5 mm, inwards as often as outwards (a home on its zone's edge fell
+    # outside it); rounding outwards would instead publish slivers that status answers as
+    # outside the zone.
     # shapely's GeoJSON writer keeps polygon rings in their stored order; RFC 7946 asks for
     # counter-clockwise exteriors, which orient_polygons gives.
-    g = shapely.set_precision(g, 10**-precision)  # may reorder rings: orient after it
     g = shapely.orient_polygons(g) if hasattr(shapely, "orient_polygons") else g
     return json.loads(shapely.to_geojson(g))
 

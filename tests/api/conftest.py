@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,9 +12,7 @@ from riskmap.api.ingest import ingest_cases, ingest_communities
 from riskmap.api.settings import Settings
 from riskmap.api.store import Store
 from riskmap.data.generator import generate_city, write_city
-from tests.helpers import running
-
-END = dt.date(2024, 3, 31)
+from tests.api.helpers import END, served
 
 
 @pytest.fixture(scope="session")
@@ -35,13 +31,6 @@ def sample_db(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     assert rep.counts.rejected == 0
     store.close()
     return db
-
-
-@contextmanager
-def served(settings: Settings) -> Iterator[TestClient]:
-    """A client of the app running with these settings (its lifespan runs meanwhile)."""
-    with running(settings) as c:
-        yield c
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from riskmap.geo.counts import (
     perturbation,
     published_bounds,
 )
-from tests.api.conftest import END, served
+from tests.api.helpers import END, served
 
 AT = END.isoformat()
 URL = "/v1/aggregates/cases"

@@ -8,7 +8,7 @@ import shapely
 from fastapi.testclient import TestClient
 
 from riskmap.api.settings import Settings
-from tests.api.conftest import END, served
+from tests.api.helpers import END, served
 from tests.helpers import running
 
 AT = END.isoformat()

@@ -13,7 +13,7 @@ from riskmap.api.main import create_app
 from riskmap.api.middleware import CACHE_CONTROL, cache_control
 from riskmap.api.settings import Settings, get_settings
 from riskmap.api.store import Store
-from tests.api.conftest import END
+from tests.api.helpers import END
 
 AT = END.isoformat()
 

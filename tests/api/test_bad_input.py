@@ -34,8 +34,7 @@ from riskmap.api.cli import app as cli_app
 from riskmap.api.ingest import ingest_communities
 from riskmap.api.settings import Settings
 from riskmap.api.store import Store
-from tests.conftest import REPO, squares
-from tests.helpers import running
+from tests.helpers import REPO, running, squares
 
 # a point inside community A of the base store (a 500 m square at the origin of the local frame)
 LAT, LON = 30.5922, 114.3026

@@ -16,7 +16,7 @@ from riskmap.api.service import RiskService
 from riskmap.api.settings import Settings
 from riskmap.api.store import Store
 from riskmap.geo.policy import load_policy
-from tests.api.conftest import END, served
+from tests.api.helpers import END, served
 
 DAY = dt.timedelta(days=1)
 

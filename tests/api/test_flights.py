@@ -22,7 +22,7 @@ from riskmap.api.settings import Settings, get_settings
 from riskmap.api.store import Store
 from riskmap.geo._cancel import Cancelled, checkpoint, rss_bytes
 from riskmap.geo.policy import load_policy
-from tests.api.conftest import END, served
+from tests.api.helpers import END, served
 
 WAIT = 60  # seconds: only a guard against hanging, never a speed assertion
 
@@ -403,7 +403,7 @@ def test_a_new_batch_recomputes_exact_geometry_rules_only_on_demand(
     import riskmap.api.service as svc
     from riskmap.api.ingest import ingest_cases, ingest_communities
     from riskmap.data.generator import generate_city, write_city
-    from tests.geo.test_incremental import assert_same
+    from tests.helpers import assert_same
 
     write_city(generate_city(seed=3, communities=150, cases=300, days=30, end=END), tmp_path)
     cases = pd.read_csv(tmp_path / "cases.csv", dtype=str)

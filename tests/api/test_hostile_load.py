@@ -18,8 +18,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.api.conftest import END
-from tests.api.test_processes import RISKMAP, Server
+from tests.api.helpers import END, RISKMAP, Server
 
 LIMIT_MB = 700
 pytestmark = pytest.mark.slow

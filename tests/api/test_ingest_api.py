@@ -12,8 +12,7 @@ from fastapi.testclient import TestClient
 from riskmap.api.ingest import ingest_communities
 from riskmap.api.settings import Settings
 from riskmap.api.store import Store
-from tests.conftest import squares
-from tests.helpers import running
+from tests.helpers import running, squares
 
 AT = "2024-03-10"
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from riskmap.api.middleware import TokenBuckets
 from riskmap.api.settings import Settings, get_settings
-from tests.api.conftest import served
+from tests.api.helpers import served
 
 
 def test_token_buckets() -> None:

@@ -24,7 +24,7 @@ import yaml
 
 from riskmap.api.ingest import ingest_cases, ingest_communities
 from riskmap.api.store import Store
-from tests.conftest import REPO, squares
+from tests.helpers import REPO, squares
 
 CHROMIUM = Path(os.environ.get("RISKMAP_TEST_CHROMIUM", "/usr/bin/chromium"))
 RISKMAP = Path(sys.executable).with_name("riskmap")

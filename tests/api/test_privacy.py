@@ -21,7 +21,7 @@ from riskmap.api.main import app
 from riskmap.api.settings import Settings, get_settings
 from riskmap.api.store import Store
 from riskmap.geo.policy import Policy, load_policy, preset_names
-from tests.api.conftest import END, served
+from tests.api.helpers import END, served
 
 AT = END.isoformat()
 MIN = 5  # RISKMAP_MIN_PUBLIC_COUNT's default

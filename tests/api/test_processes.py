@@ -4,13 +4,7 @@ backends, and two API replicas on one PostGIS database."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,60 +21,7 @@ from riskmap.api.store import Store
 from riskmap.data.generator import generate_city, write_city
 from riskmap.geo.policy import load_policy
 from riskmap.geo.zones import CommunityLayer, compute_zones
-
-END = dt.date(2024, 3, 31)
-RISKMAP = Path(sys.executable).with_name("riskmap")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``riskmap --db URL serve`` in a process of its own, that a test can kill."""
-
-    def __init__(self, db: str, log: Path) -> None:
-        self.db = db
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> None:
-        env = os.environ | {"RISKMAP_RATE_LIMIT_PER_MINUTE": "0"}
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(RISKMAP), "--db", self.db, "serve", "--port", str(self.port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError(f"server did not start in {timeout} s: {self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+from tests.api.helpers import END, Server
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from riskmap.api.service import RiskService
 from riskmap.api.store import Store
 from riskmap.data.generator import generate_city, write_city
 from riskmap.geo.policy import load_policy
-from tests.geo.test_incremental import assert_same
+from tests.helpers import assert_same
 
 END = dt.date(2024, 3, 31)
 
@@ -58,7 +58,7 @@ def test_new_batch_updates_snapshots_incrementally(tmp_path: Path, monkeypatch) 
 
 def test_history_reaches_past_windows_of_lift_1_rules(tmp_path: Path) -> None:
     """cn-2020-county lifts 1 day after its 14-day window ends: the history must see it."""
-    from tests.conftest import squares
+    from tests.helpers import squares
 
     store = Store.open(tmp_path / "r.db")
     squares([("A", 0, 0, 500, "D1"), ("F", 9000, 0, 500, "D2")]).to_file(

@@ -12,7 +12,7 @@ import pytest
 from riskmap.api.ingest import ingest_cases, ingest_communities
 from riskmap.api.store import SCHEMA_VERSION, Store
 from riskmap.geo._errors import StoreError
-from tests.conftest import squares
+from tests.helpers import squares
 
 HEADER = "case_id,reported,type,role,lat,lon\n"
 

@@ -11,7 +11,7 @@ import shapely
 from riskmap.geo.index import PolygonIndex
 from riskmap.geo.policy import Policy, load_policy
 from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones
-from tests.conftest import LOCAL, case_rows
+from tests.helpers import LOCAL, case_rows
 
 D0 = dt.date(2024, 3, 1)
 

@@ -7,8 +7,8 @@ import pytest
 from riskmap.geo._errors import PolicyError
 from riskmap.geo.policy import parse_policy
 from riskmap.geo.zones import CommunityLayer
-from tests.conftest import squares
 from tests.geo.scenario import Scenario, cases
+from tests.helpers import squares
 
 HEAD = "id: t\nname: test\nsource: test\nlevels:\n"
 

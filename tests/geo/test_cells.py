@@ -8,7 +8,7 @@ import pytest
 import shapely
 
 from riskmap.geo import cells as h3c
-from tests.conftest import squares
+from tests.helpers import squares
 
 
 def test_points_to_cells_matches_scalar_h3() -> None:

@@ -7,8 +7,8 @@ import pandas as pd
 from riskmap.geo.incremental import update_zones
 from riskmap.geo.policy import load_policy, parse_policy
 from riskmap.geo.zones import CommunityLayer, compute_zones
-from tests.conftest import squares
 from tests.geo.scenario import Scenario, cases, day
+from tests.helpers import squares
 
 HEAD = "id: t\nname: t\nsource: t\nlevels:\n"
 
@@ -119,7 +119,7 @@ def test_split_zone_parts_have_distinct_ids() -> None:
     import numpy as np
 
     from riskmap.geo import cells as h3c
-    from tests.conftest import LOCAL
+    from tests.helpers import LOCAL
 
     spec = [(f"C{i}{j}", i * 1000, j * 1000, 1000, "D") for i in range(-2, 2) for j in range(-2, 2)]
     layer = CommunityLayer(squares(spec), 10)

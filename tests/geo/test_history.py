@@ -14,8 +14,8 @@ from riskmap.geo.history import base_rank, intervals, point_ranks, zone_events
 from riskmap.geo.index import PolygonIndex
 from riskmap.geo.policy import load_policy
 from riskmap.geo.zones import CommunityLayer, compute_zones
-from tests.conftest import LOCAL, squares
 from tests.geo.scenario import Scenario, cases, day
+from tests.helpers import LOCAL, squares
 
 
 @pytest.fixture

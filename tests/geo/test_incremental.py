@@ -7,12 +7,12 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-import shapely
 
 from riskmap.data.generator import generate_city
 from riskmap.geo.incremental import update_zones
 from riskmap.geo.policy import load_policy
-from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones
+from riskmap.geo.zones import CommunityLayer, compute_zones
+from tests.helpers import assert_same
 
 END = dt.date(2024, 3, 31)
 
@@ -26,19 +26,6 @@ def city() -> tuple[CommunityLayer, pd.DataFrame]:
     cs = c.cases.copy()
     cs["community"] = layer.locate(cs["lon"].to_numpy(), cs["lat"].to_numpy())
     return layer, cs
-
-
-def assert_same(a: ZoneResult, b: ZoneResult) -> None:
-    pd.testing.assert_frame_equal(a.levels, b.levels)
-    assert a.rank_grid is not None and b.rank_grid is not None
-    assert (a.rank_grid == b.rank_grid).all()
-    za, zb = a.zones.reset_index(drop=True), b.zones.reset_index(drop=True)
-    cols = ["zone_id", "level", "community_ids", "start", "last_case", "expected_lift"]
-    assert za[cols].to_dict("records") == zb[cols].to_dict("records")
-    for ga, gb in zip(za.geometry, zb.geometry, strict=True):
-        assert shapely.equals(ga, gb)
-    for ca, cb in zip(za["cells"], zb["cells"], strict=True):
-        assert (ca == cb).all()
 
 
 INCREMENTAL = ["cn-three-zone", "cn-2022-9th", "shanghai-2022-04", "cn-2020-county"]

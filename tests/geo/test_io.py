@@ -28,10 +28,8 @@ from riskmap.geo.io import (
     read_cases,
     read_communities,
 )
-from tests.helpers import need_shared
+from tests.helpers import KOREA, need_shared
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-KOREA = SHARED / "data" / "korea"
 TODAY = dt.date(2026, 1, 1)
 
 

@@ -13,8 +13,8 @@ from riskmap.geo.history import point_ranks, zone_events
 from riskmap.geo.policy import load_policy, parse_policy
 from riskmap.geo.precision import public_events, public_point_ranks, public_result
 from riskmap.geo.zones import CommunityLayer, from_day
-from tests.conftest import LOCAL, squares
 from tests.geo.scenario import Scenario, cases, day
+from tests.helpers import LOCAL, squares
 
 RULE = """
 id: fine

@@ -12,8 +12,8 @@ import pytest
 
 from riskmap.geo.policy import load_policy, preset_names
 from riskmap.geo.zones import CommunityLayer
-from tests.conftest import squares
 from tests.geo.scenario import Scenario, cases, day
+from tests.helpers import squares
 
 ALL = [
     "cn-2022-9th",
@@ -165,7 +165,7 @@ def test_india_circles_do_not_give_away_the_home(town: CommunityLayer) -> None:
     import shapely
 
     from riskmap.geo import cells as h3c
-    from tests.conftest import LOCAL
+    from tests.helpers import LOCAL
 
     home = (1234.0, 321.0)
     s = Scenario(town, "india-containment", cases(("k1", 0, "confirmed", "residence", *home)))

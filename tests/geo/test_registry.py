@@ -20,8 +20,8 @@ from riskmap.geo.incremental import supports_incremental, update_zones
 from riskmap.geo.policy import ExtentSpec, Level, Policy, Snap, SnappableExtent, parse_policy
 from riskmap.geo.zones import CommunityLayer, Context, Units, kind_of, kinds, register, unregister
 from riskmap.geo.zones.extents import LocationKind
-from tests.conftest import LOCAL, squares
 from tests.geo.scenario import Scenario, cases
+from tests.helpers import LOCAL, squares
 
 
 class RingExtent(SnappableExtent):

@@ -16,7 +16,7 @@ from riskmap.geo.policy import NONE_LABEL, load_policy
 from riskmap.geo.quality import REPEATED_MIN_CASES, location_flags
 from riskmap.geo.status import StatusLookup, community_ref, place_history
 from riskmap.geo.zones import CommunityLayer, compute_zones
-from tests.conftest import LOCAL, case_rows, squares
+from tests.helpers import LOCAL, case_rows, squares
 
 D0 = dt.date(2024, 3, 1)
 

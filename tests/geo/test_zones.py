@@ -10,7 +10,7 @@ import pytest
 
 from riskmap.geo.policy import load_policy
 from riskmap.geo.zones import CommunityLayer, compute_zones
-from tests.conftest import case_rows, squares
+from tests.helpers import case_rows, squares
 
 D0 = dt.date(2024, 3, 1)
 POLICY = load_policy("cn-three-zone")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import shapely
+import shapely.geometry
 
 from riskmap.geo.policy import load_policy
 from riskmap.geo.zones import CommunityLayer, compute_zones
@@ -15,8 +16,8 @@ from riskmap.tiles import (
     planner_page,
     zones_geojson,
 )
-from tests.conftest import squares
 from tests.geo.scenario import D0, cases
+from tests.helpers import squares
 
 
 def _result():  # type: ignore[no-untyped-def]
@@ -41,6 +42,41 @@ def test_zones_geojson_is_rfc7946() -> None:
     json.dumps(fc)  # plain JSON
     only = zones_geojson(result, "controlled")
     assert {f["properties"]["level"] for f in only["features"]} == {"controlled"}
+
+
+def test_published_geometry_is_the_exact_geometry() -> None:
+    """Regression: coordinates were rounded to 7 decimals, moving vertices by up to 5 mm
+    inwards as often as outwards, so a home on the corner of its sealed community fell outside
+    the published zone while its status said sealed. They are now written unrounded."""
+    layer = CommunityLayer(
+        squares([("A", 0, 0, 500, "D1"), ("B", 500, 0, 500, "D1"), ("F", 9000, 0, 500, "D2")]), 10
+    )
+    # homes on a corner of A (shared with B) and on the far corner of B
+    cs = cases(
+        ("k1", 0, "confirmed", "residence", 500, 500), ("k2", 0, "confirmed", "residence", 1000, 0)
+    )
+    cs["community"] = layer.locate(cs["lon"].to_numpy(), cs["lat"].to_numpy())
+    result = compute_zones(layer, cs, load_policy("cn-three-zone"), D0)
+    homes = shapely.points(cs[["lon", "lat"]].to_numpy())
+    fc = zones_geojson(result)
+    assert len(fc["features"]) == len(result.zones) > 0
+    sealed = [f for f in fc["features"] if f["properties"]["level"] == "sealed"]
+    assert shapely.intersects(shapely.geometry.shape(sealed[0]["geometry"]), homes).all()
+    for f, exact in zip(fc["features"], result.zones.geometry, strict=True):
+        pub = shapely.geometry.shape(f["geometry"])
+        # every vertex of the exact zone, and every home it holds, lies in the published zone
+        assert shapely.intersects(pub, shapely.points(shapely.get_coordinates(exact))).all()
+        assert (shapely.intersects(pub, homes) == shapely.intersects(exact, homes)).all()
+        assert shapely.equals_exact(shapely.normalize(pub), shapely.normalize(exact), 0)
+    # the other layers too
+    layers = [
+        (communities_geojson(layer, result), layer.frame.geometry),
+        (districts_geojson(layer), layer.parent_units("district").geometry),
+    ]
+    for got, want in layers:
+        for f, exact in zip(got["features"], want, strict=True):
+            pub = shapely.normalize(shapely.geometry.shape(f["geometry"]))
+            assert shapely.equals_exact(pub, shapely.normalize(exact), 0)
 
 
 def test_communities_and_districts_layers() -> None:
