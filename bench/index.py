@@ -137,7 +137,7 @@ def compare(
         city,
         "riskmap index: build",
         t_build,
-        f"{len(zones):,} zones, leaf res {zi.leaf_res}, {zi.resolved_cell_count:,} resolved "
+        f"{len(zones):,} zones, leaf cells {zi.leaf_size_m:.1f} m, {zi.resolved_cell_count:,} resolved "
         f"cells, {zi.boundary_cell_count:,} boundary cells",
     )
     zi.lookup(lon[:1000], lat[:1000])  # warm-up

@@ -1,4 +1,4 @@
-"""Exact point-in-polygon look-ups from a multi-resolution cell table.
+"""Exact point-in-polygon look-ups from a multi-level cell table.
 
 A :class:`PolygonIndex` answers "which polygon covers this point?" for many points at once, with
 the same answer as testing each point against every polygon: a point on a boundary (edge or
@@ -8,28 +8,29 @@ with the highest priority wins (ties: the lowest polygon index).
 How (all of it vectorized):
 
 * **Cells.** A quadtree over the polygons' bounding box in lon/lat (a square of about equal
-  metres on each side): a cell of level ``k`` is one of ``4**k`` rectangles, its four children
-  halve it each way. A point's cell is two multiplications and a bit interleave (a Morton key),
-  about 100 times faster than an H3 cell (h3ronpy converts about a million points a second
-  here: alone it would cap the index below the STRtree's speed).
-* **Build.** From the root down, each cell (its rectangle enlarged by 1e-9 degree against
-  rounding) is classified against the polygons (STRtree candidates, then prepared
-  ``intersects`` / ``contains_properly``): a cell no polygon touches answers "none"; a cell
-  entirely inside its highest-priority touching polygon answers that polygon; any other cell is
-  split, down to the *leaf level* (cells of about ``leaf_m`` metres, chosen so that the boundary
-  cells hold a few percent of the box), where the remaining boundary cells keep the list of
-  polygons touching them, highest priority first. Coarse cells deep inside polygons (or far from
-  them), fine cells only along boundaries.
-* **Flat table.** Every cell of the table, whatever its level, is stored as the interval of leaf
-  keys below it (a cell's descendants have consecutive Morton keys): sorted ``uint64`` arrays
-  searched with one ``np.searchsorted`` per point batch.
+  metres on each side): a cell of level ``k`` is one of ``4**k`` rectangles and its four
+  children halve it each way. A point's cell at the leaf level is two multiplications and a bit
+  interleave (a Morton key), about a hundred times faster than an H3 cell (h3ronpy converts
+  about a million points a second here: alone it would cap the index below an STRtree).
+* **Boundary cells.** Every polygon ring is sampled at a quarter of a leaf cell, and each sample
+  marks the leaf cells of a box of half a leaf around it: a superset of the leaf cells that a
+  polygon's boundary touches, and, shifted, of the cells of every coarser level. A cell that no
+  boundary marks is either wholly inside or wholly outside each polygon: its answer is the best
+  polygon containing its centre, found from its parent's (the polygons wholly containing the
+  parent, plus those whose boundary crossed the parent but not the cell and that contain the
+  cell's centre).
+* **Flat table.** One ``int32`` array: a dense grid of the cells of level ``R0`` (4**R0 at
+  most 65,536 entries) and, for each marked cell of levels ``R0, R0 + 2, ...``, a block of
+  its 16 grandchildren. An entry is a polygon (>= 0), -1 (none), a pointer to the block below
+  (coarser levels) or the number of a boundary leaf (the leaf level). A point is answered with
+  one gather per level step (three at most for the default leaf level), no binary search.
 * **Exact rest.** Points in boundary leaf cells are tested only against that cell's candidate
-  polygons (prepared ``intersects``, best first); points outside the bounding box are answered
-  "none" at once.
+  polygons (the polygons marking it and the best polygon wholly containing it), prepared
+  ``intersects``, best first. Points outside the bounding box are answered -1 at once.
 
-The table is a handful of numpy arrays: :meth:`PolygonIndex.save` writes them as ``.npy`` files
-and :meth:`PolygonIndex.load` memory-maps them, so several worker processes share one copy and
-a restarted process maps the index instead of rebuilding it.
+The table is a few numpy arrays: :meth:`PolygonIndex.save` writes them as ``.npy`` files and
+:meth:`PolygonIndex.load` memory-maps them, so several worker processes share one copy and a
+restarted process maps the index instead of rebuilding it.
 """
 
 from __future__ import annotations
@@ -49,15 +50,15 @@ from geo import cells as h3c
 from geo._errors import CoordinateError
 
 FORMAT_VERSION = 1
-# the cells' rectangles are enlarged by this much (degrees) against rounding in a point's key
-_EPS_DEG = 1e-9
-_MAX_LEVEL = 24  # 2 x 24 bits of Morton key
+_MAX_LEVEL = 20  # leaf keys of 40 bits, polygon numbers of 24 bits in one uint64
+_POLY_BITS = 24
+_STEP = 2  # levels per block (16 entries)
+_MAX_R0 = 8  # the dense grid has at most 4**8 entries
 # the automatic leaf size keeps the boundary cells below about this share of the bounding box ...
 _BOUNDARY_SHARE = 0.03
-# ... within these bounds (metres); fewer boundary cells than this never need finer leaves
+# ... within these bounds (metres)
 _LEAF_M = (2.0, 40.0)
 _M_PER_DEG = 111_320.0
-_NO_ENTRY = np.int64(-(2**62))  # a point whose leaf is in no table cell
 
 
 @dataclass(frozen=True)
@@ -76,19 +77,16 @@ class Lookup:
 
 @dataclass(frozen=True)
 class _Table:
-    lo: NDArray[np.uint64]  # first leaf key below each table cell (sorted)
-    hi: NDArray[np.uint64]  # last leaf key below it
-    value: NDArray[np.int64]  # >= 0 polygon, -1 none, <= -2 boundary leaf number (-2 - k)
-    level: NDArray[np.int8]  # the cell's level
+    node: NDArray[np.int32]  # dense grid of level r0, then the blocks (see the module docstring)
     cand_ptr: NDArray[np.int64]  # boundary leaf k: candidates cand[cand_ptr[k]:cand_ptr[k + 1]]
-    cand: NDArray[np.int64]  # polygon indices, highest priority first
+    cand: NDArray[np.int32]  # polygon indices, best first
     bbox: NDArray[np.float64]  # (minx, miny, maxx, maxy) of the polygons, NaN when none
-    # the quadtree: root corner, root size (degrees) and the leaf level
-    root: NDArray[np.float64]  # (x0, y0, width, height)
+    root: NDArray[np.float64]  # the quadtree's root rectangle: (x0, y0, width, height)
     leaf_level: int
+    r0: int
 
 
-_ARRAYS = ("lo", "hi", "value", "level", "cand_ptr", "cand", "bbox", "root")
+_ARRAYS = ("node", "cand_ptr", "cand", "bbox", "root")
 
 
 def _spread(v: NDArray[np.uint64]) -> NDArray[np.uint64]:
@@ -101,13 +99,37 @@ def _spread(v: NDArray[np.uint64]) -> NDArray[np.uint64]:
     return (v | (v << np.uint64(1))) & np.uint64(0x5555555555555555)
 
 
+def _squeeze(v: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """Inverse of :func:`_spread`: the even bits of ``v``, packed."""
+    v = v & np.uint64(0x5555555555555555)
+    v = (v | (v >> np.uint64(1))) & np.uint64(0x3333333333333333)
+    v = (v | (v >> np.uint64(2))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    v = (v | (v >> np.uint64(4))) & np.uint64(0x00FF00FF00FF00FF)
+    v = (v | (v >> np.uint64(8))) & np.uint64(0x0000FFFF0000FFFF)
+    return (v | (v >> np.uint64(16))) & np.uint64(0xFFFFFFFF)
+
+
 def morton(ix: NDArray, iy: NDArray) -> NDArray[np.uint64]:
     return _spread(ix.astype(np.uint64)) | (_spread(iy.astype(np.uint64)) << np.uint64(1))
 
 
-def _rank_order(owner: NDArray[np.int64], g: NDArray[np.int64], prio: NDArray[np.int64]):
-    """Order of (owner, polygon) pairs: by owner, then highest priority, then lowest index."""
-    return np.lexsort((g, -prio[g], owner))
+def _unique_sorted(a: NDArray) -> NDArray:
+    return h3c.unique(a)
+
+
+def _member(sorted_set: NDArray, values: NDArray) -> NDArray[np.bool_]:
+    """Whether each value is in ``sorted_set`` (sorted, unique)."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[pos] == values
+
+
+def _group_starts(keys: NDArray) -> NDArray[np.intp]:
+    """Start of each run of equal values in sorted ``keys``."""
+    if len(keys) == 0:
+        return np.empty(0, dtype=np.intp)
+    return np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1]
 
 
 class PolygonIndex:
@@ -130,16 +152,23 @@ class PolygonIndex:
         self.geoms = np.asarray(geoms, dtype=object)
         if self.geoms.ndim != 1:
             raise ValueError("geoms must be a one-dimensional array of geometries")
+        if len(self.geoms) >= 2**_POLY_BITS - 1:
+            raise ValueError(f"at most {2**_POLY_BITS - 2:,} polygons per index")
         self.res = None if res is None else h3c.check_resolution(res)
         if leaf_m is not None and not (np.isfinite(leaf_m) and leaf_m > 0):
             raise ValueError(f"leaf_m must be a positive number of metres, got {leaf_m!r}")
-        self.leaf_m = leaf_m
+        self.leaf_m = None if leaf_m is None else float(leaf_m)
         n = len(self.geoms)
         self.priority = (
             np.zeros(n, dtype=np.int64) if priority is None else np.asarray(priority, np.int64)
         )
         if self.priority.shape != (n,):
             raise ValueError("priority must have one value per polygon")
+        # rank[p]: position of polygon p when sorted best first (highest priority, lowest index)
+        order = np.lexsort((np.arange(n), -self.priority))
+        self._best_first = order
+        self._rank = np.empty(n, dtype=np.int64)
+        self._rank[order] = np.arange(n)
         shapely.prepare(self.geoms)
         self._tree: shapely.STRtree | None = None
         self._table: _Table | None = None
@@ -178,135 +207,162 @@ class PolygonIndex:
         x0, y0, x1, y1 = bbox.tolist()
         kx = _M_PER_DEG * max(np.cos(np.radians(max(abs(y0), abs(y1)))), 1e-3)
         side = max((x1 - x0) * kx, (y1 - y0) * _M_PER_DEG, 1e-3)
+        # a little larger than the box: points on its far edges stay inside the root
+        side *= 1 + 1e-9
         root = np.array([x0, y0, side / kx, side / _M_PER_DEG], dtype=np.float64)
         leaf_m = self.leaf_m
         if leaf_m is None:
-            # boundary strip of about 1.5 leaf widths along the polygons' edges
+            # boundary strip of about 2 leaf widths along the polygons' edges
             perimeter = float(np.nansum(shapely.length(self.geoms))) * (kx + _M_PER_DEG) / 2
             area = max((x1 - x0) * kx * (y1 - y0) * _M_PER_DEG, 1.0)
-            leaf_m = _BOUNDARY_SHARE * area / max(1.5 * perimeter, 1e-9)
+            leaf_m = _BOUNDARY_SHARE * area / max(2 * perimeter, 1e-9)
             leaf_m = float(np.clip(leaf_m, *_LEAF_M))
-        level = int(np.clip(np.ceil(np.log2(side / leaf_m)), 0, _MAX_LEVEL))
+        level = int(np.clip(np.round(np.log2(side / leaf_m)), 0, _MAX_LEVEL))
         return root, level
+
+    def _leaf_keys(self, root: NDArray, level: int, lon: NDArray, lat: NDArray) -> NDArray:
+        n = np.float64(2**level)
+        top = np.float64(2**level - 1)
+        ix = np.clip(np.floor((lon - root[0]) * (n / root[2])), 0, top)
+        iy = np.clip(np.floor((lat - root[1]) * (n / root[3])), 0, top)
+        return morton(ix.astype(np.uint64), iy.astype(np.uint64))
+
+    def _marks(self, root: NDArray, leaf: int) -> NDArray[np.uint64]:
+        """Sorted unique ``leaf key << 24 | polygon`` of the leaf cells each polygon's boundary
+        may touch (a superset)."""
+        wl, hl = root[2] / 2**leaf, root[3] / 2**leaf
+        seg = shapely.segmentize(self.geoms, min(wl, hl) / 4)
+        xy, g = shapely.get_coordinates(seg, return_index=True)
+        g = g.astype(np.uint64)
+        parts = []
+        for dx, dy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
+            k = self._leaf_keys(root, leaf, xy[:, 0] + dx * wl / 4, xy[:, 1] + dy * hl / 4)
+            code = (k << np.uint64(_POLY_BITS)) | g
+            keep = np.r_[True, code[1:] != code[:-1]]  # consecutive samples share cells
+            parts.append(code[keep])
+        return _unique_sorted(np.concatenate(parts))
+
+    def _centre(self, root: NDArray, level: int, keys: NDArray[np.uint64]):
+        ix = _squeeze(keys).astype(np.float64)
+        iy = _squeeze(keys >> np.uint64(1)).astype(np.float64)
+        w, h = root[2] / 2**level, root[3] / 2**level
+        return root[0] + (ix + 0.5) * w, root[1] + (iy + 0.5) * h
+
+    def _best(self, owner: NDArray, poly: NDArray, size: int) -> NDArray[np.int64]:
+        """Best polygon (rank) per owner among (owner, polygon) pairs; n (= none) if none."""
+        n = len(self.geoms)
+        best = np.full(size, n, dtype=np.int64)
+        if len(owner):
+            np.minimum.at(best, owner, self._rank[poly])
+        return best
 
     def _build(self) -> _Table:
         n = len(self.geoms)
         bbox = np.asarray(shapely.total_bounds(self.geoms), dtype=np.float64)
-        empty_u = np.empty(0, dtype=np.uint64)
-        empty_i = np.empty(0, dtype=np.int64)
         if n == 0 or not np.isfinite(bbox).all():
             nan4 = np.full(4, np.nan)
             return _Table(
-                empty_u,
-                empty_u,
-                empty_i,
-                np.empty(0, np.int8),
+                np.full(1, -1, np.int32),
                 np.zeros(1, np.int64),
-                empty_i,
+                np.empty(0, np.int32),
                 nan4,
                 nan4,
                 0,
+                0,
             )
         root, leaf = self._root(bbox)
-        tree = self.tree
-        cx = np.zeros(1, dtype=np.int64)
-        cy = np.zeros(1, dtype=np.int64)
-        out: list[tuple[int, NDArray, NDArray, NDArray]] = []  # level, cx, cy, value
-        leaf_xy = (empty_i, empty_i)
-        leaf_owner = empty_i
-        leaf_cand = empty_i
-        for k in range(leaf + 1):
-            if len(cx) == 0:
+        m = max(0, -(-(leaf - _MAX_R0) // _STEP))
+        r0 = leaf - _STEP * m
+        marks = self._marks(root, leaf)
+        pbits = np.uint64(_POLY_BITS)
+        pmask = np.uint64(2**_POLY_BITS - 1)
+        none_rank = n  # rank meaning "no polygon"
+
+        def marks_at(level: int) -> NDArray[np.uint64]:
+            shift = np.uint64(2 * (leaf - level))
+            keys = (marks >> pbits) >> shift
+            return _unique_sorted((keys << pbits) | (marks & pmask))
+
+        # level r0: every cell; its polygons wholly containing it from an STRtree centre query
+        cells = np.arange(4**r0, dtype=np.uint64)
+        pairs = marks_at(r0)
+        x, y = self._centre(root, r0, cells)
+        ci, gi = self.tree.query(shapely.points(x, y), predicate="intersects")
+        code = (cells[ci] << pbits) | gi.astype(np.uint64)
+        keep = ~_member(pairs, code)  # a polygon marking the cell may not contain all of it
+        full = self._best(ci[keep], gi[keep], len(cells))
+        nodes: list[NDArray[np.int32]] = []
+        offset = 0
+        level = r0
+        while True:
+            marked = _member(_unique_sorted(pairs >> pbits), cells)
+            value = np.where(full < none_rank, self._best_first[np.minimum(full, n - 1)], -1)
+            entry = value.astype(np.int64)
+            if level == leaf:
+                leaf_cells, leaf_full = cells[marked], full[marked]
+                entry[marked] = -2 - np.arange(int(marked.sum()))
+                nodes.append(entry.astype(np.int32))
                 break
-            w, h = root[2] / 2**k, root[3] / 2**k
-            boxes = shapely.box(
-                root[0] + cx * w - _EPS_DEG,
-                root[1] + cy * h - _EPS_DEG,
-                root[0] + (cx + 1) * w + _EPS_DEG,
-                root[1] + (cy + 1) * h + _EPS_DEG,
-            )
-            bi, gi = tree.query(boxes)
-            if len(bi):
-                touch = shapely.intersects(self.geoms[gi], boxes[bi])
-                bi, gi = bi[touch], gi[touch]
-            order = _rank_order(bi, gi, self.priority)
-            bi, gi = bi[order], gi[order]
-            first = np.r_[True, bi[1:] != bi[:-1]] if len(bi) else np.empty(0, bool)
-            winner = np.full(len(cx), -1, dtype=np.int64)
-            winner[bi[first]] = gi[first]
-            t = np.flatnonzero(winner >= 0)
-            inside = np.zeros(len(cx), dtype=bool)
-            if len(t):
-                inside[t] = shapely.contains_properly(self.geoms[winner[t]], boxes[t])
-            resolved = (winner < 0) | inside
-            out.append((k, cx[resolved], cy[resolved], winner[resolved]))
-            boundary = ~resolved
-            if k < leaf:
-                bx, by = cx[boundary] * 2, cy[boundary] * 2
-                cx = np.concatenate([bx, bx + 1, bx, bx + 1])
-                cy = np.concatenate([by, by, by + 1, by + 1])
-            else:
-                leaf_xy = (cx[boundary], cy[boundary])
-                keep = boundary[bi]
-                # boundary leaf number of each kept (cell, polygon) pair, in cell order
-                number = np.cumsum(boundary) - 1
-                leaf_owner = number[bi[keep]]
-                leaf_cand = gi[keep]
-        nb = len(leaf_xy[0])
-        cand_ptr = np.zeros(nb + 1, dtype=np.int64)
-        np.cumsum(np.bincount(leaf_owner, minlength=nb), out=cand_ptr[1:])
-        out.append((leaf, leaf_xy[0], leaf_xy[1], -2 - np.arange(nb, dtype=np.int64)))
-        los, his, values, levels = [], [], [], []
-        for k, x, y, v in out:
-            shift = np.uint64(2 * (leaf - k))
-            lo = morton(x, y) << shift
-            los.append(lo)
-            his.append(lo + ((np.uint64(1) << shift) - np.uint64(1)))
-            values.append(v)
-            levels.append(np.full(len(v), k, dtype=np.int8))
-        lo = np.concatenate(los)
-        order = np.argsort(lo, kind="stable")
-        return _Table(
-            lo[order],
-            np.concatenate(his)[order],
-            np.concatenate(values)[order],
-            np.concatenate(levels)[order],
-            cand_ptr,
-            leaf_cand.astype(np.int64),
-            bbox,
-            root,
-            leaf,
-        )
+            # marked cells point to blocks of their 16 grandchildren, in order, after this level
+            nb = int(marked.sum())
+            start = offset + len(cells)
+            entry[marked] = -2 - (start + 16 * np.arange(nb))
+            nodes.append(entry.astype(np.int32))
+            offset = start
+            parents, parent_full = cells[marked], full[marked]
+            level += _STEP
+            child_pairs = marks_at(level)
+            cells = ((parents[:, None] << np.uint64(4)) | np.arange(16, dtype=np.uint64)).ravel()
+            full = np.repeat(parent_full, 16)
+            # polygons marking the parent but not the child: wholly in or out of it (centre test)
+            pk = pairs >> pbits
+            pp = pairs & pmask
+            starts = _group_starts(pk)
+            counts = np.diff(np.r_[starts, len(pk)])
+            parent_row = np.searchsorted(parents, pk[starts])  # every marked key is a parent
+            # (child, polygon) for every child of a parent and every polygon marking the parent
+            rep = np.repeat(np.arange(len(starts)), counts)  # pair -> group
+            child_of_pair = parent_row[rep][:, None] * 16 + np.arange(16)
+            poly_of_pair = np.repeat(pp[:, None], 16, axis=1)
+            child_of_pair, poly_of_pair = child_of_pair.ravel(), poly_of_pair.ravel()
+            code = (cells[child_of_pair] << pbits) | poly_of_pair
+            test = ~_member(child_pairs, code)
+            child_of_pair, poly_of_pair = child_of_pair[test], poly_of_pair[test]
+            x, y = self._centre(root, level, cells[child_of_pair])
+            hit = shapely.intersects_xy(self.geoms[poly_of_pair.astype(np.int64)], x, y)
+            more = self._best(child_of_pair[hit], poly_of_pair[hit].astype(np.int64), len(cells))
+            np.minimum(full, more, out=full)
+            pairs = child_pairs
+        node = np.concatenate(nodes)
+        # candidates of the boundary leaves: the polygons marking them and the best one wholly
+        # containing them, best first
+        pk = pairs >> pbits
+        row = np.searchsorted(leaf_cells, pk)
+        poly = (pairs & pmask).astype(np.int64)
+        has_full = leaf_full < none_rank
+        rows = np.r_[row, np.flatnonzero(has_full)]
+        polys = np.r_[poly, self._best_first[leaf_full[has_full]]]
+        order = np.lexsort((self._rank[polys], rows))
+        rows, polys = rows[order], polys[order]
+        cand_ptr = np.zeros(len(leaf_cells) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(leaf_cells)), out=cand_ptr[1:])
+        return _Table(node, cand_ptr, polys.astype(np.int32), bbox, root, leaf, r0)
 
     # -- the table ----------------------------------------------------------------------------
 
-    def keys(self, lon: ArrayLike, lat: ArrayLike) -> NDArray[np.uint64]:
-        """The leaf key (Morton code in the quadtree) of each point; points outside the root
-        rectangle get the key of the nearest leaf on its border."""
-        t = self._tab
-        n = np.float64(2**t.leaf_level)
-        top = np.int64(2**t.leaf_level - 1)
-        ix = np.floor((np.asarray(lon, np.float64) - t.root[0]) * (n / t.root[2]))
-        iy = np.floor((np.asarray(lat, np.float64) - t.root[1]) * (n / t.root[3]))
-        ix = np.clip(ix, 0, top).astype(np.int64)
-        iy = np.clip(iy, 0, top).astype(np.int64)
-        return morton(ix, iy)
-
-    @property
-    def table(self) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
-        """The resolved cells inside a polygon (as their first leaf key) and that polygon."""
-        t = self._tab
-        m = t.value >= 0
-        return t.lo[m], t.value[m]
-
     @property
     def resolved_cell_count(self) -> int:
-        """Cells of the table that answer without a geometry test (a polygon or "none")."""
-        return int((self._tab.value >= -1).sum())
+        """Entries of the table that answer without a geometry test (a polygon or "none")."""
+        return int((self._tab.node >= -1).sum())
 
     @property
     def boundary_cell_count(self) -> int:
         return len(self._tab.cand_ptr) - 1
+
+    @property
+    def table_bytes(self) -> int:
+        t = self._tab
+        return int(t.node.nbytes + t.cand_ptr.nbytes + t.cand.nbytes)
 
     # -- look-ups -----------------------------------------------------------------------------
 
@@ -330,23 +386,23 @@ class PolygonIndex:
         if len(inb) == 0:
             return Lookup(out, 0, n, 0)
         lon_i, lat_i = lon_a[inb], lat_a[inb]
-        keys = self.keys(lon_i, lat_i)
-        value = np.full(len(inb), _NO_ENTRY, dtype=np.int64)
-        if len(t.lo):
-            pos = np.searchsorted(t.lo, keys, side="right") - 1
-            np.maximum(pos, 0, out=pos)
-            hit = keys <= t.hi[pos]
-            value[hit] = t.value[pos[hit]]
-        out[inb] = np.maximum(value, -1)
-        boundary = np.flatnonzero((value <= -2) & (value != _NO_ENTRY))
+        keys = self._leaf_keys(t.root, t.leaf_level, lon_i, lat_i)
+        node = t.node
+        code = node[(keys >> np.uint64(2 * (t.leaf_level - t.r0))).astype(np.intp)].astype(np.int64)
+        level = t.r0
+        while level < t.leaf_level:
+            level += _STEP
+            act = np.flatnonzero(code <= -2)
+            if len(act) == 0:
+                break
+            digit = (keys[act] >> np.uint64(2 * (t.leaf_level - level))) & np.uint64(15)
+            code[act] = node[(-2 - code[act]) + digit.astype(np.int64)]
+        out[inb] = np.maximum(code, -1)
+        boundary = np.flatnonzero(code <= -2)
         if len(boundary):
             rows = inb[boundary]
-            out[rows] = self._candidates(lon_i[boundary], lat_i[boundary], -2 - value[boundary])
-        missing = np.flatnonzero(value == _NO_ENTRY)
-        if len(missing):
-            out[inb[missing]] = self.exact(lon_i[missing], lat_i[missing])
-        n_exact = len(boundary) + len(missing)
-        return Lookup(out, len(inb) - n_exact, n - len(inb), n_exact)
+            out[rows] = self._candidates(lon_i[boundary], lat_i[boundary], -2 - code[boundary])
+        return Lookup(out, len(inb) - len(boundary), n - len(inb), len(boundary))
 
     def _candidates(
         self, lon: NDArray[np.float64], lat: NDArray[np.float64], leaf: NDArray[np.int64]
@@ -375,12 +431,9 @@ class PolygonIndex:
         pts = shapely.points(np.asarray(lon, np.float64), np.asarray(lat, np.float64))
         out = np.full(len(pts), -1, dtype=np.int64)
         pi, gi = self.tree.query(pts, predicate="intersects")
-        if len(pi):
-            # keep, for each point, the highest priority (ties: lowest polygon index)
-            order = _rank_order(pi, gi, self.priority)
-            pi, gi = pi[order], gi[order]
-            first = np.r_[True, pi[1:] != pi[:-1]]
-            out[pi[first]] = gi[first]
+        best = self._best(pi, gi, len(pts))
+        hit = best < len(self.geoms)
+        out[hit] = self._best_first[best[hit]]
         return out
 
     # -- files --------------------------------------------------------------------------------
@@ -406,6 +459,7 @@ class PolygonIndex:
             meta = {
                 "format": FORMAT_VERSION,
                 "leaf_level": t.leaf_level,
+                "r0": t.r0,
                 "leaf_m": self.leaf_m,
                 "res": self.res,
                 "polygons": len(self.geoms),
@@ -454,7 +508,7 @@ class PolygonIndex:
         if len(geoms) != meta["polygons"] or len(prio) != len(geoms):
             raise ValueError(f"{src}: polygon count does not match meta.json")
         idx = cls(geoms, meta["res"], priority=prio, leaf_m=meta["leaf_m"])
-        idx._table = _Table(**arrays, leaf_level=int(meta["leaf_level"]))
+        idx._table = _Table(**arrays, leaf_level=int(meta["leaf_level"]), r0=int(meta["r0"]))
         return idx
 
 
