@@ -14,8 +14,7 @@ import h3.api.basic_int as h3i
 import numpy as np
 import pyarrow as pa
 import shapely
-from h3ronpy import change_resolution as _change_resolution
-from h3ronpy.vector import cells_to_wkb_polygons, coordinates_to_cells
+from h3ronpy.vector import coordinates_to_cells
 from numpy.typing import ArrayLike, NDArray
 
 Containment = Literal["center", "full", "overlap"]
@@ -112,25 +111,6 @@ def cell_polygons(cells: ArrayLike) -> NDArray[np.object_]:
         ring = h3i.cell_to_boundary(c)
         out.append([(lng, lat) for lat, lng in ring])
     return shapely.polygons(out) if out else np.empty(0, dtype=object)
-
-
-def cell_polygons_fast(cells: ArrayLike) -> NDArray[np.object_]:
-    """Like :func:`cell_polygons`, vectorized (h3ronpy); vertices may start at another corner."""
-    arr = np.ascontiguousarray(cells, dtype=np.uint64)
-    if len(arr) == 0:
-        return np.empty(0, dtype=object)
-    wkb = pa.array(cells_to_wkb_polygons(pa.array(arr)))
-    return shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
-
-
-def children_of(cells: ArrayLike, res: int) -> CellArray:
-    """All the cells of resolution ``res`` below each cell, vectorized (pentagons included)."""
-    check_resolution(res)
-    arr = np.ascontiguousarray(cells, dtype=np.uint64)
-    if len(arr) == 0:
-        return EMPTY_CELLS
-    out = pa.array(_change_resolution(pa.array(arr), res))
-    return out.to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
 
 
 def grid_disk(cell: int, k: int) -> CellArray:

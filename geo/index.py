@@ -20,10 +20,10 @@ How (all of it vectorized):
   parent, plus those whose boundary crossed the parent but not the cell and that contain the
   cell's centre).
 * **Flat table.** One ``int32`` array: a dense grid of the cells of level ``R0`` (4**R0 at
-  most 65,536 entries) and, for each marked cell of levels ``R0, R0 + 2, ...``, a block of
-  its 16 grandchildren. An entry is a polygon (>= 0), -1 (none), a pointer to the block below
-  (coarser levels) or the number of a boundary leaf (the leaf level). A point is answered with
-  one gather per level step (three at most for the default leaf level), no binary search.
+  most 65,536 entries, row-major) and, for each marked cell of levels ``R0, R0 + 2, ...``, a
+  block of its 16 grandchildren. An entry is a polygon (>= 0), -1 (none), a pointer to the
+  block below (coarser levels) or the number of a boundary leaf (the leaf level). A point is
+  answered with one gather per level step (a few: leaf level <= 20), no binary search.
 * **Exact rest.** Points in boundary leaf cells are tested only against that cell's candidate
   polygons (the polygons marking it and the best polygon wholly containing it), prepared
   ``intersects``, best first. Points outside the bounding box are answered -1 at once.
@@ -58,6 +58,7 @@ _MAX_R0 = 8  # the dense grid has at most 4**8 entries
 _BOUNDARY_SHARE = 0.03
 # ... within these bounds (metres)
 _LEAF_M = (2.0, 40.0)
+_MAX_SAMPLES = 2_000_000
 _M_PER_DEG = 111_320.0
 
 
@@ -136,7 +137,8 @@ class PolygonIndex:
     """Index of (possibly overlapping) polygons in lon/lat with priorities.
 
     ``leaf_m``: the size of the finest cells in metres (default: chosen from the polygons so
-    that boundary cells cover about 3% of their bounding box, 2 to 40 m). ``res`` is accepted
+    that boundary cells cover about 3% of their bounding box, 2 to 40 m, larger when the
+    polygons' boundaries are longer than about 2,000 km). ``res`` is accepted
     for callers of earlier versions (an H3 resolution) and only checked. The answer never
     depends on either: only the share of points that need a geometry test does.
     """
@@ -217,6 +219,8 @@ class PolygonIndex:
             area = max((x1 - x0) * kx * (y1 - y0) * _M_PER_DEG, 1.0)
             leaf_m = _BOUNDARY_SHARE * area / max(2 * perimeter, 1e-9)
             leaf_m = float(np.clip(leaf_m, *_LEAF_M))
+            # and the rings' samples (4 per leaf width) within a budget
+            leaf_m = max(leaf_m, 4 * perimeter / _MAX_SAMPLES)
         level = int(np.clip(np.round(np.log2(side / leaf_m)), 0, _MAX_LEVEL))
         return root, level
 
@@ -333,7 +337,12 @@ class PolygonIndex:
             more = self._best(child_of_pair[hit], poly_of_pair[hit].astype(np.int64), len(cells))
             np.minimum(full, more, out=full)
             pairs = child_pairs
-        node = np.concatenate(nodes)
+        # the dense grid row-major (a point needs no Morton key to find its entry)
+        rx = _squeeze(np.arange(4**r0, dtype=np.uint64)).astype(np.int64)
+        ry = _squeeze(np.arange(4**r0, dtype=np.uint64) >> np.uint64(1)).astype(np.int64)
+        grid = np.empty(4**r0, dtype=np.int32)
+        grid[(ry << r0) | rx] = nodes[0]
+        node = np.concatenate([grid, *nodes[1:]])
         # candidates of the boundary leaves: the polygons marking them and the best one wholly
         # containing them, best first
         pk = pairs >> pbits
@@ -386,17 +395,25 @@ class PolygonIndex:
         if len(inb) == 0:
             return Lookup(out, 0, n, 0)
         lon_i, lat_i = lon_a[inb], lat_a[inb]
-        keys = self._leaf_keys(t.root, t.leaf_level, lon_i, lat_i)
+        leaf, r0 = t.leaf_level, t.r0
+        top = np.float64(2**leaf - 1)
+        scale = np.float64(2**leaf)
+        ix = np.clip(np.floor((lon_i - t.root[0]) * (scale / t.root[2])), 0, top).astype(np.int64)
+        iy = np.clip(np.floor((lat_i - t.root[1]) * (scale / t.root[3])), 0, top).astype(np.int64)
         node = t.node
-        code = node[(keys >> np.uint64(2 * (t.leaf_level - t.r0))).astype(np.intp)].astype(np.int64)
-        level = t.r0
-        while level < t.leaf_level:
+        sh = leaf - r0
+        code = node[((iy >> sh) << r0) | (ix >> sh)].astype(np.int64)
+        level = r0
+        while level < leaf:
             level += _STEP
             act = np.flatnonzero(code <= -2)
             if len(act) == 0:
                 break
-            digit = (keys[act] >> np.uint64(2 * (t.leaf_level - level))) & np.uint64(15)
-            code[act] = node[(-2 - code[act]) + digit.astype(np.int64)]
+            sh = leaf - level
+            bx = (ix[act] >> sh) & 3
+            by = (iy[act] >> sh) & 3
+            digit = (bx & 1) | ((by & 1) << 1) | ((bx & 2) << 1) | ((by & 2) << 2)
+            code[act] = node[(-2 - code[act]) + digit]
         out[inb] = np.maximum(code, -1)
         boundary = np.flatnonzero(code <= -2)
         if len(boundary):
