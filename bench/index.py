@@ -137,8 +137,8 @@ def compare(
         city,
         "riskmap index: build",
         t_build,
-        f"{len(zones):,} zones, leaf cells {zi.leaf_size_m:.1f} m, {zi.resolved_cell_count:,} resolved "
-        f"cells, {zi.boundary_cell_count:,} boundary cells",
+        f"{len(zones):,} zones; leaf cells {zi.leaf_size_m:.1f} m; table "
+        f"{zi.table_bytes / 1e6:.1f} MB, {zi.boundary_cell_count:,} boundary leaves",
     )
     zi.lookup(lon[:1000], lat[:1000])  # warm-up
     t_rm, got = timed(lambda: zi.lookup(lon, lat))
