@@ -428,16 +428,15 @@ class PolygonIndex:
         t = self._tab
         start = t.cand_ptr[leaf]
         count = t.cand_ptr[leaf + 1] - start
-        pts = shapely.points(lon, lat)
-        out = np.full(len(pts), -1, dtype=np.int64)
-        pending = np.arange(len(pts))
+        out = np.full(len(lon), -1, dtype=np.int64)
+        pending = np.arange(len(lon))
         j = 0
         while len(pending):
             pending = pending[count[pending] > j]
             if len(pending) == 0:
                 break
             g = t.cand[start[pending] + j]
-            hit = shapely.intersects(self.geoms[g], pts[pending])
+            hit = shapely.intersects_xy(self.geoms[g], lon[pending], lat[pending])
             out[pending[hit]] = g[hit]
             pending = pending[~hit]
             j += 1
@@ -531,7 +530,7 @@ class PolygonIndex:
 
 def check_coordinates(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> None:
     """Raise :class:`CoordinateError` naming the first point that is not a valid lon/lat."""
-    ok = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
+    ok = (np.abs(lon) <= 180) & (np.abs(lat) <= 90)  # false for NaN too
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
         raise CoordinateError(
