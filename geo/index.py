@@ -237,13 +237,29 @@ class PolygonIndex:
         wl, hl = root[2] / 2**leaf, root[3] / 2**leaf
         seg = shapely.segmentize(self.geoms, min(wl, hl) / 4)
         xy, g = shapely.get_coordinates(seg, return_index=True)
-        g = g.astype(np.uint64)
-        parts = []
-        for dx, dy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
-            k = self._leaf_keys(root, leaf, xy[:, 0] + dx * wl / 4, xy[:, 1] + dy * hl / 4)
-            code = (k << np.uint64(_POLY_BITS)) | g
-            keep = np.r_[True, code[1:] != code[:-1]]  # consecutive samples share cells
-            parts.append(code[keep])
+        n, top = np.float64(2**leaf), np.float64(2**leaf - 1)
+        fx, fy = n / root[2], n / root[3]
+        # the leaf columns and rows of the box of half a leaf around each sample
+        ix0, ix1 = (
+            np.clip(np.floor((xy[:, 0] + d - root[0]) * fx), 0, top).astype(np.int64)
+            for d in (-wl / 4, wl / 4)
+        )
+        iy0, iy1 = (
+            np.clip(np.floor((xy[:, 1] + d - root[1]) * fy), 0, top).astype(np.int64)
+            for d in (-hl / 4, hl / 4)
+        )
+        # consecutive samples of a ring mostly mark the same cells
+        keep = np.ones(len(g), dtype=bool)
+        for v in (g, ix0, ix1, iy0, iy1):
+            keep[1:] &= v[1:] == v[:-1]
+        keep = ~keep
+        keep[0] = True
+        g = g[keep].astype(np.uint64)
+        sx0, sx1 = _spread(ix0[keep].astype(np.uint64)), _spread(ix1[keep].astype(np.uint64))
+        sy0 = _spread(iy0[keep].astype(np.uint64)) << np.uint64(1)
+        sy1 = _spread(iy1[keep].astype(np.uint64)) << np.uint64(1)
+        pb = np.uint64(_POLY_BITS)
+        parts = [((sx | sy) << pb) | g for sx in (sx0, sx1) for sy in (sy0, sy1)]
         return _unique_sorted(np.concatenate(parts))
 
     def _centre(self, root: NDArray, level: int, keys: NDArray[np.uint64]):
@@ -291,7 +307,9 @@ class PolygonIndex:
         cells = np.arange(4**r0, dtype=np.uint64)
         pairs = marks_at(r0)
         x, y = self._centre(root, r0, cells)
-        ci, gi = self.tree.query(shapely.points(x, y), predicate="intersects")
+        ci, gi = self.tree.query(shapely.points(x, y))
+        inside = shapely.intersects_xy(self.geoms[gi], x[ci], y[ci])  # the zones are prepared
+        ci, gi = ci[inside], gi[inside]
         code = (cells[ci] << pbits) | gi.astype(np.uint64)
         keep = ~_member(pairs, code)  # a polygon marking the cell may not contain all of it
         full = self._best(ci[keep], gi[keep], len(cells))
