@@ -80,7 +80,7 @@ class Lookup:
 class _Table:
     node: NDArray[np.int32]  # dense grid of level r0, then the blocks (see the module docstring)
     cand_ptr: NDArray[np.int64]  # boundary leaf k: candidates cand[cand_ptr[k]:cand_ptr[k + 1]]
-    cand: NDArray[np.int32]  # polygon indices, best first
+    cand: NDArray[np.int32]  # polygon indices, best first; -1 - p: p wholly contains the leaf
     bbox: NDArray[np.float64]  # (minx, miny, maxx, maxy) of the polygons, NaN when none
     root: NDArray[np.float64]  # the quadtree's root rectangle: (x0, y0, width, height)
     leaf_level: int
@@ -369,11 +369,22 @@ class PolygonIndex:
         has_full = leaf_full < none_rank
         rows = np.r_[row, np.flatnonzero(has_full)]
         polys = np.r_[poly, self._best_first[leaf_full[has_full]]]
+        full = np.r_[np.zeros(len(row), bool), np.ones(int(has_full.sum()), bool)]
         order = np.lexsort((self._rank[polys], rows))
-        rows, polys = rows[order], polys[order]
+        rows, polys, full = rows[order], polys[order], full[order]
+        # the polygon wholly containing the leaf answers without a test (stored as -1 - p), and
+        # the candidates after it are never reached
+        after_full = np.zeros(len(rows), dtype=bool)
+        if len(rows):
+            seen = np.cumsum(full)
+            starts = _group_starts(rows)
+            before = np.repeat(seen[starts] - full[starts], np.diff(np.r_[starts, len(rows)]))
+            after_full = (seen - full - before) > 0
+        rows, polys, full = rows[~after_full], polys[~after_full], full[~after_full]
+        cand = np.where(full, -1 - polys, polys).astype(np.int32)
         cand_ptr = np.zeros(len(leaf_cells) + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=len(leaf_cells)), out=cand_ptr[1:])
-        return _Table(node, cand_ptr, polys.astype(np.int32), bbox, root, leaf, r0)
+        return _Table(node, cand_ptr, cand, bbox, root, leaf, r0)
 
     # -- the table ----------------------------------------------------------------------------
 
@@ -453,8 +464,13 @@ class PolygonIndex:
             pending = pending[count[pending] > j]
             if len(pending) == 0:
                 break
-            g = t.cand[start[pending] + j]
-            hit = shapely.intersects_xy(self.geoms[g], lon[pending], lat[pending])
+            g = t.cand[start[pending] + j].astype(np.int64)
+            hit = g < 0  # the polygon wholly containing the cell
+            g[hit] = -1 - g[hit]
+            test = np.flatnonzero(~hit)
+            if len(test):
+                p = pending[test]
+                hit[test] = shapely.intersects_xy(self.geoms[g[test]], lon[p], lat[p])
             out[pending[hit]] = g[hit]
             pending = pending[~hit]
             j += 1
