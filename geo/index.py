@@ -541,9 +541,10 @@ class PolygonIndex:
                 f"{src}/meta.json: index format {meta.get('format')!r}, "
                 f"this riskmap reads format {FORMAT_VERSION}"
             )
-        mode = "r" if mmap else None
         try:
-            arrays = {n: np.load(src / f"{n}.npy", mmap_mode=mode) for n in _ARRAYS}
+            arrays = {
+                n: np.load(src / f"{n}.npy", mmap_mode="r" if mmap else None) for n in _ARRAYS
+            }
             prio = np.load(src / "priority.npy")
             blob = np.load(src / "wkb.npy")
             offsets = np.load(src / "wkb_offsets.npy")
