@@ -58,7 +58,7 @@ _MAX_R0 = 8  # the dense grid has at most 4**8 entries
 _BOUNDARY_SHARE = 0.03
 # ... within these bounds (metres)
 _LEAF_M = (2.0, 40.0)
-_MAX_SAMPLES = 2_000_000
+_MAX_SAMPLES = 4_000_000
 _M_PER_DEG = 111_320.0
 
 
@@ -138,7 +138,8 @@ class PolygonIndex:
 
     ``leaf_m``: the size of the finest cells in metres (default: chosen from the polygons so
     that boundary cells cover about 3% of their bounding box, 2 to 40 m, larger when the
-    polygons' boundaries are longer than about 2,000 km). ``res`` is accepted
+    polygons' boundaries are longer than about 4,000 km; cells are the root's size halved a
+    whole number of times, so between ``leaf_m`` and twice it). ``res`` is accepted
     for callers of earlier versions (an H3 resolution) and only checked. The answer never
     depends on either: only the share of points that need a geometry test does.
     """
@@ -221,7 +222,7 @@ class PolygonIndex:
             leaf_m = float(np.clip(leaf_m, *_LEAF_M))
             # and the rings' samples (4 per leaf width) within a budget
             leaf_m = max(leaf_m, 4 * perimeter / _MAX_SAMPLES)
-        level = int(np.clip(np.round(np.log2(side / leaf_m)), 0, _MAX_LEVEL))
+        level = int(np.clip(np.floor(np.log2(side / leaf_m)), 0, _MAX_LEVEL))  # >= leaf_m
         return root, level
 
     def _leaf_keys(self, root: NDArray, level: int, lon: NDArray, lat: NDArray) -> NDArray:
