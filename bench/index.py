@@ -2,6 +2,7 @@
 
     python -m bench.index                    # the Wuhan-sized city, 1,000,000 points
     python -m bench.index --points 200000    # fewer points
+    python -m bench.index --communities 100000   # a denser city (5,700 zones)
 
 The Wuhan-sized city: 20,000 Voronoi communities from random seeds in a 0.40 x 0.35 degree box,
 5% of them sealed and their neighbours (communities sharing a boundary) controlled. Zones as the
@@ -219,8 +220,8 @@ def compare(
     }
 
 
-def bench_wuhan(rec: Rec, n_points: int = 1_000_000) -> dict[str, float]:
-    t, (comm, zones, levels) = timed(wuhan_zones)
+def bench_wuhan(rec: Rec, n_points: int = 1_000_000, communities: int = 20_000) -> dict[str, float]:
+    t, (comm, zones, levels) = timed(lambda: wuhan_zones(communities))
     n_sealed = int((levels == SEALED).sum())
     rec(
         "wuhan-voronoi",
@@ -235,12 +236,13 @@ def bench_wuhan(rec: Rec, n_points: int = 1_000_000) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--communities", type=int, default=20_000, help="Voronoi communities")
     args = ap.parse_args()
 
     def rec(city: str, what: str, seconds: float, note: str = "") -> None:
         console.print(f"{city}: {what}: {seconds:.3f} s {note}")
 
-    bench_wuhan(rec, args.points)
+    bench_wuhan(rec, args.points, args.communities)
 
 
 if __name__ == "__main__":
