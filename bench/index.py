@@ -90,6 +90,16 @@ def wuhan_zones(
     return geoms, zones, levels.astype(np.int64)
 
 
+def _highest(pi: NDArray, gi: NDArray, prio: NDArray[np.int64], n: int) -> NDArray[np.int64]:
+    """Per point, the zone of (point, zone) pairs with the highest level (ties: lowest index)."""
+    out = np.full(n, -1, dtype=np.int64)
+    order = np.lexsort((gi, -prio[gi], pi))
+    pi, gi = pi[order], gi[order]
+    first = np.r_[True, pi[1:] != pi[:-1]]
+    out[pi[first]] = gi[first]
+    return out
+
+
 def strtree_lookup(
     tree: shapely.STRtree, prio: NDArray[np.int64], lon: NDArray, lat: NDArray
 ) -> NDArray[np.int64]:
@@ -97,12 +107,7 @@ def strtree_lookup(
     level kept per point."""
     pts = shapely.points(lon, lat)
     pi, gi = tree.query(pts, predicate="intersects")
-    out = np.full(len(pts), -1, dtype=np.int64)
-    order = np.lexsort((gi, -prio[gi], pi))
-    pi, gi = pi[order], gi[order]
-    first = np.r_[True, pi[1:] != pi[:-1]]
-    out[pi[first]] = gi[first]
-    return out
+    return _highest(pi, gi, prio, len(pts))
 
 
 def strtree_prepared_lookup(
@@ -119,12 +124,7 @@ def strtree_prepared_lookup(
     pi, gi = tree.query(pts)
     hit = shapely.intersects(zones[gi], pts[pi])
     pi, gi = pi[hit], gi[hit]
-    out = np.full(len(pts), -1, dtype=np.int64)
-    order = np.lexsort((gi, -prio[gi], pi))
-    pi, gi = pi[order], gi[order]
-    first = np.r_[True, pi[1:] != pi[:-1]]
-    out[pi[first]] = gi[first]
-    return out
+    return _highest(pi, gi, prio, len(pts))
 
 
 def brute_force(
