@@ -163,12 +163,12 @@ def compare(
     v = shapely.get_coordinates(zones)[::50]
     lon_v, lat_v = v[:, 0], v[:, 1]
 
-    t_build, zi = timed(lambda: PolygonIndex(zones, priority=prio).build())
+    t_build, c_build, zi = cpu_timed(lambda: PolygonIndex(zones, priority=prio).build())
     rec(
         city,
         "riskmap index: build",
         t_build,
-        f"{len(zones):,} zones; leaf cells {zi.leaf_size_m:.1f} m; table "
+        f"CPU {c_build:.1f} s; {len(zones):,} zones; leaf cells {zi.leaf_size_m:.1f} m; table "
         f"{zi.table_bytes / 1e6:.1f} MB, {zi.boundary_cell_count:,} boundary leaves",
     )
     zi.lookup(lon[:1000], lat[:1000])  # warm-up
