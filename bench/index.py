@@ -26,7 +26,7 @@ import shapely
 from numpy.typing import NDArray
 from rich.console import Console
 
-from geo.index import PolygonIndex
+from riskmap.geo.index import PolygonIndex
 
 console = Console()
 BOX = (114.10, 30.40, 114.50, 30.75)  # 0.40 x 0.35 degrees around Wuhan

@@ -46,8 +46,8 @@ import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from geo import cells as h3c
-from geo._errors import CoordinateError
+from riskmap.geo import cells as h3c
+from riskmap.geo._errors import CoordinateError
 
 FORMAT_VERSION = 1
 _MAX_LEVEL = 20  # leaf keys of 40 bits, polygon numbers of 24 bits in one uint64
