@@ -3,6 +3,10 @@
     python bench/run.py                     # the sample city (2,000 communities, ~5,000 cases)
     python bench/run.py --scale             # and the scale city (100,000 / 1,000,000 / 120 d)
     python bench/run.py --scale --postgis   # and cn-three-zone as PostGIS SQL on the same data
+    python bench/run.py --index-only        # only the status index on the Wuhan-sized city
+
+Every run starts with the status index on the Wuhan-sized city (``bench/index.py``: 20,000
+Voronoi communities, 1,000,000 points; riskmap vs STRtree vs brute force).
 
 Machines here are noisy: compare ratios measured in one run, not absolute times.
 """
@@ -20,14 +24,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import shapely
 from rich.console import Console
 from rich.table import Table
 
+from bench import index as status_index
 from riskmap.data.generator import generate_city, write_city
 from riskmap.geo.history import zone_events
 from riskmap.geo.incremental import update_zones
-from riskmap.geo.index import PolygonIndex
 from riskmap.geo.policy import load_policy
 from riskmap.geo.zones import CommunityLayer, compute_zones, from_day
 
@@ -131,41 +134,25 @@ def bench_city(
             f"communities PostGIS {counts} riskmap {ours}",
         )
 
-    # status look-ups: H3-accelerated index vs STRtree only vs brute force
+    # status look-ups on this city's zones: riskmap's index vs STRtree vs brute force
     zones = res.zones
-    prio = [three.rank(lv) for lv in zones["level"]]
-    zi = PolygonIndex(zones.geometry.to_numpy(), 10, priority=prio)
-    t, _ = timed(lambda: zi.table)
-    rec(name, "zone index build (H3 res 10 table)", t, f"{zi.resolved_cell_count} resolved cells")
-    qx, qy = (
-        rng.uniform(*layer.frame.total_bounds[[0, 2]], points),
-        rng.uniform(*layer.frame.total_bounds[[1, 3]], points),
-    )
-    t, a = timed(lambda: zi.lookup(qx, qy))
-    rec(name, "status look-up, H3 table + exact fallback", t, f"{points / t:,.0f} points/s")
-    t, b = timed(lambda: zi.exact(qx, qy))
-    rec(name, "status look-up, STRtree only", t, f"{points / t:,.0f} points/s")
-    assert (a.index == b).all()
-    pts = shapely.points(qx, qy)
-    geoms = zones.geometry.to_numpy()
-    t, _ = timed(lambda: [shapely.intersects(g, pts) for g in geoms])
-    rec(
-        name,
-        "status look-up, brute force (every zone x every point)",
-        t,
-        f"{points / t:,.0f} points/s",
-    )
+    prio = np.array([three.rank(lv) for lv in zones["level"]], dtype=np.int64)
+    status_index.compare(rec, name, zones.geometry.to_numpy(), prio, points)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--scale", action="store_true", help="also run the scale city")
     ap.add_argument("--postgis", action="store_true", help="compare with PostGIS SQL")
+    ap.add_argument("--index-only", action="store_true", help="only the status index benchmark")
+    ap.add_argument("--index-points", type=int, default=1_000_000, help="points of that benchmark")
     ap.add_argument("--out", type=Path, default=Path("var/bench/results.json"))
     args = ap.parse_args()
     rec = Recorder()
-    bench_city(rec, "sample", 2_000, 5_000, 60, 200_000, args.postgis and not args.scale)
-    if args.scale:
+    status_index.bench_wuhan(rec, args.index_points)
+    if not args.index_only:
+        bench_city(rec, "sample", 2_000, 5_000, 60, 200_000, args.postgis and not args.scale)
+    if args.scale and not args.index_only:
         bench_city(rec, "scale", 100_000, 1_000_000, 120, 1_000_000, args.postgis)
     table = Table(title="riskmap benchmarks")
     for c in ("city", "what", "seconds", "note"):

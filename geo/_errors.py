@@ -49,3 +49,7 @@ class Reject:
 
     def __str__(self) -> str:
         return f"{self.file}: row {self.row}: {self.field}: {self.reason}"
+
+
+class CoordinateError(RiskmapError, ValueError):
+    """A point's coordinates are not a valid longitude/latitude (names the point and why)."""

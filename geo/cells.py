@@ -12,7 +12,9 @@ from typing import Literal, TypeVar
 import h3
 import h3.api.basic_int as h3i
 import numpy as np
+import pyarrow as pa
 import shapely
+from h3ronpy.vector import coordinates_to_cells
 from numpy.typing import ArrayLike, NDArray
 
 Containment = Literal["center", "full", "overlap"]
@@ -29,16 +31,19 @@ def check_resolution(res: int) -> int:
 
 
 def points_to_cells(lon: ArrayLike, lat: ArrayLike, res: int) -> CellArray:
-    """The cell of each (lon, lat) point, as uint64 (input order is GeoJSON's)."""
+    """The cell of each (lon, lat) point, as uint64 (input order is GeoJSON's).
+
+    Vectorized (h3ronpy, the same cells as h3's ``latlng_to_cell``); a non-finite coordinate
+    raises ``ValueError``."""
     check_resolution(res)
-    lon_a = np.asarray(lon, dtype=np.float64)
-    lat_a = np.asarray(lat, dtype=np.float64)
-    f = h3i.latlng_to_cell
-    return np.fromiter(
-        (f(y, x, res) for x, y in zip(lon_a.tolist(), lat_a.tolist(), strict=True)),
-        dtype=np.uint64,
-        count=len(lon_a),
-    )
+    lon_a = np.ascontiguousarray(lon, dtype=np.float64).ravel()
+    lat_a = np.ascontiguousarray(lat, dtype=np.float64).ravel()
+    if len(lon_a) != len(lat_a):
+        raise ValueError(f"{len(lon_a)} longitudes but {len(lat_a)} latitudes")
+    if len(lon_a) == 0:
+        return EMPTY_CELLS
+    out = coordinates_to_cells(pa.array(lat_a), pa.array(lon_a), res)
+    return pa.array(out).to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
 
 
 def polygon_cells(geom: shapely.Geometry, res: int, contain: Containment = "center") -> CellArray:

@@ -11,14 +11,22 @@ from riskmap.geo import cells as h3c
 from tests.helpers import squares
 
 
-def test_points_to_cells_matches_scalar_h3() -> None:
-    rng = np.random.default_rng(0)
-    lon = rng.uniform(-180, 180, 2000)
-    lat = rng.uniform(-85, 85, 2000)
-    got = h3c.points_to_cells(lon, lat, 10)
+@pytest.mark.parametrize("res", [0, 5, 10, 13, 15])
+def test_points_to_cells_matches_scalar_h3(res: int) -> None:
+    """The vectorized conversion (h3ronpy) gives h3's cells, poles and date line included."""
+    rng = np.random.default_rng(res)
+    lon = np.r_[rng.uniform(-180, 180, 2000), 180.0, -180.0, 0.0, 0.0, 114.3]
+    lat = np.r_[rng.uniform(-90, 90, 2000), 0.0, 0.0, 90.0, -90.0, 30.6]
+    got = h3c.points_to_cells(lon, lat, res)
     assert got.dtype == np.uint64
-    expect = [h3.str_to_int(h3.latlng_to_cell(y, x, 10)) for x, y in zip(lon, lat, strict=True)]
+    expect = [h3.str_to_int(h3.latlng_to_cell(y, x, res)) for x, y in zip(lon, lat, strict=True)]
     assert got.tolist() == expect
+
+
+def test_points_to_cells_refuses_non_finite() -> None:
+    with pytest.raises(ValueError):
+        h3c.points_to_cells([0.0, float("nan")], [0.0, 1.0], 9)
+    assert len(h3c.points_to_cells([], [], 9)) == 0
 
 
 def test_hex_round_trip_and_resolution() -> None:
