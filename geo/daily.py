@@ -198,13 +198,30 @@ def _fill_forward(r: ZoneResult, own: ZoneResult) -> None:
         r.levels[col] = own.levels[col].to_numpy()
 
 
+def _cells_in(layer: CommunityLayer, part_m: object) -> np.ndarray:
+    """The communities' cells whose centre lies in a metric area (where people live in it,
+    as the cells of exact-geometry zones)."""
+    import shapely
+
+    _, cells = layer.cells
+    x, y = layer.cell_centres
+    minx, miny, maxx, maxy = shapely.bounds(part_m)
+    box = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
+    if len(box) == 0:
+        return h3c.EMPTY_CELLS
+    shapely.prepare(part_m)
+    return cells[box[shapely.contains_xy(part_m, x[box], y[box])]]
+
+
 def area_history(
     result: ZoneResult, layer: CommunityLayer, start: dt.date, end: dt.date
 ) -> gpd.GeoDataFrame:
     """The exact-geometry areas (circles, building cells, buffers around them) active on some
     day ``start`` .. ``end`` (at most the result's as-of date), one row per area: its
     ``unit_id`` (the id :func:`geo.history.zone_events` gives it), level, label, first and
-    last active day in the period, number of active days, its H3 cells and its polygon
+    last active day in the period, number of active days, its H3 cells (the cells the kind
+    knows itself, e.g. building cells; else the communities' cells whose centre lies in the
+    area, as for exact-geometry zones) and its polygon
     (lon/lat; several features with the same id, e.g. a level's own circle and the one a
     higher level stepped down to it, are merged).
 
@@ -229,13 +246,17 @@ def area_history(
         kind = kind_of(lv)
         res = kind.cell_res(lv, layer)
         ids = np.array([area_id(lv.id, str(k)) for k in f.keys[on]], dtype=object)
+        lonlat = layer.to_lonlat_geoms(f.metric[on])
         for uid in sorted(set(ids.tolist())):
-            members = on[ids == uid]
+            pick = ids == uid
+            members = on[pick]
             days = np.flatnonzero(window[members].any(axis=0))
-            poly = shapely.union_all(layer.to_lonlat_geoms(f.metric[members]))
-            keys = [str(k) for k in f.keys[members]]
-            own = kind.own_cells(lv, layer, keys)
-            cells = own if own is not None else h3c.polygon_cells(poly, res)
+            poly = shapely.union_all(lonlat[pick])
+            own = kind.own_cells(lv, layer, [str(k) for k in f.keys[members]])
+            if own is not None:
+                cells = own
+            else:
+                cells = _cells_in(layer, shapely.union_all(f.metric[members]))
             if len(cells) == 0:
                 pt = shapely.point_on_surface(poly)
                 cells = h3c.points_to_cells([pt.x], [pt.y], res)
