@@ -126,9 +126,7 @@ def zones_over(
     ``forecast`` is true: they look forward from each date, and are then taken from one
     computation per date without geometry (slower)."""
     dates = date_range(start, end)
-    whole = compute_zones(
-        layer, cases, policy, end, metrics=metrics, with_geometry=with_geometry
-    )
+    whole = compute_zones(layer, cases, policy, end, metrics=metrics, with_geometry=with_geometry)
     assert whole.rank_grid is not None
     ndays = whole.rank_grid.shape[1]
     first_case = _first_input_day(cases, metrics, to_day(end))
@@ -149,17 +147,16 @@ def zones_over(
             r = assemble(ctx, policy, d, with_geometry)
             r.at_index = t
         if forecast:
-            _fill_forward(r, compute_zones(layer, cases, policy, d, metrics=metrics,
-                                           with_geometry=False))
+            _fill_forward(
+                r, compute_zones(layer, cases, policy, d, metrics=metrics, with_geometry=False)
+            )
         else:
             _clear_forward(r)
         by_date[d] = r
     return DailyZones(whole, by_date, forecast)
 
 
-def _first_input_day(
-    cases: pd.DataFrame, metrics: pd.DataFrame | None, end_d: int
-) -> int | None:
+def _first_input_day(cases: pd.DataFrame, metrics: pd.DataFrame | None, end_d: int) -> int | None:
     """The first day with a case or a metric (up to ``end_d``), None if there is none."""
     days = []
     if len(cases):
@@ -273,9 +270,7 @@ def area_history(
                     "geometry": poly,
                 }
             )
-    out = gpd.GeoDataFrame(
-        pd.DataFrame(rows, columns=AREA_COLUMNS), geometry="geometry", crs=WGS84
-    )
+    out = gpd.GeoDataFrame(pd.DataFrame(rows, columns=AREA_COLUMNS), geometry="geometry", crs=WGS84)
     rank = {lv: result.policy.rank(lv) for lv in result.policy.level_ids}
     out["_r"] = out["level"].map(rank)
     out = out.sort_values(["_r", "unit_id"], ascending=[False, True]).drop(columns="_r")

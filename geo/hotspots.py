@@ -61,12 +61,23 @@ __all__ = [
 
 
 def gi_star(
-    values: NDArray[np.float64], adjacency: sparse.spmatrix
+    values: NDArray[np.float64],
+    adjacency: sparse.spmatrix,
+    *,
+    permutations: int = 0,
+    seed: int | None = 0,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(z-score, two-sided p-value) of Gi* for each place, from its value and a binary
     (places x places) adjacency without the diagonal (each place is its own neighbour in
     Gi*: added here). Places where Gi* is undefined (no cases anywhere, or the same value
-    everywhere) get z = NaN and p = 1."""
+    everywhere, or a place whose neighbourhood is every place) get z = NaN and p = 1.
+
+    ``permutations`` 0: p from the normal distribution of z (fast; somewhat liberal when
+    counts are small: see README); else from esda's conditional permutations (the place's
+    value kept, the others shuffled): the share of permuted Gi* at least as far from their
+    mean as the observed one, (k + 1) / (permutations + 1); ``seed`` makes it repeatable.
+    The smallest such p is 1 / (permutations + 1): with m places, Benjamini-Hochberg can
+    flag a single place only when that is below alpha / m."""
     from esda.getisord import G_Local
     from libpysal.weights import WSP
 
@@ -81,9 +92,21 @@ def gi_star(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # islands: a place with no neighbour is legitimate
         w = WSP(adj).to_W(silence_warnings=True)
-        g = G_Local(y, w, transform="B", star=True, permutations=0)
+        g = G_Local(y, w, transform="B", star=True, permutations=permutations, seed=seed, n_jobs=1)
     z = np.asarray(g.Zs, dtype=np.float64)
-    p = np.where(np.isfinite(z), 2 * stats.norm.sf(np.abs(z)), 1.0)
+    if permutations:
+        # two-sided: permuted values at least as far from their mean as the observed one
+        # (esda's folded pseudo p-value counts ties with the observed value on one side, so
+        # a place at the minimum of a sparse count field would look significant)
+        sims = np.asarray(g.rGs, dtype=np.float64)  # places x permutations
+        centre = sims.mean(axis=1, keepdims=True)
+        obs = np.abs(np.asarray(g.Gs, dtype=np.float64)[:, None] - centre)
+        far = (np.abs(sims - centre) >= obs * (1 - 1e-9)).sum(axis=1)
+        p = (far + 1) / (permutations + 1)
+    else:
+        p = 2 * stats.norm.sf(np.abs(z))
+    p = np.where(np.isfinite(z), p, 1.0)
+    z = np.where(np.isfinite(z), z, np.nan)
     return z, p
 
 
@@ -108,6 +131,8 @@ def hotspots(
     types: Sequence[str] | None = DEFAULT_TYPES,
     public: bool = True,
     min_count: int = 5,
+    permutations: int = 0,
+    seed: int | None = 0,
 ) -> gpd.GeoDataFrame:
     """Gi* hotspots of the cases reported in the ``days`` days ending on ``at``.
 
@@ -117,13 +142,16 @@ def hotspots(
     per community. Returns a GeoDataFrame (lon/lat) ready for GeoJSON, one row per cell
     (``id``: the H3 index as hex) or community (``id``: community id), sorted by id; columns
     ``PUBLIC_COLUMNS`` when ``public`` (the default), else ``ANALYST_COLUMNS``. See the
-    module's docstring for what each variant reveals."""
+    module's docstring for what each variant reveals. ``permutations`` and ``seed``: see
+    :func:`gi_star`."""
     if not isinstance(days, int) or days < 1:
         raise ValueError(f"days: a positive integer is needed, got {days!r}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha: a level between 0 and 1 is needed, got {alpha!r}")
     if not isinstance(min_count, int) or min_count < 1:
         raise ValueError(f"min_count: a positive integer is needed, got {min_count!r}")
+    if not isinstance(permutations, int) or permutations < 0:
+        raise ValueError(f"permutations: 0 or a positive integer, got {permutations!r}")
     if on not in ("cells", "communities"):
         raise ValueError(f"on: {on!r} is not 'cells' or 'communities'")
     if on == "cells":
@@ -142,7 +170,7 @@ def hotspots(
         ids, geoms, counts, adj = _cells(layer, pts, res)
     else:
         ids, geoms, counts, adj = _communities(layer, pts)
-    z, p = gi_star(counts.astype(np.float64), adj)
+    z, p = gi_star(counts.astype(np.float64), adj, permutations=permutations, seed=seed)
     p_fdr = stats.false_discovery_control(p, method="bh") if len(p) else p
     cls = classify(z, p_fdr, alpha)
     out = gpd.GeoDataFrame(

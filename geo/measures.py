@@ -22,7 +22,8 @@ import shapely
 from numpy.typing import NDArray
 
 from geo.history import base_rank
-from geo.zones import CommunityLayer, ZoneResult, from_day, to_day, to_days
+from geo.policy import Level
+from geo.zones import CommunityLayer, Features, ZoneResult, from_day, to_day, to_days
 
 UNITS = ("community", "subdistrict", "district", "all")
 DEFAULT_TYPES: tuple[str, ...] = ("confirmed",)
@@ -143,7 +144,8 @@ def incidence(
     pts = case_points(cases, layer, types)
     counts = _counts(pts, codes, len(ids), first, last)
     pop = _unit_population(layer, unit)
-    per, note = [], []
+    per: list[float | None] = []
+    note: list[str] = []
     for c, p in zip(counts.tolist(), pop.tolist(), strict=True):
         if math.isnan(p):
             per.append(None)
@@ -298,7 +300,7 @@ def population_under_levels(
     pop = np.nan_to_num(layer.population)
     area = shapely.area(layer.metric)
     exact = [lv for lv in levels if _features(result, lv.id) is not None]
-    cache: dict[tuple[int, bytes], NDArray[np.float64]] = {}
+    cache: dict[tuple[int, bytes], tuple[NDArray[np.float64], shapely.Geometry]] = {}
     base = base_rank(result, True)
     ids_by_rank = policy.ids_by_rank
     rows = []
@@ -307,8 +309,8 @@ def population_under_levels(
         t = to_day(day) - result.day0
         if t < 0:  # before the grid: only the levels drawn over every community
             for lv in levels:
-                share = float(pop.sum()) if base and ids_by_rank[base] == lv.id else 0.0
-                rows.append((day, lv.id, lv.label, share, False))
+                everyone = float(pop.sum()) if base and ids_by_rank[base] == lv.id else 0.0
+                rows.append((day, lv.id, lv.label, everyone, False))
             day += dt.timedelta(days=1)
             continue
         t = min(t, result.at_index)
@@ -325,11 +327,12 @@ def population_under_levels(
             if f is not None:
                 act = f.active[:, t]
                 if act.any():
-                    region = shapely.union_all(f.metric[act])
                     key = (k, act.tobytes() + _exact_key(result, exact, lv.id, t))
                     if key not in cache:
-                        cache[key] = _area_shares(layer, region, higher_exact, area)
-                    share = np.minimum(cache[key], free)
+                        region = shapely.union_all(f.metric[act])
+                        cache[key] = (_area_shares(layer, region, higher_exact, area), region)
+                    shares, region = cache[key]
+                    share = np.minimum(shares, free)
                     total += float((pop * share).sum())
                     free = free - share
                     weighted = True
@@ -341,18 +344,20 @@ def population_under_levels(
     return pd.DataFrame(rows, columns=["date", "level", "label", "population", "area_weighted"])
 
 
-def _features(result: ZoneResult, level: str):  # type: ignore[no-untyped-def]
+def _features(result: ZoneResult, level: str) -> Features | None:
     f = result.states[level].features
     return f if f is not None and len(f) else None
 
 
-def _exact_key(result: ZoneResult, exact: list, level: str, t: int) -> bytes:  # type: ignore[type-arg]
+def _exact_key(result: ZoneResult, exact: list[Level], level: str, t: int) -> bytes:
     """The active features of the exact levels above ``level`` on column ``t``."""
     out = b""
     for lv in exact:
         if lv.id == level:
             break
-        out += result.states[lv.id].features.active[:, t].tobytes()
+        f = _features(result, lv.id)
+        if f is not None:
+            out += f.active[:, t].tobytes()
     return out
 
 

@@ -113,5 +113,7 @@ def test_area_history_names_the_areas_of_the_events(city) -> None:  # type: igno
     assert all(cont.buffer(1e-7).contains(g) for g in on.geometry)
     assert all(
         f <= la and 1 <= n <= (la - f).days + 1
-        for f, la, n in zip(areas["first_day"], areas["last_day"], areas["days_active"], strict=True)
+        for f, la, n in zip(
+            areas["first_day"], areas["last_day"], areas["days_active"], strict=True
+        )
     )

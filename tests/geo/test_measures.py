@@ -3,7 +3,6 @@ small data."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 
 import numpy as np
@@ -19,7 +18,6 @@ from geo.measures import (
     population_under_levels,
     unit_measures,
 )
-from geo.policy import load_policy
 from geo.zones import CommunityLayer
 from tests.conftest import squares
 from tests.geo.scenario import Scenario, cases, day
