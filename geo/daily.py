@@ -5,7 +5,8 @@ One :func:`~geo.zones.compute_zones` as of the last date of the range evaluates 
 over the whole day axis; column t of its grids depends only on cases reported on or before
 day t (see :mod:`geo.history`), so the zones of each earlier date are assembled from the same
 grids with that date's column as the as-of column. Only the assembly (grouping communities
-into zones, their unions and cells) is repeated per date, never the levels' evaluation.
+into zones, their unions and cells) is repeated per date, never the levels' evaluation; a
+zone with the same communities as the day before keeps that day's geometry and cells.
 
 Two columns look *forward* from the as-of date and cannot come from a computation that
 already knows the later cases: ``expected_lift`` (when the zone lifts if no case comes) and
@@ -132,6 +133,7 @@ def zones_over(
     first_case = _first_input_day(cases, metrics, to_day(end))
     empty = cases.iloc[:0]
     by_date: dict[dt.date, ZoneResult] = {}
+    known: dict[str, tuple[list[str], object, np.ndarray]] = {}  # the day before's zones
     for d in dates:
         checkpoint()
         d_i = to_day(d)
@@ -144,8 +146,15 @@ def zones_over(
             ctx = Context(
                 layer, empty, np.empty(0, np.int64), whole.day0, ndays, t, None, whole.states
             )
-            r = assemble(ctx, policy, d, with_geometry)
+            r = assemble(ctx, policy, d, with_geometry, known)
             r.at_index = t
+        z = r.zones[r.zones["drawn"] == "community"]
+        known = {
+            str(zid): (list(c), g, cl)
+            for zid, c, g, cl in zip(
+                z["zone_id"], z["community_ids"], z.geometry, z["cells"], strict=True
+            )
+        }
         if forecast:
             _fill_forward(
                 r, compute_zones(layer, cases, policy, d, metrics=metrics, with_geometry=False)
