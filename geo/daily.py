@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import geopandas as gpd
 import numpy as np
@@ -38,6 +38,7 @@ from geo.zones import (
     from_day,
     kind_of,
     to_day,
+    to_days,
 )
 from geo.zones.assemble import assemble
 
@@ -130,24 +131,31 @@ def zones_over(
     whole = compute_zones(layer, cases, policy, end, metrics=metrics, with_geometry=with_geometry)
     assert whole.rank_grid is not None
     ndays = whole.rank_grid.shape[1]
-    first_case = _first_input_day(cases, metrics, to_day(end))
+    first_case = _first_case_day(cases, to_day(end))
     empty = cases.iloc[:0]
     by_date: dict[dt.date, ZoneResult] = {}
     known: dict[str, tuple[list[str], object, np.ndarray]] = {}  # the day before's zones
+    prev: tuple[int, ZoneResult] | None = None  # the day before's grid column and result
     for d in dates:
         checkpoint()
         d_i = to_day(d)
         if first_case is None or d_i < first_case:
             # nothing reported yet: only the levels drawn over every community (a
             # computation without cases, no grid to share)
-            r = compute_zones(layer, empty, policy, d, metrics=None, with_geometry=with_geometry)
+            r = compute_zones(layer, empty, policy, d, metrics=metrics, with_geometry=with_geometry)
+            prev = None
         else:
             t = min(d_i - whole.day0, whole.at_index)
-            ctx = Context(
-                layer, empty, np.empty(0, np.int64), whole.day0, ndays, t, None, whole.states
-            )
-            r = assemble(ctx, policy, d, with_geometry, known)
-            r.at_index = t
+            if prev is not None and _unchanged(whole, prev[0], t):
+                # the same grids' columns as the day before: the same zones and levels
+                r = replace(prev[1], at=d, zones=prev[1].zones.copy(), levels=prev[1].levels.copy())
+            else:
+                ctx = Context(
+                    layer, empty, np.empty(0, np.int64), whole.day0, ndays, t, None, whole.states
+                )
+                r = assemble(ctx, policy, d, with_geometry, known)
+                r.at_index = t
+            prev = (t, r)
         z = r.zones[r.zones["drawn"] == "community"]
         known = {
             str(zid): (list(c), g, cl)
@@ -165,24 +173,32 @@ def zones_over(
     return DailyZones(whole, by_date, forecast)
 
 
-def _first_input_day(cases: pd.DataFrame, metrics: pd.DataFrame | None, end_d: int) -> int | None:
-    """The first day with a case or a metric (up to ``end_d``), None if there is none."""
-    days = []
-    if len(cases):
-        from geo.zones import to_days
+def _unchanged(whole: ZoneResult, t_prev: int, t: int) -> bool:
+    """Whether grid column ``t`` gives the same zones as column ``t_prev`` (the day before,
+    or the same column): every rank and every exact feature the same."""
+    if t == t_prev:
+        return True
+    if t != t_prev + 1:
+        return False
+    assert whole.rank_grid is not None and whole.zone_rank_grid is not None
+    for g in (whole.rank_grid, whole.zone_rank_grid):
+        if not np.array_equal(g[:, t], g[:, t_prev]):
+            return False
+    for st in whole.states.values():
+        f = st.features
+        if f is not None and len(f) and not np.array_equal(f.active[:, t], f.active[:, t_prev]):
+            return False
+    return True
 
-        rep = to_days(cases["reported"])
-        rep = rep[rep <= end_d]
-        if len(rep):
-            days.append(int(rep.min()))
-    if metrics is not None and len(metrics):
-        from geo.zones import to_days
 
-        m = to_days(metrics["date"])
-        m = m[m <= end_d]
-        if len(m):
-            days.append(int(m.min()))
-    return min(days) if days else None
+def _first_case_day(cases: pd.DataFrame, end_d: int) -> int | None:
+    """The first report day of a case (up to ``end_d``), None if there is none: the engine's
+    grids start there."""
+    if len(cases) == 0:
+        return None
+    rep = to_days(cases["reported"])
+    rep = rep[rep <= end_d]
+    return int(rep.min()) if len(rep) else None
 
 
 def _clear_forward(r: ZoneResult) -> None:

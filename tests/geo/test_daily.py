@@ -15,6 +15,8 @@ from geo.daily import area_history, date_range, zones_over
 from geo.history import zone_events
 from geo.policy import load_policy
 from geo.zones import CommunityLayer, compute_zones
+from tests.conftest import squares
+from tests.geo.scenario import Scenario, cases, day
 
 END = dt.date(2024, 3, 20)
 PRESETS = sorted(p.stem for p in (Path(__file__).parents[2] / "data" / "policies").glob("*.yaml"))
@@ -117,3 +119,22 @@ def test_area_history_names_the_areas_of_the_events(city) -> None:  # type: igno
             areas["first_day"], areas["last_day"], areas["days_active"], strict=True
         )
     )
+
+
+@pytest.mark.parametrize("preset", ["cn-three-zone", "shanghai-2022-04", "hk-building"])
+def test_every_date_of_a_long_quiet_range(preset: str) -> None:
+    # one case, then nothing for two months: the grid stops long before the last date
+    town = CommunityLayer(
+        squares([("A", 0, 0, 500, "D1"), ("B", 500, 0, 500, "D1"), ("F", 20000, 0, 500, "D2")]),
+        h3_res=10,
+    )
+    s = Scenario(town, preset, cases(("k1", 0, "confirmed", "residence", 250, 250)))
+    got = zones_over(town, s.cases, s.policy, day(-3), day(60), with_geometry=False)
+    assert got.result.at_index < (day(60) - day(0)).days  # the grid was cut short
+    for n in [*range(-3, 20), *range(20, 61, 8)]:
+        want = compute_zones(town, s.cases, s.policy, day(n), with_geometry=False)
+        r = got.by_date[day(n)]
+        assert r.zones["zone_id"].tolist() == want.zones["zone_id"].tolist(), n
+        assert r.zones["start"].tolist() == want.zones["start"].tolist(), n
+        assert r.levels["level"].tolist() == want.levels["level"].tolist(), n
+        assert r.levels["since"].tolist() == want.levels["since"].tolist(), n
