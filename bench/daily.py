@@ -11,10 +11,10 @@ import argparse
 import datetime as dt
 import time
 
-from data.generator import generate_city
-from geo.daily import zones_over
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, compute_zones
+from riskmap.data.generator import generate_city
+from riskmap.geo.daily import zones_over
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, compute_zones
 
 
 def main() -> None:

@@ -25,11 +25,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo import cells as h3c
-from geo._cancel import checkpoint
-from geo.crs import WGS84
-from geo.policy import Policy
-from geo.zones import (
+from riskmap.geo import cells as h3c
+from riskmap.geo._cancel import checkpoint
+from riskmap.geo.crs import WGS84
+from riskmap.geo.policy import Policy
+from riskmap.geo.zones import (
     CommunityLayer,
     Context,
     ZoneResult,
@@ -40,7 +40,7 @@ from geo.zones import (
     to_day,
     to_days,
 )
-from geo.zones.assemble import assemble
+from riskmap.geo.zones.assemble import assemble
 
 FORWARD_ZONE_COLUMNS = ("last_case", "expected_lift")
 FORWARD_LEVEL_COLUMNS = ("last_case", "expected_lift")

@@ -39,10 +39,10 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import sparse, stats
 
-from geo import cells as h3c
-from geo.crs import WGS84
-from geo.measures import DEFAULT_TYPES, case_points
-from geo.zones import CommunityLayer, to_day, to_days
+from riskmap.geo import cells as h3c
+from riskmap.geo.crs import WGS84
+from riskmap.geo.measures import DEFAULT_TYPES, case_points
+from riskmap.geo.zones import CommunityLayer, to_day, to_days
 
 PUBLIC_MAX_RES = 8
 CLASSES = ("hot", "cold", "not significant")

@@ -21,9 +21,9 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from geo.history import base_rank
-from geo.policy import Level
-from geo.zones import CommunityLayer, Features, ZoneResult, from_day, to_day, to_days
+from riskmap.geo.history import base_rank
+from riskmap.geo.policy import Level
+from riskmap.geo.zones import CommunityLayer, Features, ZoneResult, from_day, to_day, to_days
 
 UNITS = ("community", "subdistrict", "district", "all")
 DEFAULT_TYPES: tuple[str, ...] = ("confirmed",)
@@ -76,7 +76,7 @@ def case_points(
 
 
 def _case_types() -> tuple[str, ...]:
-    from geo.io import CASE_TYPES
+    from riskmap.geo.io import CASE_TYPES
 
     return CASE_TYPES
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import shapely
 
-from data.generator import generate_city
-from geo.daily import area_history, date_range, zones_over
-from geo.history import zone_events
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, compute_zones
+from riskmap.data.generator import generate_city
+from riskmap.geo.daily import area_history, date_range, zones_over
+from riskmap.geo.history import zone_events
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, compute_zones
 from tests.conftest import squares
 from tests.geo.scenario import Scenario, cases, day
 

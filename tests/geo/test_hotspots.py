@@ -13,8 +13,8 @@ import pytest
 import shapely
 from scipy import sparse
 
-from geo.hotspots import ANALYST_COLUMNS, PUBLIC_COLUMNS, gi_star, hotspots
-from geo.zones import CommunityLayer
+from riskmap.geo.hotspots import ANALYST_COLUMNS, PUBLIC_COLUMNS, gi_star, hotspots
+from riskmap.geo.zones import CommunityLayer
 from tests.conftest import LOCAL, squares
 
 AT = dt.date(2024, 3, 14)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo.measures import (
+from riskmap.geo.measures import (
     case_points,
     doubling_time,
     growth,
@@ -18,7 +18,7 @@ from geo.measures import (
     population_under_levels,
     unit_measures,
 )
-from geo.zones import CommunityLayer
+from riskmap.geo.zones import CommunityLayer
 from tests.conftest import squares
 from tests.geo.scenario import Scenario, cases, day
 
