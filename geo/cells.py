@@ -160,3 +160,30 @@ def resolution_of(cells: ArrayLike) -> NDArray[np.int64]:
         [h3i.get_resolution(c) for c in np.asarray(cells, dtype=np.uint64).tolist()],
         dtype=np.int64,
     )
+
+
+def parents(cells: ArrayLike, res: int) -> CellArray:
+    """The cell of resolution ``res`` holding each cell (the cell itself when it is as coarse
+    or coarser)."""
+    check_resolution(res)
+    f, r = h3i.cell_to_parent, h3i.get_resolution
+    return np.fromiter(
+        (c if r(c) <= res else f(c, res) for c in np.asarray(cells, dtype=np.uint64).tolist()),
+        dtype=np.uint64,
+    )
+
+
+def ring_pairs(cells: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(i, j) positions of the pairs of neighbouring cells (sharing an edge) among ``cells``
+    (each pair both ways)."""
+    arr = np.asarray(cells, dtype=np.uint64)
+    pos = {c: i for i, c in enumerate(arr.tolist())}
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, c in enumerate(arr.tolist()):
+        for nb in h3i.grid_disk(c, 1):
+            j = pos.get(nb)
+            if j is not None and j != i:
+                rows.append(i)
+                cols.append(j)
+    return np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)

@@ -52,8 +52,15 @@ def sort_zones(zones: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     return zones.reset_index(drop=True)
 
 
-def assemble(ctx: Context, policy: Policy, at: dt.date, with_geometry: bool) -> ZoneResult:
-    """Levels per community and zones as of the as-of date, from the levels' grids."""
+def assemble(
+    ctx: Context,
+    policy: Policy,
+    at: dt.date,
+    with_geometry: bool,
+    known: dict[str, tuple[list[str], object, NDArray[np.uint64]]] | None = None,
+) -> ZoneResult:
+    """Levels per community and zones as of the as-of date, from the levels' grids
+    (``known``: see :func:`community_zones`)."""
     layer, at_i, n = ctx.layer, ctx.at_i, ctx.n
     levels_low_first = policy.levels_low_first
     # ranks of the levels drawn per community (zones), and displayed per community
@@ -91,7 +98,7 @@ def assemble(ctx: Context, policy: Policy, at: dt.date, with_geometry: bool) -> 
         st = ctx.states[lv.id]
         zlast[m] = np.where(st.grid[:, at_i], st.last, -1)[m]
     comm_zones = community_zones(
-        layer, policy, ctx, zone_of, zr_at, zstart, zend, zlast, with_geometry
+        layer, policy, ctx, zone_of, zr_at, zstart, zend, zlast, with_geometry, known
     )
     geo_zones = geometric_zones(ctx, policy, with_geometry)
     zones = pd.concat([comm_zones, geo_zones], ignore_index=True)
