@@ -14,9 +14,28 @@ plain loops.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import numba
 import numpy as np
 from numba import njit, prange
+
+# below this many cylinders a call runs on one thread: starting threads costs more (much more
+# on a busy machine) than it saves
+_PARALLEL_CELLS = 1_000_000
+
+
+@contextmanager
+def threads_for(cells: int) -> Iterator[None]:
+    """Run the loops of a problem of ``cells`` cylinders on one thread when it is small."""
+    before = numba.get_num_threads()
+    if cells < _PARALLEL_CELLS:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 @njit(cache=True, inline="always")

@@ -129,8 +129,12 @@ class ScanResult:
         return {"clusters": [c.to_dict() for c in self.clusters]}
 
 
-def _plain(x: Hashable) -> Any:
+def _plain(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
+
+
+def _show(x: Any) -> str:
+    return repr(_plain(x))
 
 
 def haversine_km(
@@ -175,15 +179,15 @@ def _locations(coords: pd.DataFrame) -> tuple[pd.Index, NDArray[np.float64], NDA
         raise ScanError("coordinates: a location id is missing")
     dup = ids[ids.duplicated()]
     if len(dup):
-        raise ScanError(f"coordinates: location {dup[0]!r} is listed more than once")
+        raise ScanError(f"coordinates: location {_show(dup[0])} is listed more than once")
     lat = pd.to_numeric(coords["lat"], errors="coerce").to_numpy(dtype=float)
     lon = pd.to_numeric(coords["lon"], errors="coerce").to_numpy(dtype=float)
     bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ScanError(
-            f"coordinates: location {ids[i]!r}: lat {coords['lat'].iloc[i]!r}, "
-            f"lon {coords['lon'].iloc[i]!r} is not a position in degrees"
+            f"coordinates: location {_show(ids[i])}: lat {_show(coords['lat'].iloc[i])}, "
+            f"lon {_show(coords['lon'].iloc[i])} is not a position in degrees"
         )
     if len(ids) == 0:
         raise ScanError("coordinates: no location")
@@ -200,18 +204,18 @@ def _cases(
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ScanError(
-            f"cases: row {i + 1}: count {counts['count'].iloc[i]!r} is not a whole number >= 0"
+            f"cases: row {i + 1}: count {_show(counts['count'].iloc[i])} is not a whole number >= 0"
         )
     loc = ids.get_indexer(pd.Index(counts["location"]))
     if (loc < 0).any():
         i = int(np.flatnonzero(loc < 0)[0])
         raise ScanError(
-            f"cases: row {i + 1}: location {counts['location'].iloc[i]!r} has no coordinates"
+            f"cases: row {i + 1}: location {_show(counts['location'].iloc[i])} has no coordinates"
         )
     dates = pd.to_datetime(counts["date"], errors="coerce")
     if dates.isna().any():
         i = int(np.flatnonzero(dates.isna().to_numpy())[0])
-        raise ScanError(f"cases: row {i + 1}: date {counts['date'].iloc[i]!r} is not a date")
+        raise ScanError(f"cases: row {i + 1}: date {_show(counts['date'].iloc[i])} is not a date")
     day = dates.to_numpy().astype("datetime64[D]")
     end64 = np.datetime64(end, "D")
     keep_n = n > 0
@@ -566,34 +570,35 @@ def space_time_scan(
     design = prep.design
     total = float(design.total)
     kmax = design.kmax
-    per_window = _window_counts(prep.grid(prep.case_day), design)
-    best, best_w, best_c = _kernels.circle_best(
-        design.nbr, kmax, design.valid, design.share, per_window, design.day_share, total
-    )
-    picks = _clusters_from(best, design, max_clusters)
-    llrs = [float(best[i, k]) for i, k in picks]
+    with _kernels.threads_for(design.n_loc * design.width * len(design.t0)):
+        per_window = _window_counts(prep.grid(prep.case_day), design)
+        best, best_w, best_c = _kernels.circle_best(
+            design.nbr, kmax, design.valid, design.share, per_window, design.day_share, total
+        )
+        picks = _clusters_from(best, design, max_clusters)
+        llrs = [float(best[i, k]) for i, k in picks]
 
-    null_max = np.zeros(replications)
-    if picks and replications:
-        rng = np.random.default_rng(seed)
-        for r in range(replications):
-            pw = _window_counts(prep.grid(rng.permutation(prep.case_day)), design)
-            null_max[r] = _kernels.max_llr(
-                design.nbr,
-                kmax,
-                design.valid,
-                design.share,
-                pw.astype(np.float64),
-                pw.any(axis=1),
-                design.day_share,
-                total,
-                min(llrs),
-                max(llrs),
-            )
-            if progress is not None:
-                progress(r + 1, replications)
-    elif progress is not None:
-        progress(replications, replications)
+        null_max = np.zeros(replications)
+        if picks and replications:
+            rng = np.random.default_rng(seed)
+            for r in range(replications):
+                pw = _window_counts(prep.grid(rng.permutation(prep.case_day)), design)
+                null_max[r] = _kernels.max_llr(
+                    design.nbr,
+                    kmax,
+                    design.valid,
+                    design.share,
+                    pw.astype(np.float64),
+                    pw.any(axis=1),
+                    design.day_share,
+                    total,
+                    min(llrs),
+                    max(llrs),
+                )
+                if progress is not None:
+                    progress(r + 1, replications)
+        elif progress is not None:
+            progress(replications, replications)
 
     clusters = []
     for (i, k), llr in zip(picks, llrs, strict=True):
