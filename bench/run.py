@@ -3,6 +3,7 @@
     python bench/run.py                     # the sample city (2,000 communities, ~5,000 cases)
     python bench/run.py --scale             # and the scale city (100,000 / 1,000,000 / 120 d)
     python bench/run.py --scale --postgis   # and cn-three-zone as PostGIS SQL on the same data
+    python -m bench.scan                    # the space-time scan alone (see bench/README.md)
 
 Machines here are noisy: compare ratios measured in one run, not absolute times.
 """
@@ -24,6 +25,8 @@ import shapely
 from rich.console import Console
 from rich.table import Table
 
+from bench.scan import bench_scan
+from bench.scan import synthetic as scan_synthetic
 from data.generator import generate_city, write_city
 from geo.history import zone_events
 from geo.incremental import update_zones
@@ -58,6 +61,7 @@ def bench_city(
     days: int,
     points: int,
     postgis: bool,
+    scan: bool = False,
 ) -> None:
     t, city = timed(
         lambda: generate_city(seed=1, communities=communities, cases=cases, days=days, end=END)
@@ -112,6 +116,17 @@ def bench_city(
         f"full recompute {t_full:.3f} s, ratio {t_full / t_inc:.1f}x (target <= 1 s)",
     )
 
+    if scan:
+        # space-time scan on the communities of the cases' residences, prospective at END
+        homes = cs[(cs["role"] == "residence") & (cs["community"] >= 0)]
+        ids = layer.frame["community_id"].to_numpy()
+        counts = pd.DataFrame(
+            {"location": ids[homes["community"].to_numpy()], "date": homes["reported"], "count": 1}
+        )
+        centres = layer.frame.geometry.to_crs(layer.frame.estimate_utm_crs()).centroid.to_crs(4326)
+        coords = pd.DataFrame({"location": ids, "lat": centres.y, "lon": centres.x})
+        bench_scan(rec, name, counts, coords, 999)
+
     if postgis:
         from bench import postgis as pg
 
@@ -164,7 +179,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("var/bench/results.json"))
     args = ap.parse_args()
     rec = Recorder()
-    bench_city(rec, "sample", 2_000, 5_000, 60, 200_000, args.postgis and not args.scale)
+    bench_city(rec, "sample", 2_000, 5_000, 60, 200_000, args.postgis and not args.scale, True)
+    # the scan on 2,000 locations x 60 days with cases independent of place and day (bench/scan.py)
+    bench_scan(rec, "scan 2,000 x 60 d", *scan_synthetic(2_000, 60, 5_000), 999)
     if args.scale:
         bench_city(rec, "scale", 100_000, 1_000_000, 120, 1_000_000, args.postgis)
     table = Table(title="riskmap benchmarks")

@@ -118,7 +118,10 @@ def max_llr(nbr, kmax, valid, share, per_window, nonzero, day_share, total, floo
             for w in range(n_win):
                 mu = s * day_share[w]
                 d = c[w] - mu
-                if d > 0 and total * d * d >= level * mu * (total - mu):
+                if not (d > 0 and total * d * d >= level * mu * (total - mu)):
+                    continue
+                # tighter, still without a logarithm: log x <= (x - 1) / sqrt(x) for x >= 1
+                if d * (math.sqrt(c[w] / mu) - (total - c[w]) / (total - mu)) >= level:
                     v = _llr(c[w], mu, total)
                     if v > b:
                         b = v

@@ -270,6 +270,26 @@ class _Design:
     def kmax(self) -> NDArray[np.int64]:
         return (self.nbr < self.n_loc).sum(axis=1).astype(np.int64)
 
+    def with_cases(
+        self, loc_totals: NDArray[np.int64]
+    ) -> tuple[NDArray[np.intp], NDArray[np.int64], NDArray[np.bool_], NDArray[np.float64]]:
+        """(nbr, kmax, valid, share) without the locations that have no case in the study
+        period: they have none in any replication either (its location totals are kept), so a
+        circle ending on one has the count and expected count of the circle ending on the last
+        location with cases before it. The replications scan these shorter lists."""
+        has = np.append(loc_totals, 0)[self.nbr] > 0
+        pos = np.cumsum(has, axis=1) - 1
+        width = max(1, int(has.sum(axis=1).max()))
+        nbr = np.full((self.n_loc, width), self.n_loc, dtype=np.intp)
+        share = np.zeros((self.n_loc, width))
+        valid = np.zeros((self.n_loc, width), dtype=bool)
+        r, k = np.nonzero(has)
+        nbr[r, pos[r, k]] = self.nbr[r, k]
+        share[r, pos[r, k]] = self.share[r, k]
+        r, k = np.nonzero(self.valid & (pos >= 0))
+        valid[r, pos[r, k]] = True
+        return nbr, has.sum(axis=1).astype(np.int64), valid, share
+
 
 def _design(
     lat: NDArray[np.float64],
@@ -581,13 +601,16 @@ def space_time_scan(
         null_max = np.zeros(replications)
         if picks and replications:
             rng = np.random.default_rng(seed)
+            nbr, kmax, valid, share = design.with_cases(
+                np.bincount(prep.case_loc, minlength=design.n_loc)
+            )
             for r in range(replications):
                 pw = _window_counts(prep.grid(rng.permutation(prep.case_day)), design)
                 null_max[r] = _kernels.max_llr(
-                    design.nbr,
+                    nbr,
                     kmax,
-                    design.valid,
-                    design.share,
+                    valid,
+                    share,
                     pw.astype(np.float64),
                     pw.any(axis=1),
                     design.day_share,

@@ -172,7 +172,7 @@ def test_every_candidate_equals_brute_force(
 @pytest.mark.parametrize("prospective", [True, False])
 def test_compiled_replication_loop_equals_numpy(prospective: bool) -> None:
     """The loop used in replications (skips, bounds, early stop) finds the same maximum."""
-    counts, coords = random_data(5, 120, 40, 900, duplicates=3)
+    counts, coords = random_data(5, 120, 40, 300, duplicates=3)
     prep = _prepare(
         counts,
         coords,
@@ -192,6 +192,11 @@ def test_compiled_replication_loop_equals_numpy(prospective: bool) -> None:
         args = (d.nbr, d.kmax, d.valid, d.share, pw.astype(float), pw.any(axis=1))
         rest = (d.day_share, float(d.total))
         assert kernels.max_llr(*args, *rest, 0.0, np.inf) == pytest.approx(ref, rel=1e-12)
+        # the same without the locations that have no case
+        short = d.with_cases(np.bincount(prep.case_loc, minlength=d.n_loc))
+        assert short[0].shape[1] < d.width
+        got = kernels.max_llr(*short, pw.astype(float), pw.any(axis=1), *rest, 0.0, np.inf)
+        assert got == pytest.approx(ref, rel=1e-12)
         assert kernels.max_llr(*args, *rest, ref * 0.9, np.inf) == pytest.approx(ref, rel=1e-12)
         assert kernels.max_llr(*args, *rest, ref * 1.01, np.inf) == 0.0
         assert kernels.max_llr(*args, *rest, 0.0, ref * 0.5) >= ref * 0.5
