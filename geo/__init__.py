@@ -10,6 +10,7 @@ from geo._errors import (
     PolicyError,
     Reject,
     RiskmapError,
+    ScanError,
     UnknownPolicyError,
 )
 from geo.index import PolygonIndex
@@ -25,6 +26,7 @@ __all__ = [
     "PolygonIndex",
     "Reject",
     "RiskmapError",
+    "ScanError",
     "UnknownPolicyError",
     "ZoneResult",
     "compute_zones",
