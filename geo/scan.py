@@ -397,21 +397,24 @@ def _dense(
 def _clusters_from(
     best: NDArray[np.float64], design: _Design, max_clusters: int
 ) -> list[tuple[int, int]]:
-    """(centre, k) of the most likely circle and the next ones sharing no location with those."""
+    """(centre, k) of the most likely circle and the next ones sharing no location with those.
+
+    As in SaTScan, the candidates are the most likely cylinder centred on each location (not
+    every circle): in decreasing LLR, each is reported unless it overlaps one reported before.
+    """
     avail = np.where(design.valid, best, 0.0)
+    top_k = avail.argmax(axis=1)
+    top = avail[np.arange(design.n_loc), top_k]
     used = np.zeros(design.n_loc + 1, dtype=bool)
     out: list[tuple[int, int]] = []
-    cols = np.arange(design.width)
-    while len(out) < max_clusters:
-        flat = int(avail.argmax())
-        if avail.flat[flat] <= 0:
+    for i in np.argsort(-top, kind="stable"):
+        if top[i] <= 0 or len(out) >= max_clusters:
             break
-        i, k = divmod(flat, design.width)
-        out.append((i, k))
-        used[design.nbr[i, : k + 1]] = True
-        hit = used[design.nbr]
-        first = np.where(hit.any(axis=1), hit.argmax(axis=1), design.width)
-        avail[cols[None, :] >= first[:, None]] = 0.0
+        members = design.nbr[i, : top_k[i] + 1]
+        if used[members].any():
+            continue
+        out.append((int(i), int(top_k[i])))
+        used[members] = True
     return out
 
 
