@@ -16,17 +16,19 @@ generalized likelihood ratio, scanning for high rates only::
 
 The most likely cluster is the cylinder with the highest LLR; secondary clusters are the next
 ones, in decreasing LLR, that share no location with a cluster already reported (SaTScan's
-default "no geographical overlap"). P-values come from Monte Carlo replications in which the
+default "no geographical overlap"), drawn as in SaTScan from the most likely cylinder of each
+centre. P-values come from Monte Carlo replications in which the
 days are permuted among the cases (location and day totals kept): ``p = rank / (R + 1)``, the
 rank of the cluster's LLR among the replications' maximum LLRs (the observed one counted).
 Prospective analyses report the recurrence interval ``1 / p`` days, as SaTScan does for an
 analysis repeated every day.
 
 Speed: the expected counts of every cylinder are the same in every replication (the totals are
-kept), so they are computed once; each replication permutes the days, takes cumulative sums of
-the counts over each centre's neighbours (sorted by distance) for every window at once, and keeps
-only the cylinders whose cheap upper bound of the LLR, ``C (c - mu)^2 / (mu (C - mu))``, reaches
-the lowest LLR reported; the exact LLR is computed for those alone.
+kept), so they are computed once; each replication permutes the days and runs compiled loops
+(``geo._scan_kernels``) that add up the counts over each centre's neighbours (sorted by
+distance) for every window at once and compute the exact LLR only for the cylinders whose
+upper bounds of it reach the lowest LLR reported. ``scan_candidates`` is the same computation
+in vectorized numpy, for every cylinder (the reference of the tests).
 """
 
 from __future__ import annotations
