@@ -22,7 +22,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from geo.scan import ScanResult, space_time_scan
+from riskmap.geo.scan import ScanResult, space_time_scan
 
 END = dt.date(2024, 3, 31)
 console = Console()

@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from geo import _scan_kernels as _kernels
-from geo._errors import ScanError
+from riskmap.geo import _scan_kernels as _kernels
+from riskmap.geo._errors import ScanError
 
 __all__ = [
     "DEFAULT_SIGNAL_DAYS",

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from geo._errors import InputFileError, Reject
+from riskmap.geo._errors import InputFileError, Reject
 
 __all__ = ["ScanInputError", "read_scan_cases", "read_scan_coords"]
 

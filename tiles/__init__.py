@@ -1,7 +1,7 @@
 """Map layers: GeoJSON feature collections and the pydeck planner map (no FastAPI here)."""
 
-from tiles.deck import DECK_BUNDLE, planner_deck, planner_page
-from tiles.geojson import communities_geojson, districts_geojson, zones_geojson
+from riskmap.tiles.deck import DECK_BUNDLE, planner_deck, planner_page
+from riskmap.tiles.geojson import communities_geojson, districts_geojson, zones_geojson
 
 __all__ = [
     "DECK_BUNDLE",

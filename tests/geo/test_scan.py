@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from scipy.stats import binom
 
-from geo import _scan_kernels as kernels
-from geo._errors import InputFileError, ScanError
-from geo.scan import (
+from riskmap.geo import _scan_kernels as kernels
+from riskmap.geo._errors import InputFileError, ScanError
+from riskmap.geo.scan import (
     Cluster,
     _dense,
     _prepare,
@@ -23,7 +23,7 @@ from geo.scan import (
     scan_candidates,
     space_time_scan,
 )
-from geo.scan_io import ScanInputError, read_scan_cases, read_scan_coords
+from riskmap.geo.scan_io import ScanInputError, read_scan_cases, read_scan_coords
 
 END = dt.date(2024, 3, 31)
 
