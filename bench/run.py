@@ -4,6 +4,8 @@
     python bench/run.py --scale             # and the scale city (100,000 / 1,000,000 / 120 d)
     python bench/run.py --scale --postgis   # and cn-three-zone as PostGIS SQL on the same data
     python bench/run.py --index-only        # only the status index on the Wuhan-sized city
+    python bench/run.py --no-scan           # without the space-time scan
+    python -m bench.scan                    # the space-time scan alone (see bench/README.md)
 
 Every run starts with the status index on the Wuhan-sized city (``bench/index.py``: 20,000
 Voronoi communities, 1,000,000 points; riskmap vs STRtree vs brute force).
@@ -28,6 +30,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import index as status_index
+from bench.scan import bench_scan
+from bench.scan import synthetic as scan_synthetic
 from riskmap.data.generator import generate_city, write_city
 from riskmap.geo.history import zone_events
 from riskmap.geo.incremental import update_zones
@@ -61,6 +65,7 @@ def bench_city(
     days: int,
     points: int,
     postgis: bool,
+    scan: bool = False,
 ) -> None:
     t, city = timed(
         lambda: generate_city(seed=1, communities=communities, cases=cases, days=days, end=END)
@@ -115,6 +120,17 @@ def bench_city(
         f"full recompute {t_full:.3f} s, ratio {t_full / t_inc:.1f}x (target <= 1 s)",
     )
 
+    if scan:
+        # space-time scan on the communities of the cases' residences, prospective at END
+        homes = cs[(cs["role"] == "residence") & (cs["community"] >= 0)]
+        ids = layer.frame["community_id"].to_numpy()
+        counts = pd.DataFrame(
+            {"location": ids[homes["community"].to_numpy()], "date": homes["reported"], "count": 1}
+        )
+        centres = layer.frame.geometry.to_crs(layer.frame.estimate_utm_crs()).centroid.to_crs(4326)
+        coords = pd.DataFrame({"location": ids, "lat": centres.y, "lon": centres.x})
+        bench_scan(rec, name, counts, coords, 999)
+
     if postgis:
         from bench import postgis as pg
 
@@ -146,12 +162,16 @@ def main() -> None:
     ap.add_argument("--postgis", action="store_true", help="compare with PostGIS SQL")
     ap.add_argument("--index-only", action="store_true", help="only the status index benchmark")
     ap.add_argument("--index-points", type=int, default=1_000_000, help="points of that benchmark")
+    ap.add_argument("--no-scan", action="store_true", help="leave out the space-time scan")
     ap.add_argument("--out", type=Path, default=Path("var/bench/results.json"))
     args = ap.parse_args()
     rec = Recorder()
     status_index.bench_wuhan(rec, args.index_points)
     if not args.index_only:
-        bench_city(rec, "sample", 2_000, 5_000, 60, 200_000, args.postgis and not args.scale)
+        scan = not args.no_scan
+        bench_city(rec, "sample", 2_000, 5_000, 60, 200_000, args.postgis and not args.scale, scan)
+        if scan:  # 2,000 locations x 60 days, cases independent of place and day
+            bench_scan(rec, "scan 2,000 x 60 d", *scan_synthetic(2_000, 60, 5_000), 999)
     if args.scale and not args.index_only:
         bench_city(rec, "scale", 100_000, 1_000_000, 120, 1_000_000, args.postgis)
     table = Table(title="riskmap benchmarks")

@@ -19,6 +19,7 @@ from riskmap.geo._errors import (
     PolicyError,
     Reject,
     RiskmapError,
+    ScanError,
     UnknownPolicyError,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "PolygonIndex",
     "Reject",
     "RiskmapError",
+    "ScanError",
     "UnknownPolicyError",
     "ZoneResult",
     "compute_zones",

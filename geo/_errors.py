@@ -30,6 +30,10 @@ class StoreError(RiskmapError):
     """The store cannot be opened or used (for example a schema newer than this riskmap)."""
 
 
+class ScanError(RiskmapError):
+    """A space-time scan cannot run on its input or options (names the field and the value)."""
+
+
 class NotFoundError(RiskmapError):
     """A requested object (zone, batch, ...) does not exist."""
 
