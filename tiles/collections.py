@@ -145,7 +145,10 @@ def communities_frame(layer: CommunityLayer, result: ZoneResult) -> gpd.GeoDataF
         "rank": [policy.rank(v) for v in levels],
         "color": [policy.color(v) for v in levels],
         "zone_id": [_str(v) for v in lv["zone_id"]],
-        "since": [_date(v) if lvl != NONE_LEVEL else None for v, lvl in zip(lv["since"], levels)],
+        "since": [
+            None if lvl == NONE_LEVEL else _date(v)
+            for v, lvl in zip(lv["since"], levels, strict=True)
+        ],
         "expected_lift": [_date(v) for v in lv["expected_lift"]],
     }
     return _frame(rows, layer.geoms, COMMUNITIES)

@@ -36,6 +36,10 @@ class ExportSummary:
     maxzoom: int
 
 
+def _tile_id(t: Any) -> int:
+    return int(zxy_to_tileid(t.z, t.x, t.y))
+
+
 def _e7(v: float) -> int:
     return int(round(v * 1e7))
 
@@ -69,7 +73,7 @@ def export_pmtiles(
     e = max(lyr.bounds[2] for lyr in full)
     n = max(lyr.bounds[3] for lyr in full)
     per_zoom = [
-        sorted(TMS.tiles(w, s, e, n, [z], truncate=True), key=lambda t: zxy_to_tileid(t.z, t.x, t.y))
+        sorted(TMS.tiles(w, s, e, n, [z], truncate=True), key=_tile_id)
         for z in range(minzoom, maxzoom + 1)
     ]
     total = sum(len(ts) for ts in per_zoom)

@@ -231,9 +231,7 @@ def tile_geometries(
     left, bottom, right, top = TMS.xy_bounds(tile)
     sx, sy = extent / (right - left), extent / (top - bottom)
     pad = buffer / sx
-    rows = layer.geometry.tree.query(
-        shapely.box(left - pad, bottom - pad, right + pad, top + pad)
-    )
+    rows = layer.geometry.tree.query(shapely.box(left - pad, bottom - pad, right + pad, top + pad))
     if len(rows) == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
     rows = np.sort(rows)
