@@ -1,13 +1,61 @@
-"""Map layers: GeoJSON feature collections and the pydeck planner map (no FastAPI here)."""
+"""Map layers: GeoJSON feature collections, vector tiles (MVT), TileJSON, the PMTiles export
+and the pydeck planner map (no FastAPI here)."""
 
+from tiles.collections import (
+    COLLECTIONS,
+    COMMUNITIES,
+    DISTRICTS,
+    ZONES,
+    Collection,
+    communities_frame,
+    districts_frame,
+    zones_frame,
+)
 from tiles.deck import DECK_BUNDLE, planner_deck, planner_page
+from tiles.export import ExportSummary, export_pmtiles
 from tiles.geojson import communities_geojson, districts_geojson, zones_geojson
+from tiles.mvt import (
+    MVT_MEDIA_TYPE,
+    TILE_MATRIX_SET,
+    MercatorGeometries,
+    TileCache,
+    TileLayer,
+    TileNotFound,
+    check_tile,
+    encode_tile,
+    feature_ids,
+    gzip_tile,
+)
+from tiles.tilejson import TileJSON, tile_url, tilejson
 
 __all__ = [
+    "COLLECTIONS",
+    "COMMUNITIES",
     "DECK_BUNDLE",
+    "DISTRICTS",
+    "MVT_MEDIA_TYPE",
+    "TILE_MATRIX_SET",
+    "ZONES",
+    "Collection",
+    "ExportSummary",
+    "MercatorGeometries",
+    "TileCache",
+    "TileJSON",
+    "TileLayer",
+    "TileNotFound",
+    "check_tile",
+    "communities_frame",
     "communities_geojson",
+    "districts_frame",
     "districts_geojson",
+    "encode_tile",
+    "export_pmtiles",
+    "feature_ids",
+    "gzip_tile",
     "planner_deck",
     "planner_page",
+    "tile_url",
+    "tilejson",
+    "zones_frame",
     "zones_geojson",
 ]
