@@ -25,6 +25,8 @@ from tiles.mvt import (
     encode_tile,
     feature_ids,
     gzip_tile,
+    prerender,
+    tiles_over,
 )
 from tiles.tilejson import TileJSON, tile_url, tilejson
 
@@ -54,8 +56,10 @@ __all__ = [
     "gzip_tile",
     "planner_deck",
     "planner_page",
+    "prerender",
     "tile_url",
     "tilejson",
+    "tiles_over",
     "zones_frame",
     "zones_geojson",
 ]

@@ -19,7 +19,7 @@ from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
 from tiles.collections import COLLECTIONS
-from tiles.mvt import TMS, TileLayer, encode_tile, gzip_tile
+from tiles.mvt import TMS, TileLayer, encode_tile, gzip_tile, tiles_over
 from tiles.tilejson import fit_zoom
 
 EXPORT_MINZOOM = 8
@@ -73,8 +73,7 @@ def export_pmtiles(
     e = max(lyr.bounds[2] for lyr in full)
     n = max(lyr.bounds[3] for lyr in full)
     per_zoom = [
-        sorted(TMS.tiles(w, s, e, n, [z], truncate=True), key=_tile_id)
-        for z in range(minzoom, maxzoom + 1)
+        sorted(tiles_over((w, s, e, n), z, z), key=_tile_id) for z in range(minzoom, maxzoom + 1)
     ]
     total = sum(len(ts) for ts in per_zoom)
     done = written = 0

@@ -32,8 +32,9 @@ import gzip
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import geopandas as gpd
@@ -362,6 +363,43 @@ def encode_tile(
     if not out.layers:
         return None
     return bytes(out.SerializeToString())
+
+
+def tiles_over(
+    bounds: tuple[float, float, float, float], minzoom: int, maxzoom: int
+) -> Iterator[morecantile.Tile]:
+    """The tiles of zooms ``minzoom..maxzoom`` over ``bounds`` (west, south, east, north in
+    degrees), zoom by zoom."""
+    w, s, e, n = bounds
+    for z in range(minzoom, maxzoom + 1):
+        yield from TMS.tiles(w, s, e, n, [z], truncate=True)
+
+
+def prerender(
+    cache: TileCache,
+    prefix: tuple[Hashable, ...],
+    layer: TileLayer,
+    minzoom: int,
+    maxzoom: int,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Render every tile of ``layer`` for zooms ``minzoom..maxzoom`` over its bounds into
+    ``cache`` under ``(*prefix, layer.name, z, x, y)`` (``prefix``: data version, rule, date),
+    tiles already there left as they are. Returns the number of tiles with features; the cache's
+    bound still holds (the least recently used go first)."""
+    if not len(layer):
+        return 0
+    todo = list(tiles_over(layer.bounds, minzoom, maxzoom))
+    found = 0
+    for i, t in enumerate(todo, 1):
+        key = (*prefix, layer.name, t.z, t.x, t.y)
+        render = partial(encode_tile, [layer], t.z, t.x, t.y)
+        if cache.get_or_render(key, render) is not None:
+            found += 1
+        if progress is not None:
+            progress(i, len(todo))
+    return found
 
 
 def gzip_tile(body: bytes) -> bytes:

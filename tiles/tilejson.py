@@ -44,7 +44,8 @@ def tile_url(base_url: str, collection_id: str, query: Mapping[str, str] | None 
     """The ``{z}/{x}/{y}`` URL template of a collection's tiles under ``base_url`` (the
     service's root URL as the client reached it), with ``query`` (rule, date) appended so
     that every tile is of the same snapshot as the TileJSON."""
-    url = f"{base_url.rstrip('/')}/collections/{collection_id}/tiles/{TILE_MATRIX_SET}/{{z}}/{{x}}/{{y}}"
+    root = base_url.rstrip("/")
+    url = f"{root}/collections/{collection_id}/tiles/{TILE_MATRIX_SET}/{{z}}/{{x}}/{{y}}"
     q = {k: v for k, v in (query or {}).items() if v is not None}
     return f"{url}?{urlencode(q)}" if q else url
 

@@ -23,6 +23,8 @@ from tiles.mvt import (
     encode_tile,
     feature_ids,
     gzip_tile,
+    prerender,
+    tiles_over,
 )
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -238,3 +240,20 @@ def test_cache_serves_keeps_gzip_and_stays_within_its_bound(city: City) -> None:
     assert tiny.get_or_render(key, lambda: first) == first and len(tiny) == 0
     with pytest.raises(ValueError, match="max_bytes"):
         TileCache(max_bytes=-1)
+
+
+def test_prerender_fills_the_cache_with_the_served_tiles(city: City) -> None:
+    zones = city.tiles["zones"]
+    cache = TileCache()
+    done: list[tuple[int, int]] = []
+    prefix = ("v1", "cn-three-zone", "2024-03-31")
+    found = prerender(cache, prefix, zones, 10, 12, progress=lambda i, n: done.append((i, n)))
+    every = list(tiles_over(zones.bounds, 10, 12))
+    assert done[-1] == (len(every), len(every)) and len(cache) == len(every)
+    bodies = {t: encode_tile([zones], t.z, t.x, t.y) for t in every}
+    assert found == sum(b is not None for b in bodies.values()) > 0
+    hits = cache.hits
+    for t, body in bodies.items():
+        key = (*prefix, "zones", t.z, t.x, t.y)
+        assert cache.get_or_render(key, lambda: b"not rendered again") == body
+    assert cache.hits == hits + len(every)
