@@ -119,7 +119,7 @@ def export_pmtiles(
                         "fields": dict(COLLECTIONS[lyr.name].fields)
                         if lyr.name in COLLECTIONS
                         else {k: "String" for k in lyr.keys},
-                        "minzoom": minzoom,
+                        "minzoom": max(minzoom, lyr.minzoom),
                         "maxzoom": maxzoom,
                     }
                     for lyr in full

@@ -149,7 +149,9 @@ class TileLayer:
     """One collection of one snapshot, prepared for tiles: the frame's rows (``id`` column,
     property columns, geometry in any CRS) as Web Mercator geometries in an STRtree, integer
     ids and the properties as MVT keys and values. ``geometry`` passes prepared geometries of
-    the same rows in the same order (shared between layers of one data version)."""
+    the same rows in the same order (shared between layers of one data version). Below
+    ``minzoom`` the layer has no feature in any tile (a large city's communities are a pixel
+    each at z8: a map shows its zones there)."""
 
     def __init__(
         self,
@@ -157,12 +159,14 @@ class TileLayer:
         frame: gpd.GeoDataFrame,
         *,
         geometry: MercatorGeometries | None = None,
+        minzoom: int = 0,
     ) -> None:
         if not name:
             raise ValueError("a tile layer needs a name")
         if "id" not in frame:
             raise ValueError(f"layer {name!r}: the frame has no 'id' column")
         self.name = name
+        self.minzoom = minzoom
         if geometry is None:
             wgs = frame.geometry if frame.crs is None else frame.geometry.to_crs(WGS84)
             geometry = MercatorGeometries.from_wgs84(wgs.to_numpy())
@@ -232,6 +236,8 @@ def tile_geometries(
     left, bottom, right, top = TMS.xy_bounds(tile)
     sx, sy = extent / (right - left), extent / (top - bottom)
     pad = buffer / sx
+    if tile.z < layer.minzoom:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
     rows = layer.geometry.tree.query(shapely.box(left - pad, bottom - pad, right + pad, top + pad))
     if len(rows) == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
@@ -390,7 +396,7 @@ def prerender(
     bound still holds (the least recently used go first)."""
     if not len(layer):
         return 0
-    todo = list(tiles_over(layer.bounds, minzoom, maxzoom))
+    todo = list(tiles_over(layer.bounds, max(minzoom, layer.minzoom), maxzoom))
     found = 0
     for i, t in enumerate(todo, 1):
         key = (*prefix, layer.name, t.z, t.x, t.y)

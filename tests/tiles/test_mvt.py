@@ -187,6 +187,11 @@ def test_small_features_vanish_at_low_zoom_and_empty_tiles_are_none(city: City) 
     assert encode_tile(list(city.tiles.values()), far.z, far.x, far.y) is None
     empty = TileLayer("zones", city.zones.iloc[:0])
     assert encode_tile([empty], t.z, t.x, t.y) is None
+    # a layer from z10 on: nothing below, everything from there
+    late = TileLayer("communities", city.communities, geometry=comms.geometry, minzoom=10)
+    for z, shown in ((9, False), (10, True)):
+        tt = centre_tile(city, z)
+        assert (encode_tile([late], tt.z, tt.x, tt.y) is not None) == shown
 
 
 @pytest.mark.parametrize(("z", "x", "y"), [(-1, 0, 0), (25, 0, 0), (3, 8, 0), (3, 0, -1)])
