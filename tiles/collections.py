@@ -154,17 +154,23 @@ def communities_frame(layer: CommunityLayer, result: ZoneResult) -> gpd.GeoDataF
     return _frame(rows, layer.geoms, COMMUNITIES)
 
 
+def stated_units(stated: pd.DataFrame | None, level: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Names and populations (where stated) by unit id of the store's parent units of
+    ``level`` (``stated``: columns ``unit_id``, ``level``, ``name``, ``population``)."""
+    if stated is None or not len(stated):
+        return {}, {}
+    own = stated[stated["level"] == level]
+    names = dict(zip(own["unit_id"], own["name"], strict=True))
+    pops = {u: p for u, p in zip(own["unit_id"], own["population"], strict=True) if pd.notna(p)}
+    return names, pops
+
+
 def districts_frame(layer: CommunityLayer, stated: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
     """District outlines with the names and populations the store states for them
     (``stated``: the parent units, as for :func:`tiles.geojson.districts_geojson`), else the
     sum of their communities' populations and no name."""
     units = layer.parent_units("district")
-    names: dict[str, Any] = {}
-    pops: dict[str, Any] = {}
-    if stated is not None and len(stated):
-        own = stated[stated["level"] == "district"]
-        names = dict(zip(own["unit_id"], own["name"], strict=True))
-        pops = {u: p for u, p in zip(own["unit_id"], own["population"], strict=True) if pd.notna(p)}
+    names, pops = stated_units(stated, "district")
     ids = [str(v) for v in units["district_id"]]
     rows: dict[str, list[Any]] = {
         "id": ids,
