@@ -14,13 +14,13 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query
 
-from api.auth import MaybeCaller
-from api.bounds import DateRange, date_range
-from api.deps import ServiceDep, SettingsDep, preset
-from api.service import Snapshot
-from api.settings import Settings
-from geo._errors import PolicyError, UnknownPolicyError
-from geo.policy import Policy, load_policy
+from riskmap.api.auth import MaybeCaller
+from riskmap.api.bounds import DateRange, date_range
+from riskmap.api.deps import ServiceDep, SettingsDep, preset
+from riskmap.api.service import Snapshot
+from riskmap.api.settings import Settings
+from riskmap.geo._errors import PolicyError, UnknownPolicyError
+from riskmap.geo.policy import Policy, load_policy
 
 
 @lru_cache(maxsize=8)

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from geo.zones import CommunityLayer
+from riskmap.geo.zones import CommunityLayer
 
 UNIT_KINDS = ("community", "subdistrict", "district")
 #: the public's period kinds: an ISO week, and the 14 days ending on a week's Sunday

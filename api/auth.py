@@ -31,9 +31,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
-from api.deps import ServiceDep, SettingsDep
-from api.service import RiskService
-from geo._errors import StoreError
+from riskmap.api.deps import ServiceDep, SettingsDep
+from riskmap.api.service import RiskService
+from riskmap.geo._errors import StoreError
 
 ROLES = ("officer", "analyst", "admin")
 WINDOW_S = 60.0

@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from api.errors import unprocessable
-from api.service import RiskService
-from geo.policy import Policy
-from geo.zones import longest_lift
+from riskmap.api.errors import unprocessable
+from riskmap.api.service import RiskService
+from riskmap.geo.policy import Policy
+from riskmap.geo.zones import longest_lift
 
 
 @dataclass(frozen=True)

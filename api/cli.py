@@ -18,15 +18,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
-from api.settings import Settings
-from geo._errors import RiskmapError
+from riskmap.api.settings import Settings
+from riskmap.geo._errors import RiskmapError
 
 
 class _OneLineErrors(TyperGroup):
     """Every command: riskmap's errors (a damaged store too) print one line, exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from api.store import damage
+        from riskmap.api.store import damage
 
         try:
             return super().invoke(ctx)
@@ -123,7 +123,7 @@ def sample(
     districts: Annotated[int | None, typer.Option(min=1, help="default: communities / 333")] = None,
 ) -> None:
     """Generate a deterministic sample city (communities, parents and an outbreak)."""
-    from data.generator import generate_city, write_city
+    from riskmap.data.generator import generate_city, write_city
 
     end_d = _parse_date(end, "--end")
     with _progress() as prog:
@@ -155,7 +155,7 @@ def sample(
 
 
 def _column_map(spec: str | None) -> dict[str, str] | None:
-    from geo.io import parse_column_map
+    from riskmap.geo.io import parse_column_map
 
     if not spec:
         return None
@@ -200,13 +200,13 @@ def _report(rep: Any, rejects_out: Path | None) -> None:
 
 
 def _limits() -> Any:
-    from api.ingest import input_limits
+    from riskmap.api.ingest import input_limits
 
     return input_limits(_settings())
 
 
 def _open_store() -> Any:
-    from api.store import Store
+    from riskmap.api.store import Store
 
     try:
         return Store.open(_db())
@@ -247,7 +247,7 @@ def ingest_communities_cmd(
     rejects: RejectsOpt = None,
 ) -> None:
     """Load community polygons (any CRS; reprojected to WGS84)."""
-    from api.ingest import ingest_communities
+    from riskmap.api.ingest import ingest_communities
 
     _run_ingest(
         "communities",
@@ -277,7 +277,7 @@ def ingest_cases_cmd(
     rejects: RejectsOpt = None,
 ) -> None:
     """Load case locations (case_id, reported, type, role, lat, lon)."""
-    from api.ingest import ingest_cases
+    from riskmap.api.ingest import ingest_cases
 
     _run_ingest(
         "case locations",
@@ -304,7 +304,7 @@ def ingest_metrics_cmd(
     rejects: RejectsOpt = None,
 ) -> None:
     """Load hospital figures per district (used by cdc-community)."""
-    from api.ingest import ingest_metrics
+    from riskmap.api.ingest import ingest_metrics
 
     _run_ingest(
         "hospital figures",
@@ -343,7 +343,7 @@ def ingest_units_cmd(
     rejects: RejectsOpt = None,
 ) -> None:
     """Load the names and populations of parent units (subdistricts, districts)."""
-    from api.ingest import ingest_units
+    from riskmap.api.ingest import ingest_units
 
     _run_ingest(
         "parent units",
@@ -376,14 +376,14 @@ def _run_ingest(what: str, one: str, file: Path, rejects: Path | None, run: Any)
 
 
 def _service() -> Any:
-    from api.service import RiskService
+    from riskmap.api.service import RiskService
 
     s = _settings()
     return RiskService(_open_store(), s.h3_resolution, s.cache_size)
 
 
 def _policy(name: str | None) -> Any:
-    from geo.policy import load_policy
+    from riskmap.geo.policy import load_policy
 
     try:
         return load_policy(name or _settings().policy)
@@ -413,7 +413,7 @@ def zones(
     ] = None,
 ) -> None:
     """Compute the zones as of a date and write them as GeoJSON."""
-    from tiles.geojson import zones_geojson
+    from riskmap.tiles.geojson import zones_geojson
 
     at_d = _parse_date(at)
     pol = _policy(policy)
@@ -471,7 +471,7 @@ def timeline(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Print the zone events (created, escalated, stepped down, extended, lifted) of a period."""
-    from geo.history import EVENT_KINDS
+    from riskmap.geo.history import EVENT_KINDS
 
     for k in kind or []:
         if k not in EVENT_KINDS:
@@ -516,7 +516,7 @@ def policies(
     ] = None,
 ) -> None:
     """List the zone rule presets, or show one preset or rule file in full."""
-    from geo.policy import load_policy, preset_names
+    from riskmap.geo.policy import load_policy, preset_names
 
     if name is None:
         t = Table(title="zone rule presets (data/policies/*.yaml)")
@@ -574,7 +574,7 @@ def keys_create(
     name: Annotated[str, typer.Option(help="who or what uses the key")] = "",
 ) -> None:
     """Create a key and print it (it is shown only once; only its hash is stored)."""
-    from api.auth import ROLES
+    from riskmap.api.auth import ROLES
 
     if role not in ROLES:
         raise _fail(f"--role: {role!r} is not one of {', '.join(ROLES)}")
@@ -614,9 +614,9 @@ def serve(
 
     if state.db is not None:
         os.environ["RISKMAP_DATABASE_URL"] = str(state.db)
-    from api.service import shutdown_all
-    from api.settings import get_settings
-    from api.store import redact
+    from riskmap.api.service import shutdown_all
+    from riskmap.api.settings import get_settings
+    from riskmap.api.store import redact
 
     class Server(uvicorn.Server):
         """On SIGTERM or Ctrl-C, running computations stop at once (their requests answer
@@ -628,7 +628,7 @@ def serve(
 
     out.print(f"riskmap serving {redact(_db())} on http://{host}:{port} (API docs at /docs)")
     config = uvicorn.Config(
-        "api.main:app",
+        "riskmap.api.main:app",
         host=host,
         port=port,
         log_level="info",

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
-from api.bounds import DateRange, date_range
-from api.flights import WorkLimits, machine_memory
-from api.service import RiskService
-from api.settings import Settings, get_settings
-from api.store import Store
-from geo._errors import UnknownPolicyError
-from geo.policy import Policy, load_policy, preset_names
+from riskmap.api.bounds import DateRange, date_range
+from riskmap.api.flights import WorkLimits, machine_memory
+from riskmap.api.service import RiskService
+from riskmap.api.settings import Settings, get_settings
+from riskmap.api.store import Store
+from riskmap.geo._errors import UnknownPolicyError
+from riskmap.geo.policy import Policy, load_policy, preset_names
 
 
 @lru_cache(maxsize=4)

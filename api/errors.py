@@ -8,9 +8,9 @@ import sqlite3
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from api.store import StoreDamagedError, damage
-from geo._cancel import Cancelled
-from geo._errors import (
+from riskmap.api.store import StoreDamagedError, damage
+from riskmap.geo._cancel import Cancelled
+from riskmap.geo._errors import (
     InputFileError,
     NotFoundError,
     PolicyError,

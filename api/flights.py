@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from api.errors import Busy
-from geo._cancel import CancelToken, cancellable, rss_bytes
+from riskmap.api.errors import Busy
+from riskmap.geo._cancel import CancelToken, cancellable, rss_bytes
 
 log = logging.getLogger("riskmap")
 T = TypeVar("T")

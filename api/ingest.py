@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from api.settings import Settings
-from api.store import BatchCounts, Store, case_digest
-from geo import cells as h3c
-from geo._errors import Reject
-from geo.io import (
+from riskmap.api.settings import Settings
+from riskmap.api.store import BatchCounts, Store, case_digest
+from riskmap.geo import cells as h3c
+from riskmap.geo._errors import Reject
+from riskmap.geo.io import (
     DEFAULT_LIMITS,
     InputLimits,
     LoadResult,
@@ -28,7 +28,7 @@ from geo.io import (
     read_metrics,
     read_units,
 )
-from geo.zones import CommunityLayer
+from riskmap.geo.zones import CommunityLayer
 
 
 def input_limits(settings: Settings) -> InputLimits:

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api.errors import add_exception_handlers
-from api.middleware import add_middleware
-from api.routers import aggregates, health, history, ingest, keys, layers, map, policies, status
-from api.security import add_security_headers
+from riskmap.api.errors import add_exception_handlers
+from riskmap.api.middleware import add_middleware
+from riskmap.api.routers import (
+    aggregates,
+    health,
+    history,
+    ingest,
+    keys,
+    layers,
+    map,
+    policies,
+    status,
+)
+from riskmap.api.security import add_security_headers
 
 
 def create_app() -> FastAPI:

@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.flights import Claim, claiming
-from api.settings import get_settings
+from riskmap.api.flights import Claim, claiming
+from riskmap.api.settings import get_settings
 
 RATE_LIMITED_PREFIXES = ("/v1/status",)
 

@@ -18,16 +18,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from api.aggregates import CountTable, case_counts
-from api.flights import Flights, WorkLimits
-from api.store import Store
-from geo._errors import StoreError
-from geo.history import base_rank, intervals, point_ranks, zone_events
-from geo.incremental import supports_incremental, update_zones
-from geo.index import PolygonIndex
-from geo.policy import Policy
-from geo.precision import public_point_ranks, public_result
-from geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, longest_lift
+from riskmap.api.aggregates import CountTable, case_counts
+from riskmap.api.flights import Flights, WorkLimits
+from riskmap.api.store import Store
+from riskmap.geo._errors import StoreError
+from riskmap.geo.history import base_rank, intervals, point_ranks, zone_events
+from riskmap.geo.incremental import supports_incremental, update_zones
+from riskmap.geo.index import PolygonIndex
+from riskmap.geo.policy import Policy
+from riskmap.geo.precision import public_point_ranks, public_result
+from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, longest_lift
 
 log = logging.getLogger("riskmap")
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from api.aggregates import MAX_PERTURBATION, last_published_week, perturb, week_period
-from api.ingest import ingest_cases, ingest_communities
-from api.service import RiskService
-from api.store import Store
-from data.generator import generate_city, write_city
+from riskmap.api.aggregates import MAX_PERTURBATION, last_published_week, perturb, week_period
+from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.service import RiskService
+from riskmap.api.store import Store
+from riskmap.data.generator import generate_city, write_city
 from tests.api.test_aggregates import MIN, SMALL_END, UNITS, Cell, _attack
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.zones import CommunityLayer
+from riskmap.geo.zones import CommunityLayer
 
 DB = "riskmap_bench"
 

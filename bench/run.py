@@ -24,12 +24,12 @@ import shapely
 from rich.console import Console
 from rich.table import Table
 
-from data.generator import generate_city, write_city
-from geo.history import zone_events
-from geo.incremental import update_zones
-from geo.index import PolygonIndex
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, compute_zones, from_day
+from riskmap.data.generator import generate_city, write_city
+from riskmap.geo.history import zone_events
+from riskmap.geo.incremental import update_zones
+from riskmap.geo.index import PolygonIndex
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, compute_zones, from_day
 
 END = dt.date(2024, 3, 31)
 console = Console()

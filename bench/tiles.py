@@ -26,11 +26,11 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from data.generator import generate_city
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, compute_zones
-from tiles.collections import communities_frame, zones_frame
-from tiles.mvt import TMS, MercatorGeometries, TileCache, TileLayer, encode_tile
+from riskmap.data.generator import generate_city
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, compute_zones
+from riskmap.tiles.collections import communities_frame, zones_frame
+from riskmap.tiles.mvt import TMS, MercatorGeometries, TileCache, TileLayer, encode_tile
 
 END = dt.date(2024, 3, 31)
 ZOOMS = (8, 11, 14)

@@ -4,7 +4,7 @@ Nothing here imports FastAPI, settings or the store: functions take and return G
 DataFrames and numpy arrays.
 """
 
-from geo._errors import (
+from riskmap.geo._errors import (
     InputFileError,
     NotFoundError,
     PolicyError,
@@ -12,9 +12,9 @@ from geo._errors import (
     RiskmapError,
     UnknownPolicyError,
 )
-from geo.index import PolygonIndex
-from geo.policy import Policy, load_policy, parse_policy, preset_names
-from geo.zones import CommunityLayer, ZoneResult, compute_zones
+from riskmap.geo.index import PolygonIndex
+from riskmap.geo.policy import Policy, load_policy, parse_policy, preset_names
+from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones
 
 __all__ = [
     "CommunityLayer",

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from geo._errors import RiskmapError
+from riskmap.geo._errors import RiskmapError
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 

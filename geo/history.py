@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from geo._cancel import checkpoint
-from geo.zones import CommunityLayer, ZoneResult, area_id, from_day, kind_of
+from riskmap.geo._cancel import checkpoint
+from riskmap.geo.zones import CommunityLayer, ZoneResult, area_id, from_day, kind_of
 
 EVENT_KINDS = ("created", "escalated", "stepped_down", "extended", "lifted")
 EVENT_COLUMNS = ["date", "kind", "unit_type", "unit_id", "level_from", "level_to"]

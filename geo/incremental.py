@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from geo._cancel import checkpoint
-from geo.policy import Policy
-from geo.zones import (
+from riskmap.geo._cancel import checkpoint
+from riskmap.geo.policy import Policy
+from riskmap.geo.zones import (
     ZONE_COLUMNS,
     CommunityLayer,
     Context,

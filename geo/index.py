@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from geo import cells as h3c
+from riskmap.geo import cells as h3c
 
 # h3 cell edges are great-circle arcs; shapely draws straight lon/lat lines. Over a res-10 edge
 # (about 75 m) the two differ by far less than a millimetre: a margin of ~1 cm makes the

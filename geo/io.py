@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo._errors import InputFileError, Reject
+from riskmap.geo._errors import InputFileError, Reject
 
 __all__ = [
     "CASE_FIELDS",

@@ -35,7 +35,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from geo._errors import PolicyError, UnknownPolicyError
+from riskmap.geo._errors import PolicyError, UnknownPolicyError
 
 NONE_LEVEL = "none"  # the level id of places in no zone
 NONE_LABEL = "No risk zone"
@@ -408,13 +408,13 @@ def parse_policy(text: str, where: str = "<rule>") -> Policy:
 
 
 def preset_names() -> list[str]:
-    root = resources.files("data") / "policies"
+    root = resources.files("riskmap.data") / "policies"
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
 @lru_cache(maxsize=64)
 def _load_preset(name: str) -> Policy:
-    f = resources.files("data") / "policies" / f"{name}.yaml"
+    f = resources.files("riskmap.data") / "policies" / f"{name}.yaml"
     return parse_policy(f.read_text(encoding="utf-8"), where=f"preset {name}")
 
 

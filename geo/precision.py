@@ -34,11 +34,11 @@ from numpy.typing import NDArray
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from geo import cells as h3c
-from geo.crs import WGS84
-from geo.history import point_ranks
-from geo.policy import CellExtent, GridDiskExtent, Level, Policy, RadiusExtent
-from geo.zones import ZONE_COLUMNS, CommunityLayer, ZoneResult, to_day, to_days
+from riskmap.geo import cells as h3c
+from riskmap.geo.crs import WGS84
+from riskmap.geo.history import point_ranks
+from riskmap.geo.policy import CellExtent, GridDiskExtent, Level, Policy, RadiusExtent
+from riskmap.geo.zones import ZONE_COLUMNS, CommunityLayer, ZoneResult, to_day, to_days
 
 # the part of a coarsened zone outside every community is shown as the H3 cells of this
 # resolution it overlaps (about 0.74 km2 each, edge about 460 m)

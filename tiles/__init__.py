@@ -1,7 +1,7 @@
 """Map layers: GeoJSON feature collections, vector tiles (MVT), TileJSON, the PMTiles export
 and the pydeck planner map (no FastAPI here)."""
 
-from tiles.collections import (
+from riskmap.tiles.collections import (
     COLLECTIONS,
     COMMUNITIES,
     DISTRICTS,
@@ -11,10 +11,10 @@ from tiles.collections import (
     districts_frame,
     zones_frame,
 )
-from tiles.deck import DECK_BUNDLE, planner_deck, planner_page
-from tiles.export import ExportSummary, export_pmtiles
-from tiles.geojson import communities_geojson, districts_geojson, zones_geojson
-from tiles.mvt import (
+from riskmap.tiles.deck import DECK_BUNDLE, planner_deck, planner_page
+from riskmap.tiles.export import ExportSummary, export_pmtiles
+from riskmap.tiles.geojson import communities_geojson, districts_geojson, zones_geojson
+from riskmap.tiles.mvt import (
     MVT_MEDIA_TYPE,
     TILE_MATRIX_SET,
     MercatorGeometries,
@@ -28,7 +28,7 @@ from tiles.mvt import (
     prerender,
     tiles_over,
 )
-from tiles.tilejson import TileJSON, tile_url, tilejson
+from riskmap.tiles.tilejson import TileJSON, tile_url, tilejson
 
 __all__ = [
     "COLLECTIONS",

@@ -20,9 +20,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo.crs import WGS84
-from geo.policy import NONE_LEVEL
-from geo.zones import CommunityLayer, ZoneResult
+from riskmap.geo.crs import WGS84
+from riskmap.geo.policy import NONE_LEVEL
+from riskmap.geo.zones import CommunityLayer, ZoneResult
 
 
 @dataclass(frozen=True)

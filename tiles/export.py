@@ -18,9 +18,9 @@ from typing import Any
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
-from tiles.collections import COLLECTIONS
-from tiles.mvt import TMS, TileLayer, encode_tile, gzip_tile, tiles_over
-from tiles.tilejson import fit_zoom
+from riskmap.tiles.collections import COLLECTIONS
+from riskmap.tiles.mvt import TMS, TileLayer, encode_tile, gzip_tile, tiles_over
+from riskmap.tiles.tilejson import fit_zoom
 
 EXPORT_MINZOOM = 8
 EXPORT_MAXZOOM = 14

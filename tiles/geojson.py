@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo import cells as h3c
-from geo.policy import Policy, hex_to_rgb
-from geo.zones import CommunityLayer, ZoneResult
+from riskmap.geo import cells as h3c
+from riskmap.geo.policy import Policy, hex_to_rgb
+from riskmap.geo.zones import CommunityLayer, ZoneResult
 
 
 def _iso(d: Any) -> str | None:

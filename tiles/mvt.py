@@ -47,8 +47,8 @@ from mapbox_vector_tile.Mapbox import vector_tile_pb2 as _pb
 from numpy.typing import NDArray
 from pyproj import Transformer
 
-from geo._errors import NotFoundError
-from geo.crs import WGS84
+from riskmap.geo._errors import NotFoundError
+from riskmap.geo.crs import WGS84
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 TILE_MATRIX_SET = "WebMercatorQuad"

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
 
-from tiles.collections import Collection
-from tiles.mvt import TILE_MATRIX_SET, WORLD
+from riskmap.tiles.collections import Collection
+from riskmap.tiles.mvt import TILE_MATRIX_SET, WORLD
 
 MINZOOM = 0
 MAXZOOM = 14  # z14 tile units are about 0.6 m at 30 degrees of latitude: clients overzoom beyond

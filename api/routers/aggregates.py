@@ -12,11 +12,11 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from api.aggregates import MAX_PERTURBATION, last_published_week, perturb, week_period
-from api.auth import MaybeCaller
-from api.deps import ServiceDatesDep, ServiceDep, SettingsDep
-from api.errors import unprocessable
-from geo.io import CASE_TYPES
+from riskmap.api.aggregates import MAX_PERTURBATION, last_published_week, perturb, week_period
+from riskmap.api.auth import MaybeCaller
+from riskmap.api.deps import ServiceDatesDep, ServiceDep, SettingsDep
+from riskmap.api.errors import unprocessable
+from riskmap.geo.io import CASE_TYPES
 
 router = APIRouter(prefix="/v1/aggregates", tags=["aggregates"])
 FromQ = Annotated[

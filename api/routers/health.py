@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import ServiceDep
+from riskmap.api.deps import ServiceDep
 
 router = APIRouter(tags=["health"])
 

@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from api.access import AccessDep, DatesDep
-from api.deps import LatQ, LonQ, ServiceDep, SettingsDep
-from api.errors import unprocessable
-from api.routers.status import CommunityRef
-from geo.precision import public_events
+from riskmap.api.access import AccessDep, DatesDep
+from riskmap.api.deps import LatQ, LonQ, ServiceDep, SettingsDep
+from riskmap.api.errors import unprocessable
+from riskmap.api.routers.status import CommunityRef
+from riskmap.geo.precision import public_events
 
 router = APIRouter(prefix="/v1", tags=["history"])
 

@@ -17,10 +17,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import Caller, Officer, Reader
-from api.deps import ServiceDep, SettingsDep
-from api.errors import unprocessable
-from api.ingest import (
+from riskmap.api.auth import Caller, Officer, Reader
+from riskmap.api.deps import ServiceDep, SettingsDep
+from riskmap.api.errors import unprocessable
+from riskmap.api.ingest import (
     IngestReport,
     ingest_cases,
     ingest_communities,
@@ -28,8 +28,8 @@ from api.ingest import (
     ingest_units,
     input_limits,
 )
-from geo._errors import InputFileError
-from geo.io import ROLES, check_date_format, check_encoding, parse_column_map
+from riskmap.geo._errors import InputFileError
+from riskmap.geo.io import ROLES, check_date_format, check_encoding, parse_column_map
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 

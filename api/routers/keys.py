@@ -8,8 +8,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from api.auth import Admin
-from api.deps import ServiceDep
+from riskmap.api.auth import Admin
+from riskmap.api.deps import ServiceDep
 
 router = APIRouter(prefix="/v1", tags=["keys"])
 

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.access import AccessDep, AtDep
-from api.deps import ServiceDep
-from api.errors import unprocessable
-from tiles.geojson import communities_geojson, districts_geojson, zones_geojson
+from riskmap.api.access import AccessDep, AtDep
+from riskmap.api.deps import ServiceDep
+from riskmap.api.errors import unprocessable
+from riskmap.tiles.geojson import communities_geojson, districts_geojson, zones_geojson
 
 router = APIRouter(prefix="/v1", tags=["layers"])
 GEOJSON = "application/geo+json"

@@ -8,10 +8,10 @@ import math
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
-from api.access import AccessDep, AtDep
-from api.deps import ServiceDep
-from geo.policy import preset_names
-from tiles.deck import DECK_BUNDLE, STATIC, planner_deck, planner_page
+from riskmap.api.access import AccessDep, AtDep
+from riskmap.api.deps import ServiceDep
+from riskmap.geo.policy import preset_names
+from riskmap.tiles.deck import DECK_BUNDLE, STATIC, planner_deck, planner_page
 
 router = APIRouter(tags=["map"])
 

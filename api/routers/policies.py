@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.access import public_rules
-from api.deps import DefaultPolicyDep, SettingsDep, preset
-from geo.policy import Policy, load_policy, preset_names
+from riskmap.api.access import public_rules
+from riskmap.api.deps import DefaultPolicyDep, SettingsDep, preset
+from riskmap.geo.policy import Policy, load_policy, preset_names
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 

@@ -7,8 +7,8 @@ import datetime as dt
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from api.access import AccessDep, AtDep
-from api.deps import LatQ, LonQ, ServiceDep
+from riskmap.api.access import AccessDep, AtDep
+from riskmap.api.deps import LatQ, LonQ, ServiceDep
 
 router = APIRouter(prefix="/v1", tags=["status"])
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo._errors import StoreError
+from riskmap.geo._errors import StoreError
 
 # the schema version both backends are at; each backend keeps its own migrations to it
 SCHEMA_VERSION = 5
@@ -265,10 +265,10 @@ class Store:
         PostgreSQL + PostGIS; ``sqlite:///path``, or a plain path, a SQLite file."""
         text = str(url)
         if text.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-            from api.store.postgres import PostgresStore
+            from riskmap.api.store.postgres import PostgresStore
 
             return PostgresStore(text.replace("postgresql+psycopg://", "postgresql://"))
-        from api.store.sqlite import SQLiteStore
+        from riskmap.api.store.sqlite import SQLiteStore
 
         if text.startswith("sqlite:///"):
             return SQLiteStore(Path(text[len("sqlite:///") :]))

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from api.store import SCHEMA_VERSION, Conn, Store, _first_line, migrate, scrub
-from api.store import redact as _redact
-from geo._errors import StoreError
+from riskmap.api.store import SCHEMA_VERSION, Conn, Store, _first_line, migrate, scrub
+from riskmap.api.store import redact as _redact
+from riskmap.geo._errors import StoreError
 
 # one lock for every writer of a riskmap database (an arbitrary constant: "riskmap" in ASCII)
 WRITE_LOCK = 0x7269736B6D6170

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from api.store import (
+from riskmap.api.store import (
     SCHEMA_VERSION,
     Conn,
     Store,
@@ -18,7 +18,7 @@ from api.store import (
     damage,
     migrate,
 )
-from geo._errors import StoreError
+from riskmap.geo._errors import StoreError
 
 #: ``check()`` runs PRAGMA quick_check again after this many seconds (or when the file changed)
 CHECK_INTERVAL_S = 60.0

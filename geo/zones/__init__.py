@@ -9,22 +9,22 @@ history (:mod:`geo.history`) and new building blocks build on: the registry of e
 (:func:`group_zones`, :func:`community_zones`, :func:`sort_zones`).
 """
 
-from geo.zones import extents as _extents  # noqa: F401  (registers the built-in kinds)
-from geo.zones.assemble import (
+from riskmap.geo.zones import extents as _extents  # noqa: F401  (registers the built-in kinds)
+from riskmap.geo.zones.assemble import (
     ZONE_COLUMNS,
     area_id,
     community_zones,
     group_zones,
     sort_zones,
 )
-from geo.zones.conditions import CONDITIONS
-from geo.zones.days import dates_or_none, from_day, to_day, to_days
-from geo.zones.engine import compute_zones, day_axis, evaluate_level, longest_lift
-from geo.zones.features import Features
-from geo.zones.grids import Bool2D, Int1D, run_bounds, spread, spread_max
-from geo.zones.layer import CommunityLayer
-from geo.zones.registry import ExtentKind, kind_of, kinds, register, unregister
-from geo.zones.state import Activity, Context, LevelState, Patching, Units, ZoneResult
+from riskmap.geo.zones.conditions import CONDITIONS
+from riskmap.geo.zones.days import dates_or_none, from_day, to_day, to_days
+from riskmap.geo.zones.engine import compute_zones, day_axis, evaluate_level, longest_lift
+from riskmap.geo.zones.features import Features
+from riskmap.geo.zones.grids import Bool2D, Int1D, run_bounds, spread, spread_max
+from riskmap.geo.zones.layer import CommunityLayer
+from riskmap.geo.zones.registry import ExtentKind, kind_of, kinds, register, unregister
+from riskmap.geo.zones.state import Activity, Context, LevelState, Patching, Units, ZoneResult
 
 __all__ = [
     "CONDITIONS",

@@ -16,16 +16,16 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from geo import cells as h3c
-from geo._cancel import checkpoint
-from geo.crs import WGS84
-from geo.policy import Level, Policy
-from geo.zones.days import dates_or_none, from_day
-from geo.zones.features import Features
-from geo.zones.grids import Int1D, run_bounds
-from geo.zones.layer import CommunityLayer
-from geo.zones.registry import kind_of
-from geo.zones.state import Context, ZoneResult
+from riskmap.geo import cells as h3c
+from riskmap.geo._cancel import checkpoint
+from riskmap.geo.crs import WGS84
+from riskmap.geo.policy import Level, Policy
+from riskmap.geo.zones.days import dates_or_none, from_day
+from riskmap.geo.zones.features import Features
+from riskmap.geo.zones.grids import Int1D, run_bounds
+from riskmap.geo.zones.layer import CommunityLayer
+from riskmap.geo.zones.registry import kind_of
+from riskmap.geo.zones.state import Context, ZoneResult
 
 ZONE_COLUMNS = [
     "zone_id",

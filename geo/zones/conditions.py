@@ -17,12 +17,12 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import sparse
 
-from geo import cells as h3c
-from geo.policy import Cluster, Condition, Level, Trigger
-from geo.zones.days import to_days
-from geo.zones.grids import Bool2D, Int1D, in_range, spread
-from geo.zones.registry import kind_of
-from geo.zones.state import Context, Units
+from riskmap.geo import cells as h3c
+from riskmap.geo.policy import Cluster, Condition, Level, Trigger
+from riskmap.geo.zones.days import to_days
+from riskmap.geo.zones.grids import Bool2D, Int1D, in_range, spread
+from riskmap.geo.zones.registry import kind_of
+from riskmap.geo.zones.state import Context, Units
 
 
 def qualifying(ctx: Context, tr: Trigger) -> NDArray[np.bool_]:

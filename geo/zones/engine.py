@@ -27,16 +27,16 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from geo._cancel import checkpoint
-from geo.policy import Level, Policy
-from geo.zones.assemble import assemble
-from geo.zones.conditions import longest_window, qualifying, qualifying_days
-from geo.zones.days import to_day, to_days
-from geo.zones.features import Features
-from geo.zones.grids import Int1D, last_true, rolling_any, spread, spread_max
-from geo.zones.layer import CommunityLayer
-from geo.zones.registry import kind_of
-from geo.zones.state import Activity, Context, LevelState, ZoneResult
+from riskmap.geo._cancel import checkpoint
+from riskmap.geo.policy import Level, Policy
+from riskmap.geo.zones.assemble import assemble
+from riskmap.geo.zones.conditions import longest_window, qualifying, qualifying_days
+from riskmap.geo.zones.days import to_day, to_days
+from riskmap.geo.zones.features import Features
+from riskmap.geo.zones.grids import Int1D, last_true, rolling_any, spread, spread_max
+from riskmap.geo.zones.layer import CommunityLayer
+from riskmap.geo.zones.registry import kind_of
+from riskmap.geo.zones.state import Activity, Context, LevelState, ZoneResult
 
 
 def compute_zones(

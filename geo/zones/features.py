@@ -11,9 +11,9 @@ import shapely
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from geo._cancel import checkpoint
-from geo.zones.grids import Bool2D, Int1D, spread
-from geo.zones.layer import CommunityLayer
+from riskmap.geo._cancel import checkpoint
+from riskmap.geo.zones.grids import Bool2D, Int1D, spread
+from riskmap.geo.zones.layer import CommunityLayer
 
 
 @dataclass

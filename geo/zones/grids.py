@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-from geo.policy import Range
+from riskmap.geo.policy import Range
 
 Bool2D = NDArray[np.bool_]
 Int1D = NDArray[np.int64]

@@ -14,9 +14,9 @@ from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from scipy import sparse
 
-from geo import cells as h3c
-from geo.crs import WGS84, metric_crs_for
-from geo.index import PolygonIndex
+from riskmap.geo import cells as h3c
+from riskmap.geo.crs import WGS84, metric_crs_for
+from riskmap.geo.index import PolygonIndex
 
 Int1D = NDArray[np.int64]
 Cells = tuple[Int1D, NDArray[np.uint64]]

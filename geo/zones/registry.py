@@ -15,13 +15,13 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-from geo import policy as _policy
-from geo.policy import ExtentSpec, Level, Policy
+from riskmap.geo import policy as _policy
+from riskmap.geo.policy import ExtentSpec, Level, Policy
 
 if TYPE_CHECKING:
-    from geo.zones.features import Features
-    from geo.zones.layer import CommunityLayer
-    from geo.zones.state import Activity, Context, LevelState, Patching, Units
+    from riskmap.geo.zones.features import Features
+    from riskmap.geo.zones.layer import CommunityLayer
+    from riskmap.geo.zones.state import Activity, Context, LevelState, Patching, Units
 
 Bool1D = NDArray[np.bool_]
 Bool2D = NDArray[np.bool_]

@@ -14,10 +14,10 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import sparse
 
-from geo.policy import Policy
-from geo.zones.features import Features
-from geo.zones.grids import Bool2D, Int1D, last_true, rolling_any, spread, spread_max
-from geo.zones.layer import CommunityLayer
+from riskmap.geo.policy import Policy
+from riskmap.geo.zones.features import Features
+from riskmap.geo.zones.grids import Bool2D, Int1D, last_true, rolling_any, spread, spread_max
+from riskmap.geo.zones.layer import CommunityLayer
 
 
 @dataclass

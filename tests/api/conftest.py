@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import _service_for
-from api.ingest import ingest_cases, ingest_communities
-from api.main import app
-from api.settings import Settings, get_settings
-from api.store import Store
-from data.generator import generate_city, write_city
+from riskmap.api.deps import _service_for
+from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.main import app
+from riskmap.api.settings import Settings, get_settings
+from riskmap.api.store import Store
+from riskmap.data.generator import generate_city, write_city
 
 END = dt.date(2024, 3, 31)
 

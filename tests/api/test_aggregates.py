@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from api.aggregates import (
+from riskmap.api.aggregates import (
     MAX_PERTURBATION,
     PTABLE,
     last_published_week,
@@ -26,11 +26,11 @@ from api.aggregates import (
     record_keys,
     week_period,
 )
-from api.ingest import ingest_cases, ingest_communities
-from api.service import RiskService
-from api.settings import Settings
-from api.store import Store
-from data.generator import generate_city, write_city
+from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.service import RiskService
+from riskmap.api.settings import Settings
+from riskmap.api.store import Store
+from riskmap.data.generator import generate_city, write_city
 from tests.api.conftest import END, served
 
 AT = END.isoformat()

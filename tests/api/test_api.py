@@ -7,7 +7,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
-from api.settings import Settings
+from riskmap.api.settings import Settings
 from tests.api.conftest import END, served
 
 AT = END.isoformat()
@@ -111,9 +111,9 @@ def test_openapi(client: TestClient) -> None:
 )
 def test_status_is_exact_for_10000_random_points(client: TestClient, preset: str) -> None:
     """The fast look-up equals a brute-force test of every point against every zone."""
-    from api.deps import get_service
-    from api.settings import get_settings
-    from geo.policy import load_policy
+    from riskmap.api.deps import get_service
+    from riskmap.api.settings import get_settings
+    from riskmap.geo.policy import load_policy
 
     service = get_service(client.app.dependency_overrides[get_settings]())  # type: ignore[attr-defined]
     policy = load_policy(preset)
@@ -197,9 +197,9 @@ def _policy_query_parameter(client: TestClient) -> None:
 
 
 def test_service_with_a_custom_rule_file(sample_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from api.deps import _service_for
-    from api.main import app
-    from api.settings import Settings, get_settings
+    from riskmap.api.deps import _service_for
+    from riskmap.api.main import app
+    from riskmap.api.settings import Settings, get_settings
 
     rule = tmp_path / "rule.yaml"
     rule.write_text(
@@ -254,7 +254,7 @@ def test_a_listed_rule_file_is_served_by_its_id(sample_db, tmp_path) -> None:  #
 
 
 def test_zone_history_endpoint_is_kept_in_the_store(client: TestClient, sample_db) -> None:  # type: ignore[no-untyped-def]
-    from api.store import Store
+    from riskmap.api.store import Store
 
     r = client.get("/v1/zones/history", params={"from": "2024-03-20", "to": AT})
     assert r.status_code == 200

@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import api.auth
-from api.auth import AUDIT_ROWS_PER_MINUTE, AuthFailures, auth_failures, client_key
-from api.cli import app as cli
-from api.deps import _service_for, get_service
-from api.main import app
-from api.settings import Settings, get_settings
-from api.store import Store
+from riskmap.api.auth import AUDIT_ROWS_PER_MINUTE, AuthFailures, auth_failures, client_key
+from riskmap.api.cli import app as cli
+from riskmap.api.deps import _service_for, get_service
+from riskmap.api.main import app
+from riskmap.api.settings import Settings, get_settings
+from riskmap.api.store import Store
 
 LIMIT = 4
 

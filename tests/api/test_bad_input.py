@@ -29,12 +29,12 @@ import shapely
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.cli import app as cli_app
-from api.deps import _service_for
-from api.ingest import ingest_communities
-from api.main import app
-from api.settings import Settings, get_settings
-from api.store import Store
+from riskmap.api.cli import app as cli_app
+from riskmap.api.deps import _service_for
+from riskmap.api.ingest import ingest_communities
+from riskmap.api.main import app
+from riskmap.api.settings import Settings, get_settings
+from riskmap.api.store import Store
 from tests.conftest import REPO, squares
 
 # a point inside community A of the base store (a 500 m square at the origin of the local frame)
@@ -643,7 +643,7 @@ def test_damaged_store(base_db: Path, tmp_path: Path) -> None:
         assert len(lines) == 1 and "the store is damaged" in lines[0], (args, r.stderr)
     # the installed command, as an operator runs it
     p = subprocess.run(
-        [sys.executable, "-m", "api.cli", "--db", str(db), "zones"],
+        [sys.executable, "-m", "riskmap.api.cli", "--db", str(db), "zones"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -656,7 +656,7 @@ def test_damaged_store(base_db: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("how", ["truncated", "garbage page", "not a database"])
 def test_other_damage_is_detected_at_open(base_db: Path, tmp_path: Path, how: str) -> None:
-    from api.store import StoreDamagedError
+    from riskmap.api.store import StoreDamagedError
 
     db = tmp_path / "r.db"
     shutil.copy(base_db, db)

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from api.service import RiskService
-from api.settings import Settings
-from api.store import Store
-from geo.policy import load_policy
+from riskmap.api.service import RiskService
+from riskmap.api.settings import Settings
+from riskmap.api.store import Store
+from riskmap.geo.policy import load_policy
 from tests.api.conftest import END, served
 
 DAY = dt.timedelta(days=1)

@@ -9,8 +9,8 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.store import Store
+from riskmap.api.cli import app
+from riskmap.api.store import Store
 
 runner = CliRunner()
 END = "2024-03-31"

@@ -14,14 +14,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.errors import Busy, add_exception_handlers
-from api.flights import Claim, Flights, RequestGone, WorkLimits, claiming
-from api.middleware import add_middleware
-from api.service import RiskService
-from api.settings import Settings, get_settings
-from api.store import Store
-from geo._cancel import Cancelled, checkpoint, rss_bytes
-from geo.policy import load_policy
+from riskmap.api.errors import Busy, add_exception_handlers
+from riskmap.api.flights import Claim, Flights, RequestGone, WorkLimits, claiming
+from riskmap.api.middleware import add_middleware
+from riskmap.api.service import RiskService
+from riskmap.api.settings import Settings, get_settings
+from riskmap.api.store import Store
+from riskmap.geo._cancel import Cancelled, checkpoint, rss_bytes
+from riskmap.geo.policy import load_policy
 from tests.api.conftest import END, served
 
 WAIT = 60  # seconds: only a guard against hanging, never a speed assertion
@@ -102,9 +102,9 @@ def test_one_computation_per_key(flights: Flights) -> None:
 def test_a_slow_computation_blocks_no_other_date(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A slow computation for one date does not hold up a cached read, nor the computation
     of another date."""
-    import api.service as svc
-    from api.ingest import ingest_cases, ingest_communities
-    from data.generator import generate_city, write_city
+    import riskmap.api.service as svc
+    from riskmap.api.ingest import ingest_cases, ingest_communities
+    from riskmap.data.generator import generate_city, write_city
 
     write_city(generate_city(seed=3, communities=120, cases=300, days=30, end=END), tmp_path)
     store = Store.open(tmp_path / "r.db")
@@ -271,7 +271,7 @@ def test_time_limit_and_queue_over_http(sample_db: Path, monkeypatch) -> None:  
 def test_service_routes_answer_503_when_memory_is_short(sample_db: Path) -> None:
     """Through the real routes: a new computation refused for memory is a 503 with
     Retry-After; an answer cached before is still served."""
-    from api.deps import get_service
+    from riskmap.api.deps import get_service
 
     settings = Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=0)
     with served(settings) as client:
@@ -349,9 +349,9 @@ def test_a_new_batch_recomputes_exact_geometry_rules_only_on_demand(
     every request waits for the new data."""
     import pandas as pd
 
-    import api.service as svc
-    from api.ingest import ingest_cases, ingest_communities
-    from data.generator import generate_city, write_city
+    import riskmap.api.service as svc
+    from riskmap.api.ingest import ingest_cases, ingest_communities
+    from riskmap.data.generator import generate_city, write_city
     from tests.geo.test_incremental import assert_same
 
     write_city(generate_city(seed=3, communities=150, cases=300, days=30, end=END), tmp_path)

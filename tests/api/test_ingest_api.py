@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import _service_for
-from api.ingest import ingest_communities
-from api.main import app
-from api.settings import Settings, get_settings
-from api.store import Store
+from riskmap.api.deps import _service_for
+from riskmap.api.ingest import ingest_communities
+from riskmap.api.main import app
+from riskmap.api.settings import Settings, get_settings
+from riskmap.api.store import Store
 from tests.conftest import squares
 
 AT = "2024-03-10"
@@ -202,7 +202,7 @@ def test_real_ds4c_files_over_http_as_through_the_cli(shared_dir: Path, tmp_path
 
     from typer.testing import CliRunner
 
-    from api.cli import app as cli_app
+    from riskmap.api.cli import app as cli_app
 
     korea = shared_dir / "data/korea"
     seoul = korea / "boundaries/seoul_neighborhoods_2015"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.middleware import TokenBuckets
-from api.settings import Settings, get_settings
+from riskmap.api.middleware import TokenBuckets
+from riskmap.api.settings import Settings, get_settings
 from tests.api.conftest import served
 
 
@@ -43,7 +43,7 @@ def test_slow_requests_time_out() -> None:
 
     from fastapi import FastAPI
 
-    from api.middleware import add_middleware
+    from riskmap.api.middleware import add_middleware
 
     slow_app = FastAPI()
     add_middleware(slow_app)

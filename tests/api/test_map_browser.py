@@ -22,8 +22,8 @@ import httpx
 import pytest
 import yaml
 
-from api.ingest import ingest_cases, ingest_communities
-from api.store import Store
+from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.store import Store
 from tests.conftest import REPO, squares
 
 CHROMIUM = Path(os.environ.get("RISKMAP_TEST_CHROMIUM", "/usr/bin/chromium"))

@@ -17,10 +17,10 @@ import shapely
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 
-from api.main import app
-from api.settings import Settings, get_settings
-from api.store import Store
-from geo.policy import Policy, load_policy, preset_names
+from riskmap.api.main import app
+from riskmap.api.settings import Settings, get_settings
+from riskmap.api.store import Store
+from riskmap.geo.policy import Policy, load_policy, preset_names
 from tests.api.conftest import END, served
 
 AT = END.isoformat()

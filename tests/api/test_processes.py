@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.ingest import ingest_communities
-from api.store import Store
-from data.generator import generate_city, write_city
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, compute_zones
+from riskmap.api.ingest import ingest_communities
+from riskmap.api.store import Store
+from riskmap.data.generator import generate_city, write_city
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, compute_zones
 
 END = dt.date(2024, 3, 31)
 RISKMAP = Path(sys.executable).with_name("riskmap")

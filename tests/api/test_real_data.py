@@ -14,8 +14,8 @@ import pandas as pd
 import shapely
 from typer.testing import CliRunner
 
-from api.cli import app
-from geo.crs import metric_crs_for
+from riskmap.api.cli import app
+from riskmap.geo.crs import metric_crs_for
 
 AT = "2020-03-01"
 

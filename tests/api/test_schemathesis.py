@@ -15,9 +15,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from api.deps import _service_for
-from api.main import app
-from api.settings import Settings, get_settings
+from riskmap.api.deps import _service_for
+from riskmap.api.main import app
+from riskmap.api.settings import Settings, get_settings
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 

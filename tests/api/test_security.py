@@ -10,7 +10,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from api.security import API_CSP, PAGE_CSP, inline_script_hashes
+from riskmap.api.security import API_CSP, PAGE_CSP, inline_script_hashes
 
 AT = "2024-03-31"
 

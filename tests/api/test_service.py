@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from api.ingest import ingest_cases, ingest_communities
-from api.service import RiskService
-from api.store import Store
-from data.generator import generate_city, write_city
-from geo.policy import load_policy
+from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.service import RiskService
+from riskmap.api.store import Store
+from riskmap.data.generator import generate_city, write_city
+from riskmap.geo.policy import load_policy
 from tests.geo.test_incremental import assert_same
 
 END = dt.date(2024, 3, 31)
 
 
 def test_new_batch_updates_snapshots_incrementally(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import api.service as svc
+    import riskmap.api.service as svc
 
     city = generate_city(
         seed=4, communities=400, cases=900, days=40, end=END, subdistricts=20, districts=10
@@ -87,7 +87,7 @@ def test_computed_zones_are_kept_in_the_store(tmp_path: Path, store_url: str) ->
     PostgreSQL), the latest data version per rule and date."""
     import shapely
 
-    from api.service import policy_key
+    from riskmap.api.service import policy_key
 
     today = dt.date.today()  # the zones in force today are kept (other dates are not)
     city = generate_city(seed=4, communities=300, cases=600, days=40, end=today)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from api.ingest import ingest_cases, ingest_communities
-from api.store import SCHEMA_VERSION, Store
-from geo._errors import StoreError
+from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.store import SCHEMA_VERSION, Store
+from riskmap.geo._errors import StoreError
 from tests.conftest import squares
 
 HEADER = "case_id,reported,type,role,lat,lon\n"
@@ -118,7 +118,7 @@ def test_rural_flag_is_stored(tmp_path: Path, store_url: str) -> None:
 def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
     import sqlite3
 
-    from api.store.sqlite import SCHEMA
+    from riskmap.api.store.sqlite import SCHEMA
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
@@ -311,7 +311,7 @@ def test_postgis_tables_are_spatial(tmp_path: Path, pg_url: str) -> None:
 
 
 def test_parent_units(tmp_path: Path, store_url: str) -> None:
-    from api.ingest import ingest_units
+    from riskmap.api.ingest import ingest_units
 
     store = Store.open(store_url)
     f = tmp_path / "subdistricts.csv"

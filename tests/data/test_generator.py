@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from data.generator import (
+from riskmap.data.generator import (
     CASE_ROLES,
     CASE_TYPES,
     CENTRE_LAT,

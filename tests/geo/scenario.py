@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.index import PolygonIndex
-from geo.policy import Policy, load_policy
-from geo.zones import CommunityLayer, ZoneResult, compute_zones
+from riskmap.geo.index import PolygonIndex
+from riskmap.geo.policy import Policy, load_policy
+from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones
 from tests.conftest import LOCAL, case_rows
 
 D0 = dt.date(2024, 3, 1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from geo._errors import PolicyError
-from geo.policy import parse_policy
-from geo.zones import CommunityLayer
+from riskmap.geo._errors import PolicyError
+from riskmap.geo.policy import parse_policy
+from riskmap.geo.zones import CommunityLayer
 from tests.conftest import squares
 from tests.geo.scenario import Scenario, cases
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import shapely
 
-from data.generator import generate_city
-from geo._cancel import Cancelled, CancelToken, cancellable, checkpoint, rss_bytes
-from geo.history import zone_events
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, compute_zones, from_day
+from riskmap.data.generator import generate_city
+from riskmap.geo._cancel import Cancelled, CancelToken, cancellable, checkpoint, rss_bytes
+from riskmap.geo.history import zone_events
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, compute_zones, from_day
 
 END = dt.date(2024, 3, 31)
 

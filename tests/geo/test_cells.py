@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import shapely
 
-from geo import cells as h3c
+from riskmap.geo import cells as h3c
 from tests.conftest import squares
 
 

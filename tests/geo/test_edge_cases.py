@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from geo.incremental import update_zones
-from geo.policy import load_policy, parse_policy
-from geo.zones import CommunityLayer, compute_zones
+from riskmap.geo.incremental import update_zones
+from riskmap.geo.policy import load_policy, parse_policy
+from riskmap.geo.zones import CommunityLayer, compute_zones
 from tests.conftest import squares
 from tests.geo.scenario import Scenario, cases, day
 
@@ -50,7 +50,7 @@ def test_lift_1_rules_know_their_last_case_and_lift_date() -> None:
     assert row["level"] == "medium"
     assert row["last_case"] == day(0)  # not the as-of date
     assert row["expected_lift"] == day(14)  # the 14-day window ends
-    from geo.history import zone_events
+    from riskmap.geo.history import zone_events
 
     ev = zone_events(s.at(20), layer, day(0), day(20))
     mine = ev[ev["unit_id"] == "D0C0"]
@@ -118,7 +118,7 @@ def test_split_zone_parts_have_distinct_ids() -> None:
     import geopandas as gpd
     import numpy as np
 
-    from geo import cells as h3c
+    from riskmap.geo import cells as h3c
     from tests.conftest import LOCAL
 
     spec = [(f"C{i}{j}", i * 1000, j * 1000, 1000, "D") for i in range(-2, 2) for j in range(-2, 2)]

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import shapely
 
-from data.generator import generate_city
-from geo import cells as h3c
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, Features
-from geo.zones.assemble import disc_union_inputs, part_cells, part_communities
-from geo.zones.conditions import distinct_in_window
-from geo.zones.features import disc_hits
+from riskmap.data.generator import generate_city
+from riskmap.geo import cells as h3c
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, Features
+from riskmap.geo.zones.assemble import disc_union_inputs, part_cells, part_communities
+from riskmap.geo.zones.conditions import distinct_in_window
+from riskmap.geo.zones.features import disc_hits
 
 END = dt.date(2024, 3, 31)
 
@@ -132,7 +132,7 @@ def test_zone_cells_of_a_community_in_two_pieces() -> None:
     4 km away that it is inside the zone."""
     import h3
 
-    from geo.zones import compute_zones
+    from riskmap.geo.zones import compute_zones
 
     c = generate_city(seed=0, communities=300, cases=10, days=10, end=END)
     fr = c.communities.copy()

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import shapely
 
-from data.generator import generate_city
-from geo.history import base_rank, intervals, point_ranks, zone_events
-from geo.index import PolygonIndex
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, compute_zones
+from riskmap.data.generator import generate_city
+from riskmap.geo.history import base_rank, intervals, point_ranks, zone_events
+from riskmap.geo.index import PolygonIndex
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, compute_zones
 from tests.conftest import LOCAL, squares
 from tests.geo.scenario import Scenario, cases, day
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import shapely
 
-from data.generator import generate_city
-from geo.incremental import update_zones
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, ZoneResult, compute_zones
+from riskmap.data.generator import generate_city
+from riskmap.geo.incremental import update_zones
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones
 
 END = dt.date(2024, 3, 31)
 
@@ -46,7 +46,7 @@ INCREMENTAL = ["cn-three-zone", "cn-2022-9th", "shanghai-2022-04", "cn-2020-coun
 
 def _no_full_recompute(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
     """Record the full recomputations an update falls back to."""
-    import geo.incremental as inc
+    import riskmap.geo.incremental as inc
 
     calls: list[int] = []
     real = inc.compute_zones

@@ -7,7 +7,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo.index import PolygonIndex
+from riskmap.geo.index import PolygonIndex
 
 
 def _brute(geoms: np.ndarray, prio: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> list[int]:

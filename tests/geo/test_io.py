@@ -17,8 +17,8 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 
-from geo._errors import InputFileError
-from geo.io import (
+from riskmap.geo._errors import InputFileError
+from riskmap.geo.io import (
     CASE_FIELDS,
     CASE_TYPES,
     COMMUNITY_FIELDS,
@@ -1019,7 +1019,7 @@ def test_rural_flag(tmp_path: Path) -> None:
 
 
 def test_check_date_format() -> None:
-    from geo.io import check_date_format
+    from riskmap.geo.io import check_date_format
 
     assert check_date_format(None) is None and check_date_format(" ") is None
     assert check_date_format("%d/%m/%Y") == "%d/%m/%Y"
@@ -1031,7 +1031,7 @@ def test_check_date_format() -> None:
 
 
 def test_json_depth_ignores_brackets_in_strings() -> None:
-    from geo.io import _json_depth
+    from riskmap.geo.io import _json_depth
 
     assert _json_depth(b'{"a": "[[[[{{{{", "b": [1, [2]]}') == 3
     assert _json_depth(b'["\\"[[[", {"x": {}}]') == 3
@@ -1074,7 +1074,7 @@ def test_names_replace_paths_in_messages(tmp_path: Path) -> None:
 
 
 def test_parquet_unpacked_size_is_checked_first(tmp_path: Path) -> None:
-    from geo.io import InputLimits
+    from riskmap.geo.io import InputLimits
 
     ring = [(114 + 0.01 * np.cos(t), 30 + 0.01 * np.sin(t)) for t in np.linspace(0, 6.28, 30_000)]
     gdf = gpd.GeoDataFrame({"community_id": ["a"]}, geometry=[Polygon(ring)], crs=4326)
@@ -1091,7 +1091,7 @@ def test_parquet_unpacked_size_is_checked_first(tmp_path: Path) -> None:
 
 
 def test_large_polygons_allowed_are_warned_about(tmp_path: Path) -> None:
-    from geo.io import InputLimits
+    from riskmap.geo.io import InputLimits
 
     f = write_geojson(
         tmp_path / "c.geojson",
@@ -1110,7 +1110,7 @@ def test_large_polygons_allowed_are_warned_about(tmp_path: Path) -> None:
 
 
 def test_parent_ids_are_checked(tmp_path: Path) -> None:
-    from geo.io import read_units
+    from riskmap.geo.io import read_units
 
     f = tmp_path / "s.csv"
     f.write_text("subdistrict_id,district_id,name\nS1,D1,a\nS2,D\x1b2,b\nS3,,c\n")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import shapely
 
-from geo._errors import PolicyError
-from geo.history import point_ranks, zone_events
-from geo.policy import load_policy, parse_policy
-from geo.precision import public_events, public_point_ranks, public_result
-from geo.zones import CommunityLayer, from_day
+from riskmap.geo._errors import PolicyError
+from riskmap.geo.history import point_ranks, zone_events
+from riskmap.geo.policy import load_policy, parse_policy
+from riskmap.geo.precision import public_events, public_point_ranks, public_result
+from riskmap.geo.zones import CommunityLayer, from_day
 from tests.conftest import LOCAL, squares
 from tests.geo.scenario import Scenario, cases, day
 

@@ -10,8 +10,8 @@ import math
 import pandas as pd
 import pytest
 
-from geo.policy import load_policy, preset_names
-from geo.zones import CommunityLayer
+from riskmap.geo.policy import load_policy, preset_names
+from riskmap.geo.zones import CommunityLayer
 from tests.conftest import squares
 from tests.geo.scenario import Scenario, cases, day
 
@@ -164,7 +164,7 @@ def test_india_circles_do_not_give_away_the_home(town: CommunityLayer) -> None:
     import geopandas as gpd
     import shapely
 
-    from geo import cells as h3c
+    from riskmap.geo import cells as h3c
     from tests.conftest import LOCAL
 
     home = (1234.0, 321.0)

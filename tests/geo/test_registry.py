@@ -14,12 +14,12 @@ import shapely
 from numpy.typing import NDArray
 from pydantic import Field
 
-from geo._errors import PolicyError
-from geo.history import zone_events
-from geo.incremental import supports_incremental, update_zones
-from geo.policy import ExtentSpec, Level, Policy, Snap, SnappableExtent, parse_policy
-from geo.zones import CommunityLayer, Context, Units, kind_of, kinds, register, unregister
-from geo.zones.extents import LocationKind
+from riskmap.geo._errors import PolicyError
+from riskmap.geo.history import zone_events
+from riskmap.geo.incremental import supports_incremental, update_zones
+from riskmap.geo.policy import ExtentSpec, Level, Policy, Snap, SnappableExtent, parse_policy
+from riskmap.geo.zones import CommunityLayer, Context, Units, kind_of, kinds, register, unregister
+from riskmap.geo.zones.extents import LocationKind
 from tests.conftest import LOCAL, squares
 from tests.geo.scenario import Scenario, cases
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, compute_zones
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, compute_zones
 from tests.conftest import case_rows, squares
 
 D0 = dt.date(2024, 3, 1)

@@ -9,11 +9,11 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from data.generator import generate_city
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, ZoneResult, compute_zones
-from tiles.collections import communities_frame, districts_frame, zones_frame
-from tiles.mvt import MercatorGeometries, TileLayer
+from riskmap.data.generator import generate_city
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones
+from riskmap.tiles.collections import communities_frame, districts_frame, zones_frame
+from riskmap.tiles.mvt import MercatorGeometries, TileLayer
 
 END = dt.date(2024, 3, 31)
 

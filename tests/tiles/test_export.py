@@ -10,9 +10,9 @@ import pytest
 from pmtiles.reader import MmapSource, Reader, all_tiles
 from pmtiles.tile import Compression, TileType
 
+from riskmap.tiles.export import export_pmtiles
+from riskmap.tiles.mvt import TMS, TileLayer, encode_tile
 from tests.tiles.conftest import City
-from tiles.export import export_pmtiles
-from tiles.mvt import TMS, TileLayer, encode_tile
 
 
 def test_pmtiles_round_trip(city: City, tmp_path: Path) -> None:

@@ -6,11 +6,17 @@ import json
 
 import shapely
 
-from geo.policy import load_policy
-from geo.zones import CommunityLayer, compute_zones
+from riskmap.geo.policy import load_policy
+from riskmap.geo.zones import CommunityLayer, compute_zones
+from riskmap.tiles import (
+    communities_geojson,
+    districts_geojson,
+    planner_deck,
+    planner_page,
+    zones_geojson,
+)
 from tests.conftest import squares
 from tests.geo.scenario import D0, cases
-from tiles import communities_geojson, districts_geojson, planner_deck, planner_page, zones_geojson
 
 
 def _result():  # type: ignore[no-untyped-def]
@@ -69,7 +75,7 @@ def test_planner_deck_and_page_load_nothing_from_outside() -> None:
 def test_planner_page_escapes_everything_and_inlines_no_script() -> None:
     import re
 
-    from tiles.deck import TOOLTIP, json_for_html
+    from riskmap.tiles.deck import TOOLTIP, json_for_html
 
     hostile = "</script><script>alert(1)</script><!--<img src=x onerror=alert(2)>&amp;"
     deck = planner_deck(

@@ -12,9 +12,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from tests.conftest import LOCAL, squares
-from tests.tiles.conftest import City
-from tiles.mvt import (
+from riskmap.tiles.mvt import (
     BUFFER,
     EXTENT,
     TileCache,
@@ -26,6 +24,8 @@ from tiles.mvt import (
     prerender,
     tiles_over,
 )
+from tests.conftest import LOCAL, squares
+from tests.tiles.conftest import City
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 _MERC = Transformer.from_crs(4326, 3857, always_xy=True)

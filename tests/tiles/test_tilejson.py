@@ -9,10 +9,10 @@ import mapbox_vector_tile
 import morecantile
 import pytest
 
+from riskmap.tiles.collections import COLLECTIONS, COMMUNITIES, ZONES
+from riskmap.tiles.mvt import encode_tile
+from riskmap.tiles.tilejson import tilejson
 from tests.tiles.conftest import City
-from tiles.collections import COLLECTIONS, COMMUNITIES, ZONES
-from tiles.mvt import encode_tile
-from tiles.tilejson import tilejson
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 

@@ -1,9 +1,9 @@
 """The built-in extent kinds, registered on import (see :mod:`geo.zones.registry`)."""
 
-from geo.zones.extents.areas import AllKind, CommunityKind, ParentKind, ParentRemainderKind
-from geo.zones.extents.buffer import BufferKind
-from geo.zones.extents.locations import CellKind, GridDiskKind, LocationKind, RadiusKind
-from geo.zones.registry import register
+from riskmap.geo.zones.extents.areas import AllKind, CommunityKind, ParentKind, ParentRemainderKind
+from riskmap.geo.zones.extents.buffer import BufferKind
+from riskmap.geo.zones.extents.locations import CellKind, GridDiskKind, LocationKind, RadiusKind
+from riskmap.geo.zones.registry import register
 
 BUILT_IN = (
     CommunityKind(),

@@ -9,8 +9,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-from geo._cancel import checkpoint
-from geo.policy import (
+from riskmap.geo._cancel import checkpoint
+from riskmap.geo.policy import (
     AllExtent,
     CommunityExtent,
     ExtentSpec,
@@ -19,9 +19,9 @@ from geo.policy import (
     ParentRemainderExtent,
     Policy,
 )
-from geo.zones.layer import CommunityLayer
-from geo.zones.registry import Bool1D, ExtentKind, Int1D
-from geo.zones.state import Context, LevelState, Patching, Units
+from riskmap.geo.zones.layer import CommunityLayer
+from riskmap.geo.zones.registry import Bool1D, ExtentKind, Int1D
+from riskmap.geo.zones.state import Context, LevelState, Patching, Units
 
 
 def case_communities(ctx: Context) -> Int1D:

@@ -10,13 +10,13 @@ import shapely
 from numpy.typing import NDArray
 from scipy import sparse
 
-from geo._cancel import checkpoint
-from geo.policy import BufferExtent, ExtentSpec, Level, Policy
-from geo.zones.features import DiscFamily, Features
-from geo.zones.grids import spread, spread_max
-from geo.zones.layer import CommunityLayer
-from geo.zones.registry import Bool1D, ExtentKind, Int1D, kind_of
-from geo.zones.state import Context, LevelState, Patching
+from riskmap.geo._cancel import checkpoint
+from riskmap.geo.policy import BufferExtent, ExtentSpec, Level, Policy
+from riskmap.geo.zones.features import DiscFamily, Features
+from riskmap.geo.zones.grids import spread, spread_max
+from riskmap.geo.zones.layer import CommunityLayer
+from riskmap.geo.zones.registry import Bool1D, ExtentKind, Int1D, kind_of
+from riskmap.geo.zones.state import Context, LevelState, Patching
 
 
 class BufferKind(ExtentKind[BufferExtent]):

@@ -12,12 +12,12 @@ import shapely
 from numpy.typing import NDArray
 from scipy import sparse
 
-from geo import cells as h3c
-from geo.policy import CellExtent, ExtentSpec, GridDiskExtent, Level, RadiusExtent
-from geo.zones.features import Features
-from geo.zones.layer import CommunityLayer
-from geo.zones.registry import Bool1D, ExtentKind, Int1D, S
-from geo.zones.state import Activity, Context, Units
+from riskmap.geo import cells as h3c
+from riskmap.geo.policy import CellExtent, ExtentSpec, GridDiskExtent, Level, RadiusExtent
+from riskmap.geo.zones.features import Features
+from riskmap.geo.zones.layer import CommunityLayer
+from riskmap.geo.zones.registry import Bool1D, ExtentKind, Int1D, S
+from riskmap.geo.zones.state import Activity, Context, Units
 
 
 class Located(Protocol):
