@@ -57,10 +57,12 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# BENCH_ARGS="--scale --postgis" adds the scale city and the PostGIS comparison
+# BENCH_ARGS="--scale --postgis" adds the scale city and the PostGIS comparison;
+# bench.tiles: vector-tile latency cold and cached at z8, z11, z14 (it ignores --postgis)
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.tiles $(BENCH_ARGS)
 
 clean:
 	rm -rf var $(VENV) .pytest_cache .mypy_cache .mypy-tree .ruff_cache

@@ -1,0 +1,73 @@
+"""TileJSON 3.0.0 documents and the collections' frames."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import mapbox_vector_tile
+import morecantile
+import pytest
+
+from riskmap.tiles.collections import COLLECTIONS, COMMUNITIES, ZONES
+from riskmap.tiles.mvt import encode_tile
+from riskmap.tiles.tilejson import tilejson
+from tests.tiles.helpers import City
+
+TMS = morecantile.tms.get("WebMercatorQuad")
+
+
+def test_tilejson_fields(city: City) -> None:
+    layer = city.tiles["communities"]
+    doc = tilejson(
+        COMMUNITIES,
+        "http://example.test/riskmap/",
+        layer.bounds,
+        query={"policy": "cn-three-zone", "at": "2024-03-31", "skip": None},
+        attribution="Health bureau",
+    )
+    d = json.loads(doc.model_dump_json(exclude_none=True))
+    assert d["tilejson"] == "3.0.0" and d["scheme"] == "xyz"
+    (url,) = d["tiles"]
+    parts = urlsplit(url)
+    assert parts.path == "/riskmap/collections/communities/tiles/WebMercatorQuad/{z}/{x}/{y}"
+    assert parse_qs(parts.query) == {"policy": ["cn-three-zone"], "at": ["2024-03-31"]}
+    assert d["bounds"] == pytest.approx(list(city.communities.total_bounds))
+    w, s, e, n = d["bounds"]
+    lon, lat, zoom = d["center"]
+    assert w < lon < e and s < lat < n and d["minzoom"] <= zoom <= d["maxzoom"]
+    # the city's width fits in a tile's width at the centre's zoom, not at the next one
+    assert 360 / 2**zoom >= e - w > 360 / 2 ** (zoom + 1)
+    assert d["minzoom"] == 0 and d["maxzoom"] == 14 and d["attribution"] == "Health bureau"
+    (vl,) = d["vector_layers"]
+    assert vl["id"] == "communities" and vl["fields"] == COMMUNITIES.fields
+    # every property a tile carries is declared, with its type
+    t = TMS.tile(lon, lat, 12)
+    tile = mapbox_vector_tile.decode(encode_tile([layer], t.z, t.x, t.y))
+    for f in tile["communities"]["features"]:
+        for k, v in f["properties"].items():
+            assert k in vl["fields"]
+            assert vl["fields"][k] == ("Number" if isinstance(v, int | float) else "String")
+
+
+def test_tilejson_without_data_and_bad_zooms() -> None:
+    d = tilejson(ZONES, "http://h", (180.0, 85.0, -180.0, -85.0)).model_dump()
+    assert d["bounds"][0] == -180.0 and d["tiles"][0].endswith("/{z}/{x}/{y}")
+    with pytest.raises(ValueError, match="minzoom <= maxzoom"):
+        tilejson(ZONES, "http://h", (0, 0, 1, 1), minzoom=10, maxzoom=5)
+
+
+def test_frames_follow_the_collections(city: City) -> None:
+    for name, frame in (
+        ("zones", city.zones),
+        ("communities", city.communities),
+        ("districts", city.districts),
+    ):
+        assert [c for c in frame.columns if c != "geometry"] == list(COLLECTIONS[name].fields)
+        assert frame["id"].is_unique and frame.crs.to_epsg() == 4326
+    c = city.communities
+    assert len(c) == len(city.layer) and list(c["id"]) == list(city.layer.ids)
+    none = c[c["level"] == "none"]
+    assert none["since"].isna().all() and (none["rank"] == 0).all()
+    assert set(c.loc[c["level"] != "none", "zone_id"].dropna()) <= set(city.zones["id"])
+    assert city.districts["name"].notna().all()
