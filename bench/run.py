@@ -36,6 +36,7 @@ from riskmap.data.generator import generate_city, write_city
 from riskmap.geo.history import zone_events
 from riskmap.geo.incremental import update_zones
 from riskmap.geo.policy import load_policy
+from riskmap.geo.scan import community_counts
 from riskmap.geo.zones import CommunityLayer, compute_zones, from_day
 
 END = dt.date(2024, 3, 31)
@@ -122,13 +123,7 @@ def bench_city(
 
     if scan:
         # space-time scan on the communities of the cases' residences, prospective at END
-        homes = cs[(cs["role"] == "residence") & (cs["community"] >= 0)]
-        ids = layer.frame["community_id"].to_numpy()
-        counts = pd.DataFrame(
-            {"location": ids[homes["community"].to_numpy()], "date": homes["reported"], "count": 1}
-        )
-        centres = layer.frame.geometry.to_crs(layer.frame.estimate_utm_crs()).centroid.to_crs(4326)
-        coords = pd.DataFrame({"location": ids, "lat": centres.y, "lon": centres.x})
+        counts, coords = community_counts(layer, cs)
         bench_scan(rec, name, counts, coords, 999)
 
     if postgis:

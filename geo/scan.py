@@ -660,3 +660,27 @@ def space_time_scan(
         cases_outside=prep.outside,
         null_max_llr=null_max,
     )
+
+
+def community_counts(
+    layer: Any, cases: pd.DataFrame, types: Sequence[str] | None = ("confirmed",)
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scan's inputs from a community layer and case locations: ``counts`` (each case
+    once, where it lives: :func:`geo.measures.case_points`, in its community, by report date;
+    cases outside every community left out) and ``coords`` (every community at a point on its
+    surface that lies inside it, in lon/lat)."""
+    from riskmap.geo.measures import case_points
+
+    pts = case_points(cases, layer, types)
+    pts = pts[pts["community"] >= 0]
+    ids = layer.frame["community_id"].to_numpy()
+    counts = pd.DataFrame(
+        {
+            "location": ids[pts["community"].to_numpy()],
+            "date": pd.to_datetime(pts["reported"]).dt.date,
+            "count": 1,
+        }
+    )
+    inner = layer.frame.geometry.representative_point()
+    coords = pd.DataFrame({"location": ids, "lat": inner.y.to_numpy(), "lon": inner.x.to_numpy()})
+    return counts, coords

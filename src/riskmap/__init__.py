@@ -23,6 +23,10 @@ __version__ = "0.1.0"
 
 # name -> module that defines it
 _SURFACE: dict[str, str] = {
+    # a store in this process: ingest, zones, status for arrays, layers, measures, scan
+    "open": "riskmap.api.workspace",
+    "Workspace": "riskmap.api.workspace",
+    # the pure functions underneath
     "RiskmapError": "riskmap.geo._errors",
     "Policy": "riskmap.geo.policy",
     "load_policy": "riskmap.geo.policy",
@@ -31,6 +35,15 @@ _SURFACE: dict[str, str] = {
     "ZoneResult": "riskmap.geo.zones",
     "compute_zones": "riskmap.geo.zones",
     "PolygonIndex": "riskmap.geo.index",
+    "StatusLookup": "riskmap.geo.status",
+    "zones_over": "riskmap.geo.daily",
+    "incidence": "riskmap.geo.measures",
+    "growth": "riskmap.geo.measures",
+    "population_under_levels": "riskmap.geo.measures",
+    "hotspots": "riskmap.geo.hotspots",
+    "space_time_scan": "riskmap.geo.scan",
+    "zones_geojson": "riskmap.tiles.geojson",
+    "communities_geojson": "riskmap.tiles.geojson",
 }
 
 __all__ = sorted(_SURFACE)
