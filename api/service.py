@@ -168,6 +168,11 @@ class RiskService:
         self._span: tuple[int, tuple[dt.date, dt.date] | None] | None = None
         self._snapshots: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
         self._cell_secret: bytes | None = None
+        # early warning (api/service.py, end): scans of the data version in memory, every
+        # date kept (one scan per key, never again); hotspot layers, the last few
+        self._scans: dict[tuple[Any, ...], Any] = {}
+        self._scan_lock = threading.Lock()  # one scan at a time (see scan)
+        self._hotspots: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.flights = Flights(limits or WorkLimits())
         # computed zones are kept in the store (table zones) by one background writer
         self._writer = _Keeper()
@@ -422,3 +427,82 @@ class RiskService:
             else self.public_snapshot(policy, at, public_min)
         )
         return snap.status(np.array([lon]), np.array([lat]))[0]
+
+    # -- early warning and measures -----------------------------------------------------------
+
+    def zones_over(self, policy: Policy, start: dt.date, end: dt.date) -> Any:
+        """The zones of every date ``start .. end`` from one computation
+        (:func:`geo.daily.zones_over`; ``DailyZones``)."""
+        from riskmap.geo.daily import zones_over
+
+        d = self._state()
+        return self.flights.run(
+            ("zones_over", d.version, policy.model_dump_json(), start, end),
+            lambda: zones_over(d.layer, d.cases, policy, start, end, metrics=d.metrics),
+        )
+
+    def hotspots(self, at: dt.date, **options: Any) -> Any:
+        """Gi* hotspots of the current data (:func:`geo.hotspots.hotspots`, its keywords),
+        computed once per (data version, date, options) through the bounded computations;
+        the last ``HOTSPOT_CACHE`` answers are kept."""
+        from riskmap.geo.hotspots import hotspots
+
+        d = self._state()
+        key = ("hotspots", d.version, at, tuple(sorted(options.items())))
+        with self._cache_lock:
+            got = self._hotspots.get(key)
+            if got is not None:
+                self._hotspots.move_to_end(key)
+                return got
+
+        def compute() -> Any:
+            frame = hotspots(d.layer, d.cases, at, **options)
+            with self._cache_lock:
+                if self._data is not None and self._data.version == d.version:
+                    self._hotspots[key] = frame
+                    for k in [k for k in self._hotspots if k[1] != d.version]:
+                        del self._hotspots[k]
+                    while len(self._hotspots) > HOTSPOT_CACHE:
+                        self._hotspots.popitem(last=False)
+            return frame
+
+        return self.flights.run(key, compute)
+
+    def scan(self, at: dt.date, study_days: int = 365, **options: Any) -> tuple[int, Any]:
+        """(data version, the space-time permutation scan of the communities ending on
+        ``at`` over ``study_days`` days): :func:`geo.scan.space_time_scan` with ``options``.
+
+        Each (data version, date, options) is scanned at most once: the answer is kept for
+        as long as the data version is current, and scans run one at a time, to the end
+        even when the request that asked for it left (a second flight for the same key waits
+        for the first and takes its answer), so no caller can make the same scan run
+        twice."""
+        from riskmap.geo.scan import community_counts, space_time_scan
+
+        d = self._state()
+        key = ("scan", d.version, at, study_days, tuple(sorted(options.items())))
+        got = self._scans.get(key)
+        if got is not None:
+            return d.version, got
+
+        def compute() -> Any:
+            with self._scan_lock:
+                done = self._scans.get(key)
+                if done is not None:
+                    return done
+                counts, coords = community_counts(d.layer, d.cases)
+                start = at - dt.timedelta(days=study_days - 1)
+                result = space_time_scan(counts, coords, end=at, start=start, **options)
+                with self._cache_lock:
+                    if self._data is not None and self._data.version == d.version:
+                        stale = [k for k in self._scans if k[1] != d.version]
+                        for k in stale:
+                            del self._scans[k]
+                        self._scans[key] = result
+                return result
+
+        return d.version, self.flights.run(key, compute)
+
+
+#: hotspot layers kept in memory per service (each a few thousand cells at most)
+HOTSPOT_CACHE = 32

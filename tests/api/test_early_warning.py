@@ -1,0 +1,314 @@
+"""Early warning on the command line and over HTTP: ``riskmap scan`` (files and the store),
+``riskmap hotspots``, ``riskmap zones --from --to --out-dir``, ``GET /v1/alerts`` and
+``GET /v1/hotspots`` (small cities, few replications)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from riskmap.api.cli import app
+from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.store import Store
+from riskmap.data.generator import generate_city, write_city
+from riskmap.geo.scan import community_counts, haversine_km, space_time_scan
+from riskmap.geo.zones import CommunityLayer
+
+runner = CliRunner()
+END = dt.date(2024, 3, 31)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = runner.invoke(app, list(args))
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.stdout, r.stderr
+
+
+@pytest.fixture(scope="module")
+def city_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small sample city (300 communities) in a SQLite store."""
+    out = tmp_path_factory.mktemp("ew-city")
+    write_city(generate_city(seed=3, communities=300, cases=600, days=40, end=END), out)
+    db = out / "riskmap.db"
+    store = Store.open(db)
+    ingest_communities(store, out / "communities.geojson")
+    assert ingest_cases(store, out / "cases.csv", today=END).counts.rejected == 0
+    store.close()
+    return db
+
+
+# --------------------------------------------------------------------------- scan on files
+
+
+def planted() -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:
+    """A 7 x 7 grid of places with background cases and a raised risk in the 4 places nearest
+    the centre over the last 3 days."""
+    lat, lon = np.meshgrid(np.linspace(37.50, 37.56, 7), np.linspace(127.00, 127.07, 7))
+    coords = pd.DataFrame(
+        {"location": [f"P{i:02d}" for i in range(49)], "lat": lat.ravel(), "lon": lon.ravel()}
+    )
+    rng = np.random.default_rng(5)
+    days = [END - dt.timedelta(days=i) for i in range(30)]
+    rows = [(z, d, int(k)) for z in coords["location"] for d in days if (k := rng.poisson(0.1))]
+    c = coords.set_index("location").loc["P24"]
+    near = np.argsort(haversine_km(c["lat"], c["lon"], coords["lat"], coords["lon"]))[:4]
+    hot = set(coords["location"].to_numpy()[near])
+    rows += [(z, d, 3) for z in hot for d in days[:3]]
+    return pd.DataFrame(rows, columns=["location", "date", "count"]), coords, hot
+
+
+def write_satscan(tmp: Path, counts: pd.DataFrame, coords: pd.DataFrame) -> tuple[Path, Path]:
+    cas, geo = tmp / "cases.cas", tmp / "places.geo"
+    cas.write_text(
+        "".join(f"{r.location} {r.count} {r.date:%Y/%m/%d}\n" for r in counts.itertuples())
+    )
+    geo.write_text("".join(f"{r.location} {r.lat} {r.lon}\n" for r in coords.itertuples()))
+    return cas, geo
+
+
+def test_scan_files_json_is_the_scan_of_the_files(tmp_path: Path) -> None:
+    counts, coords, hot = planted()
+    cas, geo = write_satscan(tmp_path, counts, coords)
+    args = ["--end", "2024-03-31", "--replications", "99", "--seed", "4", "--json"]
+    code, stdout, stderr = run("scan", "--cases", str(cas), "--geo", str(geo), *args)
+    assert code == 0, stderr
+    got = json.loads(stdout)
+    want = space_time_scan(counts, coords, end=END, replications=99, seed=4).to_json()
+    assert got == want
+    top = got["clusters"][0]
+    assert set(got) == {"clusters"}
+    assert set(top) == {
+        "center",
+        "locations",
+        "radius_km",
+        "start",
+        "end",
+        "observed",
+        "expected",
+        "llr",
+        "p_value",
+        "recurrence_days",
+    }
+    assert hot & set(top["locations"]) and top["p_value"] <= 0.01 and top["end"] == "2024-03-31"
+    llrs = [c["llr"] for c in got["clusters"]]
+    assert llrs == sorted(llrs, reverse=True)  # most likely first
+    assert "99/99" in stderr  # the progress bar over the replications
+
+    # the same data as CSV (one case per row, no count column) gives the same clusters
+    cases_csv, geo_csv = tmp_path / "cases.csv", tmp_path / "places.csv"
+    one = counts.loc[counts.index.repeat(counts["count"])]
+    cases_csv.write_text(
+        "location,date\n" + "".join(f"{r.location},{r.date}\n" for r in one.itertuples())
+    )
+    coords[["location", "lat", "lon"]].to_csv(geo_csv, index=False)
+    code, stdout, _ = run("scan", "--cases", str(cases_csv), "--geo", str(geo_csv), *args)
+    assert code == 0 and json.loads(stdout) == got
+
+
+def test_scan_options_reach_the_scan(tmp_path: Path) -> None:
+    counts, coords, _ = planted()
+    cas, geo = write_satscan(tmp_path, counts, coords)
+    code, stdout, stderr = run(
+        "scan",
+        "--cases",
+        str(cas),
+        "--geo",
+        str(geo),
+        "--start",
+        "2024-03-10",
+        "--end",
+        "2024-03-31",
+        "--retrospective",
+        "--max-radius-km",
+        "1.5",
+        "--max-share",
+        "20",
+        "--min-days",
+        "3",
+        "--max-days",
+        "10",
+        "--replications",
+        "19",
+        "--seed",
+        "1",
+        "--json",
+    )
+    assert code == 0, stderr
+    want = space_time_scan(
+        counts,
+        coords,
+        end=END,
+        start=dt.date(2024, 3, 10),
+        prospective=False,
+        max_radius_km=1.5,
+        max_share=0.2,
+        min_days=3,
+        max_days=10,
+        replications=19,
+        seed=1,
+    )
+    got = json.loads(stdout)
+    assert got == want.to_json()
+    for c in got["clusters"]:
+        assert c["radius_km"] <= 1.5 and c["recurrence_days"] is None
+        days = (dt.date.fromisoformat(c["end"]) - dt.date.fromisoformat(c["start"])).days + 1
+        assert 3 <= days <= 10 and c["start"] >= "2024-03-10"
+
+
+def test_scan_table(tmp_path: Path) -> None:
+    counts, coords, hot = planted()
+    cas, geo = write_satscan(tmp_path, counts, coords)
+    code, stdout, _ = run(
+        "scan", "--cases", str(cas), "--geo", str(geo), "--end", "2024-03-31",
+        "--replications", "99", "--seed", "4",
+    )  # fmt: skip
+    assert code == 0
+    res = space_time_scan(counts, coords, end=END, replications=99, seed=4)
+    assert f"prospective, {res.start} .. 2024-03-31: {res.total_cases} cases at 49" in stdout
+    assert "RI days" in stdout and "1*" in stdout  # the top cluster signals
+    assert f"1: {', '.join(res.clusters[0].locations)}" in stdout
+    assert f"{len(res.clusters)} cluster(s), {len(res.signals())} signal(s)" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            [],
+            "error: nothing to scan: give --cases FILE --geo FILE --end DATE (files) or --at "
+            "DATE (the store's communities)",
+        ),
+        (
+            ["--cases", "{cas}", "--end", "2024-03-31"],
+            "error: --cases and --geo go together (a case file and a coordinates file)",
+        ),
+        (
+            ["--cases", "{cas}", "--geo", "{geo}"],
+            "error: --end: the analysis date is required with --cases (YYYY-MM-DD)",
+        ),
+        (
+            ["--cases", "{cas}", "--geo", "{geo}", "--at", "2024-03-31"],
+            "error: --at scans the store; with --cases and --geo give the analysis date as --end",
+        ),
+        (
+            ["--cases", "{cas}", "--geo", "{geo}", "--end", "2024-02-30"],
+            "error: --end: '2024-02-30' is not a date (expected YYYY-MM-DD)",
+        ),
+        (
+            ["--cases", "{cas}", "--geo", "{geo}", "--end", "2024-03-31", "--start", "2024-04-02"],
+            "error: --start 2024-04-02 is after --end 2024-03-31",
+        ),
+        (
+            ["--cases", "{cas}", "--geo", "{geo}", "--end", "2024-03-31", "--max-share", "0"],
+            "error: --max-share: 0 is not a percentage in 0 < PCT <= 100",
+        ),
+        (
+            ["--cases", "{cas}", "--geo", "{geo}", "--end", "2024-03-31", "--max-share", "150"],
+            "error: --max-share: 150 is not a percentage in 0 < PCT <= 100",
+        ),
+        (
+            ["--cases", "{cas}", "--geo", "{geo}", "--end", "2024-03-31", "--max-radius-km", "-1"],
+            "error: --max-radius-km: -1 is not a distance >= 0",
+        ),
+        (
+            [
+                "--cases",
+                "{cas}",
+                "--geo",
+                "{geo}",
+                "--end",
+                "2024-03-31",
+                "--min-days",
+                "5",
+                "--max-days",
+                "3",
+            ],  # fmt: skip
+            "error: --min-days 5 is more than --max-days 3",
+        ),
+        (
+            ["--cases", "{missing}", "--geo", "{geo}", "--end", "2024-03-31"],
+            "error: {missing}: cannot be read (No such file or directory)",
+        ),
+        (
+            ["--cases", "{bad}", "--geo", "{geo}", "--end", "2024-03-31"],
+            "error: {bad}: 2 bad row(s):\n  row 2: count: 'x' is not a number\n"
+            "  row 3: date: '2024/02/30' is not a calendar date",
+        ),
+        (
+            ["--cases", "{stranger}", "--geo", "{geo}", "--end", "2024-03-31"],
+            "error: cases: row 2: location 'Q9' has no coordinates",
+        ),
+    ],
+)
+def test_scan_bad_input_is_one_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
+    cas, geo = tmp_path / "a.cas", tmp_path / "a.geo"
+    cas.write_text("L1 2 2024/03/30\nL2 1 2024/03/31\n")
+    geo.write_text("L1 37.5 127.0\nL2 37.51 127.02\n")
+    (tmp_path / "bad.cas").write_text("L1 2 2024/03/30\nL2 x 2024/03/31\nL1 1 2024/02/30\n")
+    (tmp_path / "stranger.cas").write_text("L1 2 2024/03/30\nQ9 1 2024/03/31\n")
+    paths = {
+        "cas": cas,
+        "geo": geo,
+        "missing": tmp_path / "missing.cas",
+        "bad": tmp_path / "bad.cas",
+        "stranger": tmp_path / "stranger.cas",
+    }
+    code, stdout, stderr = run("scan", *(a.format(**paths) for a in args))
+    assert code == 1 and stdout == ""
+    assert stderr.strip() == message.format(**paths)  # nothing else: no progress, no traceback
+
+
+def test_scan_count_options_are_checked() -> None:
+    code, _, stderr = run("scan", "--at", "2024-03-31", "--replications", "-1")
+    assert code == 2 and "Invalid value for '--replications'" in stderr
+    code, _, stderr = run("scan", "--at", "2024-03-31", "--min-days", "0")
+    assert code == 2 and "Invalid value for '--min-days'" in stderr
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def test_scan_on_the_store(city_db: Path) -> None:
+    code, stdout, stderr = run(
+        "--db", str(city_db), "scan", "--at", "2024-03-31", "--replications", "19", "--seed", "2",
+        "--json",
+    )  # fmt: skip
+    assert code == 0, stderr
+    store = Store.open(city_db)
+    layer = CommunityLayer(store.communities(), 10)
+    cases = store.case_locations()
+    cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
+    store.close()
+    counts, coords = community_counts(layer, cases)
+    # the study period: the 365 days up to --at (../shared/docs/policies.md)
+    want = space_time_scan(
+        counts, coords, end=END, start=END - dt.timedelta(days=364), replications=19, seed=2
+    )
+    assert json.loads(stdout) == want.to_json()
+    ids = set(layer.frame["community_id"])
+    assert all(set(c["locations"]) <= ids for c in json.loads(stdout)["clusters"])
+    # the table names the communities
+    code, stdout, _ = run(
+        "--db", str(city_db), "scan", "--at", "2024-03-31", "--replications", "19", "--seed", "2"
+    )
+    top = want.clusters[0]
+    name = layer.frame.set_index("community_id").loc[top.center, "name"]
+    assert code == 0 and f"1: {top.center} ({name})" in stdout
+
+
+def test_scan_store_errors(city_db: Path, tmp_path: Path) -> None:
+    code, _, stderr = run("--db", str(tmp_path / "none.db"), "scan", "--at", "2024-03-31")
+    assert code == 1 and f"error: no store at {tmp_path / 'none.db'}" in stderr
+    code, _, stderr = run("--db", str(city_db), "scan", "--at", "2024-03-31", "--end", "2024-03-31")
+    assert (
+        code == 1 and "error: --end is for files; on the store the analysis date is --at" in stderr
+    )
+    code, _, stderr = run("--db", str(city_db), "scan", "--at", "31/03/2024")
+    assert code == 1 and "error: --at: '31/03/2024' is not a date (expected YYYY-MM-DD)" in stderr
