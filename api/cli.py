@@ -625,9 +625,9 @@ def hotspots(
         raise _fail(f"--on: {on!r} is not cells or communities")
     at_d = _parse_date(at)
     svc = _service()
-    with _progress() as prog:
-        prog.add_task(f"hotspots as of {at_d}", total=None)
-        try:
+    try:
+        with _progress() as prog:
+            prog.add_task(f"hotspots as of {at_d}", total=None)
             frame = svc.hotspots(
                 at_d,
                 res=res,
@@ -637,8 +637,8 @@ def hotspots(
                 public=not analyst,
                 min_count=_settings().min_public_count,
             )
-        except ValueError as e:
-            raise _fail(_hotspot_option(str(e))) from None
+    except ValueError as e:  # after the progress line: the error is the last line
+        raise _fail(_hotspot_option(str(e))) from None
     fc = _frame_geojson(frame)
     text = json.dumps(fc, ensure_ascii=False)
     counts = frame["class"].value_counts().to_dict()

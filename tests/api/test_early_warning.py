@@ -312,3 +312,151 @@ def test_scan_store_errors(city_db: Path, tmp_path: Path) -> None:
     )
     code, _, stderr = run("--db", str(city_db), "scan", "--at", "31/03/2024")
     assert code == 1 and "error: --at: '31/03/2024' is not a date (expected YYYY-MM-DD)" in stderr
+
+
+# --------------------------------------------------------------------------- hotspots
+
+
+def store_data(db: Path) -> tuple[CommunityLayer, pd.DataFrame]:
+    store = Store.open(db)
+    layer = CommunityLayer(store.communities(), 10)
+    cases = store.case_locations()
+    store.close()
+    cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
+    return layer, cases
+
+
+def test_hotspots_command(city_db: Path, tmp_path: Path) -> None:
+    from riskmap.geo.hotspots import hotspots
+
+    layer, cases = store_data(city_db)
+    out = tmp_path / "hotspots.geojson"
+    code, _, stderr = run("--db", str(city_db), "hotspots", "--at", "2024-03-31", "--out", str(out))
+    assert code == 0, stderr
+    fc = json.loads(out.read_text())
+    want = hotspots(layer, cases, END)  # public: res 8, RISKMAP_MIN_PUBLIC_COUNT 5
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == len(want)
+    for f in fc["features"]:
+        assert set(f["properties"]) == {"id", "class"}  # no count, z or p for the public
+        assert f["id"] == f["properties"]["id"]
+    got = {f["id"]: f["properties"]["class"] for f in fc["features"]}
+    assert got == dict(zip(want["id"], want["class"], strict=True))
+    hot = sum(c == "hot" for c in got.values())
+    assert hot and f"{hot} hot, 0 cold of {len(want)} cells written to {out}" in stderr
+
+    # analysts: every column, communities, any resolution; said not to be for publication
+    code, stdout, stderr = run(
+        "--db", str(city_db), "hotspots", "--at", "2024-03-31", "--on", "communities",
+        "--days", "7", "--analyst",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "not for publication" in stderr
+    fc = json.loads(stdout)
+    want = hotspots(layer, cases, END, on="communities", days=7, public=False)
+    assert [f["id"] for f in fc["features"]] == list(want["id"])
+    assert [f["properties"]["cases"] for f in fc["features"]] == list(want["cases"])
+    assert set(fc["features"][0]["properties"]) == {"id", "cases", "z", "p", "p_fdr", "class"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--res", "9"],
+            "error: --res: public hotspots use H3 cells of resolution 8 or coarser, got 9 "
+            "(--analyst: not for publication)",
+        ),
+        (["--on", "districts"], "error: --on: 'districts' is not cells or communities"),
+        (["--alpha", "2"], "error: --alpha: a level between 0 and 1 is needed, got 2.0"),
+        (["--at", "2024-13-01"], "error: --at: '2024-13-01' is not a date (expected YYYY-MM-DD)"),
+    ],
+)
+def test_hotspots_bad_options(city_db: Path, args: list[str], message: str) -> None:
+    code, stdout, stderr = run("--db", str(city_db), "hotspots", *args)
+    assert code == 1 and stdout == ""
+    assert stderr.strip().splitlines()[-1] == message
+
+
+# --------------------------------------------------------------------------- zones of a range
+
+
+def test_zones_of_a_range(city_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "days"
+    code, _, stderr = run(
+        "--db", str(city_db), "zones", "--from", "2024-03-28", "--to", "2024-03-31",
+        "--policy", "india-containment", "--out-dir", str(out),
+    )  # fmt: skip
+    assert code == 0, stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "areas.geojson",
+        "zones-2024-03-28.geojson",
+        "zones-2024-03-29.geojson",
+        "zones-2024-03-30.geojson",
+        "zones-2024-03-31.geojson",
+    ]
+    # each date's file: the zones and geometry of `riskmap zones --at` that date
+    # (last_case and expected_lift look forward: a range leaves them empty)
+    for day in ("2024-03-28", "2024-03-31"):
+        code, stdout, _ = run(
+            "--db", str(city_db), "zones", "--at", day, "--policy", "india-containment"
+        )
+        one = json.loads(stdout)["features"]
+        ranged = json.loads((out / f"zones-{day}.geojson").read_text())["features"]
+        assert [f["id"] for f in ranged] == [f["id"] for f in one] and one
+        for a, b in zip(ranged, one, strict=True):
+            assert a["geometry"] == b["geometry"]
+            for k in ("level", "start", "communities"):
+                if k in b["properties"]:
+                    assert a["properties"][k] == b["properties"][k]
+    areas = json.loads((out / "areas.geojson").read_text())["features"]
+    assert areas and "4 dates" in stderr and f"{len(areas)} exact-geometry areas" in stderr
+    for f in areas:
+        p = f["properties"]
+        assert f["id"] == p["unit_id"] and f["geometry"]["type"] in ("Polygon", "MultiPolygon")
+        assert p["cells"] and all(isinstance(c, str) for c in p["cells"])
+        assert "2024-03-28" <= p["first_day"] <= p["last_day"] <= "2024-03-31"
+    # the exact-geometry areas of the last day are the exact zones drawn that day
+    last = json.loads((out / "zones-2024-03-31.geojson").read_text())["features"]
+    drawn = {f["id"] for f in last if f["properties"].get("drawn") != "community"}
+    on_last = {f["id"] for f in areas if f["properties"]["last_day"] == "2024-03-31"}
+    assert drawn and drawn <= on_last | {f["id"] for f in last}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--from", "2024-03-28", "--to", "2024-03-31"],
+            "error: a range needs --from DATE, --to DATE and --out-dir DIR",
+        ),
+        (
+            ["--from", "2024-03-31", "--to", "2024-03-28", "--out-dir", "{tmp}"],
+            "error: --from 2024-03-31 is after --to 2024-03-28",
+        ),
+        (
+            [
+                "--at",
+                "2024-03-31",
+                "--from",
+                "2024-03-28",
+                "--to",
+                "2024-03-31",
+                "--out-dir",
+                "{tmp}",
+            ],
+            "error: --at and --out are for one date; a range takes --from, --to, --out-dir",
+        ),
+        (
+            ["--from", "2024-03-32", "--to", "2024-03-31", "--out-dir", "{tmp}"],
+            "error: --from: '2024-03-32' is not a date (expected YYYY-MM-DD)",
+        ),
+    ],
+)
+def test_zones_range_bad_options(
+    city_db: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    code, stdout, stderr = run(
+        "--db", str(city_db), "zones", *(a.format(tmp=tmp_path) for a in args)
+    )
+    assert code == 1 and stdout == "" and stderr.strip() == message
