@@ -628,7 +628,7 @@ def hotspots(
     try:
         with _progress() as prog:
             prog.add_task(f"hotspots as of {at_d}", total=None)
-            frame = svc.hotspots(
+            _, frame = svc.hotspots(
                 at_d,
                 res=res,
                 on=on,

@@ -441,10 +441,10 @@ class RiskService:
             lambda: zones_over(d.layer, d.cases, policy, start, end, metrics=d.metrics),
         )
 
-    def hotspots(self, at: dt.date, **options: Any) -> Any:
-        """Gi* hotspots of the current data (:func:`geo.hotspots.hotspots`, its keywords),
-        computed once per (data version, date, options) through the bounded computations;
-        the last ``HOTSPOT_CACHE`` answers are kept."""
+    def hotspots(self, at: dt.date, **options: Any) -> tuple[int, Any]:
+        """(data version, Gi* hotspots of its data: :func:`geo.hotspots.hotspots` with its
+        keywords), computed once per (data version, date, options) through the bounded
+        computations; the last ``HOTSPOT_CACHE`` answers are kept."""
         from riskmap.geo.hotspots import hotspots
 
         d = self._state()
@@ -453,7 +453,7 @@ class RiskService:
             got = self._hotspots.get(key)
             if got is not None:
                 self._hotspots.move_to_end(key)
-                return got
+                return d.version, got
 
         def compute() -> Any:
             frame = hotspots(d.layer, d.cases, at, **options)
@@ -466,11 +466,13 @@ class RiskService:
                         self._hotspots.popitem(last=False)
             return frame
 
-        return self.flights.run(key, compute)
+        return d.version, self.flights.run(key, compute)
 
-    def scan(self, at: dt.date, study_days: int = 365, **options: Any) -> tuple[int, Any]:
-        """(data version, the space-time permutation scan of the communities ending on
-        ``at`` over ``study_days`` days): :func:`geo.scan.space_time_scan` with ``options``.
+    def scan(
+        self, at: dt.date, study_days: int = 365, **options: Any
+    ) -> tuple[int, CommunityLayer, Any]:
+        """(data version, its communities, the space-time permutation scan of them ending on
+        ``at`` over ``study_days`` days: :func:`geo.scan.space_time_scan` with ``options``).
 
         Each (data version, date, options) is scanned at most once: the answer is kept for
         as long as the data version is current, and scans run one at a time, to the end
@@ -483,7 +485,7 @@ class RiskService:
         key = ("scan", d.version, at, study_days, tuple(sorted(options.items())))
         got = self._scans.get(key)
         if got is not None:
-            return d.version, got
+            return d.version, d.layer, got
 
         def compute() -> Any:
             with self._scan_lock:
@@ -501,7 +503,7 @@ class RiskService:
                         self._scans[key] = result
                 return result
 
-        return d.version, self.flights.run(key, compute)
+        return d.version, d.layer, self.flights.run(key, compute)
 
 
 #: hotspot layers kept in memory per service (each a few thousand cells at most)

@@ -11,14 +11,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
+import shapely.geometry
 from typer.testing import CliRunner
 
 from riskmap.api.cli import app
 from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.settings import Settings
 from riskmap.api.store import Store
 from riskmap.data.generator import generate_city, write_city
 from riskmap.geo.scan import community_counts, haversine_km, space_time_scan
 from riskmap.geo.zones import CommunityLayer
+from tests.api.helpers import served
 
 runner = CliRunner()
 END = dt.date(2024, 3, 31)
@@ -460,3 +464,178 @@ def test_zones_range_bad_options(
         "--db", str(city_db), "zones", *(a.format(tmp=tmp_path) for a in args)
     )
     assert code == 1 and stdout == "" and stderr.strip() == message
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+def settings_for(db: Path, **more: object) -> Settings:
+    options: dict[str, object] = {"rate_limit_per_minute": 0, "scan_replications": 99} | more
+    return Settings(database_url=f"sqlite:///{db}", **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def officer_key(city_db: Path) -> str:
+    store = Store.open(city_db)
+    _, key = store.create_key("officer", "early warning tests")
+    store.close()
+    return key
+
+
+def test_alerts_public_and_officer(city_db: Path, officer_key: str) -> None:
+    layer, cases = store_data(city_db)
+    counts, coords = community_counts(layer, cases)
+    want = space_time_scan(
+        counts, coords, end=END, start=END - dt.timedelta(days=364), replications=99, seed=0
+    ).signals()
+    assert want  # the sample outbreak signals
+    with served(settings_for(city_db)) as c:
+        r = c.get("/v1/alerts?at=2024-03-31")
+        assert r.status_code == 200, r.text
+        assert r.headers["cache-control"] == "public, max-age=60"
+        doc = r.json()
+        assert doc["exact"] is False and doc["replications"] == 99
+        assert doc["at"] == "2024-03-31" and doc["study_start"] == "2023-04-02"
+        shown = [a for a in want if a.observed >= 5]
+        assert doc["withheld"] == len(want) - len(shown)
+        assert [a["center"]["id"] for a in doc["alerts"]] == [str(a.center) for a in shown]
+        names = dict(zip(layer.frame["community_id"], layer.frame["name"], strict=True))
+        geoms = dict(zip(layer.frame["community_id"], layer.frame.geometry, strict=True))
+        for a, w in zip(doc["alerts"], shown, strict=True):
+            # no count, expected count or statistic that could point at a case
+            assert a["observed"] is None and a["expected"] is None and a["llr"] is None
+            assert a["radius_km"] is None
+            assert [p["id"] for p in a["communities"]] == list(w.locations)
+            assert all(p["name"] == names[p["id"]] for p in a["communities"])
+            assert (a["start"], a["end"]) == (w.start.isoformat(), "2024-03-31")
+            assert a["p_value"] == w.p_value and a["recurrence_days"] >= 100
+            area = shapely.geometry.shape(a["geometry"])
+            union = shapely.union_all([geoms[x] for x in w.locations])
+            assert area.symmetric_difference(union).area < 1e-9 * union.area
+        # a second request: the same answer, from the cache; 304 with the ETag
+        assert c.get("/v1/alerts?at=2024-03-31").json() == doc
+        etag = r.headers["etag"]
+        again = c.get("/v1/alerts?at=2024-03-31", headers={"If-None-Match": etag})
+        assert again.status_code == 304
+
+        # an API key: every signal with its counts, privately cached
+        auth = {"Authorization": f"Bearer {officer_key}"}
+        r = c.get("/v1/alerts?at=2024-03-31", headers=auth)
+        assert r.status_code == 200 and r.headers["cache-control"] == "private, max-age=60"
+        doc = r.json()
+        assert doc["exact"] is True and doc["withheld"] == 0
+        assert len(doc["alerts"]) == len(want)
+        for a, w in zip(doc["alerts"], want, strict=True):
+            # rounded as in riskmap scan --json
+            assert a["observed"] == w.observed
+            assert a["expected"] == pytest.approx(w.expected, abs=1e-3)
+            assert a["llr"] == pytest.approx(w.llr, abs=1e-6)
+            assert a["radius_km"] == pytest.approx(w.radius_km, abs=1e-3)
+
+
+def test_alerts_scan_once_per_data_version_and_date(
+    city_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many callers ask, and even when each gives up before the answer (time
+    limit), the scan of a data version and date runs once."""
+    import shutil
+    import threading
+    import time
+
+    import riskmap.geo.scan as scan_module
+
+    db = tmp_path / "copy.db"
+    shutil.copy(city_db, db)
+    real = scan_module.space_time_scan
+    calls: list[dt.date] = []
+
+    def slow_scan(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs["end"])  # type: ignore[arg-type]
+        time.sleep(1.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "space_time_scan", slow_scan)
+    with served(settings_for(db, request_timeout_s=0.2, scan_replications=19)) as c:
+        # every request gives up (503) while the scan runs; the scan goes on
+        codes = [c.get("/v1/alerts?at=2024-03-30").status_code for _ in range(3)]
+        assert codes[0] == 503
+        deadline = time.monotonic() + 30
+        while (r := c.get("/v1/alerts?at=2024-03-30")).status_code != 200:
+            assert r.status_code == 503 and time.monotonic() < deadline
+            time.sleep(0.2)
+        assert calls == [dt.date(2024, 3, 30)]
+    with served(settings_for(db, scan_replications=19)) as c:
+        # many callers at once, anonymous or not: one scan for the new date
+        results: list[int] = []
+        threads = [
+            threading.Thread(
+                target=lambda: results.append(c.get("/v1/alerts?at=2024-03-29").status_code)
+            )
+            for _ in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [200] * 6
+        assert calls == [dt.date(2024, 3, 30), dt.date(2024, 3, 29)]
+        assert c.get("/v1/alerts?at=2024-03-29").status_code == 200
+        assert len(calls) == 2
+        # new data: a new data version, scanned afresh
+        store = Store.open(db)
+        extra = tmp_path / "one.csv"
+        case = store.case_locations().iloc[0]
+        extra.write_text(
+            "case_id,reported,type,role,lat,lon\n"
+            f"NEW1,2024-03-29,confirmed,residence,{case['lat']},{case['lon']}\n"
+        )
+        assert ingest_cases(store, extra, today=END).counts.inserted == 1
+        store.close()
+        assert c.get("/v1/alerts?at=2024-03-29").status_code == 200
+        assert calls == [dt.date(2024, 3, 30), dt.date(2024, 3, 29), dt.date(2024, 3, 29)]
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "detail"),
+    [
+        ("at=2024-02-30", 422, "valid date"),
+        ("at=1990-01-01", 422, "(1990-01-01) must lie from 2024-02-22"),
+        ("policy=hk-building", 401, "is not public on this service"),
+        ("policy=nope", 404, "unknown policy 'nope'"),
+    ],
+)
+def test_alerts_bad_queries(city_db: Path, query: str, status: int, detail: str) -> None:
+    with served(settings_for(city_db)) as c:
+        r = c.get(f"/v1/alerts?{query}")
+        assert r.status_code == status
+        assert detail in json.dumps(r.json()["detail"])
+        assert r.headers["cache-control"] == "no-store"
+
+
+def test_hotspots_route(city_db: Path, officer_key: str) -> None:
+    from riskmap.geo.hotspots import hotspots
+
+    layer, cases = store_data(city_db)
+    with served(settings_for(city_db)) as c:
+        r = c.get("/v1/hotspots?at=2024-03-31")
+        assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+        assert r.headers["cache-control"] == "public, max-age=60"
+        fc = r.json()
+        want = hotspots(layer, cases, END, res=8, min_count=5)
+        got = {f["id"]: f["properties"]["class"] for f in fc["features"]}
+        assert got == dict(zip(want["id"], want["class"], strict=True))
+        assert all(set(f["properties"]) == {"id", "class"} for f in fc["features"])
+        assert "hot" in got.values()
+        # coarser cells, communities; a key sees the same public classes, privately cached
+        r = c.get("/v1/hotspots?at=2024-03-31&res=7&on=communities")
+        want = hotspots(layer, cases, END, on="communities", min_count=5)
+        assert [f["id"] for f in r.json()["features"]] == list(want["id"])
+        auth = {"Authorization": f"Bearer {officer_key}"}
+        r = c.get("/v1/hotspots?at=2024-03-31", headers=auth)
+        assert r.headers["cache-control"] == "private, max-age=60"
+        assert {f["id"]: f["properties"]["class"] for f in r.json()["features"]} == got
+        # finer than resolution 8, or an unknown kind of place: 422 naming the parameter
+        r = c.get("/v1/hotspots?at=2024-03-31&res=9")
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "res"]
+        r = c.get("/v1/hotspots?at=2024-03-31&on=districts")
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "on"]
