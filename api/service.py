@@ -11,7 +11,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -174,16 +174,22 @@ class RiskService:
         self._scan_lock = threading.Lock()  # one scan at a time (see scan)
         self._hotspots: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.flights = Flights(limits or WorkLimits())
+        # scans (minutes on a large city) on a worker of their own: they never hold up zones
+        self.scan_flights = Flights(
+            replace(self.flights.limits, max_running=1), name="riskmap-scan"
+        )
         # computed zones are kept in the store (table zones) by one background writer
         self._writer = _Keeper()
         self._pending: list[Future[bool]] = []
         weakref.finalize(self, self.flights.close)
+        weakref.finalize(self, self.scan_flights.close)
         weakref.finalize(self, self._writer.close)
         _SERVICES.add(self)
 
     def close(self, reason: str = "the service is closing") -> None:
         """Cancel running computations and refuse new ones."""
         self.flights.cancel_all(reason, close=True)
+        self.scan_flights.cancel_all(reason, close=True)
 
     def shutdown(self) -> None:
         """Close for good: cancel computations, stop the worker threads and close the store
@@ -191,6 +197,7 @@ class RiskService:
         self.close("the server is shutting down")
         self._writer.close()
         self.flights.close()
+        self.scan_flights.close()
         self.store.close()
 
     def data(self) -> tuple[int, CommunityLayer, pd.DataFrame]:
@@ -475,9 +482,10 @@ class RiskService:
         ``at`` over ``study_days`` days: :func:`geo.scan.space_time_scan` with ``options``).
 
         Each (data version, date, options) is scanned at most once: the answer is kept for
-        as long as the data version is current, and scans run one at a time, to the end
-        even when the request that asked for it left (a second flight for the same key waits
-        for the first and takes its answer), so no caller can make the same scan run
+        as long as the data version is current, and scans run one at a time on a worker of
+        their own (``scan_flights``: zone computations never wait behind a scan), to the end
+        even when the request that asked for it left (a second flight for the same key runs
+        after the first and takes its answer), so no caller can make the same scan run
         twice."""
         from riskmap.geo.scan import community_counts, space_time_scan
 
@@ -503,7 +511,7 @@ class RiskService:
                         self._scans[key] = result
                 return result
 
-        return d.version, d.layer, self.flights.run(key, compute)
+        return d.version, d.layer, self.scan_flights.run(key, compute)
 
 
 #: hotspot layers kept in memory per service (each a few thousand cells at most)

@@ -639,3 +639,38 @@ def test_hotspots_route(city_db: Path, officer_key: str) -> None:
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "res"]
         r = c.get("/v1/hotspots?at=2024-03-31&on=districts")
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "on"]
+
+
+def test_a_running_scan_never_holds_up_zones(
+    city_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scans run on a worker of their own: with one zone computation allowed at a time, the
+    zones of a new date are computed while a scan is running."""
+    import threading
+
+    import riskmap.geo.scan as scan_module
+
+    real = scan_module.space_time_scan
+    started, release = threading.Event(), threading.Event()
+
+    def held_scan(*args: object, **kwargs: object) -> object:
+        started.set()
+        release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "space_time_scan", held_scan)
+    settings = settings_for(city_db, max_computations=1, scan_replications=19)
+    with served(settings) as c:
+        answers: list[int] = []
+        t = threading.Thread(
+            target=lambda: answers.append(c.get("/v1/alerts?at=2024-03-27").status_code)
+        )
+        t.start()
+        try:
+            assert started.wait(60)
+            r = c.get("/v1/zones?at=2024-03-26")
+            assert r.status_code == 200 and r.json()["features"]
+        finally:
+            release.set()
+            t.join()
+        assert answers == [200]
