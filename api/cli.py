@@ -494,14 +494,40 @@ def zones(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="write GeoJSON here (default: standard output)")
     ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="first date of a range YYYY-MM-DD (with --to, --out-dir)"),
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last date of a range YYYY-MM-DD")] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir",
+            help="a range: one zones-YYYY-MM-DD.geojson per date and areas.geojson here",
+        ),
+    ] = None,
 ) -> None:
-    """Compute the zones as of a date and write them as GeoJSON."""
+    """Compute the zones as of a date and write them as GeoJSON; with --from, --to and
+    --out-dir, the zones of every date of the range from one computation."""
     from riskmap.tiles.geojson import zones_geojson
 
+    ranged = start is not None or end is not None or out_dir is not None
+    if ranged:
+        if at is not None or out_file is not None:
+            raise _fail("--at and --out are for one date; a range takes --from, --to, --out-dir")
+        if start is None or end is None or out_dir is None:
+            raise _fail("a range needs --from DATE, --to DATE and --out-dir DIR")
     at_d = _parse_date(at)
     pol = _policy(policy)
     if level is not None and level not in pol.level_ids:
         raise _fail(f"--level: {level!r} is not a level of {pol.id} ({pol.level_ids})")
+    if ranged:
+        assert out_dir is not None
+        start_d, end_d = _parse_date(start, "--from"), _parse_date(end, "--to")
+        if start_d > end_d:
+            raise _fail(f"--from {start_d} is after --to {end_d}")
+        _zones_range(pol, start_d, end_d, level, out_dir)
+        return
     svc = _service()  # a store that cannot be opened: one line, before any progress line
     with _progress() as prog:
         prog.add_task(f"computing zones under {pol.id} as of {at_d}", total=None)
@@ -518,6 +544,348 @@ def zones(
             counts[f["properties"]["level"]] = counts.get(f["properties"]["level"], 0) + 1
         summary = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no zones"
         err.print(f"{summary} written to {out_file}")
+
+
+def _zones_range(pol: Any, start: dt.date, end: dt.date, level: str | None, out_dir: Path) -> None:
+    """``riskmap zones --from --to --out-dir``: one computation, a file per date and the
+    exact-geometry areas of the range."""
+    from riskmap.geo import cells as h3c
+    from riskmap.geo.daily import area_history
+    from riskmap.tiles.geojson import zones_geojson
+
+    svc = _service()
+    with _progress() as prog:
+        prog.add_task(f"computing zones under {pol.id}, {start} .. {end}", total=None)
+        daily = svc.zones_over(pol, start, end)
+        areas = area_history(daily.result, svc.data()[1], start, end)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for d, result in daily:
+        fc = zones_geojson(result, level)
+        total += len(fc["features"])
+        path = out_dir / f"zones-{d.isoformat()}.geojson"
+        path.write_text(json.dumps(fc, ensure_ascii=False), encoding="utf-8")
+    if level is not None:
+        areas = areas[areas["level"] == level]
+    features = []
+    for row in areas.itertuples(index=False):
+        import shapely.geometry
+
+        features.append(
+            {
+                "type": "Feature",
+                "id": row.unit_id,
+                "geometry": shapely.geometry.mapping(row.geometry),
+                "properties": {
+                    "unit_id": row.unit_id,
+                    "level": row.level,
+                    "label": row.label,
+                    "first_day": row.first_day.isoformat(),
+                    "last_day": row.last_day.isoformat(),
+                    "days_active": int(row.days_active),
+                    "h3_resolution": int(row.h3_resolution),
+                    "cells": h3c.cells_to_hex(row.cells),
+                },
+            }
+        )
+    (out_dir / "areas.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    err.print(
+        f"{len(daily)} dates ({total} zones) written to {out_dir}/zones-*.geojson, "
+        f"{len(features)} exact-geometry areas to {out_dir / 'areas.geojson'}"
+    )
+
+
+@app.command()
+def hotspots(
+    at: Annotated[
+        str | None, typer.Option(help="last day of the window YYYY-MM-DD (default today)")
+    ] = None,
+    res: Annotated[
+        int, typer.Option(min=0, max=15, help="H3 resolution of the cells (public: 8 or coarser)")
+    ] = 8,
+    on: Annotated[str, typer.Option(help="cells or communities")] = "cells",
+    days: Annotated[int, typer.Option(min=1, help="window: cases reported in these days")] = 14,
+    alpha: Annotated[float, typer.Option(help="false discovery rate")] = 0.05,
+    analyst: Annotated[
+        bool,
+        typer.Option(
+            "--analyst",
+            help="every column (cases, z, p, p_fdr) at any resolution: NOT for publication",
+        ),
+    ] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="write GeoJSON here (default: standard output)")
+    ] = None,
+) -> None:
+    """Getis-Ord Gi* hotspots of recent cases (public classes: hot, cold, not significant)."""
+    if on not in ("cells", "communities"):
+        raise _fail(f"--on: {on!r} is not cells or communities")
+    at_d = _parse_date(at)
+    svc = _service()
+    try:
+        with _progress() as prog:
+            prog.add_task(f"hotspots as of {at_d}", total=None)
+            _, frame = svc.hotspots(
+                at_d,
+                res=res,
+                on=on,
+                days=days,
+                alpha=alpha,
+                public=not analyst,
+                min_count=_settings().min_public_count,
+            )
+    except ValueError as e:  # after the progress line: the error is the last line
+        raise _fail(_hotspot_option(str(e))) from None
+    fc = _frame_geojson(frame)
+    text = json.dumps(fc, ensure_ascii=False)
+    counts = frame["class"].value_counts().to_dict()
+    summary = (
+        f"{counts.get('hot', 0)} hot, {counts.get('cold', 0)} cold of {len(frame)} "
+        f"{'cells' if on == 'cells' else 'communities'}"
+    )
+    if analyst:
+        err.print("[yellow]analyst view: case counts and statistics, not for publication[/]")
+    if out_file is None:
+        sys.stdout.write(text + "\n")
+        err.print(summary)
+    else:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(text, encoding="utf-8")
+        err.print(f"{summary} written to {out_file}")
+
+
+def _hotspot_option(msg: str) -> str:
+    """geo.hotspots' keyword names as command-line options."""
+    msg = msg.replace("(analysts: public=False)", "(--analyst: not for publication)")
+    for name in ("res", "days", "alpha", "on"):
+        if msg.startswith(f"{name}:"):
+            return "--" + msg
+    return msg
+
+
+def _frame_geojson(frame: Any) -> dict[str, Any]:
+    """A GeoDataFrame (lon/lat, an ``id`` column) as an RFC 7946 feature collection."""
+    fc = json.loads(frame.to_json(drop_id=True, na="null"))
+    for f in fc["features"]:
+        f["id"] = str(f["properties"]["id"])
+    fc.pop("bbox", None)
+    return fc
+
+
+def _scan_bar() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err.get(),
+        transient=False,
+    )
+
+
+def _scan_options(
+    max_share: float, max_radius_km: float | None, min_days: int, max_days: int
+) -> None:
+    """Options the scan cannot take, named as on the command line (exit 1)."""
+    if not 0 < max_share <= 100:
+        raise _fail(f"--max-share: {max_share:g} is not a percentage in 0 < PCT <= 100")
+    if max_radius_km is not None and not max_radius_km >= 0:
+        raise _fail(f"--max-radius-km: {max_radius_km:g} is not a distance >= 0")
+    if min_days > max_days:
+        raise _fail(f"--min-days {min_days} is more than --max-days {max_days}")
+
+
+#: the study period of a scan on the store (../shared/docs/policies.md: 365 days)
+STUDY_DAYS = 365
+
+
+@app.command()
+def scan(
+    cases_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--cases",
+            help="case file: SaTScan's '<location> <count> <date>' or CSV location,date[,count]",
+        ),
+    ] = None,
+    geo_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--geo",
+            help="coordinates file: SaTScan's '<location> <lat> <lon>' or CSV location,lat,lon",
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(help="scan the store's communities, analysis date YYYY-MM-DD"),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="first day of the study period (files: the first date with a case; store: "
+            f"{STUDY_DAYS} days up to --at)"
+        ),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="analysis date, last day of the study period (files)")
+    ] = None,
+    prospective: Annotated[
+        bool,
+        typer.Option(
+            "--prospective/--retrospective",
+            help="windows ending on the analysis date (default), or anywhere in the period",
+        ),
+    ] = True,
+    max_radius_km: Annotated[
+        float | None, typer.Option("--max-radius-km", help="largest circle radius, km")
+    ] = None,
+    max_share: Annotated[
+        float, typer.Option("--max-share", help="largest share of all cases in a circle, %")
+    ] = 50.0,
+    min_days: Annotated[int, typer.Option("--min-days", min=1, help="shortest window")] = 2,
+    max_days: Annotated[int, typer.Option("--max-days", min=1, help="longest window")] = 30,
+    replications: Annotated[
+        int, typer.Option(min=0, help="Monte Carlo replications (0: no p-values)")
+    ] = 999,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="random seed (same seed, same p-values)")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='print {"clusters": [...]}, most likely first')
+    ] = False,
+) -> None:
+    """Space-time permutation scan (Kulldorff 2005, as SaTScan): on files (--cases, --geo,
+    --end) or on the store's communities (--at)."""
+    from riskmap.geo.scan import DEFAULT_SIGNAL_DAYS, community_counts, space_time_scan
+    from riskmap.geo.scan_io import read_scan_cases, read_scan_coords
+
+    files = cases_file is not None or geo_file is not None
+    if files and at is not None:
+        raise _fail("--at scans the store; with --cases and --geo give the analysis date as --end")
+    if not files and at is None:
+        raise _fail(
+            "nothing to scan: give --cases FILE --geo FILE --end DATE (files) or --at DATE "
+            "(the store's communities)"
+        )
+    if files and (cases_file is None or geo_file is None):
+        raise _fail("--cases and --geo go together (a case file and a coordinates file)")
+    if files and end is None:
+        raise _fail("--end: the analysis date is required with --cases (YYYY-MM-DD)")
+    if not files and end is not None:
+        raise _fail("--end is for files; on the store the analysis date is --at")
+    _scan_options(max_share, max_radius_km, min_days, max_days)
+    end_d = _parse_date(end if files else at, "--end" if files else "--at")
+    start_d = None if start is None else _parse_date(start, "--start")
+    if start_d is not None and start_d > end_d:
+        raise _fail(f"--start {start_d} is after {'--end' if files else '--at'} {end_d}")
+
+    names: dict[Any, str] = {}
+    if files:
+        assert cases_file is not None and geo_file is not None
+        counts = read_scan_cases(cases_file)
+        coords = read_scan_coords(geo_file)
+    else:
+        svc = _service()
+        _, layer, cases = svc.data()
+        counts, coords = community_counts(layer, cases)
+        frame = layer.frame
+        if "name" in frame.columns:
+            names = dict(zip(frame["community_id"], frame["name"], strict=True))
+        if start_d is None:
+            start_d = end_d - dt.timedelta(days=STUDY_DAYS - 1)
+
+    # the bar starts with the first replication: bad input is one line, with no bar before it
+    bar = _scan_bar()
+    task = bar.add_task("replications", total=replications or None)
+
+    def step(done: int, total: int) -> None:
+        bar.start()
+        bar.update(task, completed=done, total=total)
+
+    try:
+        result = space_time_scan(
+            counts,
+            coords,
+            end=end_d,
+            start=start_d,
+            prospective=prospective,
+            max_radius_km=max_radius_km,
+            max_share=max_share / 100.0,
+            min_days=min_days,
+            max_days=max_days,
+            replications=replications,
+            seed=seed,
+            progress=step,
+        )
+    finally:
+        bar.stop()  # a bar never started is not drawn
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+        return
+    _scan_table(result, names, DEFAULT_SIGNAL_DAYS)
+
+
+def _scan_table(result: Any, names: dict[Any, str], signal_days: float) -> None:
+    """The clusters as a table, then each cluster's locations."""
+    from rich.table import Table
+
+    kind = "prospective" if result.prospective else "retrospective"
+    out.print(
+        f"space-time permutation scan, {kind}, {result.start} .. {result.end}: "
+        f"{result.total_cases} cases at {result.locations} locations, "
+        f"{result.replications} replications",
+        highlight=False,
+    )
+    from rich import box
+
+    t = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    # prospective windows all end on the analysis date; retrospective ones have no RI
+    cols = ["#", "center", "n", "km", "start", "end", "obs", "exp", "LLR", "p", "RI days"]
+    cols.remove("end" if result.prospective else "RI days")
+    for col in cols:
+        t.add_column(col, no_wrap=col in ("center", "start", "end"))
+    for i, c in enumerate(result.clusters, start=1):
+        d = c.to_dict()
+        signal = c.recurrence_days is not None and c.recurrence_days >= signal_days
+        row = [
+            f"{i}{'*' if signal else ''}",
+            str(d["center"]),
+            str(len(c.locations)),
+            f"{c.radius_km:.2f}",
+            d["start"],
+            *([] if result.prospective else [d["end"]]),
+            str(c.observed),
+            f"{c.expected:.1f}",
+            f"{c.llr:.2f}",
+            "" if c.p_value is None else f"{c.p_value:.3g}",
+        ]
+        if result.prospective:
+            row.append("" if d["recurrence_days"] is None else f"{d['recurrence_days']:g}")
+        t.add_row(*row)
+    out.print(t)
+    for i, c in enumerate(result.clusters, start=1):
+        places = [f"{x} ({names[x]})" if x in names else str(x) for x in c.locations]
+        out.print(f"{i}: {', '.join(places)}", highlight=False)
+    notes = [f"{len(result.clusters)} cluster(s)"]
+    if result.prospective:
+        n = len(result.signals(signal_days))
+        notes.append(f"{n} signal(s) (*: recurrence interval, RI, >= {signal_days:g} days)")
+    if result.cases_outside:
+        notes.append(f"{result.cases_outside} case(s) dated outside the study period left out")
+    out.print(", ".join(notes), highlight=False)
 
 
 # "-33.9" is a number, not an unknown option

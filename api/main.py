@@ -12,6 +12,7 @@ from riskmap.api.errors import add_exception_handlers
 from riskmap.api.middleware import add_middleware
 from riskmap.api.routers import (
     aggregates,
+    alerts,
     health,
     history,
     ingest,
@@ -46,6 +47,7 @@ def create_app() -> FastAPI:
     add_middleware(app)
     for r in (
         aggregates.router,
+        alerts.router,
         history.router,
         ingest.router,
         keys.router,

@@ -155,6 +155,8 @@ CACHE_CONTROL: tuple[tuple[str, str, CachePolicy], ...] = (
     ("GET", "/v1/communities", CachePolicy("public, max-age=60", "private, max-age=60")),
     ("GET", "/v1/districts", CachePolicy("public, max-age=300")),
     ("GET", "/v1/aggregates", CachePolicy("public, max-age=60", "private, no-store")),
+    ("GET", "/v1/alerts", CachePolicy("public, max-age=60", "private, max-age=60")),
+    ("GET", "/v1/hotspots", CachePolicy("public, max-age=60", "private, max-age=60")),
     ("GET", "/v1/policies", CachePolicy("no-cache")),
     ("GET", "/static/deckgl.js", CachePolicy("public, max-age=86400")),
     ("GET", "/static/", CachePolicy("no-cache")),

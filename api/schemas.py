@@ -1,9 +1,10 @@
 """Response models of the routes that answer with plain dictionaries (ingest reports, keys,
-audit, policies, health, GeoJSON layers), so that ``/openapi.json`` documents every answer.
-The status, history and aggregates models live beside their routes."""
+audit, policies, health, GeoJSON layers, scan alerts), so that ``/openapi.json`` documents
+every answer. The status, history and aggregates models live beside their routes."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -114,3 +115,43 @@ class FeatureCollection(BaseModel):
 
     type: Literal["FeatureCollection"]
     features: list[Feature]
+
+
+class AlertPlace(BaseModel):
+    id: str = Field(description="community id")
+    name: str | None
+
+
+class Alert(BaseModel):
+    """A signal of the prospective space-time scan: a circle of communities and a window of
+    days ending on the analysis date with more cases than the rest of the data predicts."""
+
+    id: str = Field(description="alert-<centre community>-<first day>")
+    center: AlertPlace = Field(description="the community the circle is centred on")
+    communities: list[AlertPlace] = Field(description="the circle's communities, nearest first")
+    start: dt.date = Field(description="first day of the window")
+    end: dt.date = Field(description="last day of the window (the analysis date)")
+    p_value: float = Field(description="Monte Carlo p-value")
+    recurrence_days: float = Field(
+        description="recurrence interval in days (1 / p for a daily analysis)"
+    )
+    geometry: dict[str, Any] = Field(description="the union of the communities (GeoJSON)")
+    observed: int | None = Field(None, description="cases in the cylinder (API key only)")
+    expected: float | None = Field(None, description="cases expected (API key only)")
+    llr: float | None = Field(None, description="log-likelihood ratio (API key only)")
+    radius_km: float | None = Field(None, description="circle radius in km (API key only)")
+
+
+class Alerts(BaseModel):
+    """The scan signals of a date (README, "Space-time scan")."""
+
+    at: dt.date = Field(description="the analysis date")
+    study_start: dt.date = Field(description="first day of the study period (365 days)")
+    data_version: int
+    replications: int = Field(description="Monte Carlo replications (RISKMAP_SCAN_REPLICATIONS)")
+    min_recurrence_days: float = Field(description="a cluster signals from this interval on")
+    exact: bool = Field(description="true with an API key: counts and statistics included")
+    withheld: int = Field(
+        description="signals not shown: fewer than RISKMAP_MIN_PUBLIC_COUNT cases (public only)"
+    )
+    alerts: list[Alert] = Field(description="most likely first")

@@ -11,7 +11,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -168,17 +168,28 @@ class RiskService:
         self._span: tuple[int, tuple[dt.date, dt.date] | None] | None = None
         self._snapshots: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
         self._cell_secret: bytes | None = None
+        # early warning (api/service.py, end): scans of the data version in memory, every
+        # date kept (one scan per key, never again); hotspot layers, the last few
+        self._scans: dict[tuple[Any, ...], Any] = {}
+        self._scan_lock = threading.Lock()  # one scan at a time (see scan)
+        self._hotspots: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.flights = Flights(limits or WorkLimits())
+        # scans (minutes on a large city) on a worker of their own: they never hold up zones
+        self.scan_flights = Flights(
+            replace(self.flights.limits, max_running=1), name="riskmap-scan"
+        )
         # computed zones are kept in the store (table zones) by one background writer
         self._writer = _Keeper()
         self._pending: list[Future[bool]] = []
         weakref.finalize(self, self.flights.close)
+        weakref.finalize(self, self.scan_flights.close)
         weakref.finalize(self, self._writer.close)
         _SERVICES.add(self)
 
     def close(self, reason: str = "the service is closing") -> None:
         """Cancel running computations and refuse new ones."""
         self.flights.cancel_all(reason, close=True)
+        self.scan_flights.cancel_all(reason, close=True)
 
     def shutdown(self) -> None:
         """Close for good: cancel computations, stop the worker threads and close the store
@@ -186,6 +197,7 @@ class RiskService:
         self.close("the server is shutting down")
         self._writer.close()
         self.flights.close()
+        self.scan_flights.close()
         self.store.close()
 
     def data(self) -> tuple[int, CommunityLayer, pd.DataFrame]:
@@ -422,3 +434,85 @@ class RiskService:
             else self.public_snapshot(policy, at, public_min)
         )
         return snap.status(np.array([lon]), np.array([lat]))[0]
+
+    # -- early warning and measures -----------------------------------------------------------
+
+    def zones_over(self, policy: Policy, start: dt.date, end: dt.date) -> Any:
+        """The zones of every date ``start .. end`` from one computation
+        (:func:`geo.daily.zones_over`; ``DailyZones``)."""
+        from riskmap.geo.daily import zones_over
+
+        d = self._state()
+        return self.flights.run(
+            ("zones_over", d.version, policy.model_dump_json(), start, end),
+            lambda: zones_over(d.layer, d.cases, policy, start, end, metrics=d.metrics),
+        )
+
+    def hotspots(self, at: dt.date, **options: Any) -> tuple[int, Any]:
+        """(data version, Gi* hotspots of its data: :func:`geo.hotspots.hotspots` with its
+        keywords), computed once per (data version, date, options) through the bounded
+        computations; the last ``HOTSPOT_CACHE`` answers are kept."""
+        from riskmap.geo.hotspots import hotspots
+
+        d = self._state()
+        key = ("hotspots", d.version, at, tuple(sorted(options.items())))
+        with self._cache_lock:
+            got = self._hotspots.get(key)
+            if got is not None:
+                self._hotspots.move_to_end(key)
+                return d.version, got
+
+        def compute() -> Any:
+            frame = hotspots(d.layer, d.cases, at, **options)
+            with self._cache_lock:
+                if self._data is not None and self._data.version == d.version:
+                    self._hotspots[key] = frame
+                    for k in [k for k in self._hotspots if k[1] != d.version]:
+                        del self._hotspots[k]
+                    while len(self._hotspots) > HOTSPOT_CACHE:
+                        self._hotspots.popitem(last=False)
+            return frame
+
+        return d.version, self.flights.run(key, compute)
+
+    def scan(
+        self, at: dt.date, study_days: int = 365, **options: Any
+    ) -> tuple[int, CommunityLayer, Any]:
+        """(data version, its communities, the space-time permutation scan of them ending on
+        ``at`` over ``study_days`` days: :func:`geo.scan.space_time_scan` with ``options``).
+
+        Each (data version, date, options) is scanned at most once: the answer is kept for
+        as long as the data version is current, and scans run one at a time on a worker of
+        their own (``scan_flights``: zone computations never wait behind a scan), to the end
+        even when the request that asked for it left (a second flight for the same key runs
+        after the first and takes its answer), so no caller can make the same scan run
+        twice."""
+        from riskmap.geo.scan import community_counts, space_time_scan
+
+        d = self._state()
+        key = ("scan", d.version, at, study_days, tuple(sorted(options.items())))
+        got = self._scans.get(key)
+        if got is not None:
+            return d.version, d.layer, got
+
+        def compute() -> Any:
+            with self._scan_lock:
+                done = self._scans.get(key)
+                if done is not None:
+                    return done
+                counts, coords = community_counts(d.layer, d.cases)
+                start = at - dt.timedelta(days=study_days - 1)
+                result = space_time_scan(counts, coords, end=at, start=start, **options)
+                with self._cache_lock:
+                    if self._data is not None and self._data.version == d.version:
+                        stale = [k for k in self._scans if k[1] != d.version]
+                        for k in stale:
+                            del self._scans[k]
+                        self._scans[key] = result
+                return result
+
+        return d.version, d.layer, self.scan_flights.run(key, compute)
+
+
+#: hotspot layers kept in memory per service (each a few thousand cells at most)
+HOTSPOT_CACHE = 32

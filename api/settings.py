@@ -39,6 +39,9 @@ class RuleSettings(BaseSettings):
         "?policy= besides RISKMAP_POLICY (always public); any other preset needs an API key",
     )
     cache_size: int = Field(16, ge=1, description="zone snapshots kept in memory")
+    scan_replications: int = Field(
+        999, ge=0, le=99_999, description="Monte Carlo replications of the scan of /v1/alerts"
+    )
 
 
 class LimitSettings(BaseSettings):
