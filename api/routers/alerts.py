@@ -4,11 +4,12 @@ service's bounded computations, once per (data version, date, options), and kept
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 import shapely
 import shapely.geometry
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from riskmap.api.access import AccessDep, AtDep
@@ -81,6 +82,22 @@ def alerts_document(
     }
 
 
+def public_dates(service: Any, at: dt.date) -> None:
+    """Without a key, alerts are answered for today and for the last report date only: each
+    other date is a scan of its own (about a minute of CPU on a city of 2,000 communities),
+    and an anonymous caller walking through every date would keep a core busy for hours."""
+    _, span = service.report_span()
+    allowed = {dt.date.today()} | ({span[1]} if span else set())
+    if at not in allowed:
+        shown = " or ".join(sorted(d.isoformat() for d in allowed))
+        raise HTTPException(
+            401,
+            f"at: alerts for {at.isoformat()} need an API key; without one, alerts are "
+            f"answered for {shown} (today and the last report date)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
 @router.get(
     "/alerts",
     operation_id="list_alerts",
@@ -100,6 +117,8 @@ def list_alerts(
     communities, window, p-value and recurrence interval of signals with at least
     RISKMAP_MIN_PUBLIC_COUNT cases; with a key, every signal with its counts. The scan runs
     once per data version and date, whoever asks."""
+    if not access.keyed:
+        public_dates(service, at)
     options = SCAN_OPTIONS | {"replications": settings.scan_replications}
     version, layer, result = service.scan(at, STUDY_DAYS, **options)
     etag = _etag(request, version, access.keyed)

@@ -534,7 +534,7 @@ def test_alerts_public_and_officer(city_db: Path, officer_key: str) -> None:
 
 
 def test_alerts_scan_once_per_data_version_and_date(
-    city_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    city_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, officer_key: str
 ) -> None:
     """However many callers ask, and even when each gives up before the answer (time
     limit), the scan of a data version and date runs once."""
@@ -555,21 +555,24 @@ def test_alerts_scan_once_per_data_version_and_date(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(scan_module, "space_time_scan", slow_scan)
+    auth = {"Authorization": f"Bearer {officer_key}"}  # dates before the last need a key
     with served(settings_for(db, request_timeout_s=0.2, scan_replications=19)) as c:
         # every request gives up (503) while the scan runs; the scan goes on
-        codes = [c.get("/v1/alerts?at=2024-03-30").status_code for _ in range(3)]
+        codes = [c.get("/v1/alerts?at=2024-03-30", headers=auth).status_code for _ in range(3)]
         assert codes[0] == 503
         deadline = time.monotonic() + 30
-        while (r := c.get("/v1/alerts?at=2024-03-30")).status_code != 200:
+        while (r := c.get("/v1/alerts?at=2024-03-30", headers=auth)).status_code != 200:
             assert r.status_code == 503 and time.monotonic() < deadline
             time.sleep(0.2)
         assert calls == [dt.date(2024, 3, 30)]
     with served(settings_for(db, scan_replications=19)) as c:
-        # many callers at once, anonymous or not: one scan for the new date
+        # many callers at once: one scan for the new date
         results: list[int] = []
         threads = [
             threading.Thread(
-                target=lambda: results.append(c.get("/v1/alerts?at=2024-03-29").status_code)
+                target=lambda: results.append(
+                    c.get("/v1/alerts?at=2024-03-29", headers=auth).status_code
+                )
             )
             for _ in range(6)
         ]
@@ -579,7 +582,7 @@ def test_alerts_scan_once_per_data_version_and_date(
             t.join()
         assert results == [200] * 6
         assert calls == [dt.date(2024, 3, 30), dt.date(2024, 3, 29)]
-        assert c.get("/v1/alerts?at=2024-03-29").status_code == 200
+        assert c.get("/v1/alerts?at=2024-03-29", headers=auth).status_code == 200
         assert len(calls) == 2
         # new data: a new data version, scanned afresh
         store = Store.open(db)
@@ -591,8 +594,36 @@ def test_alerts_scan_once_per_data_version_and_date(
         )
         assert ingest_cases(store, extra, today=END).counts.inserted == 1
         store.close()
-        assert c.get("/v1/alerts?at=2024-03-29").status_code == 200
+        assert c.get("/v1/alerts?at=2024-03-29", headers=auth).status_code == 200
         assert calls == [dt.date(2024, 3, 30), dt.date(2024, 3, 29), dt.date(2024, 3, 29)]
+
+
+def test_anonymous_alerts_only_for_today_and_the_last_report_date(
+    city_db: Path, monkeypatch: pytest.MonkeyPatch, officer_key: str
+) -> None:
+    """Each date is a scan of its own: without a key, only the last report date (and today)
+    are answered, so an anonymous caller cannot walk through every date."""
+    import riskmap.geo.scan as scan_module
+
+    calls: list[object] = []
+    real = scan_module.space_time_scan
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs["end"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "space_time_scan", counting)
+    with served(settings_for(city_db, scan_replications=19)) as c:
+        for day in ("2024-03-25", "2024-03-30"):
+            r = c.get(f"/v1/alerts?at={day}")
+            assert r.status_code == 401
+            assert f"alerts for {day} need an API key" in r.json()["detail"]
+            assert "2024-03-31" in r.json()["detail"]
+        assert calls == []
+        assert c.get("/v1/alerts?at=2024-03-31").status_code == 200
+        auth = {"Authorization": f"Bearer {officer_key}"}
+        assert c.get("/v1/alerts?at=2024-03-25", headers=auth).status_code == 200
+        assert calls == [END, dt.date(2024, 3, 25)]
 
 
 @pytest.mark.parametrize(
