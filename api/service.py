@@ -39,6 +39,8 @@ class Snapshot:
     data_version: int
     result: ZoneResult
     layer: CommunityLayer
+    # when the zones were computed (UTC)
+    computed_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     # the status look-up is built once, when first asked for (look-ups themselves take no lock)
     _lookup: StatusLookup | None = field(default=None, repr=False, compare=False)
     _lookup_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -56,7 +58,7 @@ class Snapshot:
                 got = (
                     self
                     if result is self.result
-                    else Snapshot(self.data_version, result, self.layer)
+                    else Snapshot(self.data_version, result, self.layer, self.computed_at)
                 )
                 self._public[min_count] = got
             return got
@@ -433,7 +435,14 @@ class RiskService:
             if public_min is None
             else self.public_snapshot(policy, at, public_min)
         )
-        return snap.status(np.array([lon]), np.array([lat]))[0]
+        version, span = self.report_span()
+        answer = snap.status(np.array([lon]), np.array([lat]))[0]
+        return answer | {
+            "data_version": snap.data_version,
+            "computed_at": snap.computed_at,
+            # the last report date of the data the zones were computed from
+            "data_through": span[1] if span and version == snap.data_version else None,
+        }
 
     # -- early warning and measures -----------------------------------------------------------
 

@@ -65,8 +65,10 @@ class StatusLookup:
 
     def answers(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> list[dict[str, Any]]:
         """One answer per point: ``level`` (a level id or ``none``), ``label``, ``color``,
-        ``zone_id``, ``community`` ({id, name} or None), ``since`` and ``expected_lift`` (the
-        community's dates when its own level is the zone's, else the zone's), ``policy``, ``at``.
+        ``zone_id``, ``community`` ({id, name} or None), ``covered`` (the point lies in a
+        community: outside every community "no zone" means "no data", not "safe"), ``since``
+        and ``expected_lift`` (the community's dates when its own level is the zone's, else the
+        zone's), ``policy``, ``at``.
         """
         zi, ci = self.locate(np.asarray(lon, np.float64), np.asarray(lat, np.float64))
         policy_id, at = self.result.policy.id, self.result.at
@@ -88,6 +90,7 @@ class StatusLookup:
                     "color": self.color[level],
                     "zone_id": zone_id,
                     "community": community,
+                    "covered": c >= 0,
                     "since": or_none(since),
                     "expected_lift": or_none(lift),
                     "policy": policy_id,

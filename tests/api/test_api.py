@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 import shapely
@@ -73,8 +75,14 @@ def test_status_inside_a_sealed_zone_and_outside(client: TestClient) -> None:
     assert s["since"] <= AT < s["expected_lift"]
     assert s["policy"] == "cn-three-zone"
     assert r.headers["cache-control"] == "no-store"
+    # coverage and freshness: the data version, when the zones were computed, the data's end
+    assert s["covered"] is True
+    assert r.headers["x-data-version"] == str(s["data_version"]) and s["data_version"] > 0
+    assert s["data_through"] == AT  # the sample city's last report date
+    assert dt.datetime.fromisoformat(s["computed_at"]) <= dt.datetime.now(dt.UTC)
     far = client.get("/v1/status", params={"lat": 0, "lon": 0, "at": AT}).json()
     assert far["level"] == "none" and far["community"] is None and far["zone_id"] is None
+    assert far["covered"] is False  # no data there: not the same as "no risk"
 
 
 def test_bad_coordinates_are_422(client: TestClient) -> None:

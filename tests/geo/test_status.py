@@ -59,7 +59,7 @@ def test_answers_equal_the_highest_zone_containing_each_point(city) -> None:  # 
         assert answer["policy"] == policy.id and answer["at"] == result.at
     # the home's community: its own dates; far away: no zone, no community
     home, far = got[-2], got[-1]
-    assert home["community"] == {"id": "A", "name": "Community A"}
+    assert home["community"] == {"id": "A", "name": "Community A"} and home["covered"] is True
     row = result.levels.set_index("community_id").loc["A"]
     assert (home["level"], home["since"], home["expected_lift"]) == (
         row["level"],
@@ -72,6 +72,7 @@ def test_answers_equal_the_highest_zone_containing_each_point(city) -> None:  # 
         "color": policy.none_color,
         "zone_id": None,
         "community": None,
+        "covered": False,
         "since": None,
         "expected_lift": None,
         "policy": policy.id,
