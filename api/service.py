@@ -425,24 +425,31 @@ class RiskService:
             self._cell_secret = self.store.meta_secret("cell_key_secret").encode()
         return self._cell_secret
 
-    def status(
-        self, lon: float, lat: float, policy: Policy, at: dt.date, public_min: int | None = None
-    ) -> dict[str, Any]:
-        """The status of a place; ``public_min``: against the public zones of that minimum
-        count (anonymous callers)."""
+    def status_snapshot(
+        self, policy: Policy, at: dt.date, public_min: int | None = None
+    ) -> tuple[Snapshot, dict[str, Any]]:
+        """The snapshot status answers come from (``public_min``: the public zones of that
+        minimum count, for anonymous callers) and its freshness: ``data_version``,
+        ``computed_at``, ``data_through`` (the last report date of that data)."""
         snap = (
             self.snapshot(policy, at)
             if public_min is None
             else self.public_snapshot(policy, at, public_min)
         )
         version, span = self.report_span()
-        answer = snap.status(np.array([lon]), np.array([lat]))[0]
-        return answer | {
+        return snap, {
             "data_version": snap.data_version,
             "computed_at": snap.computed_at,
-            # the last report date of the data the zones were computed from
             "data_through": span[1] if span and version == snap.data_version else None,
         }
+
+    def status(
+        self, lon: float, lat: float, policy: Policy, at: dt.date, public_min: int | None = None
+    ) -> dict[str, Any]:
+        """The status of a place; ``public_min``: against the public zones of that minimum
+        count (anonymous callers)."""
+        snap, fresh = self.status_snapshot(policy, at, public_min)
+        return snap.status(np.array([lon]), np.array([lat]))[0] | fresh
 
     # -- early warning and measures -----------------------------------------------------------
 

@@ -50,6 +50,9 @@ class LimitSettings(BaseSettings):
     model_config = _CONFIG
 
     max_upload_mb: float = Field(50.0, gt=0, description="largest ingest request body (MB)")
+    max_batch_points: int = Field(
+        100_000, ge=1, le=10_000_000, description="most points in one POST /v1/status/batch"
+    )
     rate_limit_per_minute: int = Field(
         600, ge=0, description="requests a minute per client on /v1/status* (0: no limit)"
     )

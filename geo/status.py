@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from riskmap.geo._values import or_none
@@ -98,6 +99,41 @@ class StatusLookup:
                 }
             )
         return out
+
+    def table(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> pd.DataFrame:
+        """The answers of :meth:`answers` as columns (one row per point, in order), built with
+        array look-ups only, for batches: ``level``, ``zone_id``, ``community_id``, ``covered``,
+        ``since``, ``expected_lift`` (labels and colours are the level's: :attr:`label`,
+        :attr:`color`)."""
+        zi, ci = self.locate(np.asarray(lon, np.float64), np.asarray(lat, np.float64))
+        in_zone, in_comm = zi >= 0, ci >= 0
+        z, c = np.where(in_zone, zi, 0), np.where(in_comm, ci, 0)
+        none = np.full(len(zi), None, dtype=object)
+        if len(self.zone_level):
+            level = np.where(in_zone, self.zone_level[z], NONE_LEVEL)
+            zone_id = np.where(in_zone, self.zone_id[z], none)
+            zone_since = np.where(in_zone, self.zone_start[z], none)
+            zone_lift = np.where(in_zone, self.zone_lift[z], none)
+        else:
+            level = np.full(len(zi), NONE_LEVEL, dtype=object)
+            zone_id, zone_since, zone_lift = none, none, none
+        if len(self.community_level):
+            own = in_comm & in_zone & (self.community_level[c] == level)
+            since = np.where(own, self.community_since[c], zone_since)
+            lift = np.where(own, self.community_lift[c], zone_lift)
+            community_id = np.where(in_comm, self.layer.ids[c], none)
+        else:
+            since, lift, community_id = zone_since, zone_lift, none
+        return pd.DataFrame(
+            {
+                "level": level,
+                "zone_id": zone_id,
+                "community_id": community_id,
+                "covered": in_comm,
+                "since": [or_none(v) for v in since],
+                "expected_lift": [or_none(v) for v in lift],
+            }
+        )
 
 
 def place_history(

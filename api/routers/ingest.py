@@ -51,7 +51,8 @@ METRIC_TYPES = media_types(METRICS)
 UNIT_TYPES = media_types(UNITS)
 
 
-async def _body(request: Request, limit_mb: float) -> bytes:
+async def read_body(request: Request, limit_mb: float) -> bytes:
+    """The request body, at most ``limit_mb`` (413 beyond; 422 when empty)."""
     limit = int(limit_mb * 1024 * 1024)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -156,7 +157,7 @@ async def _ingest(
     the CLI does, on behalf of the caller's key. Messages name the file ``upload.<ext>``,
     never a path on the server."""
     suffix = _kind(request, types)
-    body = await _body(request, settings.max_upload_mb)
+    body = await read_body(request, settings.max_upload_mb)
     name = f"upload{suffix}"
     with tempfile.TemporaryDirectory(prefix="riskmap-ingest-") as d:
         path = Path(d) / name

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
+from typing import Any
 
-from fastapi import APIRouter, Response
+import h3
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from riskmap.api.access import AccessDep, AtDep
-from riskmap.api.deps import LatQ, LonQ, ServiceDep
+from riskmap.api.deps import LatQ, LonQ, ServiceDep, SettingsDep
+from riskmap.api.errors import unprocessable
+from riskmap.api.routers.ingest import read_body
+from riskmap.api.service import Snapshot
+from riskmap.geo.policy import NONE_LEVEL
 
 router = APIRouter(prefix="/v1", tags=["status"])
 
@@ -56,3 +71,232 @@ def get_status(
     answer = service.status(lon, lat, access.policy, at, access.public_min)
     response.headers["X-Data-Version"] = str(answer["data_version"])
     return Status.model_validate(answer)
+
+
+# -- batches -------------------------------------------------------------------------------
+
+BATCH_TYPES = {
+    "application/json": "json",
+    "text/csv": "csv",
+    "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+}
+
+
+class LevelInfo(BaseModel):
+    label: str
+    color: str
+
+
+class BatchRow(BaseModel):
+    level: str
+    zone_id: str | None
+    community_id: str | None
+    covered: bool
+    since: dt.date | None
+    expected_lift: dt.date | None
+    id: str | None = Field(None, description="the point's id, when the request gave one")
+
+
+class BatchStatus(BaseModel):
+    policy: str
+    at: dt.date
+    data_version: int
+    computed_at: dt.datetime
+    data_through: dt.date | None
+    levels: dict[str, LevelInfo] = Field(description="label and colour of each level id")
+    results: list[BatchRow] = Field(description="one answer per point, in the request's order")
+
+
+def _points(kind: str, body: bytes, limit: int) -> pd.DataFrame:
+    """lat, lon (and id when given) of each point of a batch body; 422 naming the row and
+    field of the first bad value."""
+    if kind == "json":
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise unprocessable(f"body: not JSON ({e})") from None
+        pts = doc.get("points") if isinstance(doc, dict) else None
+        if not isinstance(pts, list):
+            raise unprocessable('body: expected {"points": [{"lat": ..., "lon": ...}, ...]}')
+        if len(pts) > limit:
+            raise unprocessable(f"points: {len(pts):,} points; at most {limit:,} in one batch")
+        for i, p in enumerate(pts):
+            if not isinstance(p, dict):
+                raise unprocessable(f"points[{i}]: expected an object with lat and lon")
+        frame = pd.DataFrame(
+            {
+                "lat": [p.get("lat") for p in pts],
+                "lon": [p.get("lon") for p in pts],
+                "id": [p.get("id") for p in pts],
+            }
+        )
+        where = "points[{i}]"
+    elif kind == "csv":
+        try:
+            frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+            raise unprocessable(f"body: not a CSV table ({e})") from None
+        frame.columns = [str(c).strip().lower() for c in frame.columns]
+        where = "row {row}"
+    else:
+        try:
+            table = pq.read_table(io.BytesIO(body))
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise unprocessable(f"body: not a Parquet file ({e})") from None
+        frame = table.to_pandas()
+        if "geometry" in frame and not {"lat", "lon"} <= set(frame.columns):
+            try:
+                geoms = shapely.from_wkb(frame["geometry"].to_numpy())
+            except (shapely.errors.GEOSException, TypeError, ValueError) as e:
+                raise unprocessable(f"geometry: not WKB points ({e})") from None
+            if len(geoms) and not (shapely.get_type_id(geoms) == 0).all():
+                i = int(np.flatnonzero(shapely.get_type_id(geoms) != 0)[0])
+                raise unprocessable(f"row {i + 1}: geometry: not a point")
+            frame = frame.assign(lon=shapely.get_x(geoms), lat=shapely.get_y(geoms))
+        where = "row {row}"
+    missing = [c for c in ("lat", "lon") if c not in frame.columns]
+    if missing:
+        raise unprocessable(f"body: missing column(s) {', '.join(missing)}")
+    if len(frame) > limit:
+        raise unprocessable(f"body: {len(frame):,} points; at most {limit:,} in one batch")
+    if len(frame) == 0:
+        raise unprocessable("body: no point")
+    out = {}
+    for col, bound in (("lat", 90.0), ("lon", 180.0)):
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values) | (np.abs(values) > bound)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            place = where.format(i=i, row=i + 1)
+            raw = frame[col].iat[i]
+            shown = repr(raw) if isinstance(raw, str) or raw is None else f"{float(raw):g}"
+            raise unprocessable(
+                f"{place}: {col}: {shown} is not a number from {-bound:g} to {bound:g}"
+            )
+        out[col] = values
+    ids = frame["id"] if "id" in frame.columns else None
+    return pd.DataFrame(
+        {
+            "lat": out["lat"],
+            "lon": out["lon"],
+            "id": None if ids is None else [None if v is None else str(v) for v in ids],
+        }
+    )
+
+
+@router.post(
+    "/status/batch",
+    operation_id="post_status_batch",
+    response_model=BatchStatus,
+)
+async def post_status_batch(
+    request: Request,
+    service: ServiceDep,
+    access: AccessDep,
+    at: AtDep,
+    settings: SettingsDep,
+) -> Response:
+    """The status of many points at once, in order: JSON ``{"points": [{"lat", "lon",
+    "id"?}, ...]}``, CSV with ``lat``, ``lon`` (and ``id``) columns, or Parquet / GeoParquet
+    (``lat``, ``lon`` columns or point geometries); at most RISKMAP_MAX_BATCH_POINTS points.
+    The answer is JSON, or CSV when the request asks for ``Accept: text/csv``."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = BATCH_TYPES.get(ctype)
+    if kind is None:
+        raise HTTPException(
+            415,
+            f"unsupported Content-Type {ctype or '(none)'!r}: expected one of "
+            f"{sorted(BATCH_TYPES)}",
+        )
+    body = await read_body(request, settings.max_upload_mb)
+    points = await run_in_threadpool(_points, kind, body, settings.max_batch_points)
+
+    def answer() -> tuple[pd.DataFrame, Snapshot, dict[str, Any]]:
+        snap, fresh = service.status_snapshot(access.policy, at, access.public_min)
+        table = snap.lookup.table(points["lon"].to_numpy(), points["lat"].to_numpy())
+        table["id"] = points["id"]
+        return table.astype(object).where(table.notna(), None), snap, fresh
+
+    table, snap, fresh = await run_in_threadpool(answer)
+    headers = {"X-Data-Version": str(fresh["data_version"])}
+    if "text/csv" in request.headers.get("accept", ""):
+        buf = io.StringIO()
+        cols = [c for c in table.columns if c != "id" or table["id"].notna().any()]
+        table[cols].to_csv(buf, index=False)
+        return Response(buf.getvalue(), media_type="text/csv", headers=headers)
+    lookup = snap.lookup
+    doc = {
+        "policy": snap.result.policy.id,
+        "at": snap.result.at.isoformat(),
+        "data_version": fresh["data_version"],
+        "computed_at": fresh["computed_at"].isoformat(),
+        "data_through": None if fresh["data_through"] is None else str(fresh["data_through"]),
+        "levels": {k: {"label": lookup.label[k], "color": lookup.color[k]} for k in lookup.label},
+        "results": [
+            {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in r.items()}
+            for r in table.to_dict("records")
+        ],
+    }
+    return JSONResponse(doc, headers=headers)
+
+
+# -- cells ---------------------------------------------------------------------------------
+
+
+class CellStatus(BaseModel):
+    cell: str
+    resolution: int
+    level: str = Field(description="the highest level of any zone meeting the cell, or 'none'")
+    uniform: bool = Field(
+        description="the whole cell has that level (a device in the cell has it wherever it is)"
+    )
+    levels: list[str] = Field(description="every level meeting the cell, highest first")
+    policy: str
+    at: dt.date
+    data_version: int
+    computed_at: dt.datetime
+    data_through: dt.date | None
+
+
+@router.get("/status/cell/{cell}", operation_id="get_cell_status", response_model=CellStatus)
+def get_cell_status(
+    cell: str,
+    service: ServiceDep,
+    access: AccessDep,
+    at: AtDep,
+) -> CellStatus:
+    """The zone levels meeting an H3 cell (hexadecimal index, resolution 0 to 15), so a device
+    can ask about its cell without sending its position: the highest level and whether it
+    covers the whole cell. Without an API key against the public zones."""
+    h = cell.strip().lower()
+    try:
+        ok = h3.is_valid_cell(h)
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise unprocessable(f"cell: {cell!r} is not an H3 cell index (hexadecimal)")
+    snap, fresh = service.status_snapshot(access.policy, at, access.public_min)
+    boundary = h3.cell_to_boundary(h)  # (lat, lng) pairs
+    poly = shapely.Polygon([(lng, lat) for lat, lng in boundary])
+    zones = snap.result.zones
+    geoms = zones.geometry.to_numpy()
+    policy = snap.result.policy
+    meets = shapely.intersects(geoms, poly) if len(geoms) else np.zeros(0, bool)
+    levels = sorted({str(v) for v in zones["level"].to_numpy()[meets]}, key=policy.rank)[::-1]
+    level = levels[0] if levels else NONE_LEVEL
+    if levels:
+        top = shapely.union_all(geoms[meets & (zones["level"].to_numpy() == level)])
+        uniform = bool(shapely.covers(top, poly))
+    else:
+        uniform = True
+    return CellStatus(
+        cell=h,
+        resolution=h3.get_resolution(h),
+        level=level,
+        uniform=uniform,
+        levels=levels,
+        policy=policy.id,
+        at=snap.result.at,
+        **fresh,
+    )

@@ -128,7 +128,9 @@ def test_public_routes_leak_no_case_data(open_client: TestClient, sample_dir) ->
     id_pattern = re.compile(r"K\d{7}")
     _number = re.compile(r"-?\d+\.\d+")
     for path in public:
-        concrete = path.replace("{policy_id}", "cn-three-zone")
+        concrete = path.replace("{policy_id}", "cn-three-zone").replace(
+            "{cell}", h3.latlng_to_cell(pt.y, pt.x, 9)
+        )
         for params in _params(path, client, (pt.y, pt.x)):
             r = client.get(concrete, params=params)
             assert r.status_code == 200, (concrete, r.status_code)
