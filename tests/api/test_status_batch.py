@@ -50,7 +50,10 @@ def _same(row: dict, one: dict) -> None:  # type: ignore[type-arg]
 def test_json_batch_answers_in_order_as_single_look_ups(client: TestClient) -> None:
     lon, lat = _points(client)
     body = {
-        "points": [{"lat": y, "lon": x, "id": f"p{i}"} for i, (x, y) in enumerate(zip(lon, lat))]
+        "points": [
+            {"lat": y, "lon": x, "id": f"p{i}"}
+            for i, (x, y) in enumerate(zip(lon, lat, strict=True))
+        ]
     }
     r = client.post(URL, json=body)
     assert r.status_code == 200, r.text
