@@ -39,6 +39,9 @@ class RuleSettings(BaseSettings):
         "?policy= besides RISKMAP_POLICY (always public); any other preset needs an API key",
     )
     cache_size: int = Field(16, ge=1, description="zone snapshots kept in memory")
+    tile_cache_mb: float = Field(
+        64.0, ge=0, description="vector tiles kept in memory (MB, least recently used out)"
+    )
 
 
 class LimitSettings(BaseSettings):
@@ -58,6 +61,12 @@ class LimitSettings(BaseSettings):
     )
     max_history_events: int = Field(
         100_000, ge=1, description="most events in one /v1/zones/history answer (then 422)"
+    )
+    max_items: int = Field(
+        10_000,
+        ge=1,
+        description="most features in one page of /collections/{id}/items (and of /v1/zones, "
+        "/v1/communities with ?limit=)",
     )
     max_computations: int = Field(2, ge=1, description="zone computations running at once")
     max_queued: int = Field(8, ge=0, description="computations waiting for a slot (then 503)")
