@@ -447,21 +447,24 @@ class RiskService:
         """A map collection prepared for items and tiles, built once: ``zones`` and
         ``communities`` of ``snap`` (exact or public, as the caller may see it), ``districts``
         of the current data version (``snap`` is not needed)."""
-        if name != "districts":
-            if snap is None:
-                raise ValueError(f"the {name} layer needs a snapshot")
-            return snap.map_layer(name, self._community_geometries)
+        if name == "districts":
+            return self.districts_layer()[1]
+        if snap is None:
+            raise ValueError(f"the {name} layer needs a snapshot")
+        return snap.map_layer(name, self._community_geometries)
+
+    def districts_layer(self) -> tuple[int, MapLayer]:
+        """The data version and its district outlines prepared for items and tiles."""
         d = self._state()
         got = self._districts
-        if got is not None and got[0] is d:
-            return got[1]
-        with self._maps_lock:
-            got = self._districts
-            if got is None or got[0] is not d:
-                frame = districts_frame(d.layer, d.units)
-                got = (d, MapLayer(frame, TileLayer(name, frame)))
-                self._districts = got
-            return got[1]
+        if got is None or got[0] is not d:
+            with self._maps_lock:
+                got = self._districts
+                if got is None or got[0] is not d:
+                    frame = districts_frame(d.layer, d.units)
+                    got = (d, MapLayer(frame, TileLayer("districts", frame)))
+                    self._districts = got
+        return got[0].version, got[1]
 
     def tile(
         self, key: tuple[Any, ...], layer: TileLayer, z: int, x: int, y: int, gzip: bool = False

@@ -117,8 +117,8 @@ def _source(
     """The prepared layer the caller may see and the key of what it is of: (data version,
     rule, date, view) for zones and communities, (data version,) for districts."""
     if collection.id == "districts":
-        version, _, _ = service.data()
-        return service.map_layer("districts"), (version,)
+        version, layer = service.districts_layer()
+        return layer, (version,)
     snap = access.snapshot(service, at)
     view = "exact" if access.keyed else f"public-{access.min_count}"
     key = (snap.data_version, policy_key(access.policy), at.isoformat(), view)
