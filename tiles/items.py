@@ -13,13 +13,12 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from numpy.typing import NDArray
 from pyproj import Transformer
 
 from riskmap.geo.crs import WGS84
-from riskmap.tiles.mvt import WORLD, TileLayer
+from riskmap.tiles.mvt import WORLD, TileLayer, _plain
 
 BBox = tuple[float, float, float, float]  # (west, south, east, north), WGS84 degrees
 _TO_MERCATOR = Transformer.from_crs(WGS84, "EPSG:3857", always_xy=True)
@@ -43,24 +42,15 @@ def bbox_rows(layer: TileLayer, bbox: BBox | None = None) -> NDArray[np.int64]:
 
 
 def _json_value(v: Any) -> Any:
-    if v is None or v is pd.NaT:
-        return None
-    if isinstance(v, bool | np.bool_):
-        return bool(v)
-    if isinstance(v, int | np.integer):
-        return int(v)
-    if isinstance(v, float | np.floating):
-        if np.isnan(v):
-            return None
-        return int(v) if float(v).is_integer() else float(v)
-    return str(v)
+    """A property value as JSON writes it: as in tiles (:func:`tiles.mvt._plain`), with whole
+    numbers as integers (a column with a missing value is float in pandas)."""
+    p = _plain(v)
+    return int(p) if isinstance(p, float) and p.is_integer() else p
 
 
 def features(frame: gpd.GeoDataFrame, rows: NDArray[np.int64]) -> list[dict[str, Any]]:
     """Rows ``rows`` of a collection frame (``id`` column, properties, geometry in WGS84) as
-    GeoJSON features: ``id`` is the string id, exterior rings counter-clockwise (RFC 7946).
-    Whole numbers are written as integers (a column with a missing value is float in
-    pandas)."""
+    GeoJSON features: ``id`` is the string id, exterior rings counter-clockwise (RFC 7946)."""
     if not len(rows):
         return []
     geoms = shapely.orient_polygons(frame.geometry.to_numpy()[rows])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -111,34 +112,45 @@ def get_tile_matrix_set(
 TmsDep = Annotated[str, Depends(get_tile_matrix_set)]
 
 
+@dataclass(frozen=True)
+class _Source:
+    """What an answer is of: the prepared layer the caller may see, its key (data version,
+    rule, date, view; the data version alone for districts) and the answer's headers."""
+
+    layer: MapLayer
+    key: tuple[Any, ...]
+    headers: dict[str, str]
+    unchanged: bool  # If-None-Match matched the ETag: answer 304
+
+    def not_modified(self) -> Response:
+        return Response(status_code=304, headers=self.headers)
+
+
 def _source(
-    service: RiskService, collection: Collection, access: Access, at: dt.date
-) -> tuple[MapLayer, tuple[Any, ...]]:
-    """The prepared layer the caller may see and the key of what it is of: (data version,
-    rule, date, view) for zones and communities, (data version,) for districts."""
+    request: Request,
+    service: RiskService,
+    collection: Collection,
+    access: Access,
+    at: dt.date,
+    vary: str = "Authorization",
+) -> _Source:
+    """The layer of ``collection`` the caller may see (``/v1/zones``' view), and the ETag of
+    the answer: a weak tag of the key and the request's path and query."""
+    key: tuple[Any, ...]
     if collection.id == "districts":
         version, layer = service.districts_layer()
-        return layer, (version,)
-    snap = access.snapshot(service, at)
-    view = "exact" if access.keyed else f"public-{access.min_count}"
-    key = (snap.data_version, policy_key(access.policy), at.isoformat(), view)
-    return service.map_layer(collection.id, snap), key
-
-
-def _etag(request: Request, key: tuple[Any, ...]) -> str:
-    """A weak ETag of what the answer is of (``key``) and the request's path and query."""
+        key = (version,)
+    else:
+        snap = access.snapshot(service, at)
+        view = "exact" if access.keyed else f"public-{access.min_count}"
+        key = (snap.data_version, policy_key(access.policy), at.isoformat(), view)
+        layer = service.map_layer(collection.id, snap)
     query = sorted(request.query_params.multi_items())
     text = f"{key}|{request.url.path}|{query}"
-    return 'W/"' + hashlib.sha1(text.encode()).hexdigest()[:20] + '"'
-
-
-def _headers(etag: str, key: tuple[Any, ...]) -> dict[str, str]:
-    return {"ETag": etag, "Vary": "Authorization", "X-Data-Version": str(key[0])}
-
-
-def _unchanged(request: Request, etag: str) -> bool:
+    etag = 'W/"' + hashlib.sha1(text.encode()).hexdigest()[:20] + '"'
+    headers = {"ETag": etag, "Vary": vary, "X-Data-Version": str(key[0])}
     tags = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
-    return etag in tags or "*" in tags
+    return _Source(layer, key, headers, etag in tags or "*" in tags)
 
 
 def _accepts_gzip(request: Request) -> bool:
@@ -230,14 +242,12 @@ def list_items(
 ) -> Response:
     """A page of the collection's features as GeoJSON (``next`` / ``prev`` links); without
     an API key the public view, as ``/v1/zones`` gives it."""
-    layer, key = _source(service, collection, access, at)
-    etag = _etag(request, key)
-    headers = _headers(etag, key)
-    if _unchanged(request, etag):
-        return Response(status_code=304, headers=headers)
-    rows = bbox_rows(layer.tiles, bbox)
+    src = _source(request, service, collection, access, at)
+    if src.unchanged:
+        return src.not_modified()
+    rows = bbox_rows(src.layer.tiles, bbox)
     start, stop = page.slice(len(rows))
-    feats = features(layer.frame, rows[start:stop])
+    feats = features(src.layer.frame, rows[start:stop])
     body = {
         "type": "FeatureCollection",
         "features": feats,
@@ -247,7 +257,7 @@ def list_items(
             ln.model_dump(exclude_none=True) for ln in page_links(request, page, len(rows), GEOJSON)
         ],
     }
-    return GeoJSONResponse(body, headers=headers)
+    return GeoJSONResponse(body, headers=src.headers)
 
 
 _TILE: dict[int | str, dict[str, Any]] = {
@@ -282,14 +292,12 @@ def get_tile(
     if not 0 <= z <= MAX_ZOOM:
         raise TileNotFound(f"tile {z}/{x}/{y}: zoom {z} is outside 0..{MAX_ZOOM}")
     check_tile(z, x, y)
-    layer, key = _source(service, collection, access, at)
-    etag = _etag(request, key)
-    headers = _headers(etag, key)
-    headers["Vary"] = "Accept-Encoding, Authorization"
-    if _unchanged(request, etag):
-        return Response(status_code=304, headers=headers)
+    src = _source(request, service, collection, access, at, "Accept-Encoding, Authorization")
+    if src.unchanged:
+        return src.not_modified()
+    headers = dict(src.headers)
     gz = _accepts_gzip(request)
-    body = service.tile(key, layer.tiles, z, x, y, gzip=gz)
+    body = service.tile(src.key, src.layer.tiles, z, x, y, gzip=gz)
     if body is None:
         return Response(status_code=204, headers=headers)
     if gz:
@@ -313,13 +321,11 @@ def get_tilejson(
 ) -> Response:
     """TileJSON 3.0.0 of the collection's vector tiles: the tile URL carries the rule and the
     date, so every tile is of the same zones."""
-    layer, key = _source(service, collection, access, at)
-    etag = _etag(request, key)
-    headers = _headers(etag, key)
-    if _unchanged(request, etag):
-        return Response(status_code=304, headers=headers)
+    src = _source(request, service, collection, access, at)
+    if src.unchanged:
+        return src.not_modified()
     query = None
     if collection.id != "districts":
         query = {"policy": access.policy.id, "at": at.isoformat()}
-    doc = tilejson(collection, str(request.base_url), layer.tiles.bounds, query=query)
-    return JSONResponse(doc.model_dump(exclude_none=True), headers=headers)
+    doc = tilejson(collection, str(request.base_url), src.layer.tiles.bounds, query=query)
+    return JSONResponse(doc.model_dump(exclude_none=True), headers=src.headers)
