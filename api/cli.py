@@ -54,6 +54,11 @@ ingest_app = typer.Typer(help="Load communities or cases into the store.", no_ar
 app.add_typer(ingest_app, name="ingest")
 keys_app = typer.Typer(help="API keys for the write and analyst routes.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+export_app = typer.Typer(
+    help="Write map layers to files that any static host serves without riskmap.",
+    no_args_is_help=True,
+)
+app.add_typer(export_app, name="export")
 
 
 class _Console:
@@ -886,6 +891,79 @@ def _scan_table(result: Any, names: dict[Any, str], signal_days: float) -> None:
     if result.cases_outside:
         notes.append(f"{result.cases_outside} case(s) dated outside the study period left out")
     out.print(", ".join(notes), highlight=False)
+
+
+@export_app.command("tiles")
+def export_tiles(
+    out_file: Annotated[
+        Path, typer.Option("--out", help="the PMTiles archive to write, e.g. zones.pmtiles")
+    ],
+    at: Annotated[str | None, typer.Option(help="as-of date YYYY-MM-DD (default today)")] = None,
+    policy: PolicyOpt = None,
+    min_zoom: Annotated[int, typer.Option("--min-zoom", min=0, max=22, help="first zoom")] = 8,
+    max_zoom: Annotated[int, typer.Option("--max-zoom", min=0, max=22, help="last zoom")] = 14,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="the exact zones, as API keys see them (default: the public view, as "
+            "anonymous callers see it)",
+        ),
+    ] = False,
+) -> None:
+    """Write the vector tiles of the zones, communities and districts (as GET
+    /collections/{layer}/tiles serves them) into one PMTiles archive."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from riskmap.tiles.export import export_pmtiles
+
+    if min_zoom > max_zoom:
+        raise _fail(f"--min-zoom {min_zoom} is above --max-zoom {max_zoom}")
+    at_d = _parse_date(at)
+    pol = _policy(policy)
+    svc = _service()
+    view = "exact" if exact else "public"
+    with _progress() as prog:
+        prog.add_task(f"computing zones under {pol.id} as of {at_d}", total=None)
+        if exact:
+            snap = svc.snapshot(pol, at_d)
+        else:
+            snap = svc.public_snapshot(pol, at_d, _settings().min_public_count)
+        layers = [svc.map_layer(n, snap).tiles for n in ("zones", "communities")]
+        layers.append(svc.map_layer("districts").tiles)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err.get(),
+    )
+    with bar:
+        task = bar.add_task(f"tiles z{min_zoom}-z{max_zoom}", total=None)
+        try:
+            summary = export_pmtiles(
+                out_file,
+                layers,
+                minzoom=min_zoom,
+                maxzoom=max_zoom,
+                name=f"riskmap: {pol.name}",
+                description=f"zones under {pol.id} as of {at_d} ({view} view)",
+                metadata={"policy": pol.id, "at": at_d.isoformat(), "view": view},
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except (ValueError, OSError) as e:
+            raise _fail(str(e)) from None
+    err.print(
+        f"{summary.tiles} tiles ({summary.bytes / 2**20:.1f} MB, {view} view of {pol.id} as "
+        f"of {at_d}) written to {out_file}; {summary.empty} empty tiles left out",
+        highlight=False,
+    )
 
 
 # "-33.9" is a number, not an unknown option

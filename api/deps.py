@@ -30,12 +30,24 @@ class Services:
 
     def get(self, settings: Settings) -> RiskService:
         limits = work_limits(settings)
-        key = (settings.database_url, settings.h3_resolution, settings.cache_size, limits)
+        key = (
+            settings.database_url,
+            settings.h3_resolution,
+            settings.cache_size,
+            limits,
+            settings.tile_cache_mb,
+        )
         with self._lock:
             service = self._open.get(key)
             if service is None:
                 store = Store.open(settings.database_url)
-                service = RiskService(store, settings.h3_resolution, settings.cache_size, limits)
+                service = RiskService(
+                    store,
+                    settings.h3_resolution,
+                    settings.cache_size,
+                    limits,
+                    tile_cache_mb=settings.tile_cache_mb,
+                )
                 self._open[key] = service
             return service
 

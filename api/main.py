@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from riskmap.api.deps import Services
 from riskmap.api.errors import add_exception_handlers
@@ -13,6 +14,8 @@ from riskmap.api.middleware import add_middleware
 from riskmap.api.routers import (
     aggregates,
     alerts,
+    collections,
+    docs,
     health,
     history,
     ingest,
@@ -41,6 +44,8 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Risk zones for community-based epidemic prevention and control.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: api.routers.docs, with their own assets
+        redoc_url=None,
     )
     app.state.services = Services()
     add_exception_handlers(app)
@@ -56,9 +61,15 @@ def create_app() -> FastAPI:
         policies.router,
         health.router,
         map.router,
+        collections.router,
+        collections.conformance_router,
     ):
         app.include_router(r)
-    add_security_headers(app)  # last: wraps every other middleware
+    docs.add_docs(app)
+    add_security_headers(app)  # wraps every other middleware but gzip
+    # outermost: compresses JSON, GeoJSON, HTML and tiles when the client accepts gzip (tiles
+    # come compressed from the tile cache already: an answer with Content-Encoding passes)
+    app.add_middleware(GZipMiddleware, minimum_size=500, compresslevel=6)
     return app
 
 

@@ -115,6 +115,15 @@ class FeatureCollection(BaseModel):
 
     type: Literal["FeatureCollection"]
     features: list[Feature]
+    numberMatched: int | None = Field(  # noqa: N815 (OGC API Features' name)
+        None, description="with bbox, limit or offset: the features meeting bbox (and level)"
+    )
+    numberReturned: int | None = Field(  # noqa: N815
+        None, description="with bbox, limit or offset: the features in this answer"
+    )
+    links: list[dict[str, Any]] | None = Field(
+        None, description="with limit or offset: self, and the next / prev pages when there are"
+    )
 
 
 class AlertPlace(BaseModel):

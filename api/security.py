@@ -4,11 +4,12 @@
   ``X-Frame-Options: DENY``;
 * HTML answers (the planner map): :data:`PAGE_CSP`: scripts, styles, data and workers only from
   the server itself, no inline script or style, no plugins, no framing;
-* the API documentation pages (``/docs``, ``/redoc``, Swagger's OAuth2 redirect page): FastAPI
-  renders them with Swagger UI / ReDoc from a CDN and one inline script, so their policy
-  (:data:`DOCS_CSP`) allows that CDN and exactly the inline scripts of the page as served (by
-  their SHA-256 hashes, computed from the answer), nothing else. When the documentation's
-  assets are served by riskmap itself, :data:`DOCS_CSP` should become :data:`PAGE_CSP`;
+* the API documentation pages (``/docs``, ``/redoc``, Swagger's OAuth2 redirect page): Swagger
+  UI and ReDoc are served by riskmap itself (``/docs-assets``, api/routers/docs.py) and the
+  pages have one inline script, so their policy (:data:`DOCS_CSP`) allows the server's own
+  files and exactly the inline scripts of the page as served (by their SHA-256 hashes,
+  computed from the answer), inline styles (ReDoc writes its styles at run time), and nothing
+  from elsewhere;
 * every other answer (JSON, GeoJSON, scripts): ``default-src 'none'; frame-ancestors 'none'``
   (nothing may load, should a browser render one).
 
@@ -47,14 +48,11 @@ PAGE_CSP = (
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 DOCS_PATHS = ("/docs", "/redoc")  # and what lies under them (/docs/oauth2-redirect)
-DOCS_CDN = "https://cdn.jsdelivr.net"
 # {hashes}: " 'sha256-...'" of each of the page's own inline scripts
 DOCS_CSP = (
-    f"default-src 'none'; script-src 'self' {DOCS_CDN}{{hashes}}; "
-    f"style-src 'self' {DOCS_CDN} https://fonts.googleapis.com 'unsafe-inline'; "
-    "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; "
+    "font-src 'self'; img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)

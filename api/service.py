@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
@@ -28,8 +29,23 @@ from riskmap.geo.policy import Policy
 from riskmap.geo.precision import public_result
 from riskmap.geo.status import StatusLookup, place_history
 from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, longest_lift
+from riskmap.tiles.collections import communities_frame, districts_frame, zones_frame
+from riskmap.tiles.mvt import MercatorGeometries, TileCache, TileLayer, encode_tile
 
 log = logging.getLogger("riskmap")
+
+
+@dataclass(frozen=True)
+class MapLayer:
+    """One collection (zones, communities or districts) prepared once: its flat frame
+    (:mod:`tiles.collections`: the GeoJSON items) and its tile layer (Web Mercator, STRtree)."""
+
+    frame: gpd.GeoDataFrame
+    tiles: TileLayer
+
+
+#: the collections whose features follow the rule and date (districts do not)
+SNAPSHOT_LAYERS = ("zones", "communities")
 
 
 @dataclass
@@ -47,6 +63,10 @@ class Snapshot:
     # the public views (geo.precision) by minimum count, each computed once
     _public: dict[int, Snapshot] = field(default_factory=dict, repr=False)
     _public_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # the map layers (zones, communities), each built when first asked for; their own lock:
+    # building them never holds up a status look-up
+    _maps: dict[str, MapLayer] = field(default_factory=dict, repr=False, compare=False)
+    _maps_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def public(self, cases: pd.DataFrame, min_count: int) -> Snapshot:
         """The snapshot as anonymous callers see it (``cases``: those it was computed from):
@@ -79,6 +99,30 @@ class Snapshot:
     def status(self, lon: np.ndarray, lat: np.ndarray) -> list[dict[str, Any]]:
         """The status of each point (see :meth:`geo.status.StatusLookup.answers`)."""
         return self.lookup.answers(lon, lat)
+
+    def map_layer(
+        self, name: str, communities: Callable[[CommunityLayer], MercatorGeometries]
+    ) -> MapLayer:
+        """The collection ``name`` (``zones`` or ``communities``) of these zones, built once
+        (``communities``: the communities' Web Mercator geometries, shared by the snapshots
+        of a data version)."""
+        got = self._maps.get(name)
+        if got is not None:
+            return got
+        with self._maps_lock:
+            got = self._maps.get(name)
+            if got is None:
+                if name == "zones":
+                    frame = zones_frame(self.result)
+                    got = MapLayer(frame, TileLayer(name, frame))
+                elif name == "communities":
+                    frame = communities_frame(self.layer, self.result)
+                    geoms = communities(self.layer)
+                    got = MapLayer(frame, TileLayer(name, frame, geometry=geoms))
+                else:
+                    raise ValueError(f"no snapshot layer {name!r}: expected {SNAPSHOT_LAYERS}")
+                self._maps[name] = got
+            return got
 
 
 @dataclass(frozen=True)
@@ -158,10 +202,17 @@ class RiskService:
         h3_res: int = 10,
         cache_size: int = 16,
         limits: WorkLimits | None = None,
+        tile_cache_mb: float = 64.0,
     ) -> None:
         self.store = store
         self.h3_res = h3_res
         self.cache_size = cache_size
+        # encoded vector tiles, keyed by (data version, rule, date, view, layer, z, x, y)
+        self.tiles = TileCache(int(tile_cache_mb * 2**20))
+        # per community layer (data version): its Web Mercator geometries and the districts
+        self._maps_lock = threading.Lock()
+        self._mercator: tuple[CommunityLayer, MercatorGeometries] | None = None
+        self._districts: tuple[_Data, MapLayer] | None = None
         # loading a new data version: one thread at a time; a request for the version in
         # memory takes no lock (the state is one tuple, replaced whole)
         self._load_lock = threading.Lock()
@@ -394,6 +445,50 @@ class RiskService:
         the precision of the place's community, see geo.precision)."""
         snap = self.snapshot(policy, end)  # its grid holds every day up to `end`
         return place_history(snap.result, snap.layer, lon, lat, start, end, public)
+
+    def _community_geometries(self, layer: CommunityLayer) -> MercatorGeometries:
+        got = self._mercator
+        if got is not None and got[0] is layer:
+            return got[1]
+        with self._maps_lock:
+            got = self._mercator
+            if got is None or got[0] is not layer:
+                got = (layer, MercatorGeometries.from_wgs84(layer.geoms))
+                self._mercator = got
+            return got[1]
+
+    def map_layer(self, name: str, snap: Snapshot | None = None) -> MapLayer:
+        """A map collection prepared for items and tiles, built once: ``zones`` and
+        ``communities`` of ``snap`` (exact or public, as the caller may see it), ``districts``
+        of the current data version (``snap`` is not needed)."""
+        if name == "districts":
+            return self.districts_layer()[1]
+        if snap is None:
+            raise ValueError(f"the {name} layer needs a snapshot")
+        return snap.map_layer(name, self._community_geometries)
+
+    def districts_layer(self) -> tuple[int, MapLayer]:
+        """The data version and its district outlines prepared for items and tiles."""
+        d = self._state()
+        got = self._districts
+        if got is None or got[0] is not d:
+            with self._maps_lock:
+                got = self._districts
+                if got is None or got[0] is not d:
+                    frame = districts_frame(d.layer, d.units)
+                    got = (d, MapLayer(frame, TileLayer("districts", frame)))
+                    self._districts = got
+        return got[0].version, got[1]
+
+    def tile(
+        self, key: tuple[Any, ...], layer: TileLayer, z: int, x: int, y: int, gzip: bool = False
+    ) -> bytes | None:
+        """The MVT of ``layer`` for z/x/y from the tile cache (``key``: what the layer is of,
+        data version first), rendered when missing; its gzip body when ``gzip``; None when
+        the tile has no feature."""
+        return self.tiles.get_or_render(
+            (*key, layer.name, z, x, y), lambda: encode_tile([layer], z, x, y), gzip=gzip
+        )
 
     def units(self) -> pd.DataFrame:
         """Parent units (names, stated populations) of the current data version."""

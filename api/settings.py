@@ -42,6 +42,9 @@ class RuleSettings(BaseSettings):
     scan_replications: int = Field(
         999, ge=0, le=99_999, description="Monte Carlo replications of the scan of /v1/alerts"
     )
+    tile_cache_mb: float = Field(
+        64.0, ge=0, description="vector tiles kept in memory (MB, least recently used out)"
+    )
 
 
 class LimitSettings(BaseSettings):
@@ -64,6 +67,12 @@ class LimitSettings(BaseSettings):
     )
     max_history_events: int = Field(
         100_000, ge=1, description="most events in one /v1/zones/history answer (then 422)"
+    )
+    max_items: int = Field(
+        10_000,
+        ge=1,
+        description="most features in one page of /collections/{id}/items (and of /v1/zones, "
+        "/v1/communities with ?limit=)",
     )
     max_computations: int = Field(2, ge=1, description="zone computations running at once")
     max_queued: int = Field(8, ge=0, description="computations waiting for a slot (then 503)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -27,9 +28,14 @@ def _geometry(g: shapely.Geometry) -> dict[str, Any]:
     return json.loads(shapely.to_geojson(g))
 
 
-def zones_geojson(result: ZoneResult, level: str | None = None) -> dict[str, Any]:
+def zones_geojson(
+    result: ZoneResult, level: str | None = None, rows: Sequence[int] | None = None
+) -> dict[str, Any]:
+    """The zones (only those of ``level``; only rows ``rows`` of ``result.zones``, in that
+    order, when given)."""
     feats = []
-    for z in result.zones.itertuples(index=False):
+    zones = result.zones if rows is None else result.zones.iloc[list(rows)]
+    for z in zones.itertuples(index=False):
         if level is not None and z.level != level:
             continue
         feats.append(
@@ -59,14 +65,20 @@ def zones_geojson(result: ZoneResult, level: str | None = None) -> dict[str, Any
     return {"type": "FeatureCollection", "features": feats}
 
 
-def communities_geojson(layer: CommunityLayer, result: ZoneResult) -> dict[str, Any]:
+def communities_geojson(
+    layer: CommunityLayer, result: ZoneResult, rows: Sequence[int] | None = None
+) -> dict[str, Any]:
+    """The communities with their level (only rows ``rows`` of the layer, in that order,
+    when given)."""
     policy: Policy = result.policy
     lv = result.levels
     f = layer.frame
-    geoms = [_geometry(g) for g in f.geometry.to_numpy()]
+    picked = range(len(f)) if rows is None else [int(i) for i in rows]
+    all_geoms = f.geometry.to_numpy()
     colors = {lvl.id: lvl.color for lvl in policy.levels} | {NONE_LEVEL: policy.none_color}
     feats = []
-    for i, g in enumerate(geoms):
+    for i in picked:
+        g = _geometry(all_geoms[i])
         level = lv["level"].iat[i]
         pop = f["population"].iat[i] if "population" in f else None
         feats.append(

@@ -1,0 +1,331 @@
+"""The map layers in OGC API shapes: collections, GeoJSON items (paged), vector tiles
+(``WebMercatorQuad``) and their TileJSON, and the conformance page.
+
+Callers without an API key get the public view, exactly as ``/v1/zones`` and
+``/v1/communities`` give it (:class:`api.access.Access`): a tile or an item never shows more
+than those routes show the same caller. Every answer has an ETag of the data version, the
+rule, the date and the view (public or exact), and ``If-None-Match`` gets ``304``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from riskmap.api.access import Access, AccessDep, AtDep
+from riskmap.api.deps import ServiceDep
+from riskmap.api.paging import BBoxDep, ItemsPageDep, Link, page_links
+from riskmap.api.schemas import FeatureCollection
+from riskmap.api.service import MapLayer, RiskService, policy_key
+from riskmap.geo._errors import NotFoundError
+from riskmap.tiles.collections import COLLECTIONS, Collection
+from riskmap.tiles.items import bbox_rows, features
+from riskmap.tiles.mvt import MVT_MEDIA_TYPE, TILE_MATRIX_SET, WORLD, TileNotFound, check_tile
+from riskmap.tiles.tilejson import TileJSON, tilejson
+
+router = APIRouter(prefix="/collections", tags=["collections"])
+conformance_router = APIRouter(tags=["collections"])
+
+GEOJSON = "application/geo+json"
+MAX_ZOOM = 22  # tiles are served up to here (TileJSON says 14: clients overzoom beyond)
+CONFORMS_TO = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+
+
+class GeoJSONResponse(JSONResponse):
+    media_type = GEOJSON
+
+
+class MVTResponse(Response):
+    media_type = MVT_MEDIA_TYPE
+
+
+class SpatialExtent(BaseModel):
+    bbox: list[list[float]] = Field(description="[[minLon, minLat, maxLon, maxLat]] of the data")
+    crs: str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+class Extent(BaseModel):
+    spatial: SpatialExtent
+
+
+class CollectionInfo(BaseModel):
+    id: str
+    title: str
+    description: str
+    itemType: str = "feature"  # noqa: N815 (OGC API's name)
+    extent: Extent
+    links: list[Link]
+
+
+class Collections(BaseModel):
+    collections: list[CollectionInfo]
+    links: list[Link]
+
+
+class Conformance(BaseModel):
+    conformsTo: list[str]  # noqa: N815 (OGC API's name)
+
+
+class ItemCollection(FeatureCollection):
+    """A page of a collection's features (OGC API Features)."""
+
+    numberMatched: int = Field(description="features meeting bbox")  # noqa: N815
+    numberReturned: int = Field(description="features in this page")  # noqa: N815
+    links: list[Link] = Field(description="self, and next / prev pages when there are")
+
+
+def get_collection(
+    layer_id: Annotated[
+        str,
+        Path(alias="layerId", max_length=64, description="zones, communities or districts"),
+    ],
+) -> Collection:
+    c = COLLECTIONS.get(layer_id)
+    if c is None:
+        raise NotFoundError(
+            f"unknown collection {layer_id!r}: expected one of {', '.join(COLLECTIONS)}"
+        )
+    return c
+
+
+CollectionDep = Annotated[Collection, Depends(get_collection)]
+
+
+def get_tile_matrix_set(
+    tms: Annotated[str, Path(alias="tileMatrixSetId", max_length=64)],
+) -> str:
+    if tms != TILE_MATRIX_SET:
+        raise NotFoundError(f"unknown tile matrix set {tms!r}: this service has {TILE_MATRIX_SET}")
+    return tms
+
+
+TmsDep = Annotated[str, Depends(get_tile_matrix_set)]
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What an answer is of: the prepared layer the caller may see, its key (data version,
+    rule, date, view; the data version alone for districts) and the answer's headers."""
+
+    layer: MapLayer
+    key: tuple[Any, ...]
+    headers: dict[str, str]
+    unchanged: bool  # If-None-Match matched the ETag: answer 304
+
+    def not_modified(self) -> Response:
+        return Response(status_code=304, headers=self.headers)
+
+
+def _source(
+    request: Request,
+    service: RiskService,
+    collection: Collection,
+    access: Access,
+    at: dt.date,
+    vary: str = "Authorization",
+) -> _Source:
+    """The layer of ``collection`` the caller may see (``/v1/zones``' view), and the ETag of
+    the answer: a weak tag of the key and the request's path and query."""
+    key: tuple[Any, ...]
+    if collection.id == "districts":
+        version, layer = service.districts_layer()
+        key = (version,)
+    else:
+        snap = access.snapshot(service, at)
+        view = "exact" if access.keyed else f"public-{access.min_count}"
+        key = (snap.data_version, policy_key(access.policy), at.isoformat(), view)
+        layer = service.map_layer(collection.id, snap)
+    query = sorted(request.query_params.multi_items())
+    text = f"{key}|{request.url.path}|{query}"
+    etag = 'W/"' + hashlib.sha1(text.encode()).hexdigest()[:20] + '"'
+    headers = {"ETag": etag, "Vary": vary, "X-Data-Version": str(key[0])}
+    tags = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+    return _Source(layer, key, headers, etag in tags or "*" in tags)
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for part in request.headers.get("accept-encoding", "").split(","):
+        name, _, params = part.partition(";")
+        if name.strip().lower() not in ("gzip", "*"):
+            continue
+        q = params.strip()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
+def _bounds(service: RiskService) -> list[float]:
+    _, layer, _ = service.data()
+    if not len(layer):
+        return list(WORLD)
+    return [float(v) for v in layer.frame.total_bounds]
+
+
+def _info(request: Request, c: Collection, bounds: list[float]) -> CollectionInfo:
+    base = str(request.base_url).rstrip("/") + f"/collections/{c.id}"
+    return CollectionInfo(
+        id=c.id,
+        title=c.title,
+        description=c.description,
+        extent=Extent(spatial=SpatialExtent(bbox=[bounds])),
+        links=[
+            Link(href=base, rel="self", type="application/json"),
+            Link(href=f"{base}/items", rel="items", type=GEOJSON, title=f"{c.title} (GeoJSON)"),
+            Link(
+                href=f"{base}/tiles/{TILE_MATRIX_SET}/tilejson.json",
+                rel="describedby",
+                type="application/json",
+                title=f"{c.title}: TileJSON of the vector tiles",
+            ),
+        ],
+    )
+
+
+@conformance_router.get("/conformance", operation_id="conformance", response_model=Conformance)
+def conformance() -> Conformance:
+    """The OGC API conformance classes the collections follow."""
+    return Conformance(conformsTo=CONFORMS_TO)
+
+
+@router.get("", operation_id="list_collections", response_model=Collections)
+def list_collections(request: Request, service: ServiceDep) -> Collections:
+    """The map's collections: zones, communities, districts."""
+    bounds = _bounds(service)
+    return Collections(
+        collections=[_info(request, c, bounds) for c in COLLECTIONS.values()],
+        links=[Link(href=str(request.url), rel="self", type="application/json")],
+    )
+
+
+@router.get("/{layerId}", operation_id="get_collection", response_model=CollectionInfo)
+def describe_collection(
+    request: Request, service: ServiceDep, collection: CollectionDep
+) -> CollectionInfo:
+    """One collection: its title, extent and links to its items and tiles."""
+    return _info(request, collection, _bounds(service))
+
+
+_ITEMS: dict[int | str, dict[str, Any]] = {
+    200: {"model": ItemCollection, "description": "a page of features (GeoJSON)"},
+    304: {"description": "not modified (If-None-Match matched the ETag)"},
+}
+
+
+@router.get(
+    "/{layerId}/items",
+    operation_id="list_items",
+    responses=_ITEMS,
+    response_class=GeoJSONResponse,
+)
+def list_items(
+    request: Request,
+    service: ServiceDep,
+    collection: CollectionDep,
+    access: AccessDep,
+    at: AtDep,
+    bbox: BBoxDep,
+    page: ItemsPageDep,
+) -> Response:
+    """A page of the collection's features as GeoJSON (``next`` / ``prev`` links); without
+    an API key the public view, as ``/v1/zones`` gives it."""
+    src = _source(request, service, collection, access, at)
+    if src.unchanged:
+        return src.not_modified()
+    rows = bbox_rows(src.layer.tiles, bbox)
+    start, stop = page.slice(len(rows))
+    feats = features(src.layer.frame, rows[start:stop])
+    body = {
+        "type": "FeatureCollection",
+        "features": feats,
+        "numberMatched": len(rows),
+        "numberReturned": len(feats),
+        "links": [
+            ln.model_dump(exclude_none=True) for ln in page_links(request, page, len(rows), GEOJSON)
+        ],
+    }
+    return GeoJSONResponse(body, headers=src.headers)
+
+
+_TILE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {MVT_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        "description": "a Mapbox Vector Tile (one layer, named after the collection)",
+    },
+    204: {"description": "no feature in this tile"},
+    304: {"description": "not modified (If-None-Match matched the ETag)"},
+}
+
+
+@router.get(
+    "/{layerId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
+    operation_id="get_tile",
+    responses=_TILE,
+    response_class=MVTResponse,
+)
+def get_tile(
+    request: Request,
+    service: ServiceDep,
+    collection: CollectionDep,
+    tms: TmsDep,
+    access: AccessDep,
+    at: AtDep,
+    z: Annotated[int, Path(description=f"zoom, 0..{MAX_ZOOM}")],
+    x: Annotated[int, Path(description="column, 0..2^z - 1")],
+    y: Annotated[int, Path(description="row from the top, 0..2^z - 1")],
+) -> Response:
+    """A vector tile of the collection (gzip when the client accepts it); 204 when it has no
+    feature; without an API key of the public view."""
+    if not 0 <= z <= MAX_ZOOM:
+        raise TileNotFound(f"tile {z}/{x}/{y}: zoom {z} is outside 0..{MAX_ZOOM}")
+    check_tile(z, x, y)
+    src = _source(request, service, collection, access, at, "Accept-Encoding, Authorization")
+    if src.unchanged:
+        return src.not_modified()
+    headers = dict(src.headers)
+    gz = _accepts_gzip(request)
+    body = service.tile(src.key, src.layer.tiles, z, x, y, gzip=gz)
+    if body is None:
+        return Response(status_code=204, headers=headers)
+    if gz:
+        headers["Content-Encoding"] = "gzip"
+    return MVTResponse(body, headers=headers)
+
+
+@router.get(
+    "/{layerId}/tiles/{tileMatrixSetId}/tilejson.json",
+    operation_id="get_tilejson",
+    responses={200: {"model": TileJSON}, 304: {"description": "not modified"}},
+    response_class=JSONResponse,
+)
+def get_tilejson(
+    request: Request,
+    service: ServiceDep,
+    collection: CollectionDep,
+    tms: TmsDep,
+    access: AccessDep,
+    at: AtDep,
+) -> Response:
+    """TileJSON 3.0.0 of the collection's vector tiles: the tile URL carries the rule and the
+    date, so every tile is of the same zones."""
+    src = _source(request, service, collection, access, at)
+    if src.unchanged:
+        return src.not_modified()
+    query = None
+    if collection.id != "districts":
+        query = {"policy": access.policy.id, "at": at.isoformat()}
+    doc = tilejson(collection, str(request.base_url), src.layer.tiles.bounds, query=query)
+    return JSONResponse(doc.model_dump(exclude_none=True), headers=src.headers)
