@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from riskmap.api.access import AccessDep, AtDep
 from riskmap.api.deps import ServiceDep, SettingsDep
-from riskmap.api.routers.layers import _FC, GeoJSONResponse, _etag, _layer
+from riskmap.api.geojson_answers import FC_RESPONSES, GeoJSONResponse, etag, layer_response
 from riskmap.api.schemas import Alerts
 from riskmap.geo.scan import DEFAULT_SIGNAL_DAYS
 
@@ -121,16 +121,19 @@ def list_alerts(
         public_dates(service, at)
     options = SCAN_OPTIONS | {"replications": settings.scan_replications}
     version, layer, result = service.scan(at, STUDY_DAYS, **options)
-    etag = _etag(request, version, access.keyed)
-    headers = {"Vary": "Authorization", "X-Data-Version": str(version), "ETag": etag}
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    tag = etag(request, version, access.keyed)
+    headers = {"Vary": "Authorization", "X-Data-Version": str(version), "ETag": tag}
+    if tag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
     doc = alerts_document(result, layer, version, access.keyed, settings.min_public_count)
     return JSONResponse(Alerts.model_validate(doc).model_dump(mode="json"), headers=headers)
 
 
 @router.get(
-    "/hotspots", operation_id="list_hotspots", responses=_FC, response_class=GeoJSONResponse
+    "/hotspots",
+    operation_id="list_hotspots",
+    responses=FC_RESPONSES,
+    response_class=GeoJSONResponse,
 )
 def list_hotspots(
     request: Request,
@@ -165,4 +168,4 @@ def list_hotspots(
         ]
         return {"type": "FeatureCollection", "features": features}
 
-    return _layer(request, version, build, keyed=access.keyed)
+    return layer_response(request, version, build, keyed=access.keyed)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from riskmap.api.access import Access, AccessDep, AtDep
 from riskmap.api.deps import ServiceDep
+from riskmap.api.geojson_answers import GEOJSON, GeoJSONResponse
 from riskmap.api.paging import BBoxDep, ItemsPageDep, Link, page_links
 from riskmap.api.schemas import FeatureCollection
 from riskmap.api.service import MapLayer, RiskService, policy_key
@@ -32,17 +33,12 @@ from riskmap.tiles.tilejson import TileJSON, tilejson
 router = APIRouter(prefix="/collections", tags=["collections"])
 conformance_router = APIRouter(tags=["collections"])
 
-GEOJSON = "application/geo+json"
 MAX_ZOOM = 22  # tiles are served up to here (TileJSON says 14: clients overzoom beyond)
 CONFORMS_TO = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
-
-
-class GeoJSONResponse(JSONResponse):
-    media_type = GEOJSON
 
 
 class MVTResponse(Response):

@@ -2,54 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from riskmap.api.access import AccessDep, AtDep
 from riskmap.api.deps import ServiceDep
 from riskmap.api.errors import unprocessable
+from riskmap.api.geojson_answers import (
+    FC_RESPONSES,
+    GEOJSON,
+    GeoJSONResponse,
+    layer_response,
+)
 from riskmap.api.paging import BBox, BBoxDep, Page, PageDep, page_links
-from riskmap.api.schemas import FeatureCollection
 from riskmap.api.service import MapLayer
 from riskmap.tiles.geojson import communities_geojson, districts_geojson, zones_geojson
 from riskmap.tiles.items import bbox_rows
 
 router = APIRouter(prefix="/v1", tags=["layers"])
-GEOJSON = "application/geo+json"
-
-
-def _etag(request: Request, version: int, keyed: bool = False, at: str = "") -> str:
-    """A weak ETag of the data version, the query (rule, date, level, bbox, page), the date
-    answered (``?at`` defaults to today) and whether the caller sees the exact zones: any
-    ingest that changes the data gives new tags."""
-    query = sorted(request.query_params.multi_items())
-    key = f"{version}|{request.url.path}|{query}|{'exact' if keyed else 'public'}|{at}"
-    return 'W/"' + hashlib.sha1(key.encode()).hexdigest()[:20] + '"'
-
-
-def _layer(
-    request: Request,
-    version: int,
-    build: Callable[[], dict[str, Any]],
-    keyed: bool = False,
-    at: str = "",
-) -> Response:
-    """The layer, or 304 when the client's copy (If-None-Match) is current. Its
-    Cache-Control (private for keyed callers: shared caches never keep their exact zones)
-    comes from api/middleware.py."""
-    etag = _etag(request, version, keyed, at)
-    headers = {
-        "Vary": "Authorization",
-        "X-Data-Version": str(version),
-        "ETag": etag,
-    }
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
-        return Response(status_code=304, headers=headers)
-    return JSONResponse(build(), media_type=GEOJSON, headers=headers)
 
 
 def _paged(
@@ -78,17 +50,9 @@ def _paged(
     return out
 
 
-class GeoJSONResponse(JSONResponse):
-    media_type = GEOJSON
-
-
-_FC: dict[int | str, dict[str, Any]] = {
-    200: {"model": FeatureCollection, "description": "GeoJSON FeatureCollection (RFC 7946)"},
-    304: {"description": "not modified (If-None-Match matched the ETag)"},
-}
-
-
-@router.get("/zones", operation_id="list_zones", responses=_FC, response_class=GeoJSONResponse)
+@router.get(
+    "/zones", operation_id="list_zones", responses=FC_RESPONSES, response_class=GeoJSONResponse
+)
 def list_zones(
     request: Request,
     service: ServiceDep,
@@ -110,7 +74,7 @@ def list_zones(
         )
     snap = access.snapshot(service, at)
     levels = snap.result.zones["level"].to_numpy()
-    return _layer(
+    return layer_response(
         request,
         snap.data_version,
         lambda: _paged(
@@ -127,7 +91,10 @@ def list_zones(
 
 
 @router.get(
-    "/communities", operation_id="list_communities", responses=_FC, response_class=GeoJSONResponse
+    "/communities",
+    operation_id="list_communities",
+    responses=FC_RESPONSES,
+    response_class=GeoJSONResponse,
 )
 def list_communities(
     request: Request,
@@ -141,7 +108,7 @@ def list_communities(
     community unless ``bbox``, ``limit`` or ``offset`` is given (then a page, as
     ``/v1/zones``)."""
     snap = access.snapshot(service, at)
-    return _layer(
+    return layer_response(
         request,
         snap.data_version,
         lambda: _paged(
@@ -157,9 +124,12 @@ def list_communities(
 
 
 @router.get(
-    "/districts", operation_id="list_districts", responses=_FC, response_class=GeoJSONResponse
+    "/districts",
+    operation_id="list_districts",
+    responses=FC_RESPONSES,
+    response_class=GeoJSONResponse,
 )
 def list_districts(request: Request, service: ServiceDep) -> Response:
     version, layer, _ = service.data()
     units = service.units()
-    return _layer(request, version, lambda: districts_geojson(layer, units))
+    return layer_response(request, version, lambda: districts_geojson(layer, units))
