@@ -969,16 +969,115 @@ def export_tiles(
 # "-33.9" is a number, not an unknown option
 @app.command(context_settings={"ignore_unknown_options": True})
 def status(
-    lat: Annotated[float, typer.Argument(help="latitude (WGS84)", min=-90, max=90)],
-    lon: Annotated[float, typer.Argument(help="longitude (WGS84)", min=-180, max=180)],
+    lat: Annotated[
+        float | None, typer.Argument(help="latitude (WGS84)", min=-90, max=90, show_default=False)
+    ] = None,
+    lon: Annotated[
+        float | None,
+        typer.Argument(help="longitude (WGS84)", min=-180, max=180, show_default=False),
+    ] = None,
     at: Annotated[str | None, typer.Option(help="as-of date YYYY-MM-DD (default today)")] = None,
     policy: PolicyOpt = None,
+    points_file: Annotated[
+        Path | None,
+        typer.Option("--file", help="a CSV of points (lat, lon and optional id columns), any size"),
+    ] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="with --file: the CSV to write (default: standard output)"),
+    ] = None,
 ) -> None:
-    """Print the zone status of a place as JSON."""
+    """Print the zone status of a place as JSON, or of every point of a CSV file (--file) as
+    CSV, in order, streamed with a progress bar."""
     at_d = _parse_date(at)
     pol = _policy(policy)
+    if points_file is not None:
+        if lat is not None or lon is not None:
+            raise _fail("give either LAT LON or --file, not both")
+        _status_file(points_file, out_file, pol, at_d)
+        return
+    if lat is None or lon is None:
+        raise _fail("give LAT LON (e.g. riskmap status 30.59 114.30) or --file points.csv")
+    if out_file is not None:
+        raise _fail("--out goes with --file")
     res = _service().status(lon, lat, pol, at_d)
     sys.stdout.write(json.dumps(res, default=_json_default, ensure_ascii=False) + "\n")
+
+
+#: rows of a --file read and answered at a time
+STATUS_CHUNK = 50_000
+
+
+def _status_file(src: Path, out: Path | None, pol: Any, at_d: dt.date) -> None:
+    """``riskmap status --file``: the points of a CSV in chunks, each answered from the
+    snapshot's look-up (array look-ups), written as they come; a row whose coordinates are
+    not numbers in range is written with its ``error`` and no answer."""
+    import numpy as np
+    import pandas as pd
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    if not src.is_file():
+        raise _fail(f"{src}: no such file")
+    svc = _service()
+    with _progress() as prog:
+        prog.add_task(f"zones under {pol.id} as of {at_d}", total=None)
+        snap, _ = svc.status_snapshot(pol, at_d)
+        lookup = snap.lookup
+    sink = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
+    total = bad = 0
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err.get(),
+        transient=out is None,
+    )
+    try:
+        with src.open("rb") as fh, bar:
+            task = bar.add_task(f"status of {src.name}", total=src.stat().st_size)
+            try:
+                reader = pd.read_csv(fh, dtype=str, keep_default_na=False, chunksize=STATUS_CHUNK)
+                for i, chunk in enumerate(reader):
+                    chunk.columns = [str(c).strip().lower() for c in chunk.columns]
+                    missing = [c for c in ("lat", "lon") if c not in chunk.columns]
+                    if missing:
+                        raise _fail(f"{src}: missing column(s) {', '.join(missing)}")
+                    y = pd.to_numeric(chunk["lat"], errors="coerce").to_numpy(np.float64)
+                    x = pd.to_numeric(chunk["lon"], errors="coerce").to_numpy(np.float64)
+                    bad_y = ~np.isfinite(y) | (np.abs(y) > 90)
+                    bad_x = ~np.isfinite(x) | (np.abs(x) > 180)
+                    ok = ~(bad_y | bad_x)
+                    table = lookup.table(np.where(ok, x, 0.0), np.where(ok, y, 0.0))
+                    table.insert(1, "label", table["level"].map(lookup.label))
+                    keep = np.repeat(ok[:, None], table.shape[1], axis=1)
+                    table = table.astype(object).where(keep, None)
+                    error = np.where(
+                        bad_y,
+                        "lat: " + chunk["lat"].map(repr) + " is not a number from -90 to 90",
+                        np.where(
+                            bad_x,
+                            "lon: " + chunk["lon"].map(repr) + " is not a number from -180 to 180",
+                            "",
+                        ),
+                    )
+                    front = ["id"] if "id" in chunk.columns else []
+                    rows = pd.concat(
+                        [chunk[front + ["lat", "lon"]].reset_index(drop=True), table], axis=1
+                    )
+                    rows["error"] = error
+                    rows.to_csv(sink, index=False, header=i == 0)
+                    total += len(rows)
+                    bad += int((~ok).sum())
+                    bar.update(task, completed=fh.tell())
+            except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+                raise _fail(f"{src}: not a CSV table after {total:,} rows ({e})") from None
+    finally:
+        if out is not None:
+            sink.close()
+    where = f" written to {out}" if out else ""
+    note = f"; {bad:,} with bad coordinates (see their error column)" if bad else ""
+    err.print(f"{total:,} points under {pol.id} as of {at_d}{where}{note}", highlight=False)
 
 
 @app.command()
