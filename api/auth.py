@@ -18,6 +18,7 @@ live in the process (each server process counts its own).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -27,7 +28,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request
 
@@ -127,7 +128,43 @@ def auth_failures(service: RiskService) -> AuthFailures:
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    from riskmap.api.deps import get_settings_of
+
+    peer = request.client.host if request.client else "unknown"
+    trusted = get_settings_of(request.app).trusted_proxies
+    return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(trusted: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    out = []
+    for part in trusted.split(","):
+        if part.strip():
+            out.append(ipaddress.ip_network(part.strip(), strict=False))
+    return tuple(out)
+
+
+def _trusted(address: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in n for n in networks)
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: str) -> str:
+    """The client a request comes from: the peer's address, unless the peer is one of the
+    trusted proxies (RISKMAP_TRUSTED_PROXIES): then the right-most address of
+    ``X-Forwarded-For`` that is not itself a trusted proxy (addresses further left were
+    written by the client and may be forged)."""
+    networks = _networks(trusted)
+    if not networks or not forwarded_for or not _trusted(peer, networks):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            return hop
+    return hops[0] if hops else peer
 
 
 def client_key(address: str) -> str:

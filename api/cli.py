@@ -1253,6 +1253,12 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")]) -> 
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="worker processes (each holds its own caches; 1: one process)"
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API and the planner map."""
     import os
@@ -1261,9 +1267,26 @@ def serve(
 
     if state.db is not None:
         os.environ["RISKMAP_DATABASE_URL"] = str(state.db)
+    os.environ["RISKMAP_WORKERS"] = str(workers)  # the workers share the rate limit
     from riskmap.api.service import shutdown_all
     from riskmap.api.settings import get_settings
     from riskmap.api.store import redact
+
+    get_settings.cache_clear()  # RISKMAP_WORKERS was just set
+    out.print(
+        f"riskmap serving {redact(_db())} on http://{host}:{port} (API docs at /docs)"
+        + (f" with {workers} workers" if workers > 1 else "")
+    )
+    if workers > 1:  # uvicorn's supervisor: each worker runs the app and its lifespan
+        uvicorn.run(
+            "riskmap.api.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            timeout_graceful_shutdown=get_settings().shutdown_timeout_s,
+        )
+        return
 
     class Server(uvicorn.Server):
         """On SIGTERM or Ctrl-C, running computations stop at once (their requests answer
@@ -1273,7 +1296,6 @@ def serve(
             super().handle_exit(sig, frame)
             shutdown_all()
 
-    out.print(f"riskmap serving {redact(_db())} on http://{host}:{port} (API docs at /docs)")
     config = uvicorn.Config(
         "riskmap.api.main:app",
         host=host,

@@ -19,11 +19,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from riskmap.api.auth import client_address
 from riskmap.api.flights import Claim, claiming
-from riskmap.api.settings import get_settings
+from riskmap.api.settings import get_settings_of
 
 RATE_LIMITED_PREFIXES = ("/v1/status",)
 
@@ -63,10 +64,16 @@ class Limits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        settings = self.owner.dependency_overrides.get(get_settings, get_settings)()
+        settings = get_settings_of(self.owner)
+        # with N worker processes each keeps its own buckets: the kernel spreads connections
+        # over them, so each allows its share of the limit
         rate = settings.rate_limit_per_minute
+        if rate > 0:
+            rate = max(1, math.ceil(rate / settings.workers))
         if rate > 0 and scope["path"].startswith(RATE_LIMITED_PREFIXES):
-            client = scope["client"][0] if scope.get("client") else "unknown"
+            peer = scope["client"][0] if scope.get("client") else "unknown"
+            forwarded = Headers(scope=scope).get("x-forwarded-for")
+            client = client_address(peer, forwarded, settings.trusted_proxies)
             wait = self.buckets.take(f"{client}|{rate}", rate)
             if wait > 0:
                 response = JSONResponse(

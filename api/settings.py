@@ -6,7 +6,9 @@ variable keeps its one name (``RISKMAP_DATABASE_URL``...)."""
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
+from typing import Any, cast
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,8 +59,32 @@ class LimitSettings(BaseSettings):
         100_000, ge=1, le=10_000_000, description="most points in one POST /v1/status/batch"
     )
     rate_limit_per_minute: int = Field(
-        600, ge=0, description="requests a minute per client on /v1/status* (0: no limit)"
+        0,
+        ge=0,
+        description="requests a minute per client on /v1/status* (0, the default: no limit)",
     )
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated addresses or networks (CIDR) of the reverse proxies and "
+        "gateways in front of the server: only their X-Forwarded-For is believed",
+    )
+    workers: int = Field(
+        1, ge=1, le=64, description="worker processes (set by riskmap serve --workers)"
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{part.strip()!r} is not an address or network (CIDR)"
+                    ) from None
+        return value
+
     request_timeout_s: float = Field(
         60.0, gt=0, description="time limit of a request (GET: its computation stops too)"
     )
@@ -136,6 +162,13 @@ class Settings(StoreSettings, RuleSettings, LimitSettings, PrivacySettings, Inpu
     """Every setting (each concern's class holds its own)."""
 
     model_config = _CONFIG
+
+
+def get_settings_of(app: Any) -> Settings:
+    """The settings an application runs with (its dependency override of
+    :func:`get_settings`, as in tests, else the environment's)."""
+    overrides = getattr(app, "dependency_overrides", {})
+    return cast(Settings, overrides.get(get_settings, get_settings)())
 
 
 @lru_cache

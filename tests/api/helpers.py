@@ -40,18 +40,20 @@ def _free_port() -> int:
 class Server:
     """``riskmap --db URL serve`` in a process of its own, that a test can kill."""
 
-    def __init__(self, db: str, log: Path) -> None:
+    def __init__(self, db: str, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.db = db
+        self.args = list(args)  # more options of `serve`
+        self.env = env or {}
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
-        env = os.environ | {"RISKMAP_RATE_LIMIT_PER_MINUTE": "0"}
+        env = os.environ | {"RISKMAP_RATE_LIMIT_PER_MINUTE": "0"} | self.env
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(RISKMAP), "--db", self.db, "serve", "--port", str(self.port)],
+                [str(RISKMAP), "--db", self.db, "serve", "--port", str(self.port), *self.args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

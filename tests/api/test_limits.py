@@ -62,3 +62,63 @@ def test_slow_requests_time_out() -> None:
     r = client.get("/slow")
     assert r.status_code == 503 and "longer than 0.2 s" in r.json()["detail"]
     assert client.get("/fast").status_code == 200
+
+
+def test_the_rate_limit_is_off_by_default() -> None:
+    assert Settings().rate_limit_per_minute == 0
+
+
+def test_forwarded_addresses_count_only_from_trusted_proxies() -> None:
+    from riskmap.api.auth import client_address
+
+    trusted = "10.0.0.0/8, 192.0.2.7"
+    # a trusted proxy: the right-most address it did not add itself
+    assert client_address("10.1.2.3", "203.0.113.5", trusted) == "203.0.113.5"
+    assert client_address("10.1.2.3", "1.1.1.1, 203.0.113.5, 10.9.9.9", trusted) == "203.0.113.5"
+    assert client_address("192.0.2.7", "198.51.100.1", trusted) == "198.51.100.1"
+    # anyone else: its own address, whatever the header says
+    assert client_address("203.0.113.9", "10.0.0.1", trusted) == "203.0.113.9"
+    assert client_address("10.1.2.3", None, trusted) == "10.1.2.3"
+    assert client_address("10.1.2.3", "203.0.113.5", "") == "10.1.2.3"
+    assert client_address("10.1.2.3", "garbage, 203.0.113.5", trusted) == "203.0.113.5"
+
+
+def test_bad_trusted_proxies_are_named() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'10.0.0.300' is not an address or network"):
+        Settings(trusted_proxies="10.0.0.0/8,10.0.0.300")
+
+
+def test_a_gateway_passes_when_trusted(sample_db: Path) -> None:
+    """Behind a trusted gateway, each phone has its own bucket; an untrusted peer's header
+    changes nothing."""
+    q = {"lat": 30.5, "lon": 114.3}
+    gateway = Settings(
+        database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=2, trusted_proxies="10.0.0.1"
+    )
+    # TestClient's peer ("testclient") is not the trusted proxy: its header is not believed
+    with served(gateway) as c:
+        codes = [
+            c.get("/v1/status", params=q, headers={"X-Forwarded-For": f"203.0.113.{i}"})
+            for i in range(3)
+        ]
+        assert [r.status_code for r in codes] == [200, 200, 429]
+    settings = Settings(
+        database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=2, trusted_proxies="127.0.0.1"
+    )
+    with served(settings) as c:
+        c2 = TestClient(c.app, client=("127.0.0.1", 5000))
+        for i in range(6):  # six phones, one request each: all pass
+            h = {"X-Forwarded-For": f"203.0.113.{i}"}
+            assert c2.get("/v1/status", params=q, headers=h).status_code == 200
+        h = {"X-Forwarded-For": "203.0.113.0"}  # the first phone again: its bucket is empty
+        assert c2.get("/v1/status", params=q, headers=h).status_code == 200
+        assert c2.get("/v1/status", params=q, headers=h).status_code == 429
+
+
+def test_workers_share_the_limit(sample_db: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=5, workers=2)
+    with served(settings) as c:
+        codes = [c.get("/v1/status", params={"lat": 30.5, "lon": 114.3}) for _ in range(4)]
+        assert [r.status_code for r in codes] == [200, 200, 200, 429]  # ceil(5 / 2) here

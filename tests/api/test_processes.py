@@ -256,3 +256,28 @@ def test_two_replicas_on_one_postgis_database(
     vb = httpx.get(f"{b.url}/healthz", timeout=10).json()["data_version"]
     assert va == vb == 2 + 10  # communities, replica-1, ten batches
     assert _levels(a) == _levels(b)
+
+
+def test_serve_with_two_workers(sample_db: Path, tmp_path: Path) -> None:
+    """`riskmap serve --workers 2`: two processes answer, each with the same zones; the rate
+    limit is shared between them; SIGTERM stops them all."""
+    log = tmp_path / "workers.log"
+    server = Server(
+        f"sqlite:///{sample_db}",
+        log,
+        "--workers",
+        "2",
+        env={"RISKMAP_RATE_LIMIT_PER_MINUTE": "600"},
+    )
+    server.start()
+    try:
+        q = {"lat": 30.5, "lon": 114.3, "at": END.isoformat()}
+        answers = [httpx.get(f"{server.url}/v1/status", params=q, timeout=60) for _ in range(6)]
+        assert all(r.status_code == 200 for r in answers)
+        assert len({r.json()["level"] for r in answers}) == 1
+    finally:
+        server.stop()
+    text = log.read_text()
+    assert "with 2 workers" in text
+    assert text.count("Started server process") >= 2
+    assert server.proc is not None and server.proc.poll() is not None
