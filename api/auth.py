@@ -128,7 +128,7 @@ def auth_failures(service: RiskService) -> AuthFailures:
 
 
 def _client(request: Request) -> str:
-    from riskmap.api.deps import get_settings_of
+    from riskmap.api.settings import get_settings_of
 
     peer = request.client.host if request.client else "unknown"
     trusted = get_settings_of(request.app).trusted_proxies

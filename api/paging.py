@@ -5,8 +5,9 @@ and the ``next`` / ``prev`` links of a page (OGC API Features)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
@@ -147,3 +148,23 @@ def page_links(request: Request, page: Page, matched: int, media_type: str) -> l
         href = request.url.include_query_params(offset=prev, limit=page.limit)
         links.append(Link(href=str(href), rel="prev", type=media_type, title="previous page"))
     return links
+
+
+def paged_collection(
+    request: Request,
+    page: Page,
+    rows: Sequence[int],
+    encode: Callable[[list[int]], dict[str, Any]],
+    media_type: str,
+) -> dict[str, Any]:
+    """The page of ``rows`` (the features matched, in order) as a feature collection:
+    ``encode(rows of the page)`` with ``numberMatched``, ``numberReturned`` and the pages'
+    ``links``."""
+    start, stop = page.slice(len(rows))
+    out = encode([int(i) for i in rows[start:stop]])
+    out["numberMatched"] = len(rows)
+    out["numberReturned"] = len(out["features"])
+    out["links"] = [
+        ln.model_dump(exclude_none=True) for ln in page_links(request, page, len(rows), media_type)
+    ]
+    return out

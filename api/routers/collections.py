@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from riskmap.api.access import Access, AccessDep, AtDep
 from riskmap.api.deps import ServiceDep
 from riskmap.api.geojson_answers import GEOJSON, GeoJSONResponse
-from riskmap.api.paging import BBoxDep, ItemsPageDep, Link, page_links
+from riskmap.api.paging import BBoxDep, ItemsPageDep, Link, paged_collection
 from riskmap.api.schemas import FeatureCollection
 from riskmap.api.service import MapLayer, RiskService, policy_key
 from riskmap.geo._errors import NotFoundError
@@ -242,17 +242,16 @@ def list_items(
     if src.unchanged:
         return src.not_modified()
     rows = bbox_rows(src.layer.tiles, bbox)
-    start, stop = page.slice(len(rows))
-    feats = features(src.layer.frame, rows[start:stop])
-    body = {
-        "type": "FeatureCollection",
-        "features": feats,
-        "numberMatched": len(rows),
-        "numberReturned": len(feats),
-        "links": [
-            ln.model_dump(exclude_none=True) for ln in page_links(request, page, len(rows), GEOJSON)
-        ],
-    }
+    body = paged_collection(
+        request,
+        page,
+        rows,
+        lambda page_rows: {
+            "type": "FeatureCollection",
+            "features": features(src.layer.frame, page_rows),
+        },
+        GEOJSON,
+    )
     return GeoJSONResponse(body, headers=src.headers)
 
 

@@ -16,7 +16,7 @@ from riskmap.api.geojson_answers import (
     GeoJSONResponse,
     layer_response,
 )
-from riskmap.api.paging import BBox, BBoxDep, Page, PageDep, page_links
+from riskmap.api.paging import BBox, BBoxDep, Page, PageDep, paged_collection
 from riskmap.api.service import MapLayer
 from riskmap.tiles.geojson import communities_geojson, districts_geojson, zones_geojson
 from riskmap.tiles.items import bbox_rows
@@ -40,14 +40,7 @@ def _paged(
     rows = bbox_rows(map_layer().tiles, bbox)
     if keep is not None:
         rows = rows[keep(rows)]
-    start, stop = page.slice(len(rows))
-    out = encode([int(i) for i in rows[start:stop]])
-    out["numberMatched"] = len(rows)
-    out["numberReturned"] = len(out["features"])
-    out["links"] = [
-        ln.model_dump(exclude_none=True) for ln in page_links(request, page, len(rows), GEOJSON)
-    ]
-    return out
+    return paged_collection(request, page, rows, encode, GEOJSON)
 
 
 @router.get(
