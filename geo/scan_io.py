@@ -20,7 +20,7 @@ import datetime as dt
 import io
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from os import PathLike
 from pathlib import Path
 
@@ -129,6 +129,30 @@ def _csv_rows(
         yield number, {key: (row[i].strip() if i < len(row) else "") for key, i in where.items()}
 
 
+def _each_row(
+    path: Path,
+    text: str,
+    wanted: dict[str, tuple[str, ...]],
+    optional: tuple[str, ...],
+    shape: str,
+    rejects: list[Reject],
+    take: Callable[[int, dict[str, str]], None],
+) -> None:
+    """Call ``take(line number, fields by name)`` for each row: of a CSV file by its header
+    (``wanted``: field -> accepted column names), else of a SaTScan file by position, where a
+    row without exactly one value per field is rejected as not of ``shape``."""
+    if path.suffix.lower() == ".csv":
+        for number, row in _csv_rows(text, path, wanted, optional=optional):
+            take(number, row)
+        return
+    names = list(wanted)
+    for number, fields in _satscan_rows(text):
+        if len(fields) != len(names):
+            rejects.append(Reject(str(path), number, "row", f"{len(fields)} field(s); {shape}"))
+            continue
+        take(number, dict(zip(names, fields, strict=True)))
+
+
 def read_scan_cases(path: str | PathLike[str]) -> pd.DataFrame:
     """Read a case file: a DataFrame with ``location`` (str), ``date`` (date), ``count`` (int),
     one row per line of the file."""
@@ -152,24 +176,16 @@ def read_scan_cases(path: str | PathLike[str]) -> pd.DataFrame:
             return
         out.append((location, d, n))
 
-    if path.suffix.lower() == ".csv":
-        wanted = {"location": _LOCATION, "count": ("count", "cases"), "date": ("date",)}
-        for number, row in _csv_rows(text, path, wanted, optional=("count",)):
-            take(number, row["location"], row.get("count", "1") or "", row["date"])
-    else:
-        for number, fields in _satscan_rows(text):
-            if len(fields) != 3:
-                rejects.append(
-                    Reject(
-                        name,
-                        number,
-                        "row",
-                        f"{len(fields)} field(s); a case row is <location id> <count> <date> "
-                        "(covariates and other columns are not supported)",
-                    )
-                )
-                continue
-            take(number, *fields)
+    _each_row(
+        path,
+        text,
+        {"location": _LOCATION, "count": ("count", "cases"), "date": ("date",)},
+        ("count",),
+        "a case row is <location id> <count> <date> (covariates and other columns are not "
+        "supported)",
+        rejects,
+        lambda number, row: take(number, row["location"], row.get("count", "1") or "", row["date"]),
+    )
     if rejects:
         raise ScanInputError(name, rejects)
     if not out:
@@ -206,28 +222,15 @@ def read_scan_coords(path: str | PathLike[str]) -> pd.DataFrame:
         seen[location] = number
         out.append((location, y, x))
 
-    if path.suffix.lower() == ".csv":
-        wanted = {
-            "location": _LOCATION,
-            "lat": ("lat", "latitude"),
-            "lon": ("lon", "lng", "longitude"),
-        }
-        for number, row in _csv_rows(text, path, wanted):
-            take(number, row["location"], row["lat"], row["lon"])
-    else:
-        for number, fields in _satscan_rows(text):
-            if len(fields) != 3:
-                rejects.append(
-                    Reject(
-                        name,
-                        number,
-                        "row",
-                        f"{len(fields)} field(s); a coordinates row is <location id> <latitude> "
-                        "<longitude>",
-                    )
-                )
-                continue
-            take(number, *fields)
+    _each_row(
+        path,
+        text,
+        {"location": _LOCATION, "lat": ("lat", "latitude"), "lon": ("lon", "lng", "longitude")},
+        (),
+        "a coordinates row is <location id> <latitude> <longitude>",
+        rejects,
+        lambda number, row: take(number, row["location"], row["lat"], row["lon"]),
+    )
     if rejects:
         raise ScanInputError(name, rejects)
     if not out:
