@@ -272,7 +272,10 @@ def test_the_memory_guard(tmp_path: Path) -> None:
             loose.run("k", grow)
         assert e.value.reason == "memory"
         assert rss_bytes() <= limit
-        assert 0 < len(held) < 11
+        # it grew, then stopped near the head-room (200 MB, 20 MB a step); the allocator may
+        # give memory back to the system meanwhile (other tests' garbage), so a step or two
+        # more than the head-room's 10 can fit under the limit: the guarantee is the RSS above
+        assert 0 < len(held) <= 15
     finally:
         held.clear()
         loose.close()
