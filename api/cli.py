@@ -893,6 +893,41 @@ def _scan_table(result: Any, names: dict[Any, str], signal_days: float) -> None:
     out.print(", ".join(notes), highlight=False)
 
 
+@app.command()
+def report(
+    out_file: Annotated[
+        Path, typer.Option("--out", help="the HTML file to write, e.g. report.html")
+    ],
+    at: Annotated[str | None, typer.Option(help="report date YYYY-MM-DD (default today)")] = None,
+    policy: PolicyOpt = None,
+) -> None:
+    """The daily situation report as one HTML file that opens offline: zones by level with
+    the residents affected, changes since the day before, scan alerts and hotspots,
+    incidence and growth by district, trend plots and a map (exact figures: for analysts)."""
+    from riskmap.api.report import situation_report
+
+    at_d = _parse_date(at)
+    pol = _policy(policy)
+    if out_file.is_dir():
+        raise _fail(f"--out: {out_file} is a folder; give the file to write, e.g. report.html")
+    svc = _service()
+    lo, hi = svc.date_bounds(pol)
+    if not lo <= at_d <= hi:
+        raise _fail(
+            f"--at: {at_d} must lie from {lo} to {hi} (the first report date to the last "
+            f"plus the longest lift of {pol.id}, or today)"
+        )
+    s = _settings()
+    with _progress() as prog:
+        prog.add_task(f"situation report under {pol.id} as of {at_d}", total=None)
+        _, page = situation_report(
+            svc, pol, at_d, replications=s.scan_replications, min_count=s.min_public_count
+        )
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(page, encoding="utf-8")
+    err.print(f"report of {at_d} under {pol.id} written to {out_file}", highlight=False)
+
+
 @export_app.command("tiles")
 def export_tiles(
     out_file: Annotated[

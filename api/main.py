@@ -23,6 +23,7 @@ from riskmap.api.routers import (
     layers,
     map,
     policies,
+    report,
     status,
 )
 from riskmap.api.security import add_security_headers
@@ -59,6 +60,7 @@ def create_app() -> FastAPI:
         status.router,
         layers.router,
         policies.router,
+        report.router,
         health.router,
         map.router,
         collections.router,
