@@ -924,7 +924,7 @@ def report(
             svc, pol, at_d, replications=s.scan_replications, min_count=s.min_public_count
         )
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    out_file.write_text(page, encoding="utf-8")
+    out_file.write_text(page.html, encoding="utf-8")
     err.print(f"report of {at_d} under {pol.id} written to {out_file}", highlight=False)
 
 

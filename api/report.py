@@ -23,20 +23,20 @@ from riskmap.api.routers.alerts import SCAN_OPTIONS, STUDY_DAYS, alerts_document
 from riskmap.api.service import RiskService
 from riskmap.geo._errors import StoreError
 from riskmap.geo.policy import Policy
-from riskmap.tiles.report import render_report, report_data
+from riskmap.tiles.report import Page, render_report, report_data
 
 #: report pages kept per service (a page is about half a megabyte)
 REPORT_CACHE = 8
 #: the hotspots of the report: those of GET /v1/hotspots (its defaults)
 HOTSPOT_OPTIONS: dict[str, Any] = {"res": 8, "on": "cells", "days": 14, "public": True}
 
-_pages: weakref.WeakKeyDictionary[RiskService, OrderedDict[tuple[Any, ...], str]] = (
+_pages: weakref.WeakKeyDictionary[RiskService, OrderedDict[tuple[Any, ...], Page]] = (
     weakref.WeakKeyDictionary()
 )
 _lock = threading.Lock()
 
 
-def _cached(service: RiskService, key: tuple[Any, ...]) -> str | None:
+def _cached(service: RiskService, key: tuple[Any, ...]) -> Page | None:
     with _lock:
         pages = _pages.get(service)
         if pages is None or key not in pages:
@@ -45,7 +45,7 @@ def _cached(service: RiskService, key: tuple[Any, ...]) -> str | None:
         return pages[key]
 
 
-def _keep(service: RiskService, key: tuple[Any, ...], page: str) -> None:
+def _keep(service: RiskService, key: tuple[Any, ...], page: Page) -> None:
     with _lock:
         pages = _pages.setdefault(service, OrderedDict())
         for k in [k for k in pages if k[1] != key[1]]:  # other data versions
@@ -62,8 +62,8 @@ def situation_report(
     *,
     replications: int = 999,
     min_count: int = 5,
-) -> tuple[int, str]:
-    """(data version, the report as one HTML page) of the zones under ``policy`` as of
+) -> tuple[int, Page]:
+    """(data version, the report: one HTML page and its Content-Security-Policy) of the zones under ``policy`` as of
     ``at``: computed once per (data version, rule, date, replications, min_count)."""
     for _ in range(5):  # the parts of one data version
         version, layer, cases = service.data()
@@ -86,7 +86,7 @@ def situation_report(
     else:
         raise StoreError("the data is changing; try again")
 
-    def build() -> str:
+    def build() -> Page:
         data = report_data(
             snap.result,
             layer,

@@ -41,7 +41,7 @@ LIST_MAX = 30  # rows of a list of events, alerts or districts shown before "and
 CHANGE_KINDS = ("created", "escalated", "lifted")  # listed by name; the others only counted
 EVENT_KINDS = ("created", "escalated", "stepped_down", "extended", "lifted")
 
-__all__ = ["TREND_DAYS", "ReportData", "render_report", "report_csp", "report_data"]
+__all__ = ["TREND_DAYS", "Page", "ReportData", "render_report", "report_csp", "report_data"]
 
 
 @dataclass(frozen=True)
@@ -508,7 +508,16 @@ def _context(data: ReportData) -> dict[str, Any]:
     }
 
 
-def render_report(data: ReportData) -> str:
+@dataclass(frozen=True)
+class Page:
+    """A rendered report: the HTML page and its Content-Security-Policy (also in the page,
+    as a ``<meta>`` tag)."""
+
+    html: str
+    csp: str
+
+
+def render_report(data: ReportData) -> Page:
     """The report as one self-contained HTML page (see the module's docstring)."""
     import jinja2
     from markupsafe import Markup
@@ -524,11 +533,12 @@ def render_report(data: ReportData) -> str:
     if re.search(r"</style", css, re.I):  # never: the sheet is ours, its colours checked
         raise ValueError("the report's style sheet cannot hold </style")
     ctx = _context(data)
+    csp = report_csp(css)
     ctx |= {
-        "csp": report_csp(css),
+        "csp": csp,
         "css": Markup(css),
         "map_png": map_image(data),
         "population_png": population_plot(data),
         "cases_png": cases_plot(data),
     }
-    return env.get_template("report.html").render(ctx)
+    return Page(env.get_template("report.html").render(ctx), csp)

@@ -5,7 +5,6 @@ analyst's (or admin's) key; what the public may see of the same day is at ``/v1/
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -17,8 +16,6 @@ from riskmap.api.deps import ServiceDep, SettingsDep
 from riskmap.api.report import situation_report
 
 router = APIRouter(prefix="/v1", tags=["report"])
-
-_META_CSP = re.compile(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">')
 
 
 @router.get(
@@ -55,8 +52,7 @@ def get_report(
         "X-Data-Version": str(version),
         "Vary": "Authorization",
         "Content-Disposition": f'inline; filename="riskmap-report-{at.isoformat()}.html"',
+        # the page's own policy (its style block by hash), and no framing
+        "Content-Security-Policy": page.csp + "; frame-ancestors 'none'",
     }
-    found = _META_CSP.search(page)
-    if found:  # the page's own policy (its style block by hash), and no framing
-        headers["Content-Security-Policy"] = found.group(1) + "; frame-ancestors 'none'"
-    return HTMLResponse(page, headers=headers)
+    return HTMLResponse(page.html, headers=headers)
