@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
@@ -82,3 +83,25 @@ class Server:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+CHROMIUM = Path(os.environ.get("RISKMAP_TEST_CHROMIUM", "/usr/bin/chromium"))
+
+
+def playwright_or_skip() -> Any:
+    """playwright's ``sync_playwright``, or a skip when it or Debian's Chromium is missing
+    (a failure in CI, CI=true: `make test` installs both, .ci/chromium)."""
+    import pytest
+
+    why = None
+    if not CHROMIUM.exists():
+        why = f"no Chromium at {CHROMIUM} (`make test` installs it: .ci/chromium)"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        why = "the playwright package is missing (`make install` installs the test extra)"
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return sync_playwright

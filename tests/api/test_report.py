@@ -9,6 +9,7 @@ import datetime as dt
 import html
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -26,11 +27,12 @@ from riskmap.geo.hotspots import hotspots
 from riskmap.geo.measures import population_under_levels, unit_measures
 from riskmap.geo.policy import load_policy
 from riskmap.geo.scan import DEFAULT_SIGNAL_DAYS, community_counts, space_time_scan
-from tests.api.helpers import served
+from tests.api.helpers import CHROMIUM, playwright_or_skip, served
 from tests.api.report_page import ReportPage
 from tests.helpers import REPO, squares
 
 runner = CliRunner()
+ARTIFACTS = REPO / "var" / "test-artifacts"
 END = dt.date(2024, 3, 31)
 REPLICATIONS = 19  # the scan's p-values need not be fine here
 SECTIONS = ("zones", "map", "changes", "early-warning", "districts", "trends")
@@ -302,21 +304,6 @@ def test_route_bad_date_or_rule(
         assert names in r.text
 
 
-def test_report_is_computed_once_per_key(city_db: Path) -> None:
-    svc = RiskService(Store.open(city_db))
-    try:
-        policy = load_policy(Settings().policy)
-        v1, a = situation_report(svc, policy, END, replications=REPLICATIONS)
-        v2, b = situation_report(svc, policy, END, replications=REPLICATIONS)
-        assert v1 == v2 and a is b  # the cached page, not a second computation
-        day_before = END - dt.timedelta(days=1)
-        _, other = situation_report(svc, policy, day_before, replications=REPLICATIONS)
-        assert other is not a and "Situation report 2024-03-30" in other.html
-        assert ReportPage(a.html).csp() == a.csp
-    finally:
-        svc.shutdown()
-
-
 # ------------------------------------------------------------------------- hostile names
 
 
@@ -378,3 +365,96 @@ def test_hostile_names_show_as_text(hostile: tuple[Path, Path], tmp_path: Path) 
     assert DISTRICT_ID in doc.text["districts"]
     # the style block is the page's own, and its hash is in the policy
     assert f"'{doc.style_hash()}'" in doc.csp()
+
+
+def test_report_is_computed_once_per_key(hostile: tuple[Path, Path]) -> None:
+    db, rule = hostile
+    svc = RiskService(Store.open(db))
+    try:
+        policy = load_policy(str(rule))
+        at = dt.date(2024, 3, 10)
+        v1, a = situation_report(svc, policy, at, replications=REPLICATIONS)
+        v2, b = situation_report(svc, policy, at, replications=REPLICATIONS)
+        assert v1 == v2 and a is b  # the cached page, not a second computation
+        _, other = situation_report(svc, policy, at - dt.timedelta(days=1), replications=9)
+        assert other is not a and "Situation report 2024-03-09" in other.html
+        assert ReportPage(a.html).csp() == a.csp
+    finally:
+        svc.shutdown()
+
+
+# ------------------------------------------------------------------------- in the browser
+
+
+def test_report_renders_offline_in_the_browser(cli_report: str, tmp_path: Path) -> None:
+    """The report file opened from file:// in headless Chromium with the network cut and
+    every request intercepted: its headings show, its map and plots are drawn images with
+    coloured pixels, nothing is refused by its policy, no request leaves the file, and a
+    script it did not hold is refused."""
+    import io
+
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    sync_playwright = playwright_or_skip()
+    path = tmp_path / "report.html"
+    path.write_text(cli_report, encoding="utf-8")
+    url = path.as_uri()
+    requests: list[str] = []
+    intercepted: list[str] = []
+    console: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            context = browser.new_context(viewport={"width": 1000, "height": 900})
+            context.set_offline(True)
+
+            def gate(route: Any) -> None:  # every request: the file itself passes, others cut
+                if route.request.url == url or route.request.url.startswith("data:"):
+                    route.continue_()
+                else:
+                    intercepted.append(route.request.url)
+                    route.abort()
+
+            context.route("**/*", gate)
+            page = context.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: console.append(m.text))
+            page.goto(url, wait_until="load")
+
+            # it renders: the title and every section's heading are visible
+            assert page.locator("h1").inner_text() == f"Situation report {END.isoformat()}"
+            for sid in SECTIONS:
+                assert page.locator(f"#{sid} h2").is_visible(), sid
+            assert page.title().startswith(f"riskmap: Situation report {END.isoformat()}")
+
+            # its map and plots are loaded images that draw coloured pixels
+            for img in ("map-image", "plot-population", "plot-cases"):
+                loaded = page.evaluate(
+                    "id => { const i = document.getElementById(id);"
+                    " return i.complete && i.naturalWidth > 100 && i.naturalHeight > 100; }",
+                    img,
+                )
+                assert loaded, img
+            shot = page.locator("#map-image").screenshot()
+            rgb = mpimg.imread(io.BytesIO(shot), format="png")[..., :3]
+            coloured = (rgb.max(axis=2) - rgb.min(axis=2)) > 0.15  # not white, grey or black
+            assert coloured.mean() > 0.2, coloured.mean()  # communities filled by level
+            assert len(np.unique(rgb.reshape(-1, 3).round(2), axis=0)) > 5
+            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+
+            # its policy refuses nothing it needs, and a script it did not hold does not run
+            assert [m for m in console if "Content Security Policy" in m] == []
+            page.evaluate(
+                "() => { const s = document.createElement('script');"
+                " s.textContent = 'window.__xss = 1'; document.body.appendChild(s); }"
+            )
+            assert page.evaluate("() => typeof window.__xss") == "undefined"
+            assert any("Content Security Policy" in m for m in console)
+        finally:
+            browser.close()
+    # nothing left the file: only the file itself (and its own data: images) were requested
+    assert intercepted == []
+    assert [u for u in requests if u != url and not u.startswith("data:")] == [], requests
+    assert url in requests
