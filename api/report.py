@@ -63,8 +63,9 @@ def situation_report(
     replications: int = 999,
     min_count: int = 5,
 ) -> tuple[int, Page]:
-    """(data version, the report: one HTML page and its Content-Security-Policy) of the zones under ``policy`` as of
-    ``at``: computed once per (data version, rule, date, replications, min_count)."""
+    """(data version, the report: one HTML page and its Content-Security-Policy) of the
+    zones under ``policy`` as of ``at``: computed once per (data version, rule, date,
+    replications, min_count)."""
     for _ in range(5):  # the parts of one data version
         version, layer, cases = service.data()
         key = ("report", version, policy.model_dump_json(), at, replications, min_count)

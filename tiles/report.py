@@ -497,9 +497,7 @@ def _context(data: ReportData) -> dict[str, Any]:
             "doubling": _num(_na(o.get("doubling_days")), 1),
             "outside": int(o.get("outside", 0)),
         },
-        "window": (
-            f"{window[0].isoformat()} to {window[1].isoformat()}" if window else ""
-        ),
+        "window": (f"{window[0].isoformat()} to {window[1].isoformat()}" if window else ""),
         "growth_window": (
             f"{gwindow[0].isoformat()} to {gwindow[1].isoformat()}" if gwindow else ""
         ),

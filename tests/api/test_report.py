@@ -75,7 +75,9 @@ def city_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def cli_report(city_db: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("report-out") / "sub" / "report.html"
-    code, _, err = run("--db", str(city_db), "report", "--at", END.isoformat(), "--out", str(out), env=ENV)
+    code, _, err = run(
+        "--db", str(city_db), "report", "--at", END.isoformat(), "--out", str(out), env=ENV
+    )
     assert code == 0, err
     assert f"written to {out}" in err
     return out.read_text(encoding="utf-8")
@@ -224,7 +226,9 @@ def test_cli_bad_date_or_rule_is_one_clear_line(
 
 
 def test_cli_out_must_be_a_file(city_db: Path, tmp_path: Path) -> None:
-    code, _, err = run("--db", str(city_db), "report", "--at", END.isoformat(), "--out", str(tmp_path), env=ENV)
+    code, _, err = run(
+        "--db", str(city_db), "report", "--at", END.isoformat(), "--out", str(tmp_path), env=ENV
+    )
     assert code == 1 and "--out" in err and "is a folder" in err
 
 
@@ -312,9 +316,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
     """A store whose communities and district have hostile names and ids, two sealed by
     cases, and a rule file whose name and level label are hostile too."""
     tmp = tmp_path_factory.mktemp("report-hostile")
-    gdf = squares(
-        [("A", 0, 0, 800, "D1"), ("B", 800, 0, 800, "D1"), ("C", 0, 800, 800, "D2")]
-    )
+    gdf = squares([("A", 0, 0, 800, "D1"), ("B", 800, 0, 800, "D1"), ("C", 0, 800, 800, "D2")])
     gdf["community_id"] = [HOSTILE_ID, "B", "C"]
     gdf["name"] = [IMG_NAME, SCRIPT_NAME, STYLE_NAME]
     gdf["district_id"] = [DISTRICT_ID, DISTRICT_ID, "D2"]
@@ -341,13 +343,12 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
 def test_hostile_names_show_as_text(hostile: tuple[Path, Path], tmp_path: Path) -> None:
     db, rule = hostile
     out = tmp_path / "report.html"
-    code, _, err = run(
-        "--db", str(db), "report", "--at", "2024-03-10", "--policy", str(rule), "--out", str(out),
-        env=ENV,
-    )
+    args = ["--db", str(db), "report", "--at", "2024-03-10", "--policy", str(rule)]
+    code, _, err = run(*args, "--out", str(out), env=ENV)
     assert code == 0, err
     page = out.read_text(encoding="utf-8")
-    for name in (IMG_NAME, SCRIPT_NAME, STYLE_NAME, HOSTILE_ID, DISTRICT_ID, RULE_NAME, LEVEL_LABEL):
+    hostile_names = (IMG_NAME, SCRIPT_NAME, STYLE_NAME, HOSTILE_ID, DISTRICT_ID, RULE_NAME)
+    for name in (*hostile_names, LEVEL_LABEL):
         assert name not in page, name
     doc = ReportPage(page)
     # only the page's own elements: no element or attribute from a name
