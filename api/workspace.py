@@ -294,7 +294,6 @@ class Workspace:
         counts, coords = community_counts(layer, cases)
         return space_time_scan(counts, coords, end=_date(end, "end"), **options)
 
-
     # -- maps (offline, for notebooks) --------------------------------------------------------
     def map(
         self,

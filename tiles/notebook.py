@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import math
 
 import numpy as np
 import pydeck as pdk
@@ -85,6 +84,12 @@ def deck_page(
     shown under ``title``; ``tooltip``: a pydeck tooltip (a ``text`` template is shown as
     text), ``True`` for deck.gl's default one."""
     spec = json.loads(deck.to_json())
+    for layer in spec.get("layers", []):
+        if isinstance(layer.get("data"), str):  # a URL: the browser would fetch it
+            raise ValueError(
+                f"layer {layer.get('id')!r}: data {layer['data'][:80]!r} is a URL; give the "
+                "data inline (a GeoJSON dict, a list of records, a frame) for an offline map"
+            )
     spec.pop("mapStyle", None)  # no base map: it would be fetched
     spec["mapProvider"] = None
     config = json_for_html({"deck": spec, "tooltip": tooltip})
@@ -158,7 +163,6 @@ def show_deck(
     """Any pydeck deck as a map that draws offline in a notebook (see :class:`NotebookMap`);
     give layers their data inline (GeoJSON dicts, frames), not as URLs."""
     return NotebookMap(deck, title=title, legend=legend, tooltip=tooltip, height=height)
-
 
 
 HOT, COLD, CLUSTER = "#d7301f", "#2c7fb8", "#6a3d9a"
