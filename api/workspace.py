@@ -302,14 +302,15 @@ class Workspace:
         *,
         hotspots: gpd.GeoDataFrame | None = None,
         scan: ScanResult | None = None,
+        scan_max_p: float = 0.05,
         title: str | None = None,
         height: int = 480,
     ) -> NotebookMap:
         """A map of ``at`` that draws offline in a notebook (:mod:`riskmap.tiles.notebook`):
         communities coloured by level (tooltips), zone outlines, and optionally ``hotspots``
         (a frame of :meth:`hotspots`: hot cells red, cold blue) and the clusters of a ``scan``
-        (circles around each cluster's centre, of the cluster's radius). ``.save(path)``
-        writes the page."""
+        with a p-value of at most ``scan_max_p`` (circles around each cluster's centre, of the
+        cluster's radius). ``.save(path)`` writes the page."""
         from riskmap.tiles.notebook import map_of
 
         day = _date(at, "at")
@@ -319,6 +320,7 @@ class Workspace:
             self.zones(day, pol),
             hotspots=hotspots,
             scan=scan,
+            scan_max_p=scan_max_p,
             title=title if title is not None else f"{pol.name}, {day.isoformat()}",
             height=height,
         )

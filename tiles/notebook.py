@@ -174,7 +174,8 @@ def _view(bounds: tuple[float, float, float, float], width_px: int = 420) -> pdk
     """A view that frames ``bounds`` (lon/lat) in about ``width_px`` pixels."""
     x0, y0, x1, y1 = bounds
     span = max(x1 - x0, (y1 - y0) / max(math.cos(math.radians((y0 + y1) / 2)), 0.1), 1e-4)
-    zoom = min(max(math.log2(360 * width_px / (256 * span)), 2.0), 16.0)
+    # deck.gl's world is 512 pixels wide at zoom 0
+    zoom = min(max(math.log2(360 * width_px / (512 * span)), 2.0), 16.0)
     return pdk.ViewState(longitude=(x0 + x1) / 2, latitude=(y0 + y1) / 2, zoom=round(zoom, 2))
 
 
@@ -201,12 +202,14 @@ def map_of(
     *,
     hotspots: gpd.GeoDataFrame | None = None,
     scan: ScanResult | None = None,
+    scan_max_p: float = 0.05,
     title: str = "",
     height: int = 480,
 ) -> NotebookMap:
     """Communities coloured by their level in ``result`` (tooltips), its zones' outlines, and
-    optionally hot and cold places of ``hotspots`` and the circles of ``scan``'s clusters
-    (centred on a point inside each centre community), as a :class:`NotebookMap`."""
+    optionally hot and cold places of ``hotspots`` and the circles of ``scan``'s clusters whose
+    p-value is at most ``scan_max_p`` (all of them without replications), centred on a point
+    inside each centre community, as a :class:`NotebookMap`."""
     from riskmap.tiles.geojson import communities_geojson, zones_geojson
 
     policy = result.policy
@@ -252,7 +255,12 @@ def map_of(
             )
         )
         legend += [("hotspot (Gi*, hot)", HOT), ("hotspot (Gi*, cold)", COLD)]
-    if scan is not None and scan.clusters:
+    clusters = (
+        []
+        if scan is None
+        else [c for c in scan.clusters if c.p_value is None or c.p_value <= scan_max_p]
+    )
+    if clusters:
         ids = layer.frame["community_id"].to_numpy()
         inner = layer.frame.geometry.representative_point()
         where = {cid: (float(p.x), float(p.y)) for cid, p in zip(ids, inner, strict=True)}
@@ -263,7 +271,7 @@ def map_of(
                 "rank": i + 1,
                 "p": c.p_value,
             }
-            for i, c in enumerate(scan.clusters)
+            for i, c in enumerate(clusters)
             if c.center in where
         ]
         layers.append(
@@ -272,15 +280,14 @@ def map_of(
                 data=circles,
                 id="scan",
                 get_position="position",
-                get_radius="radius",
-                radius_units="meters",
+                get_radius="radius",  # metres (deck.gl's default radius unit)
                 stroked=True,
                 filled=False,
                 get_line_color=[*hex_to_rgb(CLUSTER), 255],
                 line_width_min_pixels=2.5,
             )
         )
-        legend.append(("space-time scan cluster", CLUSTER))
+        legend.append((f"space-time scan cluster (p <= {scan_max_p:g})", CLUSTER))
     bounds = tuple(float(v) for v in np.asarray(layer.frame.total_bounds))
     deck = pdk.Deck(
         layers=layers,

@@ -136,7 +136,7 @@ def test_map_draws_the_zones_hotspots_and_scan_inline(
     hot = rm.hotspots(END, public=False, on="communities", min_count=1)
     scan = rm.scan(END, replications=9, seed=1)
     assert scan.clusters and (hot["class"] == "hot").any()
-    m = rm.map(END, "cn-three-zone", hotspots=hot, scan=scan, title="t", height=300)
+    m = rm.map(END, "cn-three-zone", hotspots=hot, scan=scan, scan_max_p=1, title="t", height=300)
     assert isinstance(m, riskmap.NotebookMap)
     spec = json.loads(m.deck.to_json())
     layers = {la["id"]: la for la in spec["layers"]}
@@ -152,6 +152,11 @@ def test_map_draws_the_zones_hotspots_and_scan_inline(
     assert all("cells" not in f["properties"] for f in zones)  # bulky lists left out
     shown = {f["properties"]["id"] for f in layers["hotspots"]["data"]["features"]}
     assert shown == set(hot.loc[hot["class"].isin(["hot", "cold"]), "id"])
+    # only accessors (get_*) are expressions; a string prop made one draws nothing
+    for la in spec["layers"]:
+        for key, value in la.items():
+            if isinstance(value, str) and value.startswith("@@="):
+                assert key.startswith("get"), (la["id"], key, value)
     circles = layers["scan"]["data"]
     assert len(circles) == len(scan.clusters)
     inner = rm.communities.frame.set_index("community_id").geometry.representative_point()
@@ -159,6 +164,10 @@ def test_map_draws_the_zones_hotspots_and_scan_inline(
         p = inner[cluster.center]
         assert circle["position"] == pytest.approx([p.x, p.y])
         assert circle["radius"] == pytest.approx(max(cluster.radius_km * 1000, 250))
+    # by default only the clusters with p <= 0.05 are drawn (none with 9 replications)
+    default = json.loads(rm.map(END, hotspots=hot, scan=scan).deck.to_json())
+    assert all(c.p_value > 0.05 for c in scan.clusters)
+    assert [la["id"] for la in default["layers"]] == ["communities", "zones", "hotspots"]
     # a page of its own, saved as one file; shown in an iframe's srcdoc
     srcdoc = re.fullmatch(r'<iframe srcdoc="([^"]*)" .*></iframe>', m._repr_html_(), re.S)
     assert srcdoc is not None and html.unescape(srcdoc[1]) == m.html
