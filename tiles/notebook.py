@@ -16,9 +16,11 @@ from __future__ import annotations
 import html
 import json
 import math
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pydeck as pdk
@@ -83,7 +85,7 @@ def deck_page(
     their data inline, view) as JSON, no base map. ``legend``: (label, ``#rrggbb``) pairs
     shown under ``title``; ``tooltip``: a pydeck tooltip (a ``text`` template is shown as
     text), ``True`` for deck.gl's default one."""
-    spec = json.loads(deck.to_json())
+    spec = _spec(deck)
     for layer in spec.get("layers", []):
         if isinstance(layer.get("data"), str):  # a URL: the browser would fetch it
             raise ValueError(
@@ -115,6 +117,29 @@ def deck_page(
 </body>
 </html>
 """
+
+
+def _spec(deck: pdk.Deck) -> dict[str, Any]:
+    """The deck's JSON spec. pydeck's serializer is slow on large inline data (pure-Python,
+    indented JSON): the layers' plain data (dicts and lists of JSON values) is left out of it
+    and put back as it is."""
+    plain = {
+        i: layer.data for i, layer in enumerate(deck.layers) if isinstance(layer.data, dict | list)
+    }
+    try:
+        for i in plain:
+            deck.layers[i]._data = []
+        spec: dict[str, Any] = json.loads(deck.to_json())
+    finally:
+        for i, data in plain.items():
+            deck.layers[i]._data = data
+    for i, data in plain.items():
+        spec["layers"][i]["data"] = data
+    try:
+        json.dumps(spec)
+    except (TypeError, ValueError):  # values only pydeck's serializer knows (numpy...)
+        spec = json.loads(deck.to_json())
+    return spec
 
 
 class NotebookMap:
@@ -179,20 +204,19 @@ def _view(bounds: tuple[float, float, float, float], width_px: int = 420) -> pdk
     return pdk.ViewState(longitude=(x0 + x1) / 2, latitude=(y0 + y1) / 2, zoom=round(zoom, 2))
 
 
-def _light(fc: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The feature collection made light for a page: geometries simplified to
-    ``DISPLAY_TOLERANCE`` degrees and coordinates rounded to 6 decimals (about 0.1 m), the
-    bulky properties ``drop`` (lists of ids, cells) left out. For display only: the exact
-    geometry is what ``status`` tests and the GeoJSON layers publish."""
-    feats = fc["features"]
-    if feats:
-        geoms = shapely.from_geojson([json.dumps(f["geometry"]) for f in feats])
-        geoms = shapely.simplify(geoms, DISPLAY_TOLERANCE, preserve_topology=True)
-        geoms = shapely.transform(geoms, lambda xy: np.round(xy, 6))
-        for f, g in zip(feats, geoms, strict=True):
-            f["geometry"] = json.loads(shapely.to_geojson(g))
-            for k in drop:
-                f["properties"].pop(k, None)
+def _display(geoms: Any) -> Any:
+    """Geometries made light for a page: simplified to ``DISPLAY_TOLERANCE`` degrees and
+    rounded to 6 decimals (about 0.1 m). For display only: the exact geometry is what
+    ``status`` tests and the GeoJSON layers publish."""
+    simple = shapely.simplify(np.asarray(geoms), DISPLAY_TOLERANCE, preserve_topology=True)
+    return shapely.transform(simple, lambda xy: np.round(xy, 6))
+
+
+def _drop(fc: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The feature collection without the bulky properties ``keys`` (lists of ids, cells)."""
+    for f in fc["features"]:
+        for k in keys:
+            f["properties"].pop(k, None)
     return fc
 
 
@@ -213,10 +237,19 @@ def map_of(
     from riskmap.tiles.geojson import communities_geojson, zones_geojson
 
     policy = result.policy
+    # the same layer and result with light geometry (communities_geojson reads only the
+    # layer's frame and ids)
+    frame = layer.frame.copy()
+    frame["geometry"] = _display(frame.geometry.to_numpy())
+    light = cast("CommunityLayer", SimpleNamespace(frame=frame, ids=layer.ids))
+    zones = result.zones.copy()
+    if len(zones):
+        zones["geometry"] = _display(zones.geometry.to_numpy())
+    light_result = replace(result, zones=zones)
     layers = [
         pdk.Layer(
             "GeoJsonLayer",
-            data=_light(communities_geojson(layer, result)),
+            data=communities_geojson(light, result),
             id="communities",
             pickable=True,
             stroked=True,
@@ -227,7 +260,7 @@ def map_of(
         ),
         pdk.Layer(
             "GeoJsonLayer",
-            data=_light(zones_geojson(result), ("cells", "community_ids")),
+            data=_drop(zones_geojson(light_result), ("cells", "community_ids")),
             id="zones",
             stroked=True,
             filled=False,
@@ -238,7 +271,8 @@ def map_of(
     legend = [(lv.label, lv.color) for lv in policy.levels]
     if hotspots is not None:
         shown = hotspots[hotspots["class"].isin(["hot", "cold"])]
-        fc = _light(json.loads(shown[["id", "class", "geometry"]].to_json(drop_id=True)))
+        shown = shown[["id", "class", "geometry"]].set_geometry(_display(shown.geometry.to_numpy()))
+        fc = json.loads(shown.to_json(drop_id=True))
         for f in fc["features"]:
             color = HOT if f["properties"]["class"] == "hot" else COLD
             f["properties"]["rgba"] = [*hex_to_rgb(color), 90]
