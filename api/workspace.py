@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from riskmap.geo.daily import DailyZones
     from riskmap.geo.scan import ScanResult
     from riskmap.geo.zones import CommunityLayer, ZoneResult
+    from riskmap.tiles.notebook import NotebookMap
 
 Kind = Literal["communities", "cases", "units", "metrics"]
 DEFAULT_POLICY = "cn-three-zone"
@@ -173,9 +174,11 @@ class Workspace:
         policy: str | Path | Policy = DEFAULT_POLICY,
         *,
         forecast: bool = False,
+        with_geometry: bool = True,
     ) -> DailyZones:
         """The zones of every date ``start .. end`` from one computation
-        (:func:`riskmap.geo.daily.zones_over`)."""
+        (:func:`riskmap.geo.daily.zones_over`); ``with_geometry=False`` leaves the zones'
+        geometry out (much faster when only levels and counts are wanted)."""
         from riskmap.geo.daily import zones_over
 
         _, layer, cases = self.service.data()
@@ -186,6 +189,7 @@ class Workspace:
             _date(start, "start"),
             _date(end, "end"),
             forecast=forecast,
+            with_geometry=with_geometry,
         )
 
     def status(
@@ -289,6 +293,37 @@ class Workspace:
         _, layer, cases = self.service.data()
         counts, coords = community_counts(layer, cases)
         return space_time_scan(counts, coords, end=_date(end, "end"), **options)
+
+    # -- maps (offline, for notebooks) --------------------------------------------------------
+    def map(
+        self,
+        at: dt.date | str,
+        policy: str | Path | Policy = DEFAULT_POLICY,
+        *,
+        hotspots: gpd.GeoDataFrame | None = None,
+        scan: ScanResult | None = None,
+        scan_max_p: float = 0.05,
+        title: str | None = None,
+        height: int = 480,
+    ) -> NotebookMap:
+        """A map of ``at`` that draws offline in a notebook (:mod:`riskmap.tiles.notebook`):
+        communities coloured by level (tooltips), zone outlines, and optionally ``hotspots``
+        (a frame of :meth:`hotspots`: hot cells red, cold blue) and the clusters of a ``scan``
+        with a p-value of at most ``scan_max_p`` (circles around each cluster's centre, of the
+        cluster's radius). ``.save(path)`` writes the page."""
+        from riskmap.tiles.notebook import map_of
+
+        day = _date(at, "at")
+        pol = self.policy(policy)
+        return map_of(
+            self.communities,
+            self.zones(day, pol),
+            hotspots=hotspots,
+            scan=scan,
+            scan_max_p=scan_max_p,
+            title=title if title is not None else f"{pol.name}, {day.isoformat()}",
+            height=height,
+        )
 
 
 def open(url: str | Path | None = None, *, h3_res: int = 10) -> Workspace:  # noqa: A001

@@ -44,6 +44,9 @@ _SURFACE: dict[str, str] = {
     "space_time_scan": "riskmap.geo.scan",
     "zones_geojson": "riskmap.tiles.geojson",
     "communities_geojson": "riskmap.tiles.geojson",
+    # maps that draw offline in notebooks (Workspace.map, or any pydeck deck)
+    "NotebookMap": "riskmap.tiles.notebook",
+    "show_deck": "riskmap.tiles.notebook",
 }
 
 __all__ = sorted(_SURFACE)

@@ -112,3 +112,65 @@ def test_a_named_store_is_kept(tmp_path: Path) -> None:
     with riskmap.open(db) as ws:
         assert ws.data_version == version
         assert len(ws.cases) > 0
+
+
+def test_zones_over_without_geometry_has_the_same_levels(rm: riskmap.Workspace) -> None:
+    start = END - dt.timedelta(days=5)
+    full = rm.zones_over(start, END)
+    bare = rm.zones_over(start, END, with_geometry=False)
+    assert list(bare.by_date) == list(full.by_date)
+    assert bare.levels().equals(full.levels())
+    for d in full.by_date:
+        assert list(bare.by_date[d].zones["zone_id"]) == list(full.by_date[d].zones["zone_id"])
+    assert full.by_date[END].zones.geometry.notna().all()
+    assert bare.by_date[END].zones.geometry.isna().all()
+
+
+def test_map_draws_the_zones_hotspots_and_scan_inline(
+    rm: riskmap.Workspace, tmp_path: Path
+) -> None:
+    import html
+    import json
+    import re
+
+    hot = rm.hotspots(END, public=False, on="communities", min_count=1)
+    scan = rm.scan(END, replications=9, seed=1)
+    assert scan.clusters and (hot["class"] == "hot").any()
+    m = rm.map(END, "cn-three-zone", hotspots=hot, scan=scan, scan_max_p=1, title="t", height=300)
+    assert isinstance(m, riskmap.NotebookMap)
+    spec = json.loads(m.deck.to_json())
+    layers = {la["id"]: la for la in spec["layers"]}
+    assert list(layers) == ["communities", "zones", "hotspots", "scan"]
+    comm = layers["communities"]["data"]["features"]
+    assert len(comm) == len(rm.communities.frame)
+    levels = dict(
+        zip(rm.zones(END).levels["community_id"], rm.zones(END).levels["level"], strict=True)
+    )
+    assert all(f["properties"]["level"] == levels[f["properties"]["id"]] for f in comm)
+    zones = layers["zones"]["data"]["features"]
+    assert [f["properties"]["id"] for f in zones] == list(rm.zones(END).zones["zone_id"])
+    assert all("cells" not in f["properties"] for f in zones)  # bulky lists left out
+    shown = {f["properties"]["id"] for f in layers["hotspots"]["data"]["features"]}
+    assert shown == set(hot.loc[hot["class"].isin(["hot", "cold"]), "id"])
+    # only accessors (get_*) are expressions; a string prop made one draws nothing
+    for la in spec["layers"]:
+        for key, value in la.items():
+            if isinstance(value, str) and value.startswith("@@="):
+                assert key.startswith("get"), (la["id"], key, value)
+    circles = layers["scan"]["data"]
+    assert len(circles) == len(scan.clusters)
+    inner = rm.communities.frame.set_index("community_id").geometry.representative_point()
+    for circle, cluster in zip(circles, scan.clusters, strict=True):
+        p = inner[cluster.center]
+        assert circle["position"] == pytest.approx([p.x, p.y])
+        assert circle["radius"] == pytest.approx(max(cluster.radius_km * 1000, 250))
+    # by default only the clusters with p <= 0.05 are drawn (none with 9 replications)
+    default = json.loads(rm.map(END, hotspots=hot, scan=scan).deck.to_json())
+    assert all(c.p_value > 0.05 for c in scan.clusters)
+    assert [la["id"] for la in default["layers"]] == ["communities", "zones", "hotspots"]
+    # a page of its own, saved as one file; shown in an iframe's srcdoc
+    srcdoc = re.fullmatch(r'<iframe srcdoc="([^"]*)" .*></iframe>', m._repr_html_(), re.S)
+    assert srcdoc is not None and html.unescape(srcdoc[1]) == m.html
+    assert "height: 300px" in m._repr_html_()
+    saved = m.save(tmp_path / "map.html")
+    assert saved.read_text(encoding="utf-8") == m.html
