@@ -445,3 +445,20 @@ def tipg_server(dsn: str, tables: list[str], workers: int, log: Path) -> Proc:
         "TIPG_DB_EXCLUDE_FUNCTION_SCHEMAS": '["public", "pg_catalog"]',
     }
     return Proc("tipg", argv, log, env, port)
+
+
+def main() -> None:
+    """``python -m bench.serving [--scale | --communities N]``: build a city's store ahead."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--scale", action="store_true", help="the scale city (100,000 communities)")
+    ap.add_argument("--communities", type=int, help="a city of this many communities")
+    ap.add_argument("--cases", type=int, help="its cases (default 5 per community)")
+    args = ap.parse_args()
+    city = build_city(city_spec(args.scale, args.communities, args.cases))
+    print(city.folder)
+
+
+if __name__ == "__main__":
+    main()
