@@ -159,10 +159,13 @@ async def open_loop(
     header: str | None = None,
     max_connections: int = 256,
     timeout: float = 10.0,
+    stop: Callable[[], bool] | None = None,
 ) -> OpenLoopResult:
     """Offer ``rate`` GET requests a second for ``duration`` seconds to the server of ``url``
     (``http://host:port``); ``target(i)`` is the path and query of request ``i``; ``header``:
-    a response header to keep per request (e.g. ``x-data-version``)."""
+    a response header to keep per request (e.g. ``x-data-version``); ``stop``: asked between
+    departures, ends the offered period early when it answers true (the result then holds the
+    requests sent so far)."""
     parts = urlsplit(url)
     host_port = parts.netloc
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -227,6 +230,8 @@ async def open_loop(
     start = time.perf_counter() + 0.05
     i = 0
     while i < n:
+        if stop is not None and stop():
+            break
         now = time.perf_counter()
         due = start + i / rate
         if due > now:
@@ -248,11 +253,11 @@ async def open_loop(
         c.close()
     return OpenLoopResult(
         rate=rate,
-        duration=duration,
-        scheduled=scheduled,
-        latency=latency,
-        status=status,
-        header=values,
+        duration=i / rate,
+        scheduled=scheduled[:i],
+        latency=latency[:i],
+        status=status[:i],
+        header=values[:i],
         connections=len(all_conns),
     )
 

@@ -25,15 +25,26 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 
 # the service itself imports nothing of riskmap (its start-up is that of a minimal service):
 # labels, colours and the name of "no zone" are stored with the tables (``ref_meta``)
+try:  # orjson (the bench extra) when installed: the encoding a lean service would use
+    import orjson
+
+    _dumps, _loads, _JSONError = orjson.dumps, orjson.loads, orjson.JSONDecodeError
+except ImportError:  # the test extra alone (tests/test_bench_smoke.py)
+
+    def _dumps(doc: Any) -> bytes:
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    _loads, _JSONError = json.loads, json.JSONDecodeError  # type: ignore[assignment]
+
 DSN_ENV = "RISKMAP_REFAPI_DSN"
 POOL_ENV = "RISKMAP_REFAPI_POOL"
 MAX_BATCH = 100_000
+PAGE = 5_000  # features per page read from riskmap (its RISKMAP_MAX_ITEMS is larger)
 
 LOOKUP = """
 SELECT z.level, z.zone_id, z.start, z.expected_lift,
@@ -165,16 +176,27 @@ def load_from_riskmap(conn: Any, base_url: str, at: str | None = None) -> dict[s
     import httpx
 
     q = {"at": at} if at else {}
+
+    def layer(path: str) -> tuple[dict[str, Any], httpx.Response]:
+        """Every feature of a layer, page by page (a large city's whole layer in one answer
+        could pass the server's request time limit)."""
+        feats: list[dict[str, Any]] = []
+        while True:
+            r = client.get(path, params=q | {"limit": PAGE, "offset": len(feats)})
+            r.raise_for_status()
+            doc = r.json()
+            feats += doc["features"]
+            if "numberMatched" not in doc or len(feats) >= doc["numberMatched"]:
+                return {"type": "FeatureCollection", "features": feats}, r
+
     with httpx.Client(base_url=base_url, timeout=600) as client:
-        z = client.get("/v1/zones", params=q)
-        z.raise_for_status()
-        c = client.get("/v1/communities", params=q)
-        c.raise_for_status()
+        zones, z = layer("/v1/zones")
+        communities, _ = layer("/v1/communities")
         h = client.get("/healthz").json()
         s = client.get("/v1/status", params={"lat": 0, "lon": 0, **q})
         through = s.json().get("data_through") if s.status_code == 200 else None
     version = int(z.headers.get("x-data-version") or h.get("data_version") or 0)
-    return load(conn, z.json(), c.json(), version, through)
+    return load(conn, zones, communities, version, through)
 
 
 # -- answers -------------------------------------------------------------------------------
@@ -255,7 +277,7 @@ app = FastAPI(
 
 
 def _json(doc: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(doc), media_type="application/json", headers=headers)
+    return Response(_dumps(doc), media_type="application/json", headers=headers)
 
 
 @app.get("/healthz")
@@ -280,10 +302,10 @@ async def status(
 async def status_batch(request: Request) -> Response:
     """``{"points": [{"lat": ..., "lon": ...}, ...]}`` (at most 100,000), answered in order."""
     try:
-        pts = orjson.loads(await request.body())["points"]
+        pts = _loads(await request.body())["points"]
         lon = [float(p["lon"]) for p in pts]
         lat = [float(p["lat"]) for p in pts]
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (_JSONError, KeyError, TypeError, ValueError) as e:
         msg = f'body: expected {{"points": [{{"lat": ..., "lon": ...}}, ...]}} ({e})'
         raise HTTPException(422, msg) from None
     if len(pts) > MAX_BATCH:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 
 import numpy as np
 import pandas as pd
@@ -88,6 +89,17 @@ def test_open_loop_counts_requests_without_answer_as_failed() -> None:
     assert res.sent == 10
     assert res.failed == 10 and res.ok == 0
     assert np.isinf(res.percentile_ms(99))
+
+
+def test_open_loop_stops_early_when_asked() -> None:
+    t0 = time.perf_counter()
+
+    def stop() -> bool:
+        return time.perf_counter() - t0 > 0.3
+
+    res = _run(0.0, rate=100, duration=30.0, stop=stop)
+    assert 0 < res.sent < 200  # not the 3,000 of 30 s
+    assert res.ok == res.sent and res.duration == res.sent / 100
 
 
 def test_parse_wrk_output() -> None:
