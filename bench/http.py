@@ -371,9 +371,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 proc.url, path, city.bbox, args.batch_points, args.batch_runs
             )
             say(f"{name}: {out[f'{name}_batch']}")
-        say(f"freshness: {args.new_cases} new cases under {args.rate:g} reads/s")
+        fresh_rate = args.fresh_rate or args.rate
+        say(f"freshness: {args.new_cases} new cases under {fresh_rate:g} reads/s")
         out["freshness"] = freshness(
-            rm, city, key, args.rate, args.new_cases, settle=args.settle, max_wait=args.max_wait
+            rm, city, key, fresh_rate, args.new_cases, settle=args.settle, max_wait=args.max_wait
         )
         say(f"freshness: {out['freshness']}")
         say("start-up: kill and restart")
@@ -520,6 +521,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections")
     ap.add_argument("--rate", type=float, default=1000.0, help="open-loop requests/s offered")
+    ap.add_argument("--fresh-rate", type=float, help="freshness: reads/s (default --rate)")
     ap.add_argument(
         "--settle", type=float, default=3.0, help="freshness: readers go on this long after"
     )
