@@ -62,7 +62,6 @@ from bench.serving import (
 )
 
 README = REPO / "bench" / "README.md"
-BEGIN, END = "<!-- bench.http: begin -->", "<!-- bench.http: end -->"
 START_TIMEOUT = 900.0  # the scale city's first computation on a slow machine
 
 
@@ -351,17 +350,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out["reference_warm_up_s"] = round(warm_up(ref, "/status", city.bbox, args.workers, 120), 1)
         say("agreement")
         out["agreement"] = agreement(rm, ref, city.bbox, args.agreement_points)
-        for name, proc, path in (("riskmap", rm, "/v1/status"), ("reference", ref, "/status")):
+        pairs = (("riskmap", rm, "/v1/status"), ("reference", ref, "/status"))
+        for name, proc, path in pairs:
             say(f"{name}: wrk (closed loop), {args.duration:g} s")
             run_wrk(proc.url, status_lua(path, city.bbox), min(2.0, args.duration))  # warm-up
             out[f"{name}_wrk"] = run_wrk(
                 proc.url, status_lua(path, city.bbox), args.duration, args.threads, args.connections
             )
             say(f"{name}: {out[f'{name}_wrk']}")
+            time.sleep(args.pause)
+        for name, proc, path in pairs:
             say(f"{name}: open loop at {args.rate:g}/s, {args.duration:g} s")
             out[f"{name}_open"] = open_loop(proc.url, path, city.bbox, args.rate, args.duration)
             say(f"{name}: {out[f'{name}_open']}")
             out[f"{name}_memory"] = proc.memory()
+            time.sleep(args.pause)  # an overloaded server finishes what it had queued
         for name, proc, path in (
             ("riskmap", rm, "/v1/status/batch"),
             ("reference", ref, "/status/batch"),
@@ -499,15 +502,18 @@ def table(r: dict[str, Any]) -> str:
     return head + "\n\n" + "\n".join(row for row, _ in rows) + "\n"
 
 
-def write_readme(text: str) -> None:
+def write_readme(text: str, name: str = "bench.http", title: str = "`bench/http.py`") -> None:
+    """Put ``text`` between the markers of ``name`` in bench/README.md (replacing what was
+    there), or at its end under "Last run of ``title``"."""
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
     doc = README.read_text()
-    block = f"{BEGIN}\n{text}{END}"
-    if BEGIN in doc and END in doc:
-        pre, rest = doc.split(BEGIN, 1)
-        _, post = rest.split(END, 1)
+    block = f"{begin}\n{text}{end}"
+    if begin in doc and end in doc:
+        pre, rest = doc.split(begin, 1)
+        _, post = rest.split(end, 1)
         doc = pre + block + post
     else:
-        doc = doc.rstrip("\n") + "\n\n### Last run of `bench/http.py`\n\n" + block + "\n"
+        doc = doc.rstrip("\n") + f"\n\n### Last run of {title}\n\n" + block + "\n"
     README.write_text(doc)
 
 
@@ -532,6 +538,7 @@ def main() -> None:
     ap.add_argument("--batch-points", type=int, default=100_000)
     ap.add_argument("--batch-runs", type=int, default=3)
     ap.add_argument("--agreement-points", type=int, default=300)
+    ap.add_argument("--pause", type=float, default=3.0, help="seconds between load phases")
     ap.add_argument("--pool", type=int, default=8, help="the reference's connections per worker")
     ap.add_argument("--out", type=Path, default=VAR / "http.json")
     ap.add_argument("--write-readme", action="store_true", help="put the table in bench/README.md")

@@ -206,15 +206,14 @@ class Proc:
 
     def memory(self) -> dict[str, Any]:
         """RSS (and USS: pages of the process alone) in MB of each worker process: the
-        processes of the group that serve (uvicorn's supervisor and multiprocessing's resource
-        tracker left out when there are workers)."""
+        supervisor's children (multiprocessing's resource tracker left out), or the server's
+        process itself when it has no workers."""
         import psutil
 
         assert self.proc is not None
         root = psutil.Process(self.proc.pid)
-        procs = [root, *root.children(recursive=True)]
         workers = [
-            p for p in procs if p is not root and "resource_tracker" not in " ".join(p.cmdline())
+            p for p in root.children() if "resource_tracker" not in " ".join(p.cmdline())
         ] or [root]
         rss, uss = [], []
         for p in workers:

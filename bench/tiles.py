@@ -334,6 +334,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="(HTTP) workers of each server")
     ap.add_argument("--duration", type=float, default=10.0, help="(HTTP) wrk seconds per zoom")
     ap.add_argument("--connections", type=int, default=32, help="(HTTP) wrk connections")
+    ap.add_argument(
+        "--write-readme", action="store_true", help="(HTTP) put the table in bench/README.md"
+    )
     args, _ = ap.parse_known_args()  # make bench passes run.py's options (--postgis) too
     if args.index_only:
         return
@@ -345,6 +348,10 @@ def main() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(http_rows, indent=2, default=str))
         console.print(f"results written to {out}")
+        if args.write_readme:
+            from bench.http import write_readme
+
+            write_readme(text, "bench.tiles", "`bench/tiles.py --http`")
         if args.http_only:
             return
     rows: list[dict[str, Any]] = []
