@@ -281,6 +281,12 @@ def bench_http(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def _codes(row: dict[str, Any]) -> str:
+    """``200: 18, 204: 2`` of a row's statuses."""
+    codes = row.get("statuses") or {}
+    return ", ".join(f"{k}: {v}" for k, v in sorted(codes.items())) or "-"
+
+
 def http_table(rows: list[dict[str, Any]], workers: int, duration: float) -> str:
     """The HTTP comparison as one markdown table (riskmap | tipg per zoom)."""
     by = {(r["server"], r["zoom"]): r for r in rows if "cold_p50_ms" in r}
@@ -303,8 +309,8 @@ def http_table(rows: list[dict[str, Any]], workers: int, duration: float) -> str
         cold_ok = a.get("cold_p50_ms", 1e9) < b.get("cold_p50_ms", 0)
         cached_ok = a.get("wrk_tiles_per_s", 0) >= 5000
         out.append(
-            f"| z{z} | {a.get('tiles', '-')} (riskmap {a.get('statuses')}, tipg "
-            f"{b.get('statuses')}) | {a.get('cold_p50_ms')} / {a.get('cold_p99_ms')}, "
+            f"| z{z} | {a.get('tiles', '-')} (riskmap {_codes(a)}; tipg {_codes(b)}) | "
+            f"{a.get('cold_p50_ms')} / {a.get('cold_p99_ms')}, "
             f"{b.get('cold_p50_ms')} / {b.get('cold_p99_ms')} | {a.get('cached_p50_ms')} / "
             f"{a.get('cached_p99_ms')}, {b.get('cached_p50_ms')} / {b.get('cached_p99_ms')} | "
             f"{a.get('wrk_tiles_per_s', '-'):,}, {b.get('wrk_tiles_per_s', '-'):,} | "
