@@ -419,6 +419,10 @@ def table(r: dict[str, Any]) -> str:
     def met(ok: bool | None) -> str:
         return "" if ok is None else (" (met)" if ok else " (not met)")
 
+    def lag(o: dict[str, Any]) -> str:
+        v = o.get("client_lag_p99_ms")
+        return f" (client lag p99 {v:.1f} ms)" if isinstance(v, float) and np.isfinite(v) else ""
+
     def errs(w: dict[str, Any]) -> str:
         bad = w.get("non_2xx", 0) + w.get("socket_errors", 0)
         return f", {bad:,} errors" if bad else ""
@@ -442,10 +446,12 @@ def table(r: dict[str, Any]) -> str:
             f"| open loop, {_f(ro.get('offered_per_s'))} requests/s offered: achieved, "
             f"p50 / p99 (ms) | {_f(ro.get('achieved_per_s'))}, {_f(ro.get('p50_ms'), '{:.1f}')} / "
             f"{_f(ro.get('p99_ms'), '{:.1f}')}"
-            f"{', ' + str(ro['failed']) + ' failed' if ro.get('failed') else ''} | "
+            f"{', ' + str(ro['failed']) + ' failed' if ro.get('failed') else ''}"
+            f"{lag(ro)} | "
             f"{_f(fo.get('achieved_per_s'))}, {_f(fo.get('p50_ms'), '{:.1f}')} / "
             f"{_f(fo.get('p99_ms'), '{:.1f}')}"
-            f"{', ' + str(fo['failed']) + ' failed' if fo.get('failed') else ''} | "
+            f"{', ' + str(fo['failed']) + ' failed' if fo.get('failed') else ''}"
+            f"{lag(fo)} | "
             f"p99 < 20 ms{met(ro.get('p99_ms', 1e9) < 20 if ro else None)} |",
             None,
         ),
