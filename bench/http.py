@@ -213,17 +213,26 @@ def freshness(
         th.join()
     if r.status_code != 200:
         return {"error": f"POST /v1/cases answered {r.status_code}: {r.text[:300]}"}
-    res: openloop.OpenLoopResult = box["res"]
+    out: dict[str, Any] = {
+        "cases": cases,
+        "post_s": round(t1 - t0, 3),
+        "poller_new_s": None if seen is None else round(seen, 3),
+    }
+    return out | fresh_figures(box["res"], v0, t0, settle, max_wait)
+
+
+def fresh_figures(
+    res: openloop.OpenLoopResult, v0: int, t0: float, settle: float, max_wait: float
+) -> dict[str, Any]:
+    """The freshness figures of readers' answers (``res``, header ``X-Data-Version``) around a
+    write started at ``t0`` (``perf_counter`` seconds) when the data version was ``v0``."""
     ok = np.isfinite(res.latency) & (res.status == 200)
     answered = res.scheduled + res.latency
     ver = np.array([int(v) if v else -1 for v in res.header])
     new = ok & (ver > v0)
     old = ok & (ver == v0) & (answered > t0)
     out: dict[str, Any] = {
-        "cases": cases,
-        "post_s": round(t1 - t0, 3),
-        "poller_new_s": None if seen is None else round(seen, 3),
-        "readers_per_s": rate,
+        "readers_per_s": res.rate,
         "readers_sent": res.sent,
         "readers_failed": res.failed,
         "version_before": v0,

@@ -191,3 +191,43 @@ def test_reference_batch_rejects_bad_bodies(bad: bytes) -> None:
     with TestClient(app) as c:
         r = c.post("/status/batch", content=bad, headers={"Content-Type": "application/json"})
     assert r.status_code == 422
+
+
+def _answers(switch: list[float], slow_at: float) -> openloop.OpenLoopResult:
+    """Readers at 100/s over 4 s, alternating between two workers that answer data version 5
+    instead of 4 from ``switch[w]`` on; five answers of 200 ms just after ``slow_at``."""
+    scheduled = np.arange(400) / 100
+    latency = np.full(400, 0.005)
+    slow = np.flatnonzero(scheduled >= slow_at)[:5]
+    latency[slow] = 0.2
+    answered = scheduled + latency
+    header: list[str | None] = ["5" if answered[i] >= switch[i % 2] else "4" for i in range(400)]
+    return openloop.OpenLoopResult(
+        rate=100,
+        duration=4,
+        scheduled=scheduled,
+        latency=latency,
+        status=np.full(400, 200, dtype=np.int32),
+        header=header,
+    )
+
+
+def test_freshness_figures_from_the_readers_answers() -> None:
+    from bench.http import fresh_figures
+
+    # the write starts at 1.0 s; one worker answers the new version from 1.5 s, the other 1.8 s
+    got = fresh_figures(_answers([1.5, 1.8], slow_at=1.2), 4, 1.0, settle=1.0, max_wait=10)
+    assert got["version_after"] == 5
+    assert abs(got["first_new_s"] - 0.5) < 0.011
+    assert abs(got["all_new_s"] - 0.8) < 0.011
+    assert got["readers_p99_ms"] == 200.0  # the slow answers fall in the window (1.0 .. 2.0 s)
+    assert got["window_requests"] == 101
+    # slow answers outside the window do not count
+    got = fresh_figures(_answers([1.5, 1.8], slow_at=3.0), 4, 1.0, settle=1.0, max_wait=10)
+    assert got["readers_p99_ms"] == 5.0 and got["readers_p99_whole_run_ms"] == 200.0
+    # a worker that never catches up
+    got = fresh_figures(_answers([1.5, 99.0], slow_at=3.0), 4, 1.0, settle=1.0, max_wait=10)
+    assert got["all_new_s"] is None and "still answered the old version" in got["note"]
+    # no new version at all
+    got = fresh_figures(_answers([99.0, 99.0], slow_at=3.0), 4, 1.0, settle=1.0, max_wait=10)
+    assert got["first_new_s"] is None and "no reader saw" in got["note"]
