@@ -252,7 +252,10 @@ def fresh_figures(
             out["note"] = f"a worker still answered the old version {settle:g} s after"
             all_new = float(answered[old].max()) - t0
         else:
+            # every answer new from then on: after the last old one, and not before the first
+            # new one (reads may have gone unanswered in between)
             all_new = max(float(answered[old].max()) - t0, 0.0) if old.any() else 0.0
+            all_new = max(all_new, first_new)
             out["all_new_s"] = round(all_new, 3)
         end = t0 + max(all_new, first_new, 1.0)
         window = (res.scheduled >= t0) & (res.scheduled <= end)

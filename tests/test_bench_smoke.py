@@ -225,6 +225,13 @@ def test_freshness_figures_from_the_readers_answers() -> None:
     # slow answers outside the window do not count
     got = fresh_figures(_answers([1.5, 1.8], slow_at=3.0), 4, 1.0, settle=1.0, max_wait=10)
     assert got["readers_p99_ms"] == 5.0 and got["readers_p99_whole_run_ms"] == 200.0
+    # reads unanswered (503) from 1.2 s until the new version comes at 2.0 s: every answer is
+    # new only from 2.0 s, though the last old one was at 1.2 s
+    res = _answers([2.0, 2.0], slow_at=3.0)
+    res.status[(res.scheduled >= 1.2) & (res.scheduled < 2.0)] = 503
+    got = fresh_figures(res, 4, 1.0, settle=1.0, max_wait=10)
+    assert abs(got["first_new_s"] - 1.0) < 0.011 and got["all_new_s"] == got["first_new_s"]
+    assert got["readers_failed"] == 80
     # a worker that never catches up
     got = fresh_figures(_answers([1.5, 99.0], slow_at=3.0), 4, 1.0, settle=1.0, max_wait=10)
     assert got["all_new_s"] is None and "still answered the old version" in got["note"]
