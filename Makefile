@@ -58,11 +58,15 @@ format: install
 	$(BIN)/ruff check --fix .
 
 # BENCH_ARGS="--scale --postgis" adds the scale city and the PostGIS comparison;
-# bench.tiles: vector-tile latency cold and cached at z8, z11, z14 (it ignores --postgis)
+# bench.tiles: vector-tile latency cold and cached at z8, z11, z14, in process and over HTTP
+# against tipg; bench.http: GET /v1/status over HTTP against a FastAPI + PostGIS reference
+# (BENCH_ARGS also takes --workers N, --duration S, --write-readme); .ci/bench installs wrk
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	bash .ci/bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
-	$(BIN)/python -m bench.tiles $(BENCH_ARGS)
+	$(BIN)/python -m bench.tiles --http $(BENCH_ARGS)
+	$(BIN)/python -m bench.http $(BENCH_ARGS)
 
 clean:
 	rm -rf var $(VENV) .pytest_cache .mypy_cache .mypy-tree .ruff_cache

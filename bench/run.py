@@ -159,7 +159,7 @@ def main() -> None:
     ap.add_argument("--index-points", type=int, default=1_000_000, help="points of that benchmark")
     ap.add_argument("--no-scan", action="store_true", help="leave out the space-time scan")
     ap.add_argument("--out", type=Path, default=Path("var/bench/results.json"))
-    args = ap.parse_args()
+    args, _ = ap.parse_known_args()  # make bench passes bench.http's options too (--workers)
     rec = Recorder()
     status_index.bench_wuhan(rec, args.index_points)
     if not args.index_only:
