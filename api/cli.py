@@ -1320,6 +1320,10 @@ def serve(
             workers=workers,
             log_level="info",
             timeout_graceful_shutdown=get_settings().shutdown_timeout_s,
+            # the supervisor restarts a worker that misses its health ping: a worker busy
+            # computing zones (long C calls hold the GIL) on a loaded machine can take more
+            # than uvicorn's default 5 s to answer, and a restart loses its snapshots
+            timeout_worker_healthcheck=60,
         )
         return
 
