@@ -17,7 +17,7 @@ polygon's edge or vertex is covered, as the server's index counts it). No level:
 
 How the cells are found (all geometry tests in the zones' local metric projection):
 
-* **Touching cells.** The zone rings are sampled every sixth of a cell edge; the cells of the
+* **Touching cells.** The zone rings are sampled every third of a cell edge; the cells of the
   samples and their neighbours are candidates, and the candidates within :data:`MARGIN_M` of a
   ring are the touching cells ``T``. A fine cell outside ``T`` lies wholly inside or wholly
   outside each zone (the margin covers the difference between a cell's true edges, arcs on the
@@ -60,8 +60,9 @@ _M_PER_DEG = 111_320.0  # metres per degree of latitude: only to cut long segmen
 #: the coarsest resolution visited is chosen so that the zones' bounding box holds at most
 #: about this many of its cells
 _MAX_ROOT_CELLS = 4000
-#: ring samples per cell edge
-_SAMPLES_PER_EDGE = 6
+#: ring samples per cell edge (a boundary point is within a sixth of an edge of a sample, so
+#: every cell within the margin of it is the sample's cell or a neighbour)
+_SAMPLES_PER_EDGE = 3
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ def _level_cells(
     ll = np.asarray(parts, dtype=object)
     edge = h3.average_hexagon_edge_length(res, "m")
     margin = max(MARGIN_M, edge / 1000)
-    # segments cut to a sixth of a cell edge before the projection: a straight segment in
+    # segments cut to a third of a cell edge before the projection: a straight segment in
     # lon/lat stays straight enough in metres (a 5 km edge would bow by decimetres)
     m = metric.to_m(shapely.segmentize(ll, edge / _SAMPLES_PER_EDGE / _M_PER_DEG))
     # the rings as short segments (each segment knows its polygon)
