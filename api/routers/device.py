@@ -32,9 +32,9 @@ MIN_RES = 5
 #: encoded answers kept per service (each a snapshot's cells)
 CACHE = 8
 
-_cache: weakref.WeakKeyDictionary[RiskService, OrderedDict[tuple[Any, ...], bytes]] = (
-    weakref.WeakKeyDictionary()
-)
+_cache: weakref.WeakKeyDictionary[
+    RiskService, OrderedDict[tuple[Any, ...], bytes | HTTPException]
+] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
 
@@ -96,24 +96,30 @@ def _answer(
     service: RiskService, snap: Snapshot, fresh: dict[str, Any], tag: str, settings: Settings
 ) -> bytes:
     """The answer of a snapshot, built once (one computation per key, bounded with the zone
-    computations) and kept for the last few snapshots."""
+    computations) and kept for the last few snapshots (a 413 too)."""
     key = (tag, id(snap))
     with _cache_lock:
         kept = _cache.setdefault(service, OrderedDict())
         got = kept.get(key)
         if got is not None:
             kept.move_to_end(key)
-            return got
+    if got is None:
 
-    def compute() -> bytes:
-        body = _build(snap, fresh, fresh["public"], settings)
-        with _cache_lock:
-            kept[key] = body
-            while len(kept) > CACHE:
-                kept.popitem(last=False)
-        return body
+        def compute() -> bytes | HTTPException:
+            try:
+                body: bytes | HTTPException = _build(snap, fresh, fresh["public"], settings)
+            except HTTPException as e:  # too large: kept too, never built again
+                body = e
+            with _cache_lock:
+                kept[key] = body
+                while len(kept) > CACHE:
+                    kept.popitem(last=False)
+            return body
 
-    return service.flights.run(("device-cells", *key), compute)
+        got = service.flights.run(("device-cells", *key), compute)
+    if isinstance(got, HTTPException):
+        raise HTTPException(got.status_code, got.detail)
+    return got
 
 
 @router.get(
