@@ -537,7 +537,7 @@ def zones(
     with _progress() as prog:
         prog.add_task(f"computing zones under {pol.id} as of {at_d}", total=None)
         snap = svc.snapshot(pol, at_d)
-        fc = zones_geojson(snap.result, level)
+        fc = zones_geojson(snap.result, level, cells=True)
     text = json.dumps(fc, ensure_ascii=False)
     if out_file is None:
         sys.stdout.write(text + "\n")
@@ -566,7 +566,7 @@ def _zones_range(pol: Any, start: dt.date, end: dt.date, level: str | None, out_
     out_dir.mkdir(parents=True, exist_ok=True)
     total = 0
     for d, result in daily:
-        fc = zones_geojson(result, level)
+        fc = zones_geojson(result, level, cells=True)
         total += len(fc["features"])
         path = out_dir / f"zones-{d.isoformat()}.geojson"
         path.write_text(json.dumps(fc, ensure_ascii=False), encoding="utf-8")

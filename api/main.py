@@ -15,6 +15,7 @@ from riskmap.api.routers import (
     aggregates,
     alerts,
     collections,
+    device,
     docs,
     health,
     history,
@@ -65,6 +66,7 @@ def create_app() -> FastAPI:
         map.router,
         collections.router,
         collections.conformance_router,
+        device.router,
     ):
         app.include_router(r)
     docs.add_docs(app)

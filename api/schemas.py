@@ -164,3 +164,45 @@ class Alerts(BaseModel):
         description="signals not shown: fewer than RISKMAP_MIN_PUBLIC_COUNT cases (public only)"
     )
     alerts: list[Alert] = Field(description="most likely first")
+
+
+class DeviceLevel(BaseModel):
+    """One level of ``GET /v1/zones/cells`` (README, "Status on the device")."""
+
+    id: str
+    label: str
+    color: str
+    rank: int = Field(description="higher ranks win where levels overlap ('none' is 0)")
+    cells: list[str] = Field(
+        description="compact H3 cells (hex) wholly inside the level's zones: a point is in the "
+        "level when its cell at `resolution`, or a parent of it, is listed"
+    )
+    boundary: dict[str, list[int]] = Field(
+        description="H3 cells (hex) of `resolution` that a zone boundary of the level crosses: "
+        "the positions in `polygons` of the polygons to test a point of the cell against"
+    )
+    polygons: list[list[list[list[float]]]] = Field(
+        description="zone polygons: rings (exterior first, then holes) of [lon, lat]; a point "
+        "on an edge or a vertex is covered"
+    )
+
+
+class DeviceNone(BaseModel):
+    id: str = Field(description="'none'")
+    label: str
+    color: str
+
+
+class DeviceCells(BaseModel):
+    """The zones as H3 cells and exact polygons, for a device to decide its own status."""
+
+    policy: str
+    at: dt.date
+    public: bool = Field(description="the public view of the zones (no API key)")
+    resolution: int = Field(description="H3 resolution of a point's cell (boundary cells)")
+    data_version: int
+    computed_at: dt.datetime = Field(description="when the zones were computed (UTC)")
+    data_through: dt.date | None = Field(description="the last report date of that data")
+    items: int = Field(description="cells, boundary cells and polygon vertices of the answer")
+    none: DeviceNone = Field(description="label and colour of a place in no zone")
+    levels: list[DeviceLevel] = Field(description="the rule's levels, highest rank first")

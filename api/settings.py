@@ -58,6 +58,19 @@ class LimitSettings(BaseSettings):
     max_batch_points: int = Field(
         100_000, ge=1, le=10_000_000, description="most points in one POST /v1/status/batch"
     )
+    device_cells_res: int = Field(
+        9,
+        ge=5,
+        le=12,
+        description="H3 resolution of the boundary cells of GET /v1/zones/cells (coarser when "
+        "the answer would pass RISKMAP_MAX_DEVICE_ITEMS)",
+    )
+    max_device_items: int = Field(
+        250_000,
+        ge=100,
+        description="most items (cells, boundary cells, polygon vertices) in one GET "
+        "/v1/zones/cells answer: coarsened down to resolution 5 to fit, then 413",
+    )
     rate_limit_per_minute: int = Field(
         0,
         ge=0,

@@ -29,10 +29,16 @@ def _geometry(g: shapely.Geometry) -> dict[str, Any]:
 
 
 def zones_geojson(
-    result: ZoneResult, level: str | None = None, rows: Sequence[int] | None = None
+    result: ZoneResult,
+    level: str | None = None,
+    rows: Sequence[int] | None = None,
+    *,
+    cells: bool = False,
 ) -> dict[str, Any]:
     """The zones (only those of ``level``; only rows ``rows`` of ``result.zones``, in that
-    order, when given)."""
+    order, when given). ``cells``: add each zone's H3 cells (compacted, hex) as the property
+    ``cells`` (files of ``riskmap zones``; the map layers leave them out: they were most of
+    the layer's bytes, and devices get cells made for them from ``GET /v1/zones/cells``)."""
     feats = []
     zones = result.zones if rows is None else result.zones.iloc[list(rows)]
     for z in zones.itertuples(index=False):
@@ -58,10 +64,11 @@ def zones_geojson(
                     "community_ids": list(z.community_ids),
                     "population": int_or_none(z.population),
                     "h3_resolution": int(z.h3_resolution),
-                    "cells": h3c.cells_to_hex(z.cells),
                 },
             }
         )
+        if cells:
+            feats[-1]["properties"]["cells"] = h3c.cells_to_hex(z.cells)
     return {"type": "FeatureCollection", "features": feats}
 
 

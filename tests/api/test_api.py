@@ -38,7 +38,7 @@ def test_zones_geojson(client: TestClient) -> None:
         assert f["id"] == p["id"]
         assert shapely.geometry.shape(f["geometry"]).is_valid
         assert p["start"] <= AT < p["expected_lift"]
-        assert p["community_ids"] and p["cells"]
+        assert p["community_ids"] and "cells" not in p  # cells: GET /v1/zones/cells
     sealed = client.get("/v1/zones", params={"at": AT, "level": "sealed"}).json()
     assert {f["properties"]["level"] for f in sealed["features"]} == {"sealed"}
     assert client.get("/v1/zones", params={"at": AT, "level": "bogus"}).status_code == 422

@@ -63,6 +63,7 @@ def test_sample_ingest_zones_status(city: Path, tmp_path: Path, store_url: str) 
     fc = json.loads(out.read_text())
     sealed = [f for f in fc["features"] if f["properties"]["level"] == "sealed"]
     assert sealed
+    assert all(f["properties"]["cells"] for f in fc["features"])  # files keep the zones' cells
     pt = shapely.geometry.shape(sealed[0]["geometry"]).representative_point()
     code, stdout, _ = run("--db", db, "status", str(pt.y), str(pt.x), "--at", END)
     assert code == 0

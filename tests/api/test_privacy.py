@@ -33,6 +33,7 @@ POLICY_ROUTES = (
     "/v1/zones",
     "/v1/communities",
     "/v1/zones/history",
+    "/v1/zones/cells",
     "/",
 )
 

@@ -7,6 +7,7 @@ import json
 import shapely
 import shapely.geometry
 
+from riskmap.geo import cells as h3c
 from riskmap.geo.policy import load_policy
 from riskmap.geo.zones import CommunityLayer, compute_zones
 from riskmap.tiles import (
@@ -38,8 +39,14 @@ def test_zones_geojson_is_rfc7946() -> None:
     ring = sealed["geometry"]["coordinates"][0]
     assert shapely.LinearRing(ring).is_ccw  # exterior rings counter-clockwise
     assert sealed["properties"]["fill"][:3] == [0xC0, 0x39, 0x2B]
-    assert sealed["properties"]["h3_resolution"] == 10 and sealed["properties"]["cells"]
+    assert sealed["properties"]["h3_resolution"] == 10
+    assert "cells" not in sealed["properties"]  # the map layer leaves the cells out
     json.dumps(fc)  # plain JSON
+    # riskmap zones keeps them in its files: the zone's cells, compacted, as hex
+    with_cells = zones_geojson(result, cells=True)["features"]
+    got = {f["id"]: f["properties"]["cells"] for f in with_cells}
+    for z in result.zones.itertuples(index=False):
+        assert got[z.zone_id] == h3c.cells_to_hex(z.cells) and got[z.zone_id]
     only = zones_geojson(result, "controlled")
     assert {f["properties"]["level"] for f in only["features"]} == {"controlled"}
 
