@@ -54,9 +54,7 @@ def _estimate(lookup: StatusLookup, geoms: np.ndarray, res: int) -> float:
     if len(geoms) == 0:
         return 0.0
     to_m = lookup.layer.to_metric
-    metric = shapely.transform(
-        geoms, lambda c: np.column_stack(to_m.transform(c[:, 0], c[:, 1]))
-    )
+    metric = shapely.transform(geoms, lambda c: np.column_stack(to_m.transform(c[:, 0], c[:, 1])))
     area = float(shapely.area(metric).sum())
     edge = float(np.sqrt(_CELL_AREA_M2[res]))
     rim = float(shapely.length(metric).sum()) / edge

@@ -24,9 +24,9 @@ from riskmap.api.deps import ServiceDatesDep, ServiceDep, SettingsDep
 from riskmap.api.errors import unprocessable
 from riskmap.api.geojson_answers import GEOJSON, GeoJSONResponse, etag
 from riskmap.api.paging import BBoxDep, ItemsPageDep, Link, paged_collection
+from riskmap.api.routers.aggregates import FromQ, PeriodQ, ToQ, TypeQ, WeekQ, count_view
 from riskmap.api.schemas import FeatureCollection
 from riskmap.api.service import MapLayer, RiskService, policy_key
-from riskmap.api.routers.aggregates import FromQ, PeriodQ, ToQ, TypeQ, WeekQ, count_view
 from riskmap.geo import cells as h3c
 from riskmap.geo._errors import NotFoundError
 from riskmap.geo.h3layers import TooManyCells, cell_counts, zone_cells
@@ -46,6 +46,13 @@ CONFORMS_TO = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
+
+
+#: the layers are for other web maps too (MapLibre, Leaflet, deck.gl pages of other sites): any
+#: site may read the answers a browser gets without a key. A request with a key from another
+#: site needs a CORS preflight, which this service does not grant: keyed answers stay on the
+#: server's own pages and on non-browser clients.
+OTHER_SITES = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "ETag"}
 
 
 class MVTResponse(Response):
@@ -179,7 +186,7 @@ def _source(
     query = sorted(request.query_params.multi_items())
     text = f"{key}|{request.url.path}|{query}"
     etag = 'W/"' + hashlib.sha1(text.encode()).hexdigest()[:20] + '"'
-    headers = {"ETag": etag, "Vary": vary, "X-Data-Version": str(key[0])}
+    headers = {"ETag": etag, "Vary": vary, "X-Data-Version": str(key[0])} | OTHER_SITES
     tags = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
     return _Source(layer, key, headers, etag in tags or "*" in tags)
 
@@ -430,9 +437,7 @@ def get_h3_layer(
     service_dates: ServiceDatesDep,
     bbox: BBoxDep,
     res: ResQ,
-    layer_id: Annotated[
-        str, Path(alias="layerId", max_length=64, description="zones or counts")
-    ],
+    layer_id: Annotated[str, Path(alias="layerId", max_length=64, description="zones or counts")],
     period: PeriodQ = None,
     week: WeekQ = None,
     start: FromQ = None,
@@ -479,7 +484,13 @@ def get_h3_layer(
             colors = {lv.id: lv.color for lv in access.policy.levels}
             hexes = h3c.cells_to_hex(frame["cell"].to_numpy())
             rows = [
-                {"hex": h, "level": lv, "rank": int(r), "color": colors[lv], "rgb": _rgb(colors[lv])}
+                {
+                    "hex": h,
+                    "level": lv,
+                    "rank": int(r),
+                    "color": colors[lv],
+                    "rgb": _rgb(colors[lv]),
+                }
                 for h, lv, r in zip(hexes, frame["level"], frame["rank"], strict=True)
             ]
         else:
@@ -506,7 +517,7 @@ def get_h3_layer(
         "Vary": "Authorization",
         "X-Data-Version": str(version),
         "X-H3-Resolution": str(res),
-    }
+    } | OTHER_SITES
     return JSONResponse(rows, headers=headers)
 
 
@@ -517,4 +528,4 @@ def _matches(request: Request, tag: str) -> bool:
 
 def _not_modified(tag: str, version: int) -> Response:
     headers = {"ETag": tag, "Vary": "Authorization", "X-Data-Version": str(version)}
-    return Response(status_code=304, headers=headers)
+    return Response(status_code=304, headers=headers | OTHER_SITES)

@@ -117,7 +117,9 @@ def _exact(cases: pd.DataFrame, res: int) -> dict[str, set[str]]:
     rep = pd.to_datetime(cases["reported"]).dt.date
     c = cases[(rep >= start) & (rep <= end)]
     out: dict[str, set[str]] = {}
-    for cid, la, lo in zip(c["case_id"], c["lat"].astype(float), c["lon"].astype(float), strict=True):
+    for cid, la, lo in zip(
+        c["case_id"], c["lat"].astype(float), c["lon"].astype(float), strict=True
+    ):
         # a location counts in the ancestors of its res-15 cell (H3's hierarchy)
         out.setdefault(h3.cell_to_parent(h3.latlng_to_cell(la, lo, 15), res), set()).add(cid)
     return out
@@ -148,7 +150,9 @@ def test_analysts_counts_per_cell_aggregate_across_resolutions(  # type: ignore[
         for parent, kids in children.items():
             total = sum(got[res + 1][k] for k in kids)
             assert got[res][parent] <= total
-            distinct = set().union(*(ids for h, ids in fine.items() if h3.cell_to_parent(h, res) == parent))
+            distinct = set().union(
+                *(ids for h, ids in fine.items() if h3.cell_to_parent(h, res) == parent)
+            )
             assert got[res][parent] == len(distinct)
         one_place = cases.groupby("case_id")["lat"].transform("size") == 1
         if one_place.all():
@@ -171,7 +175,10 @@ def test_public_counts_are_perturbed_and_suppressed_as_the_case_counts(  # type:
         cells = sorted(exact)
         counts = np.array([len(exact[h]) for h in cells])
         keys = np.array(
-            [int(record_keys(np.array(sorted(exact[h])), secret).sum(dtype=np.uint64)) for h in cells],
+            [
+                int(record_keys(np.array(sorted(exact[h])), secret).sum(dtype=np.uint64))
+                for h in cells
+            ],
             dtype=np.uint64,
         )
         shown = perturb(counts, keys, MIN)
@@ -196,23 +203,32 @@ def test_h3_answers_have_etag_gzip_and_are_listed(h3client: TestClient, db_keys)
     r = c.get(H3.format("zones"), params={"res": 9, "at": AT}, headers={"Accept-Encoding": "gzip"})
     assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
     assert r.headers["content-type"].startswith("application/json")
-    assert r.headers["cache-control"] == "public, max-age=60" and r.headers["x-h3-resolution"] == "9"
+    assert (
+        r.headers["cache-control"] == "public, max-age=60" and r.headers["x-h3-resolution"] == "9"
+    )
     tag = r.headers["etag"]
     again = c.get(H3.format("zones"), params={"res": 9, "at": AT}, headers={"If-None-Match": tag})
     assert again.status_code == 304 and again.content == b""
     other = c.get(H3.format("zones"), params={"res": 8, "at": AT}, headers={"If-None-Match": tag})
     assert other.status_code == 200
-    officer = c.get(H3.format("zones"), params={"res": 9, "at": AT}, headers=_bearer(keys["officer"]))
+    officer = c.get(
+        H3.format("zones"), params={"res": 9, "at": AT}, headers=_bearer(keys["officer"])
+    )
     assert officer.headers["etag"] != tag and officer.headers["cache-control"].startswith("private")
-    raw = c.get(H3.format("counts"), params={"res": 8, "week": WEEK}, headers={"Accept-Encoding": "gzip"})
-    assert c.get(
-        H3.format("counts"), params={"res": 8, "week": WEEK}, headers={"If-None-Match": raw.headers["etag"]}
-    ).status_code == 304
+    raw = c.get(
+        H3.format("counts"), params={"res": 8, "week": WEEK}, headers={"Accept-Encoding": "gzip"}
+    )
+    assert (
+        c.get(
+            H3.format("counts"),
+            params={"res": 8, "week": WEEK},
+            headers={"If-None-Match": raw.headers["etag"]},
+        ).status_code
+        == 304
+    )
     assert isinstance(r.json(), list)  # httpx decoded the gzip body
     listed = c.get("/collections").json()["collections"]
-    h3_links = {
-        col["id"]: ln["href"] for col in listed for ln in col["links"] if ln["rel"] == "h3"
-    }
+    h3_links = {col["id"]: ln["href"] for col in listed for ln in col["links"] if ln["rel"] == "h3"}
     assert set(h3_links) == {"zones", "counts"}
     assert h3_links["counts"].endswith("/collections/counts/h3")
     assert c.get("/collections/counts").json()["itemType"] == "h3-cell"
@@ -266,7 +282,11 @@ def test_bad_h3_parameters_are_named(  # type: ignore[no-untyped-def]
     assert r.status_code == code, (params, r.text)
     text = r.text
     if name is not None and code == 422:
-        locs = [d["loc"][-1] for d in r.json()["detail"]] if isinstance(r.json()["detail"], list) else []
+        locs = (
+            [d["loc"][-1] for d in r.json()["detail"]]
+            if isinstance(r.json()["detail"], list)
+            else []
+        )
         assert name in locs or name in text, (name, text)
     if words:
         assert words in text, text
@@ -278,7 +298,9 @@ def test_counts_need_an_analyst_for_more_than_the_public(h3client: TestClient, d
     assert h3client.get(H3.format("counts"), params=free).status_code == 403
     r = h3client.get(H3.format("counts"), params={"res": 8}, headers=_bearer(keys["officer"]))
     assert r.status_code == 403 and "analyst" in r.text, r.text
-    r = h3client.get(H3.format("counts"), params=free | {"res": 10}, headers=_bearer(keys["analyst"]))
+    r = h3client.get(
+        H3.format("counts"), params=free | {"res": 10}, headers=_bearer(keys["analyst"])
+    )
     assert r.status_code == 200 and r.json()
     week_now = dt.date.today().isocalendar()
     this_week = f"{week_now[0]:04d}-W{week_now[1]:02d}"
