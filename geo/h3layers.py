@@ -73,7 +73,9 @@ def zone_cells(
     if bbox is not None and len(geoms):
         box = shapely.box(*bbox)
         geoms = shapely.intersection(geoms[shapely.intersects(geoms, box)], box)
-        geoms = geoms[~shapely.is_empty(geoms)]
+    # the polygons only (a zone touching bbox along an edge leaves a line or a point)
+    geoms = shapely.get_parts(shapely.get_parts(geoms))
+    geoms = geoms[(shapely.get_type_id(geoms) == 3) & ~shapely.is_empty(geoms)]
     estimate = _estimate(lookup, geoms, res)
     if estimate > 2 * max_cells:
         raise TooManyCells(
