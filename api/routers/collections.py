@@ -102,6 +102,11 @@ def get_collection(
 ) -> Collection:
     c = COLLECTIONS.get(layer_id)
     if c is None:
+        if layer_id == "counts":  # H3_COLLECTIONS' only layer without features
+            raise NotFoundError(
+                "collection 'counts' has no items or tiles, only H3 cells: "
+                "GET /collections/counts/h3?res="
+            )
         raise NotFoundError(
             f"unknown collection {layer_id!r}: expected one of {', '.join(COLLECTIONS)}"
         )

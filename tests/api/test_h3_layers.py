@@ -232,6 +232,8 @@ def test_h3_answers_have_etag_gzip_and_are_listed(h3client: TestClient, db_keys)
     assert set(h3_links) == {"zones", "counts"}
     assert h3_links["counts"].endswith("/collections/counts/h3")
     assert c.get("/collections/counts").json()["itemType"] == "h3-cell"
+    items = c.get("/collections/counts/items")
+    assert items.status_code == 404 and "only H3 cells" in items.text
 
 
 def test_h3_cells_are_bounded(h3client: TestClient, sample_db: Path) -> None:
