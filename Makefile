@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 SAMPLE := var/sample
 
-.PHONY: install run data ingest serve test postgres chromium lint format bench scale clean
+.PHONY: install run data ingest serve test postgres chromium npm lint format bench scale clean
 
 install: $(VENV)/.installed
 
@@ -36,8 +36,9 @@ serve: install
 run: ingest serve
 
 # the PostGIS tests need a PostgreSQL server: installed from Debian's packages and started here;
-# the map's browser test needs Debian's Chromium (installed here too)
-test: install postgres chromium
+# the map's browser test needs Debian's Chromium (installed here too), the MapLibre browser
+# test the maplibre-gl npm package (into var/npm)
+test: install postgres chromium npm
 	$(BIN)/python -m pytest
 
 postgres:
@@ -45,6 +46,9 @@ postgres:
 
 chromium:
 	bash .ci/chromium
+
+npm:
+	bash .ci/npm
 
 lint: install
 	$(BIN)/ruff check .

@@ -113,6 +113,11 @@ class LimitSettings(BaseSettings):
         description="most features in one page of /collections/{id}/items (and of /v1/zones, "
         "/v1/communities with ?limit=)",
     )
+    max_h3_cells: int = Field(
+        50_000,
+        ge=1,
+        description="most cells in one answer of /collections/{id}/h3 (more: 422)",
+    )
     max_computations: int = Field(2, ge=1, description="zone computations running at once")
     max_queued: int = Field(8, ge=0, description="computations waiting for a slot (then 503)")
     max_memory_mb: float | None = Field(

@@ -83,6 +83,38 @@ def record_keys(case_ids: np.ndarray, secret: bytes) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class DistinctCounts:
+    """Distinct cases per cell (unit, H3 cell...) and, with a secret, each cell's key (the
+    unsigned 64-bit sum of its cases' record keys, wrapping) and the key of all of them."""
+
+    counts: np.ndarray  # int64, one per cell
+    keys: np.ndarray | None  # uint64, one per cell (None without a secret)
+    total: int  # distinct cases in some cell
+    total_key: int
+
+
+def distinct_counts(
+    case_ids: np.ndarray, cell_of: np.ndarray, n_cells: int, secret: bytes | None = None
+) -> DistinctCounts:
+    """Distinct cases per cell from (case, cell) pairs (``cell_of`` in ``0 .. n_cells - 1``;
+    a case with places in two cells counts in both, twice in one cell once), with the cell
+    keys of the cell-key method under ``secret``."""
+    pairs = pd.DataFrame({"case": case_ids, "unit": np.asarray(cell_of, dtype=np.int64)})
+    pairs = pairs.drop_duplicates()
+    distinct = pairs["case"].unique()
+    counts = np.bincount(pairs["unit"].to_numpy(), minlength=n_cells)[:n_cells].astype(np.int64)
+    if secret is None:
+        return DistinctCounts(counts, None, len(distinct), 0)
+    keys = record_keys(distinct, secret)
+    case_key = dict(zip(distinct, keys, strict=True))
+    per_pair = np.fromiter((case_key[c] for c in pairs["case"]), dtype=np.uint64, count=len(pairs))
+    cell = np.zeros(n_cells, dtype=np.uint64)
+    np.add.at(cell, pairs["unit"].to_numpy(), per_pair)  # wraps modulo 2**64
+    total_key = int(keys.sum(dtype=np.uint64)) if len(keys) else 0
+    return DistinctCounts(counts, cell, len(distinct), total_key)
+
+
 def case_counts(
     layer: CommunityLayer,
     cases: pd.DataFrame,
@@ -117,30 +149,18 @@ def case_counts(
         sel &= (cases["type"] == case_type).to_numpy()
     unit_of = codes[comm[sel]]
     ok = unit_of >= 0
-    pairs = pd.DataFrame({"case": cases["case_id"].to_numpy()[sel][ok], "unit": unit_of[ok]})
-    pairs = pairs.drop_duplicates()
-    distinct = pairs["case"].unique()
-    total = len(distinct)
-    counts = np.bincount(pairs["unit"].to_numpy(), minlength=len(ids))[: len(ids)]
+    counted = distinct_counts(cases["case_id"].to_numpy()[sel][ok], unit_of[ok], len(ids), secret)
     out = pd.DataFrame(
         {
             "unit_id": ids.astype(str) if len(ids) else np.empty(0, dtype=object),
             "name": names if names is not None else [None] * len(ids),
             "population": pd.array([None if np.isnan(p) else int(p) for p in pop], dtype="Int64"),
-            "cases": counts.astype(np.int64),
+            "cases": counted.counts,
         }
     )
-    total_key = 0
-    if secret is not None:
-        keys = record_keys(distinct, secret)
-        case_key = dict(zip(distinct, keys, strict=True))
-        per_pair = np.fromiter(
-            (case_key[c] for c in pairs["case"]), dtype=np.uint64, count=len(pairs)
-        )
-        cell = np.zeros(len(ids), dtype=np.uint64)
-        np.add.at(cell, pairs["unit"].to_numpy(), per_pair)  # wraps modulo 2**64
-        out["key"] = cell
-        total_key = int(keys.sum(dtype=np.uint64)) if len(keys) else 0
+    total, total_key = counted.total, counted.total_key
+    if counted.keys is not None:
+        out["key"] = counted.keys
     if units is not None and unit != "community" and len(units):
         own = units[units["level"] == unit].set_index("unit_id")
         stated = out["unit_id"].map(own["population"]) if len(own) else None

@@ -5,6 +5,7 @@ exact counts of any period and case type (see :mod:`geo.counts`)."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
@@ -12,9 +13,12 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from riskmap.api.auth import MaybeCaller
+from riskmap.api.auth import Caller, MaybeCaller
+from riskmap.api.bounds import DateRange
 from riskmap.api.deps import ServiceDatesDep, ServiceDep, SettingsDep
 from riskmap.api.errors import unprocessable
+from riskmap.api.service import RiskService
+from riskmap.api.settings import Settings
 from riskmap.geo.counts import MAX_PERTURBATION, last_published_week, perturb, week_period
 from riskmap.geo.io import CASE_TYPES
 
@@ -68,45 +72,64 @@ class CaseCounts(BaseModel):
     units: list[UnitCount]
 
 
-@router.get(
-    "/cases",
-    operation_id="case_counts",
-    response_model=CaseCounts,
-    response_model_by_alias=True,
-)
-def get_case_counts(
-    service: ServiceDep,
-    settings: SettingsDep,
-    caller: MaybeCaller,
-    dates: ServiceDatesDep,
-    response: Response,
-    unit: Annotated[
-        Literal["community", "subdistrict", "district"], Query(description="unit of the counts")
-    ] = "district",
-    period: Annotated[
-        Literal["week", "14d"] | None,
-        Query(description="publication table: an ISO week, or the 14 days ending on its Sunday"),
-    ] = None,
-    week: Annotated[
-        str | None,
-        Query(
-            description="ISO week of the table, YYYY-Www (default: the last week that has ended)",
-            examples=["2024-W13"],
-            max_length=8,
-        ),
-    ] = None,
-    start: FromQ = None,
-    end: ToQ = None,
-    case_type: Annotated[
-        Literal[CASE_TYPES] | None,  # type: ignore[valid-type]
-        Query(alias="type", description="analysts only: cases of this type (default: all)"),
-    ] = None,
-) -> dict[str, object]:
-    """Distinct cases with a location in each unit. The public asks for a publication table
-    (period=week or 14d, week=YYYY-Www; default the last week that has ended) and sees counts
-    perturbed by the cell-key method: the same table always gives the same answer, and no
-    count from 1 to RISKMAP_MIN_PUBLIC_COUNT - 1 is shown. A key with role analyst or admin
-    sees exact counts, also of any period (from, to) and case type (type)."""
+PeriodQ = Annotated[
+    Literal["week", "14d"] | None,
+    Query(description="publication table: an ISO week, or the 14 days ending on its Sunday"),
+]
+WeekQ = Annotated[
+    str | None,
+    Query(
+        description="ISO week of the table, YYYY-Www (default: the last week that has ended)",
+        examples=["2024-W13"],
+        max_length=8,
+    ),
+]
+TypeQ = Annotated[
+    Literal[CASE_TYPES] | None,  # type: ignore[valid-type]
+    Query(alias="type", description="analysts only: cases of this type (default: all)"),
+]
+
+
+@dataclass(frozen=True)
+class CountView:
+    """The counts a caller may see: the period (a publication table for the public), the case
+    type, and for the public the secret of the record keys and the minimum count."""
+
+    kind: Literal["week", "14d", "custom"]
+    week: str | None
+    start: dt.date
+    end: dt.date
+    case_type: str | None
+    secret: bytes | None  # None: exact counts (analysts)
+    minimum: int
+
+    @property
+    def public(self) -> bool:
+        return self.secret is not None
+
+    def shown(self, counts: np.ndarray, keys: np.ndarray | None) -> np.ndarray:
+        """The counts as this caller sees them: perturbed by the cell-key method for the
+        public, exact for analysts."""
+        if self.secret is None:
+            return np.asarray(counts, dtype=np.int64)
+        assert keys is not None
+        return perturb(counts, keys, self.minimum)
+
+
+def count_view(
+    service: RiskService,
+    settings: Settings,
+    caller: Caller | None,
+    dates: DateRange,
+    period: str | None,
+    week: str | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    case_type: str | None,
+) -> CountView:
+    """Which counts a request may see (``GET /v1/aggregates/cases`` and the counts layer of
+    ``/collections/counts/h3``): the public only publication tables that have ended; keys
+    other than analyst or admin nothing more than the public (403); analysts any period."""
     if caller is not None and caller.role not in ("analyst", "admin"):
         raise HTTPException(
             403,
@@ -126,11 +149,12 @@ def get_case_counts(
             "period" if period is not None else "week",
         )
     today = dt.date.today()
+    kind: Literal["week", "14d", "custom"]
     if free:
         start, end = dates.period(start, end, default_days=14)
         kind, table_week = "custom", None
     else:
-        kind = period or "week"
+        kind = "14d" if period == "14d" else "week"
         table_week = week or last_published_week(today)
         try:
             start, end = week_period(kind, table_week)
@@ -143,18 +167,47 @@ def get_case_counts(
                 "query",
                 "week",
             )
-    public = caller is None
-    secret = None
-    if public:
-        configured = settings.cell_key_secret
-        secret = service.cell_key_secret(configured.get_secret_value() if configured else None)
-    counts, version = service.case_counts(unit, start, end, case_type, secret=secret)
-    table, minimum = counts.table, settings.min_public_count if public else 1
-    shown = table["cases"].to_numpy()
-    total = counts.total
-    if public:
-        shown = perturb(shown, table["key"].to_numpy(), minimum)
-        total = int(perturb(np.array([total]), np.array([counts.total_key], np.uint64), minimum)[0])
+    if caller is not None:
+        return CountView(kind, table_week, start, end, case_type, None, 1)
+    configured = settings.cell_key_secret
+    secret = service.cell_key_secret(configured.get_secret_value() if configured else None)
+    return CountView(kind, table_week, start, end, case_type, secret, settings.min_public_count)
+
+
+@router.get(
+    "/cases",
+    operation_id="case_counts",
+    response_model=CaseCounts,
+    response_model_by_alias=True,
+)
+def get_case_counts(
+    service: ServiceDep,
+    settings: SettingsDep,
+    caller: MaybeCaller,
+    dates: ServiceDatesDep,
+    response: Response,
+    unit: Annotated[
+        Literal["community", "subdistrict", "district"], Query(description="unit of the counts")
+    ] = "district",
+    period: PeriodQ = None,
+    week: WeekQ = None,
+    start: FromQ = None,
+    end: ToQ = None,
+    case_type: TypeQ = None,
+) -> dict[str, object]:
+    """Distinct cases with a location in each unit. The public asks for a publication table
+    (period=week or 14d, week=YYYY-Www; default the last week that has ended) and sees counts
+    perturbed by the cell-key method: the same table always gives the same answer, and no
+    count from 1 to RISKMAP_MIN_PUBLIC_COUNT - 1 is shown. A key with role analyst or admin
+    sees exact counts, also of any period (from, to) and case type (type)."""
+    view = count_view(service, settings, caller, dates, period, week, start, end, case_type)
+    counts, version = service.case_counts(
+        unit, view.start, view.end, view.case_type, secret=view.secret
+    )
+    table, minimum = counts.table, view.minimum
+    keys = table["key"].to_numpy() if view.public else None
+    shown = view.shown(table["cases"].to_numpy(), keys)
+    total = int(view.shown(np.array([counts.total]), np.array([counts.total_key], np.uint64))[0])
     rows = []
     for (uid, name, pop), n in zip(
         table[["unit_id", "name", "population"]].itertuples(index=False), shown, strict=True
@@ -172,13 +225,13 @@ def get_case_counts(
     response.headers["X-Data-Version"] = str(version)
     return {
         "unit": unit,
-        "period": kind,
-        "week": table_week,
-        "from": start,
-        "to": end,
-        "type": case_type,
+        "period": view.kind,
+        "week": view.week,
+        "from": view.start,
+        "to": view.end,
+        "type": view.case_type,
         "min_count": minimum,
-        "max_perturbation": MAX_PERTURBATION if public else 0,
+        "max_perturbation": MAX_PERTURBATION if view.public else 0,
         "data_version": version,
         "total": total,
         "units": rows,

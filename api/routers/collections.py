@@ -14,17 +14,24 @@ import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from riskmap.api.access import Access, AccessDep, AtDep
-from riskmap.api.deps import ServiceDep
-from riskmap.api.geojson_answers import GEOJSON, GeoJSONResponse
+from riskmap.api.auth import MaybeCaller
+from riskmap.api.deps import ServiceDatesDep, ServiceDep, SettingsDep
+from riskmap.api.errors import unprocessable
+from riskmap.api.geojson_answers import GEOJSON, GeoJSONResponse, etag
 from riskmap.api.paging import BBoxDep, ItemsPageDep, Link, paged_collection
+from riskmap.api.routers.aggregates import FromQ, PeriodQ, ToQ, TypeQ, WeekQ, count_view
 from riskmap.api.schemas import FeatureCollection
 from riskmap.api.service import MapLayer, RiskService, policy_key
+from riskmap.geo import cells as h3c
 from riskmap.geo._errors import NotFoundError
+from riskmap.geo.h3layers import TooManyCells, cell_counts, zone_cells
+from riskmap.geo.hotspots import PUBLIC_MAX_RES
+from riskmap.geo.policy import PUBLIC_RES
 from riskmap.tiles.collections import COLLECTIONS, Collection
 from riskmap.tiles.items import bbox_rows, features
 from riskmap.tiles.mvt import MVT_MEDIA_TYPE, TILE_MATRIX_SET, WORLD, TileNotFound, check_tile
@@ -39,6 +46,13 @@ CONFORMS_TO = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
+
+
+#: the layers are for other web maps too (MapLibre, Leaflet, deck.gl pages of other sites): any
+#: site may read the answers a browser gets without a key. A request with a key from another
+#: site needs a CORS preflight, which this service does not grant: keyed answers stay on the
+#: server's own pages and on non-browser clients.
+OTHER_SITES = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "ETag"}
 
 
 class MVTResponse(Response):
@@ -88,6 +102,11 @@ def get_collection(
 ) -> Collection:
     c = COLLECTIONS.get(layer_id)
     if c is None:
+        if layer_id == "counts":  # H3_COLLECTIONS' only layer without features
+            raise NotFoundError(
+                "collection 'counts' has no items or tiles, only H3 cells: "
+                "GET /collections/counts/h3?res="
+            )
         raise NotFoundError(
             f"unknown collection {layer_id!r}: expected one of {', '.join(COLLECTIONS)}"
         )
@@ -95,6 +114,34 @@ def get_collection(
 
 
 CollectionDep = Annotated[Collection, Depends(get_collection)]
+
+#: case counts per H3 cell: a collection of H3 cells only (no items, no tiles)
+COUNTS = Collection(
+    "counts",
+    "Case counts per H3 cell",
+    "Distinct cases with a location in each H3 cell over a publication period (perturbed "
+    "for the public, never from 1 to RISKMAP_MIN_PUBLIC_COUNT - 1): GET .../h3 only.",
+    {"hex": "String", "count": "Number"},
+)
+#: the collections with an H3 layer (GET /collections/{layerId}/h3)
+H3_COLLECTIONS = ("zones", "counts")
+#: the finest resolution callers without a key get: zones at the public precision (a
+#: community or a res-10 cell), counts as fine as the public hotspots (res 8)
+PUBLIC_H3_RES = {"zones": PUBLIC_RES, "counts": PUBLIC_MAX_RES}
+
+
+def get_any_collection(
+    layer_id: Annotated[
+        str,
+        Path(alias="layerId", max_length=64, description="zones, communities, districts or counts"),
+    ],
+) -> Collection:
+    if layer_id == COUNTS.id:
+        return COUNTS
+    return get_collection(layer_id)
+
+
+AnyCollectionDep = Annotated[Collection, Depends(get_any_collection)]
 
 
 def get_tile_matrix_set(
@@ -144,7 +191,7 @@ def _source(
     query = sorted(request.query_params.multi_items())
     text = f"{key}|{request.url.path}|{query}"
     etag = 'W/"' + hashlib.sha1(text.encode()).hexdigest()[:20] + '"'
-    headers = {"ETag": etag, "Vary": vary, "X-Data-Version": str(key[0])}
+    headers = {"ETag": etag, "Vary": vary, "X-Data-Version": str(key[0])} | OTHER_SITES
     tags = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
     return _Source(layer, key, headers, etag in tags or "*" in tags)
 
@@ -173,13 +220,9 @@ def _bounds(service: RiskService) -> list[float]:
 
 def _info(request: Request, c: Collection, bounds: list[float]) -> CollectionInfo:
     base = str(request.base_url).rstrip("/") + f"/collections/{c.id}"
-    return CollectionInfo(
-        id=c.id,
-        title=c.title,
-        description=c.description,
-        extent=Extent(spatial=SpatialExtent(bbox=[bounds])),
-        links=[
-            Link(href=base, rel="self", type="application/json"),
+    links = [Link(href=base, rel="self", type="application/json")]
+    if c.id in COLLECTIONS:
+        links += [
             Link(href=f"{base}/items", rel="items", type=GEOJSON, title=f"{c.title} (GeoJSON)"),
             Link(
                 href=f"{base}/tiles/{TILE_MATRIX_SET}/tilejson.json",
@@ -187,7 +230,23 @@ def _info(request: Request, c: Collection, bounds: list[float]) -> CollectionInf
                 type="application/json",
                 title=f"{c.title}: TileJSON of the vector tiles",
             ),
-        ],
+        ]
+    if c.id in H3_COLLECTIONS:
+        links.append(
+            Link(
+                href=f"{base}/h3",
+                rel="h3",
+                type="application/json",
+                title=f"{c.title} per H3 cell (deck.gl H3HexagonLayer rows)",
+            )
+        )
+    return CollectionInfo(
+        id=c.id,
+        title=c.title,
+        description=c.description,
+        itemType="feature" if c.id in COLLECTIONS else "h3-cell",
+        extent=Extent(spatial=SpatialExtent(bbox=[bounds])),
+        links=links,
     )
 
 
@@ -199,17 +258,18 @@ def conformance() -> Conformance:
 
 @router.get("", operation_id="list_collections", response_model=Collections)
 def list_collections(request: Request, service: ServiceDep) -> Collections:
-    """The map's collections: zones, communities, districts."""
+    """The map's collections: zones, communities, districts (features: items and tiles), and
+    counts (case counts per H3 cell); zones and counts have an H3 layer."""
     bounds = _bounds(service)
     return Collections(
-        collections=[_info(request, c, bounds) for c in COLLECTIONS.values()],
+        collections=[_info(request, c, bounds) for c in [*COLLECTIONS.values(), COUNTS]],
         links=[Link(href=str(request.url), rel="self", type="application/json")],
     )
 
 
 @router.get("/{layerId}", operation_id="get_collection", response_model=CollectionInfo)
 def describe_collection(
-    request: Request, service: ServiceDep, collection: CollectionDep
+    request: Request, service: ServiceDep, collection: AnyCollectionDep
 ) -> CollectionInfo:
     """One collection: its title, extent and links to its items and tiles."""
     return _info(request, collection, _bounds(service))
@@ -324,3 +384,153 @@ def get_tilejson(
         query = {"policy": access.policy.id, "at": at.isoformat()}
     doc = tilejson(collection, str(request.base_url), src.layer.tiles.bounds, query=query)
     return JSONResponse(doc.model_dump(exclude_none=True), headers=src.headers)
+
+
+# -- H3 layers ------------------------------------------------------------------------------
+
+
+class H3Cell(BaseModel):
+    """One row of an H3 layer, as deck.gl's H3HexagonLayer takes it
+    (``getHexagon: d => d.hex``, ``getFillColor: d => d.rgb``)."""
+
+    hex: str = Field(description="the H3 cell (hexadecimal index)")
+    level: str | None = Field(None, description="zones: the level at the cell's centre")
+    rank: int | None = Field(None, description="zones: the level's rank (1: the lowest)")
+    color: str | None = Field(None, description="zones: the level's colour, #rrggbb")
+    rgb: list[int] | None = Field(None, description="zones: the level's colour as [r, g, b]")
+    count: int | None = Field(
+        None,
+        description="counts: distinct cases with a location in the cell (public: perturbed, "
+        "never from 1 to min_count - 1; cells published as 0 are left out)",
+    )
+
+
+_H3: dict[int | str, dict[str, Any]] = {
+    200: {"model": list[H3Cell], "description": "one row per cell (a JSON array)"},
+    304: {"description": "not modified (If-None-Match matched the ETag)"},
+}
+ResQ = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=15,
+        description=f"H3 resolution of the cells; without an API key at most "
+        f"{PUBLIC_H3_RES['zones']} for zones and {PUBLIC_H3_RES['counts']} for counts",
+    ),
+]
+_ZONE_ONLY = ("at", "policy")
+_COUNT_ONLY = ("period", "week", "from", "to", "type")
+
+
+def _rgb(color: str) -> list[int]:
+    return [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+@router.get(
+    "/{layerId}/h3",
+    operation_id="get_h3_layer",
+    responses=_H3,
+    response_class=JSONResponse,
+)
+def get_h3_layer(
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    caller: MaybeCaller,
+    access: AccessDep,
+    at: AtDep,
+    service_dates: ServiceDatesDep,
+    bbox: BBoxDep,
+    res: ResQ,
+    layer_id: Annotated[str, Path(alias="layerId", max_length=64, description="zones or counts")],
+    period: PeriodQ = None,
+    week: WeekQ = None,
+    start: FromQ = None,
+    end: ToQ = None,
+    case_type: TypeQ = None,
+) -> Response:
+    """A layer on H3 cells of resolution ``res`` as a JSON array deck.gl's H3HexagonLayer
+    draws directly. ``zones``: each cell whose centre lies in a zone, with the level there
+    (what GET /v1/status answers at the centre; ``at``, ``policy``). ``counts``: distinct
+    cases per cell over a publication table (``period``, ``week`` as in
+    GET /v1/aggregates/cases; analysts also ``from``, ``to``, ``type``), perturbed for the
+    public. ``bbox`` keeps the cells whose centre lies in it; at most RISKMAP_MAX_H3_CELLS
+    cells (more: 422)."""
+    if layer_id not in H3_COLLECTIONS:
+        raise NotFoundError(
+            f"collection {layer_id!r} has no H3 layer: expected one of {', '.join(H3_COLLECTIONS)}"
+        )
+    other = _COUNT_ONLY if layer_id == "zones" else _ZONE_ONLY
+    for name in other:
+        if name in request.query_params:
+            raise unprocessable(
+                f"{name}: the {layer_id} layer does not take it (it takes "
+                f"{', '.join(_ZONE_ONLY if layer_id == 'zones' else _COUNT_ONLY)})",
+                "query",
+                name,
+            )
+    finest = PUBLIC_H3_RES[layer_id]
+    if caller is None and res > finest:
+        raise unprocessable(
+            f"res: without an API key the {layer_id} layer goes to resolution {finest} at "
+            f"finest (got {res})",
+            "query",
+            "res",
+        )
+    most = settings.max_h3_cells
+    try:
+        if layer_id == "zones":
+            snap = access.snapshot(service, at)
+            tag = etag(request, snap.data_version, access.keyed, at.isoformat())
+            version = snap.data_version
+            if _matches(request, tag):
+                return _not_modified(tag, version)
+            frame = zone_cells(snap.lookup, res, bbox, most)
+            colors = {lv.id: lv.color for lv in access.policy.levels}
+            hexes = h3c.cells_to_hex(frame["cell"].to_numpy())
+            rows = [
+                {
+                    "hex": h,
+                    "level": lv,
+                    "rank": int(r),
+                    "color": colors[lv],
+                    "rgb": _rgb(colors[lv]),
+                }
+                for h, lv, r in zip(hexes, frame["level"], frame["rank"], strict=True)
+            ]
+        else:
+            view = count_view(
+                service, settings, caller, service_dates, period, week, start, end, case_type
+            )
+            version, _, cases = service.data()
+            tag = etag(request, version, caller is not None, view.start.isoformat())
+            if _matches(request, tag):
+                return _not_modified(tag, version)
+            counted = cell_counts(
+                cases, res, view.start, view.end, view.case_type, view.secret, bbox, most
+            )
+            shown = view.shown(counted.counts, counted.keys)
+            keep = shown > 0
+            hexes = h3c.cells_to_hex(counted.cells[keep])
+            rows = [{"hex": h, "count": int(n)} for h, n in zip(hexes, shown[keep], strict=True)]
+    except TooManyCells as e:
+        raise unprocessable(
+            f"{e} (RISKMAP_MAX_H3_CELLS): ask a coarser res or a smaller bbox", "query", "res"
+        ) from None
+    headers = {
+        "ETag": tag,
+        "Vary": "Authorization",
+        "X-Data-Version": str(version),
+        "X-H3-Resolution": str(res),
+    } | OTHER_SITES
+    return JSONResponse(rows, headers=headers)
+
+
+def _matches(request: Request, tag: str) -> bool:
+    tags = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+    return tag in tags or "*" in tags
+
+
+def _not_modified(tag: str, version: int) -> Response:
+    headers = {"ETag": tag, "Vary": "Authorization", "X-Data-Version": str(version)}
+    return Response(status_code=304, headers=headers | OTHER_SITES)

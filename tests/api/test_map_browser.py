@@ -9,7 +9,6 @@ text, and the page draws under its Content-Security-Policy with nothing loaded f
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,11 +23,12 @@ import yaml
 
 from riskmap.api.ingest import ingest_cases, ingest_communities
 from riskmap.api.store import Store
+from tests.browser import ARTIFACTS, CHROMIUM
+from tests.browser import free_port as _free_port
+from tests.browser import playwright as _browser
 from tests.helpers import REPO, squares
 
-CHROMIUM = Path(os.environ.get("RISKMAP_TEST_CHROMIUM", "/usr/bin/chromium"))
 RISKMAP = Path(sys.executable).with_name("riskmap")
-ARTIFACTS = REPO / "var" / "test-artifacts"
 AT = "2024-03-10"
 
 # names that run script if they reach the page as HTML or close its <script> blocks
@@ -37,28 +37,6 @@ SCRIPT_NAME = "</script><script>window.__xss=2</script>"
 HOSTILE_ID = "'\"><svg onload=window.__xss=3>"
 RULE_NAME = "</script><script>window.__xss=4</script><!--"
 LEVEL_LABEL = "<img src=y onerror=window.__xss=5> Sealed"
-
-
-def _browser() -> Any:
-    """playwright's sync API, or a skip (a failure in CI) when it or Chromium is missing."""
-    why = None
-    if not CHROMIUM.exists():
-        why = f"no Chromium at {CHROMIUM} (`make test` installs it: .ci/chromium)"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        why = "the playwright package is missing (`make install` installs the test extra)"
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    return sync_playwright
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

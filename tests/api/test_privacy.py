@@ -7,8 +7,10 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import geopandas as gpd
 import h3
 import morecantile
 import numpy as np
@@ -21,6 +23,7 @@ from pyproj import Transformer
 from riskmap.api.main import app
 from riskmap.api.settings import Settings, get_settings
 from riskmap.api.store import Store
+from riskmap.geo.hotspots import PUBLIC_MAX_RES
 from riskmap.geo.policy import Policy, load_policy, preset_names
 from tests.api.helpers import END, served
 
@@ -83,6 +86,8 @@ def _params(path: str, client: TestClient, sample: tuple[float, float]) -> list[
             for p in ("week", "14d")
             for w in ("2024-W13", "2024-W09")
         ]
+    if path.endswith("/h3"):  # zones and counts take different parameters: res for both
+        return [{"res": "8"}]
     return [
         {"at": AT, "from": "2024-02-01", "to": AT},
         {"at": AT, "policy": "india-containment"},
@@ -102,6 +107,8 @@ def _concrete(path: str, lon: float, lat: float) -> list[str]:
         ("cell", h3.latlng_to_cell(lat, lon, 9)),
     ):
         path = path.replace("{" + name + "}", str(value))
+    if path.endswith("/h3"):
+        return [path.replace("{layerId}", c) for c in ("zones", "counts")]
     if "{layerId}" in path:
         return [path.replace("{layerId}", c) for c in ("zones", "communities", "districts")]
     return [path]
@@ -401,3 +408,337 @@ def test_homes_attack_no_longer_works(  # type: ignore[no-untyped-def]
             )
         )
         assert area > 5000, (p["id"], area)  # m2; a building cell is about 300
+
+
+# ------------------------------------------------------- public precision, route by route
+# Every geometry a caller without a key gets is at least as coarse as a community or a res-10
+# H3 cell: each polygon of it, and each hole, is at least the size of a res-10 cell or is
+# made of whole communities; each H3 cell named is of resolution 10 or coarser (counts: 8); no
+# point. A rule whose public_precision states building precision with a source may show its
+# fine levels at that precision (each building cell then holds at least the minimum of cases:
+# test_public_view_route_by_route). Every public operation of the app must have a probe
+# below: a new route without one fails test_every_public_route_has_a_precision_probe.
+
+TO_M = Transformer.from_crs(4326, 32650, always_xy=True)  # UTM 50N: the sample city
+MERC_TO_M = Transformer.from_crs(3857, 32650, always_xy=True)
+POLYGONS = ("Polygon", "MultiPolygon")
+_H3_INDEX = re.compile(r"(?<![0-9a-fA-F])8[0-9a-fA-F]{14}(?![0-9a-fA-F])")
+WEEK = "2024-W12"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How to ask a public route and what its answer is: ``json`` (every GeoJSON geometry and
+    H3 index in it is checked), ``mvt`` (the tile's features decoded and checked), ``page``
+    (HTML: no geometry in it). ``layers``: the values of ``{layerId}``; ``per_policy``: asked
+    under each preset (else once, under the service's rule)."""
+
+    kind: str = "json"
+    layers: tuple[str, ...] = ()
+    per_policy: bool = True
+
+
+PROBES: dict[str, Probe] = {
+    "GET /v1/status": Probe(),
+    "GET /v1/status/history": Probe(),
+    "POST /v1/status/batch": Probe(),
+    "GET /v1/status/cell/{cell}": Probe(),
+    "GET /v1/zones": Probe(),
+    "GET /v1/communities": Probe(),
+    "GET /v1/districts": Probe(per_policy=False),
+    "GET /v1/zones/history": Probe(),
+    "GET /v1/aggregates/cases": Probe(per_policy=False),
+    "GET /v1/alerts": Probe(per_policy=False),
+    "GET /v1/hotspots": Probe(per_policy=False),
+    "GET /v1/policies": Probe(per_policy=False),
+    "GET /v1/policies/{policy_id}": Probe(per_policy=False),
+    "GET /healthz": Probe(per_policy=False),
+    "GET /": Probe("page"),
+    "GET /conformance": Probe(per_policy=False),
+    "GET /collections": Probe(per_policy=False),
+    "GET /collections/{layerId}": Probe(
+        layers=("zones", "communities", "districts", "counts"), per_policy=False
+    ),
+    "GET /collections/{layerId}/items": Probe(layers=("zones", "communities", "districts")),
+    "GET /collections/{layerId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}": Probe(
+        "mvt", layers=("zones", "communities", "districts")
+    ),
+    "GET /collections/{layerId}/tiles/{tileMatrixSetId}/tilejson.json": Probe(
+        layers=("zones", "communities", "districts")
+    ),
+    "GET /collections/{layerId}/h3": Probe(layers=("zones", "counts")),
+}
+
+
+def _public_operations(spec: dict) -> set[str]:  # type: ignore[type-arg]
+    return {
+        f"{method.upper()} {path}"
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if not _needs_key(op)
+    }
+
+
+def test_every_public_route_has_a_precision_probe(open_client: TestClient) -> None:
+    """A route a caller without a key may ask, missing from PROBES, fails here: add its probe
+    (how to ask it, what its answer is) so that its geometry is checked below."""
+    public = _public_operations(open_client.get("/openapi.json").json())
+    assert {"GET /v1/zones", "GET /collections/{layerId}/h3", "POST /v1/status/batch"} <= public
+    missing = sorted(public - set(PROBES))
+    assert not missing, f"public routes without a precision probe in PROBES: {missing}"
+    gone = sorted(set(PROBES) - public)
+    assert not gone, f"PROBES names routes the app does not have (or that need a key): {gone}"
+
+
+@dataclass
+class Coarseness:
+    """The communities of the sample city (metric) and the size of a res-10 cell there."""
+
+    communities: np.ndarray
+    tree: shapely.STRtree
+    cell_m2: float
+
+    def whole_communities(self, g: shapely.Geometry) -> bool:
+        """``g`` is (within 2%) the union of the communities it overlaps."""
+        idx = self.tree.query(g)
+        if len(idx) == 0:
+            return False
+        own = shapely.area(self.communities[idx])
+        inside = shapely.area(shapely.intersection(self.communities[idx], g))
+        touched = inside > 0.01 * own
+        return bool(
+            touched.any()
+            and (inside[touched] >= 0.98 * own[touched]).all()
+            and abs(inside[touched].sum() - g.area) <= 0.02 * g.area
+        )
+
+    def check(self, g: shapely.Geometry, where: str, clip: shapely.Geometry | None = None) -> None:
+        """Every polygon of ``g`` (metric) and every hole is coarse; with ``clip`` (a tile's
+        buffered box) the pieces cut by it are not judged by their size."""
+        for part in shapely.get_parts(g):
+            pieces = [part] + [shapely.Polygon(r) for r in part.interiors]
+            for piece in pieces:
+                if clip is not None and piece.distance(clip.exterior) < 1.0:
+                    continue
+                if piece.area >= 0.9 * self.cell_m2 or self.whole_communities(piece):
+                    continue
+                raise AssertionError(
+                    f"{where}: a polygon or hole of {piece.area:.0f} m2, smaller than a res-10 "
+                    f"cell ({self.cell_m2:.0f} m2) and not whole communities"
+                )
+
+
+@pytest.fixture(scope="module")
+def coarseness(sample_dir: Path) -> Coarseness:
+    comm = gpd.read_file(sample_dir / "communities.geojson")
+    metric = shapely.transform(
+        comm.geometry.to_numpy(), lambda c: np.column_stack(TO_M.transform(c[:, 0], c[:, 1]))
+    )
+    centre = comm.geometry.union_all().centroid
+    cell = h3.latlng_to_cell(centre.y, centre.x, 10)
+    return Coarseness(metric, shapely.STRtree(metric), h3.cell_area(cell, "m^2"))
+
+
+def _walk(doc: object) -> Iterator[dict]:  # type: ignore[type-arg]
+    """Every GeoJSON geometry object in a JSON document."""
+    if isinstance(doc, dict):
+        if isinstance(doc.get("type"), str) and "coordinates" in doc:
+            yield doc
+        for v in doc.values():
+            yield from _walk(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _walk(v)
+
+
+def _building_ok(rule: Policy) -> bool:
+    pp = rule.public_precision
+    return pp is not None and pp.geometry == "building" and bool(pp.source.strip())
+
+
+def _check_cells(text: str, where: str, finest: int) -> None:
+    for h in {m.lower() for m in _H3_INDEX.findall(text)}:
+        if h3.is_valid_cell(h):
+            assert h3.get_resolution(h) <= finest, f"{where}: H3 cell {h} finer than res {finest}"
+
+
+def _check_json(
+    doc: object, text: str, where: str, rule: Policy, coarse: Coarseness, finest: int = 10
+) -> int:
+    """Checks every geometry and cell of an answer; the number of geometries."""
+    building = _building_ok(rule)
+    n = 0
+    for geom in _walk(doc):
+        n += 1
+        assert geom["type"] in POLYGONS, f"{where}: a {geom['type']} geometry"
+        g = shapely.geometry.shape(geom)
+        props = next(
+            (f.get("properties") or {} for f in _features(doc) if f.get("geometry") is geom), {}
+        )
+        if building and props.get("level") in rule.fine_levels:
+            continue  # building precision stated, with its source
+        coarse.check(
+            shapely.transform(g, lambda c: np.column_stack(TO_M.transform(c[:, 0], c[:, 1]))),
+            where,
+        )
+    _check_cells(text, where, 12 if building else finest)
+    return n
+
+
+def _features(doc: object) -> list[dict]:  # type: ignore[type-arg]
+    if isinstance(doc, dict) and isinstance(doc.get("features"), list):
+        return doc["features"]  # type: ignore[no-any-return]
+    return []
+
+
+def _check_tile(
+    body: bytes, tile: morecantile.Tile, where: str, rule: Policy, coarse: Coarseness
+) -> int:
+    import mapbox_vector_tile
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    b = tms.xy_bounds(tile)
+    size = b.right - b.left
+    extent = 4096
+
+    def to_m(c: np.ndarray) -> np.ndarray:
+        x = b.left + c[:, 0] / extent * size
+        y = b.top - c[:, 1] / extent * size
+        return np.column_stack(MERC_TO_M.transform(x, y))
+
+    grown = shapely.box(-64, -64, extent + 64, extent + 64)
+    clip = shapely.transform(grown, to_m)
+    building = _building_ok(rule)
+    n = 0
+    decoded = mapbox_vector_tile.decode(body, default_options={"y_coord_down": True})
+    for name, layer in decoded.items():
+        for f in layer["features"]:
+            n += 1
+            geom = f["geometry"]
+            assert geom["type"] in POLYGONS, f"{where} {name}: a {geom['type']}"
+            if building and f["properties"].get("level") in rule.fine_levels:
+                continue
+            g = shapely.transform(shapely.geometry.shape(geom), to_m)
+            coarse.check(g, f"{where} {name} {f['properties'].get('id')}", clip)
+    return n
+
+
+def _ask(
+    client: TestClient, op: str, probe: Probe, policy: str | None, point: tuple[float, float]
+) -> Iterator[tuple[str, object]]:
+    """(what was asked, the answer) of each request a probe makes."""
+    method, path = op.split(" ", 1)
+    lon, lat = point
+    q: dict[str, str] = {"at": AT} | ({"policy": policy} if policy else {})
+    period = {"from": (END - dt.timedelta(days=20)).isoformat(), "to": AT}
+    layers = probe.layers or ("",)
+    for layer in layers:
+        url = path.replace("{layerId}", layer)
+        params: dict[str, str] = dict(q)
+        extra: dict[str, object] = {}
+        if path.startswith("/v1/status"):
+            params |= {"lat": str(lat), "lon": str(lon)}
+            if path == "/v1/status/history":
+                params |= period
+            if path == "/v1/status/batch":
+                params.pop("lat"), params.pop("lon")
+                extra["json"] = {"points": [{"lat": lat, "lon": lon}]}
+        elif path == "/v1/zones/history":
+            params = {k: v for k, v in q.items() if k != "at"} | period
+        elif path == "/v1/aggregates/cases":
+            params = {"unit": "community", "period": "week", "week": WEEK}
+        elif path == "/v1/hotspots":
+            params |= {"res": "8"}
+        elif path.endswith("/h3"):
+            box = ",".join(f"{v:.6f}" for v in (lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01))
+            if layer == "zones":  # the finest public resolution, around the place
+                params |= {"res": "10", "bbox": box}
+            else:
+                params = {"res": "8", "week": WEEK}
+        elif path in ("/v1/districts", "/v1/policies", "/healthz", "/conformance", "/collections"):
+            params = {}
+        elif path.endswith("/items"):
+            params |= {"limit": "10000"}
+        url = url.replace("{cell}", h3.latlng_to_cell(lat, lon, 9))
+        url = url.replace("{policy_id}", policy or "cn-three-zone")
+        url = url.replace("{tileMatrixSetId}", "WebMercatorQuad")
+        if "{z}" in url:
+            tms = morecantile.tms.get("WebMercatorQuad")
+            for z in (12, 14):
+                t = tms.tile(lon, lat, z)
+                r = client.get(url.format(z=t.z, x=t.x, y=t.y), params=params)
+                assert r.status_code in (200, 204), (url, r.text)
+                yield f"{url} {t}", (t, r)
+            continue
+        r = client.request(method, url, params=params, **extra)  # type: ignore[arg-type]
+        assert r.status_code == 200, (op, url, params, r.status_code, r.text[:300])
+        yield url, r
+
+
+@pytest.mark.parametrize("policy", PRESETS)
+def test_public_geometry_is_coarse_route_by_route(  # type: ignore[no-untyped-def]
+    policy: str, open_client: TestClient, keys: dict[str, str], coarseness: Coarseness
+) -> None:
+    client, rule = open_client, load_policy(policy)
+    q = {"policy": policy, "at": AT}
+    exact = client.get("/v1/zones", params=q, headers=_bearer(keys["analyst"])).json()["features"]
+    fine = [f for f in exact if f["properties"]["level"] in rule.fine_levels]
+    where = shapely.geometry.shape((fine or exact)[0]["geometry"]).representative_point()
+    point = (where.x, where.y)  # a place in a fine zone (else the highest zone)
+    geometries = 0
+    for op, probe in PROBES.items():
+        if not probe.per_policy and policy != PRESETS[0]:
+            continue
+        asked = policy if probe.per_policy else None
+        for what, answer in _ask(client, op, probe, asked, point):
+            if probe.kind == "mvt":
+                tile, r = answer  # type: ignore[misc]
+                if r.status_code == 200:
+                    geometries += _check_tile(r.content, tile, what, rule, coarseness)
+                continue
+            r = answer  # type: ignore[assignment]
+            text = r.text  # type: ignore[attr-defined]
+            if probe.kind == "page":
+                assert '"coordinates"' not in text, what
+                _check_cells(text, what, 10)
+                continue
+            doc = r.json()  # type: ignore[attr-defined]
+            finest = PUBLIC_MAX_RES if "/collections/counts/h3" in what else 10
+            geometries += _check_json(doc, text, what, rule, coarseness, finest)
+            if op == "GET /v1/status/cell/{cell}":
+                assert doc["cell"] == h3.latlng_to_cell(point[1], point[0], 9)
+            if op == "GET /collections/{layerId}/h3":
+                res = {h3.get_resolution(row["hex"]) for row in doc}
+                assert res <= {finest}, (what, res)
+    assert geometries > 0
+
+
+def test_the_precision_probes_catch_fine_geometry(coarseness: Coarseness) -> None:
+    """The checks above do fail: a building cell, a building-sized hole, a point and a res-11
+    cell are refused; a res-10 cell and a community pass; a route missing from PROBES is
+    named."""
+    centre = shapely.union_all(coarseness.communities).centroid
+    lon, lat = TO_M.transform(centre.x, centre.y, direction="INVERSE")
+
+    def cell_m(res: int) -> shapely.Geometry:
+        ring = [
+            TO_M.transform(x, y) for y, x in h3.cell_to_boundary(h3.latlng_to_cell(lat, lon, res))
+        ]
+        return shapely.Polygon(ring)
+
+    with pytest.raises(AssertionError, match="smaller than a res-10 cell"):
+        coarseness.check(cell_m(12), "building")
+    coarseness.check(cell_m(10), "res-10 cell")
+    coarseness.check(coarseness.communities[0], "a community")
+    holed = shapely.Polygon(cell_m(8).exterior, [cell_m(12).exterior])
+    with pytest.raises(AssertionError, match="a polygon or hole"):
+        coarseness.check(holed, "a building-sized hole")
+    rule = load_policy("cn-three-zone")
+    point = {"type": "Point", "coordinates": [lon, lat]}
+    with pytest.raises(AssertionError, match="a Point geometry"):
+        _check_json({"geometry": point}, "", "point", rule, coarseness)
+    fine = h3.latlng_to_cell(lat, lon, 11)
+    with pytest.raises(AssertionError, match="finer than res 10"):
+        _check_json({"cell": fine}, f'{{"cell": "{fine}"}}', "cell", rule, coarseness)
+    spec = {"paths": {"/v1/zones/cells": {"get": {"parameters": []}}}}
+    assert _public_operations(spec) - set(PROBES) == {"GET /v1/zones/cells"}
