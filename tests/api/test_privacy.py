@@ -447,6 +447,7 @@ PROBES: dict[str, Probe] = {
     "GET /v1/communities": Probe(),
     "GET /v1/districts": Probe(per_policy=False),
     "GET /v1/zones/history": Probe(),
+    "GET /v1/zones/cells": Probe(),
     "GET /v1/aggregates/cases": Probe(per_policy=False),
     "GET /v1/alerts": Probe(per_policy=False),
     "GET /v1/hotspots": Probe(per_policy=False),
