@@ -22,6 +22,7 @@ from riskmap.api.routers import (
     keys,
     layers,
     map,
+    planner,
     policies,
     status,
 )
@@ -61,6 +62,7 @@ def create_app() -> FastAPI:
         policies.router,
         health.router,
         map.router,
+        planner.router,
         collections.router,
         collections.conformance_router,
     ):
