@@ -207,3 +207,33 @@ def embedded_data(
         "zones": zones,
         "days": per_day,
     }
+
+
+#: longest period of an exported map (days) and the size above which it is refused (MB)
+MAX_EXPORT_DAYS = 92
+MAX_EXPORT_MB = 150.0
+
+
+def standalone_map(
+    layer: CommunityLayer,
+    districts: Any,
+    days: dict[dt.date, ZoneResult],
+    population: pd.DataFrame,
+    *,
+    rule: dict[str, Any],
+    view: dict[str, float],
+) -> dict[str, Any]:
+    """The configuration of a standalone map (:func:`tiles.deck.standalone_page`): the rule
+    (:func:`tiles.deck.rule_info` of the period), the view and the embedded data."""
+    if len(days) > MAX_EXPORT_DAYS:
+        raise ValueError(f"{len(days)} days: an exported map holds at most {MAX_EXPORT_DAYS}")
+    first = min(days).isoformat()
+    return {
+        "source": "embedded",
+        "rule": rule["id"],
+        "at": max(days).isoformat() if days else first,
+        "rules": [rule],
+        "view": view,
+        "basemap": None,
+        "data": embedded_data(layer, districts, days, population),
+    }
