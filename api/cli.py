@@ -968,9 +968,7 @@ def export_tiles(
 
 @export_app.command("map")
 def export_map(
-    out_file: Annotated[
-        Path, typer.Option("--out", help="the HTML file to write, e.g. map.html")
-    ],
+    out_file: Annotated[Path, typer.Option("--out", help="the HTML file to write, e.g. map.html")],
     policy: PolicyOpt = None,
     start: Annotated[
         str | None,
@@ -1022,9 +1020,7 @@ def export_map(
         prog.add_task(f"computing zones under {pol.id}, {from_d} .. {to_d}", total=None)
         _, layer, cases = svc.data()
         daily = svc.zones_over(pol, from_d, to_d)
-        days = {
-            d: r if exact else public_result(r, layer, cases, min_count) for d, r in daily
-        }
+        days = {d: r if exact else public_result(r, layer, cases, min_count) for d, r in daily}
         per_community = not exact and bool(pol.fine_levels)
         population = population_by_level(
             daily.result, layer, from_d, to_d, per_community=per_community

@@ -62,6 +62,7 @@ def page_csp(basemap_url: str | None = None) -> str:
         "connect-src 'self'", f"connect-src 'self' {origin}"
     )
 
+
 DOCS_PATHS = ("/docs", "/redoc")  # and what lies under them (/docs/oauth2-redirect)
 # {hashes}: " 'sha256-...'" of each of the page's own inline scripts
 DOCS_CSP = (

@@ -75,7 +75,9 @@ def search_communities(layer: CommunityLayer, query: str, limit: int) -> list[di
         return []
     ids = pd.Series(layer.ids.astype(str)).str.casefold()
     if "name" in layer.frame:
-        names = layer.frame["name"].astype("string").fillna("").str.casefold().reset_index(drop=True)
+        names = (
+            layer.frame["name"].astype("string").fillna("").str.casefold().reset_index(drop=True)
+        )
     else:
         names = pd.Series([""] * len(layer))
     score = np.full(len(layer), 9, dtype=np.int8)
@@ -198,7 +200,8 @@ def embedded_data(
             "info": info,
             "zones": keys,
             "population": {
-                str(lvl): round(float(n)) for lvl, n in zip(pop["level"], pop["population"], strict=True)
+                str(lvl): round(float(n))
+                for lvl, n in zip(pop["level"], pop["population"], strict=True)
             },
         }
     return {

@@ -104,7 +104,7 @@ def test_map_page_is_offline(client: TestClient) -> None:
     js = client.get("/static/deckgl.js")
     assert js.status_code == 200 and len(js.content) > 1_000_000
     script = client.get("/static/map.js")
-    assert script.status_code == 200 and "createDeck" in script.text
+    assert script.status_code == 200 and "deck.MVTLayer" in script.text
     assert "javascript" in script.headers["content-type"]
     assert "text/css" in client.get("/static/map.css").headers["content-type"]
     assert client.get("/v1/districts").json()["features"]
