@@ -203,7 +203,7 @@ def _policy_query_parameter(client: TestClient) -> None:
     bad = client.get("/v1/zones", params={"policy": "../etc/passwd.yaml"})
     assert bad.status_code == 404
     page = client.get("/", params={"at": AT, "policy": "cn-2022-9th"}).text
-    assert "policy=cn-2022-9th" in page and "High-risk area" in page
+    assert '"rule":"cn-2022-9th"' in page and "High-risk area" in page
 
 
 def test_service_with_a_custom_rule_file(sample_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
