@@ -1,12 +1,14 @@
 """What the planner map asks besides its tiles: residents under each level over the last days
 (``GET /v1/aggregates/population``) and communities by name (``GET /v1/communities/search``).
-Both are bounded: at most :data:`MAX_DAYS` days, :data:`MAX_MATCHES` matches."""
+Both are bounded: at most :data:`MAX_DAYS` dates, :data:`MAX_STEP` days apart, and
+:data:`MAX_MATCHES` matches."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated
 
+import pandas as pd
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
@@ -17,6 +19,7 @@ from riskmap.tiles.planner_data import population_by_level, search_communities
 router = APIRouter(prefix="/v1", tags=["map"])
 
 MAX_DAYS = 62
+MAX_STEP = 7
 MAX_MATCHES = 20
 
 
@@ -51,17 +54,31 @@ def population_under_levels(
     at: AtDep,
     response: Response,
     days: Annotated[
-        int, Query(ge=1, le=MAX_DAYS, description="the days ending on `at` (the trend)")
+        int, Query(ge=1, le=MAX_DAYS, description="how many dates, the last one `at`")
     ] = 14,
+    step: Annotated[
+        int, Query(ge=1, le=MAX_STEP, description="days between two dates (7: weekly)")
+    ] = 1,
 ) -> PopulationUnderLevels:
-    """Residents living under each level of the rule on each of the ``days`` days ending on
-    ``at`` (the planner map's panel). Without an API key, a rule drawn finer than a community
-    is counted per community, as the public communities layer shows it."""
+    """Residents living under each level of the rule on ``days`` dates ``step`` days apart,
+    the last one ``at`` (the planner map's panel: 14 days, or weekly for rules drawn as exact
+    geometry, whose area weighting takes longer). Without an API key, a rule drawn finer than
+    a community is counted per community, as the public communities layer shows it."""
     snap = access.snapshot(service, at)
     policy = access.policy
-    start = at - dt.timedelta(days=days - 1)
     per_community = not access.keyed and bool(policy.fine_levels)
-    table = population_by_level(snap.result, snap.layer, start, at, per_community=per_community)
+    if step == 1:
+        start = at - dt.timedelta(days=days - 1)
+        table = population_by_level(snap.result, snap.layer, start, at, per_community=per_community)
+    else:
+        every = [at - dt.timedelta(days=step * k) for k in reversed(range(days))]
+        table = pd.concat(
+            [
+                population_by_level(snap.result, snap.layer, d, d, per_community=per_community)
+                for d in every
+            ],
+            ignore_index=True,
+        )
     dates = sorted(set(table["date"]))
     levels = [
         LevelPopulation(

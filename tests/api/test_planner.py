@@ -39,10 +39,21 @@ def test_population_under_levels_is_the_communities_sum(client: TestClient) -> N
     assert r.headers["cache-control"].startswith("public")
 
 
+def test_population_under_levels_weekly(client: TestClient) -> None:
+    daily = client.get("/v1/aggregates/population", params={"at": AT, "days": 15}).json()
+    weekly = client.get("/v1/aggregates/population", params={"at": AT, "days": 3, "step": 7}).json()
+    assert weekly["dates"] == daily["dates"][::7]
+    for d, w in zip(daily["levels"], weekly["levels"], strict=True):
+        assert w["population"] == d["population"][::7]
+
+
 def test_population_under_levels_is_bounded(client: TestClient) -> None:
     for days in (0, 63, "x"):
         r = client.get("/v1/aggregates/population", params={"at": AT, "days": days})
         assert r.status_code == 422, days
+    for step in (0, 8):
+        r = client.get("/v1/aggregates/population", params={"at": AT, "step": step})
+        assert r.status_code == 422, step
     # a rule the public may not name needs a key
     r = client.get("/v1/aggregates/population", params={"at": AT, "policy": "hk-building"})
     assert r.status_code == 401

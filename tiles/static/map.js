@@ -619,10 +619,13 @@
     }
     if (asked === populationAsked) drawPopulation(series);
   }
+  // daily over 14 days; weekly (3 dates) under rules drawn as exact geometry, whose residents
+  // are estimated by area weighting (slower)
   function fetchPopulation() {
-    const q = `?policy=${encodeURIComponent(state.rule.id)}&at=${state.at}`;
-    const days = Math.min(TREND_DAYS, daysBetween(state.rule.first, state.at) + 1);
-    return getJSON(`${cfg.api.population}${q}&days=${Math.max(days, 1)}`);
+    const step = state.rule.exact ? 7 : 1;
+    const q = `?policy=${encodeURIComponent(state.rule.id)}&at=${state.at}&step=${step}`;
+    const days = Math.floor(Math.min(TREND_DAYS - 1, daysBetween(state.rule.first, state.at)) / step) + 1;
+    return getJSON(`${cfg.api.population}${q}&days=${days}`);
   }
   function embeddedPopulation() {
     const dates = [];
@@ -661,7 +664,8 @@
     const rule = state.rule;
     const n = series.dates.length;
     const head = table.insertRow();
-    for (const h of ["", "level", "today", `trend (${n} days)`]) {
+    const span = n > 1 ? daysBetween(series.dates[0], series.dates[n - 1]) : 0;
+    for (const h of ["", "level", "today", `trend (${span} days)`]) {
       const th = document.createElement("th");
       th.textContent = h;
       head.append(th);
