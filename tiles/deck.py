@@ -149,6 +149,27 @@ _BODY = """<div id="deck-container"></div>
 """
 
 
+def _html(config: dict[str, Any], title: str, subtitle: str, head: str, script: str) -> str:
+    """The page around the map: ``head`` (what loads the style sheet and deck.gl) and
+    ``script`` (what runs the map) as given, every text escaped, the configuration as JSON."""
+    e = html.escape
+    body = _BODY.format(title=e(title), subtitle=e(subtitle))
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8"/>
+<meta name="viewport" content="width=device-width, initial-scale=1"/>
+<title>{e(title)}</title>
+{head}
+</head>
+<body>
+{body}<script type="application/json" id="map-config">{json_for_html(config)}</script>
+{script}
+</body>
+</html>
+"""
+
+
 def planner_page(
     config: dict[str, Any],
     *,
@@ -161,22 +182,10 @@ def planner_page(
     """The page at ``GET /``: no inline script or style; scripts only from ``bundle_url`` and
     ``script_url``; every text escaped."""
     e = html.escape
-    body = _BODY.format(title=e(title), subtitle=e(subtitle))
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8"/>
-<meta name="viewport" content="width=device-width, initial-scale=1"/>
-<title>{e(title)}</title>
-<link rel="stylesheet" href="{e(style_url)}"/>
-<script src="{e(bundle_url)}"></script>
-</head>
-<body>
-{body}<script type="application/json" id="map-config">{json_for_html(config)}</script>
-<script src="{e(script_url)}"></script>
-</body>
-</html>
-"""
+    head = (
+        f'<link rel="stylesheet" href="{e(style_url)}"/>\n<script src="{e(bundle_url)}"></script>'
+    )
+    return _html(config, title, subtitle, head, f'<script src="{e(script_url)}"></script>')
 
 
 def _inline(code: str) -> str:
@@ -203,21 +212,8 @@ def standalone_page(config: dict[str, Any], *, title: str, subtitle: str = "") -
         f"style-src {_sha256(style)}; img-src data: blob:; worker-src blob:; "
         "connect-src data: blob:; base-uri 'none'; form-action 'none'"
     )
-    e = html.escape
-    body = _BODY.format(title=e(title), subtitle=e(subtitle))
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8"/>
-<meta http-equiv="Content-Security-Policy" content="{e(csp)}"/>
-<meta name="viewport" content="width=device-width, initial-scale=1"/>
-<title>{e(title)}</title>
-<style>{style}</style>
-<script>{bundle}</script>
-</head>
-<body>
-{body}<script type="application/json" id="map-config">{json_for_html(config)}</script>
-<script>{script}</script>
-</body>
-</html>
-"""
+    head = (
+        f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp)}"/>\n'
+        f"<style>{style}</style>\n<script>{bundle}</script>"
+    )
+    return _html(config, title, subtitle, head, f"<script>{script}</script>")
