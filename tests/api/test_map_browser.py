@@ -376,6 +376,8 @@ def test_planner_map_draws_replays_searches_and_stays_on_the_server(
     console: list[str] = []
     try:
         outside = _outside_requests(page, url)
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url))
         page.on("console", lambda m: console.append(m.text))
         page.goto(f"{url}/?at={SAMPLE_AT}")
         _wait_ready(page, f"{RULE.id}/{SAMPLE_AT}")
@@ -432,6 +434,11 @@ def test_planner_map_draws_replays_searches_and_stays_on_the_server(
         after = (dt.date.fromisoformat(SAMPLE_BEFORE) + dt.timedelta(days=1)).isoformat()
         _wait_ready(page, f"{RULE.id}/{after}")
         page.locator("#play").dispatch_event("click")
+        # the next days' tiles were fetched ahead of being shown
+        ahead = (dt.date.fromisoformat(after) + dt.timedelta(days=1)).isoformat()
+        assert any("/collections/communities/tiles/" in u and f"at={ahead}" in u for u in asked), [
+            u for u in asked if "tiles" in u
+        ][-5:]
 
         # search a coordinate: the status answer as text
         page.locator("#q").fill(f"{sealed['lat']:.6f}, {sealed['lon']:.6f}")
