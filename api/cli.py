@@ -1001,6 +1001,94 @@ def export_tiles(
     )
 
 
+@export_app.command("map")
+def export_map(
+    out_file: Annotated[Path, typer.Option("--out", help="the HTML file to write, e.g. map.html")],
+    policy: PolicyOpt = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="first day YYYY-MM-DD (default: 29 days before --to)"),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="last day YYYY-MM-DD (default: the last report date)"),
+    ] = None,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="the exact zones, as API keys see them (default: the public view, as "
+            "anonymous callers see it)",
+        ),
+    ] = False,
+) -> None:
+    """Write the planner map of a period as one HTML file (deck.gl, the communities, districts
+    and each day's zones and levels inside it) that works opened from a disk, with no
+    network: legend, date slider and replay, tooltips."""
+    import datetime as dt
+
+    from riskmap.geo.precision import public_result
+    from riskmap.tiles.collections import districts_frame
+    from riskmap.tiles.deck import fit_view, rule_info, standalone_page
+    from riskmap.tiles.planner_data import (
+        MAX_EXPORT_DAYS,
+        MAX_EXPORT_MB,
+        population_by_level,
+        standalone_map,
+    )
+
+    pol = _policy(policy)
+    svc = _service()
+    _, span = svc.report_span()
+    to_d = _parse_date(end, "--to") if end else (span[1] if span else dt.date.today())
+    from_d = _parse_date(start, "--from") if start else to_d - dt.timedelta(days=29)
+    if from_d > to_d:
+        raise _fail(f"--from {from_d} is after --to {to_d}")
+    if (to_d - from_d).days + 1 > MAX_EXPORT_DAYS:
+        raise _fail(
+            f"--from {from_d} --to {to_d} is {(to_d - from_d).days + 1} days: an exported map "
+            f"holds at most {MAX_EXPORT_DAYS}"
+        )
+    min_count = _settings().min_public_count
+    view = "exact" if exact else "public"
+    with _progress() as prog:
+        prog.add_task(f"computing zones under {pol.id}, {from_d} .. {to_d}", total=None)
+        _, layer, cases = svc.data()
+        daily = svc.zones_over(pol, from_d, to_d)
+        days = {d: r if exact else public_result(r, layer, cases, min_count) for d, r in daily}
+        per_community = not exact and bool(pol.fine_levels)
+        population = population_by_level(
+            daily.result, layer, from_d, to_d, per_community=per_community
+        )
+        bounds = tuple(float(v) for v in layer.frame.total_bounds) if len(layer) else None
+        config = standalone_map(
+            layer,
+            districts_frame(layer, svc.units()),
+            days,
+            population,
+            rule=rule_info(pol, from_d.isoformat(), to_d.isoformat()),
+            view=fit_view(bounds),  # type: ignore[arg-type]
+        )
+        page = standalone_page(
+            config, title=f"riskmap: {pol.name}", subtitle=f"{from_d} .. {to_d} ({view} view)"
+        )
+    size_mb = len(page.encode()) / 2**20
+    if size_mb > MAX_EXPORT_MB:
+        raise _fail(
+            f"the map would be {size_mb:.0f} MB (at most {MAX_EXPORT_MB:.0f}): export fewer "
+            "days (--from, --to)"
+        )
+    try:
+        out_file.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise _fail(f"{out_file}: {e.strerror or e}") from None
+    err.print(
+        f"map of {pol.id}, {from_d} .. {to_d} ({len(days)} days, {view} view, "
+        f"{len(layer)} communities): {size_mb:.1f} MB written to {out_file}",
+        highlight=False,
+    )
+
+
 # "-33.9" is a number, not an unknown option
 @app.command(context_settings={"ignore_unknown_options": True})
 def status(

@@ -3,7 +3,9 @@
 * every answer: ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` and
   ``X-Frame-Options: DENY``;
 * HTML answers (the planner map): :data:`PAGE_CSP`: scripts, styles, data and workers only from
-  the server itself, no inline script or style, no plugins, no framing;
+  the server itself, no inline script or style, no plugins, no framing; with
+  ``RISKMAP_BASEMAP_URL`` set, the map page (api/routers/map.py) also allows images and fetches
+  from the base map's origin (:func:`page_csp`);
 * the API documentation pages (``/docs``, ``/redoc``, Swagger's OAuth2 redirect page): Swagger
   UI and ReDoc are served by riskmap itself (``/docs-assets``, api/routers/docs.py) and the
   pages have one inline script, so their policy (:data:`DOCS_CSP`) allows the server's own
@@ -46,6 +48,20 @@ PAGE_CSP = (
     "form-action 'none'; frame-ancestors 'none'"
 )
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def page_csp(basemap_url: str | None = None) -> str:
+    """:data:`PAGE_CSP`, and with RISKMAP_BASEMAP_URL set, its origin allowed for images and
+    fetches (the base map's tiles) and nothing more."""
+    if not basemap_url:
+        return PAGE_CSP
+    from riskmap.tiles.deck import basemap_origin
+
+    origin = basemap_origin(basemap_url)
+    return PAGE_CSP.replace("img-src 'self'", f"img-src 'self' {origin}").replace(
+        "connect-src 'self'", f"connect-src 'self' {origin}"
+    )
+
 
 DOCS_PATHS = ("/docs", "/redoc")  # and what lies under them (/docs/oauth2-redirect)
 # {hashes}: " 'sha256-...'" of each of the page's own inline scripts

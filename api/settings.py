@@ -1,8 +1,9 @@
 """Settings from the environment (``RISKMAP_*``) or a ``.env`` file, one class per concern:
 the store (:class:`StoreSettings`), rules and caching (:class:`RuleSettings`), limits of
-requests and computations (:class:`LimitSettings`), privacy (:class:`PrivacySettings`) and
-bounds on ingested input (:class:`InputSettings`). :class:`Settings` is all of them; each
-variable keeps its one name (``RISKMAP_DATABASE_URL``...)."""
+requests and computations (:class:`LimitSettings`), privacy (:class:`PrivacySettings`),
+bounds on ingested input (:class:`InputSettings`) and the map page (:class:`MapSettings`).
+:class:`Settings` is all of them; each variable keeps its one name
+(``RISKMAP_DATABASE_URL``...)."""
 
 from __future__ import annotations
 
@@ -176,7 +177,29 @@ class InputSettings(BaseSettings):
     )
 
 
-class Settings(StoreSettings, RuleSettings, LimitSettings, PrivacySettings, InputSettings):
+class MapSettings(BaseSettings):
+    """The planner map page."""
+
+    model_config = _CONFIG
+
+    basemap_url: str = Field(
+        "",
+        description="the organisation's own raster tiles drawn under the planner map, a URL "
+        "template such as https://tiles.example.org/{z}/{x}/{y}.png (default: none; the page "
+        "then loads nothing from anywhere but the server)",
+    )
+
+    @field_validator("basemap_url")
+    @classmethod
+    def _tile_template(cls, v: str) -> str:
+        from riskmap.tiles.deck import check_basemap_url
+
+        return check_basemap_url(v.strip()) if v.strip() else ""
+
+
+class Settings(
+    StoreSettings, RuleSettings, LimitSettings, PrivacySettings, InputSettings, MapSettings
+):
     """Every setting (each concern's class holds its own)."""
 
     model_config = _CONFIG

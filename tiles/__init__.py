@@ -11,7 +11,7 @@ from riskmap.tiles.collections import (
     districts_frame,
     zones_frame,
 )
-from riskmap.tiles.deck import DECK_BUNDLE, planner_deck, planner_page
+from riskmap.tiles.deck import DECK_BUNDLE, planner_page, rule_info, standalone_page
 from riskmap.tiles.export import ExportSummary, export_pmtiles
 from riskmap.tiles.geojson import communities_geojson, districts_geojson, zones_geojson
 from riskmap.tiles.mvt import (
@@ -54,9 +54,10 @@ __all__ = [
     "export_pmtiles",
     "feature_ids",
     "gzip_tile",
-    "planner_deck",
     "planner_page",
     "prerender",
+    "rule_info",
+    "standalone_page",
     "tile_url",
     "tilejson",
     "tiles_over",

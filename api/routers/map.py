@@ -1,59 +1,59 @@
 """The planner map page, its script and style sheet, and pydeck's embedded deck.gl bundle
-(everything the page loads comes from here: see api/security.py for its headers)."""
+(everything the page loads comes from here, and from RISKMAP_BASEMAP_URL when set: see
+api/security.py for its headers)."""
 
 from __future__ import annotations
-
-import math
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
-from riskmap.api.access import AccessDep, AtDep
-from riskmap.api.deps import ServiceDep
-from riskmap.geo.policy import NONE_LABEL, preset_names
-from riskmap.tiles.deck import DECK_BUNDLE, STATIC, planner_deck, planner_page
+from riskmap.api.access import AccessDep, AtDep, public_rules
+from riskmap.api.deps import ServiceDep, SettingsDep
+from riskmap.api.security import page_csp
+from riskmap.tiles.deck import DECK_BUNDLE, STATIC, fit_view, planner_page, rule_info
+from riskmap.tiles.mvt import TILE_MATRIX_SET
 
 router = APIRouter(tags=["map"])
 
+TILE_PATH = "/collections/{layer}/tiles/" + TILE_MATRIX_SET + "/{{z}}/{{x}}/{{y}}"
+
 
 @router.get("/", operation_id="planner_map", response_class=HTMLResponse)
-def planner_map(service: ServiceDep, access: AccessDep, at: AtDep) -> HTMLResponse:
-    """The planner map; its layers are fetched by the browser without a key, so they are
-    the public ones."""
-    policy = access.policy
+def planner_map(
+    service: ServiceDep, settings: SettingsDep, access: AccessDep, at: AtDep
+) -> HTMLResponse:
+    """The planner map (vector tiles of zones, communities and districts; date slider and
+    replay, rule picker, search, residents under each level). Its requests carry no key, so
+    it shows the public view of the rules anonymous callers may name."""
     _, layer, _ = service.data()
-    if len(layer):
-        minx, miny, maxx, maxy = layer.frame.total_bounds
-        center = ((minx + maxx) / 2, (miny + maxy) / 2)
-        # fit the data in about 700 px (deck.gl's world is 512 px wide at zoom 0)
-        span = max(maxx - minx, (maxy - miny) / math.cos(math.radians(center[1])), 1e-4)
-        zoom = max(1.0, min(16.0, math.log2(700 * 360 / (512 * span))))
-    else:
-        center, zoom = (0.0, 0.0), 1.0
-    q = (
-        f"?at={at.isoformat()}&policy={policy.id}"
-        if policy.id in preset_names()
-        else (f"?at={at.isoformat()}")
-    )
-    deck = planner_deck(
-        communities_url=f"/v1/communities{q}",
-        zones_url=f"/v1/zones{q}",
-        districts_url="/v1/districts",
-        center=center,
-        zoom=zoom,
-    )
-    legend = [{"color": lv.color, "label": lv.label} for lv in policy.levels]
-    legend.append({"color": policy.none_color, "label": NONE_LABEL})
+    bounds = tuple(float(v) for v in layer.frame.total_bounds) if len(layer) else None
+    basemap = settings.basemap_url or None
+    rules = []
+    for p in public_rules(settings):
+        first, last = service.date_bounds(p)
+        rules.append(rule_info(p, first.isoformat(), last.isoformat(), basemap=bool(basemap)))
+    if all(r["id"] != access.policy.id for r in rules):  # a keyed caller's preset
+        first, last = service.date_bounds(access.policy)
+        rules.append(rule_info(access.policy, first.isoformat(), last.isoformat()))
+    config = {
+        "source": "tiles",
+        "rule": access.policy.id,
+        "at": at.isoformat(),
+        "rules": rules,
+        "view": fit_view(bounds),  # type: ignore[arg-type]
+        "basemap": basemap,
+        "tiles": {n: TILE_PATH.format(layer=n) for n in ("zones", "communities", "districts")},
+        "api": {
+            "status": "/v1/status",
+            "search": "/v1/communities/search",
+            "population": "/v1/aggregates/population",
+            "districts": "/v1/districts",
+        },
+    }
     page = planner_page(
-        deck,
-        title=f"riskmap: {policy.name}",
-        subtitle=f"as of {at.isoformat()}",
-        bundle_url="/static/deckgl.js",
-        script_url="/static/map.js",
-        style_url="/static/map.css",
-        legend=legend,
+        config, title=f"riskmap: {access.policy.name}", subtitle=f"as of {at.isoformat()}"
     )
-    return HTMLResponse(page)
+    return HTMLResponse(page, headers={"Content-Security-Policy": page_csp(basemap)})
 
 
 @router.get("/static/deckgl.js", operation_id="deckgl_bundle", include_in_schema=False)

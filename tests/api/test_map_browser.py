@@ -8,10 +8,14 @@ text, and the page draws under its Content-Security-Policy with nothing loaded f
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import shutil
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +24,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
+from shapely.geometry import shape
+from shapely.ops import polylabel
 
 from riskmap.api.ingest import ingest_cases, ingest_communities
 from riskmap.api.store import Store
+from riskmap.geo.policy import hex_to_rgb, load_policy
+from tests.api.helpers import Server
 from tests.browser import ARTIFACTS, CHROMIUM
 from tests.browser import free_port as _free_port
 from tests.browser import playwright as _browser
@@ -37,6 +45,50 @@ SCRIPT_NAME = "</script><script>window.__xss=2</script>"
 HOSTILE_ID = "'\"><svg onload=window.__xss=3>"
 RULE_NAME = "</script><script>window.__xss=4</script><!--"
 LEVEL_LABEL = "<img src=y onerror=window.__xss=5> Sealed"
+
+
+def _wait_ready(page: Any, key: str, timeout: float = 60_000) -> None:
+    """Until the map says the layers of ``key`` (rule/date) have drawn (``data-ready``)."""
+    page.wait_for_function(
+        "key => window.riskmapDeck && document.body.dataset.ready === key",
+        arg=key,
+        timeout=timeout,
+    )
+
+
+def _pixel(page: Any, x: float, y: float) -> tuple[int, int, int]:
+    """The colour of the screen pixel at (x, y): a 1x1 PNG screenshot (one pixel: whatever
+    the row's filter, its bytes are the pixel's)."""
+    png = page.screenshot(clip={"x": int(x), "y": int(y), "width": 1, "height": 1})
+    pos, data = 8, b""
+    while pos < len(png):
+        (n,) = struct.unpack(">I", png[pos : pos + 4])
+        if png[pos + 4 : pos + 8] == b"IDAT":
+            data += png[pos + 8 : pos + 8 + n]
+        pos += 12 + n
+    row = zlib.decompress(data)
+    return row[1], row[2], row[3]
+
+
+def _close(a: tuple[int, ...], b: tuple[int, ...], tol: int = 3) -> bool:
+    return all(abs(p - q) <= tol for p, q in zip(a, b, strict=True))
+
+
+def _outside_requests(page: Any, allowed: str) -> list[str]:
+    """Intercept every request of ``page``: those not starting with ``allowed`` are aborted
+    and listed (the list fills as the page runs)."""
+    outside: list[str] = []
+
+    def handle(route: Any) -> None:
+        url = route.request.url
+        if url.startswith((allowed, "data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    page.route("**/*", handle)
+    return outside
 
 
 @pytest.fixture(scope="module")
@@ -145,13 +197,8 @@ def test_hostile_names_run_no_script_in_the_map(
         assert headers["x-frame-options"] == "DENY"
         assert headers["referrer-policy"] == "no-referrer"
 
-        # the map draws: deck.gl loaded the communities' GeoJSON and can pick the sealed one
-        page.wait_for_function(
-            "() => window.riskmapDeck && riskmapDeck.isInitialized &&"
-            " riskmapDeck.layerManager.getLayers().length > 0 &&"
-            " riskmapDeck.layerManager.getLayers().every(l => l.isLoaded)",
-            timeout=60_000,
-        )
+        # the map draws: deck.gl loaded the communities' tiles and can pick the sealed one
+        _wait_ready(page, f"hostile-rule/{AT}")
         x, y = page.evaluate(
             "([lon, lat]) => riskmapDeck.getViewports()[0].project([lon, lat])", [lon, lat]
         )
@@ -193,7 +240,7 @@ def test_hostile_names_run_no_script_in_the_map(
     hosts = {urlsplit(u).hostname for u in requests if urlsplit(u).scheme in ("http", "https")}
     assert hosts == {"127.0.0.1"}, requests
     assert any(u.endswith("/static/deckgl.js") for u in requests)
-    assert any("/v1/communities" in u for u in requests)
+    assert any("/collections/communities/tiles/" in u for u in requests)
 
 
 def test_docs_pages_render_offline_within_their_policy(
@@ -238,3 +285,239 @@ def test_docs_pages_render_offline_within_their_policy(
         assert elsewhere == []
     finally:
         page.close()
+
+
+# ---- the planner map of the sample city, and its export ---------------------------------------
+
+SAMPLE_AT = "2024-03-20"  # sealed zones in the sample city (seed 7, ending 2024-03-31)
+SAMPLE_BEFORE = "2024-03-13"
+RULE = load_policy("cn-three-zone")
+SEALED = hex_to_rgb(RULE.level("sealed").color)
+NONE = hex_to_rgb(RULE.none_color)
+
+
+@pytest.fixture(scope="module")
+def sample_server(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``riskmap serve`` on a copy of the sample city (the service writes into its store)."""
+    tmp = tmp_path_factory.mktemp("map-sample")
+    shutil.copy(sample_db, tmp / "r.db")
+    server = Server(f"sqlite:///{tmp / 'r.db'}", tmp / "serve.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _levels(url: str, at: str) -> dict[str, tuple[str, Any]]:
+    """community id -> (level, geometry) from the server's GeoJSON items."""
+    answer = httpx.get(f"{url}/collections/communities/items?at={at}&limit=5000", timeout=60)
+    assert answer.status_code == 200, answer.text
+    return {
+        f["properties"]["id"]: (f["properties"]["level"], shape(f["geometry"]))
+        for f in answer.json()["features"]
+    }
+
+
+def _places(page: Any, url: str) -> dict[str, dict[str, Any]]:
+    """A community sealed on SAMPLE_AT but not on SAMPLE_BEFORE, and one in no zone on
+    SAMPLE_AT, each with a point well inside it on the screen (clear of the panel)."""
+    now, before = _levels(url, SAMPLE_AT), _levels(url, SAMPLE_BEFORE)
+
+    def candidates(keep: Any) -> Iterator[dict[str, Any]]:
+        rows = [(cid, g) for cid, (lv, g) in now.items() if keep(cid, lv)]
+        for cid, g in sorted(rows, key=lambda r: -r[1].area):
+            poly = max(getattr(g, "geoms", [g]), key=lambda p: p.area)
+            p = polylabel(poly, tolerance=1e-6)
+            x, y = page.evaluate(
+                "([lon, lat]) => riskmapDeck.getViewports()[0].project([lon, lat])", [p.x, p.y]
+            )
+            if 420 < x < 1180 and 20 < y < 780:
+                yield {"id": cid, "lon": p.x, "lat": p.y, "x": x, "y": y}
+
+    sealed = next(candidates(lambda c, lv: lv == "sealed" and before[c][0] != "sealed"))
+    sealed["before"] = before[sealed["id"]][0]
+    free = next(candidates(lambda c, lv: lv == "none"))
+    return {"sealed": sealed, "none": free}
+
+
+def _fill(level: str) -> tuple[int, int, int]:
+    return NONE if level == "none" else hex_to_rgb(RULE.level(level).color)
+
+
+def test_planner_map_draws_replays_searches_and_stays_on_the_server(
+    chromium: Any, sample_server: Server
+) -> None:
+    url = sample_server.url
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = chromium.new_page(viewport={"width": 1200, "height": 800})
+    console: list[str] = []
+    try:
+        outside = _outside_requests(page, url)
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url))
+        page.on("console", lambda m: console.append(m.text))
+        page.goto(f"{url}/?at={SAMPLE_AT}")
+        _wait_ready(page, f"{RULE.id}/{SAMPLE_AT}")
+        page.screenshot(path=str(ARTIFACTS / "map-sample.png"))
+        # district outlines and names off (a name could lie over a place below)
+        page.locator("#layer-districts").uncheck()
+        _wait_ready(page, f"{RULE.id}/{SAMPLE_AT}")
+        places = _places(page, url)
+        sealed, free = places["sealed"], places["none"]
+
+        # the pixels: the sealed community in the sealed colour, the one in no zone not
+        got = _pixel(page, sealed["x"], sealed["y"])
+        assert _close(got, SEALED), (got, SEALED, sealed)
+        got_free = _pixel(page, free["x"], free["y"])
+        assert not _close(got_free, SEALED) and _close(got_free, NONE), (got_free, free)
+        # the legend's swatches are the colours drawn
+        swatches = page.evaluate(
+            "() => Object.fromEntries([...document.querySelectorAll('#levels .swatch')]"
+            ".map(s => [s.dataset.level, getComputedStyle(s).backgroundColor]))"
+        )
+        assert swatches["sealed"] == "rgb({}, {}, {})".format(*SEALED)
+        assert swatches["none"] == "rgb({}, {}, {})".format(*NONE)
+        assert list(swatches) == [*RULE.level_ids, "none"]
+
+        # the tooltip names the community, without empty fields
+        page.mouse.move(sealed["x"], sealed["y"])
+        tip = page.locator(".deck-tooltip")
+        tip.wait_for(state="visible", timeout=10_000)
+        text = tip.inner_text()
+        assert RULE.level("sealed").label in text and "null" not in text
+        assert "undefined" not in text and not any(ln.endswith(": ") for ln in text.split("\n"))
+        page.mouse.move(5, 795)
+
+        # residents under each level: today's figure as the route answers it
+        pop = httpx.get(f"{url}/v1/aggregates/population?at={SAMPLE_AT}&days=14", timeout=60).json()
+        sealed_today = round(pop["levels"][0]["population"][-1])
+        row = page.locator("#population tr[data-level=sealed]")
+        assert f"{sealed_today:,}" in row.inner_text()
+
+        # the date slider: back to SAMPLE_BEFORE, the community shows its level of that day
+        first = page.evaluate(
+            "() => JSON.parse(document.getElementById('map-config').textContent).rules[0].first"
+        )
+        days = (dt.date.fromisoformat(SAMPLE_BEFORE) - dt.date.fromisoformat(first)).days
+        page.locator("#date").fill(str(days))
+        _wait_ready(page, f"{RULE.id}/{SAMPLE_BEFORE}")
+        assert page.locator("#date-label").inner_text() == SAMPLE_BEFORE
+        got = _pixel(page, sealed["x"], sealed["y"])
+        assert not _close(got, SEALED) and _close(got, _fill(sealed["before"])), (got, sealed)
+        assert f"at={SAMPLE_BEFORE}" in page.url
+
+        # replay: the next day draws
+        page.locator("#play").dispatch_event("click")
+        after = (dt.date.fromisoformat(SAMPLE_BEFORE) + dt.timedelta(days=1)).isoformat()
+        _wait_ready(page, f"{RULE.id}/{after}")
+        page.locator("#play").dispatch_event("click")
+        # the next days' tiles were fetched ahead of being shown
+        ahead = (dt.date.fromisoformat(after) + dt.timedelta(days=1)).isoformat()
+        assert any("/collections/communities/tiles/" in u and f"at={ahead}" in u for u in asked), [
+            u for u in asked if "tiles" in u
+        ][-5:]
+
+        # search a coordinate: the status answer as text
+        page.locator("#q").fill(f"{sealed['lat']:.6f}, {sealed['lon']:.6f}")
+        page.locator("#search button").click()
+        answer = page.locator("#answer")
+        answer.wait_for(state="visible", timeout=10_000)
+        page.wait_for_function("() => document.getElementById('answer').dataset.level")
+        at = page.locator("#date-label").inner_text()
+        status = httpx.get(
+            f"{url}/v1/status",
+            params={"lat": sealed["lat"], "lon": sealed["lon"], "at": at},
+            timeout=60,
+        ).json()
+        shown = answer.inner_text()
+        assert status["label"] in shown and sealed["id"] in shown, shown
+        assert f"as of {at}" in shown and "{" not in shown
+        # a name finds its community
+        name = status["community"]["name"]
+        page.locator("#q").fill(name)
+        page.locator("#search button").click()
+        page.wait_for_function(
+            "id => document.getElementById('answer').textContent.includes('(' + id + ')')",
+            arg=sealed["id"],
+            timeout=10_000,
+        )
+        # a community that is not there, and an error of the server (a query too long: 422),
+        # as sentences, not JSON
+        page.locator("#q").fill("not a place at all")
+        page.locator("#search button").click()
+        page.wait_for_function("() => document.getElementById('answer').textContent !== ''")
+        assert "no community matches" in answer.inner_text()
+        page.locator("#q").fill("x" * 101)
+        page.locator("#search button").click()
+        message = page.locator("#message")
+        message.wait_for(state="visible", timeout=10_000)
+        shown = message.inner_text()
+        assert "422" in shown and "q: " in shown and "100 characters" in shown, shown
+        assert "{" not in shown and "detail" not in shown
+    finally:
+        page.close()
+    assert outside == [], outside
+    assert [m for m in console if "Content Security Policy" in m] == []
+
+
+def test_exported_map_works_from_a_file_with_no_network(
+    chromium: Any, sample_server: Server, sample_db: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "map.html"
+    db = tmp_path / "r.db"
+    shutil.copy(sample_db, db)
+    done = subprocess.run(
+        [
+            str(RISKMAP),
+            "--db",
+            f"sqlite:///{db}",
+            "export",
+            "map",
+            "--out",
+            str(out),
+            "--from",
+            SAMPLE_BEFORE,
+            "--to",
+            SAMPLE_AT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "8 days" in done.stderr
+    page = chromium.new_page(viewport={"width": 1200, "height": 800})
+    console: list[str] = []
+    try:
+        outside = _outside_requests(page, out.as_uri())
+        page.on("console", lambda m: console.append(m.text))
+        page.goto(out.as_uri())
+        _wait_ready(page, f"{RULE.id}/{SAMPLE_AT}")
+        page.screenshot(path=str(ARTIFACTS / "map-exported.png"))
+        page.locator("#layer-districts").uncheck()
+        _wait_ready(page, f"{RULE.id}/{SAMPLE_AT}")
+        places = _places(page, sample_server.url)
+        sealed, free = places["sealed"], places["none"]
+        assert _close(_pixel(page, sealed["x"], sealed["y"]), SEALED)
+        assert _close(_pixel(page, free["x"], free["y"]), NONE)
+        assert page.locator("#levels").inner_text().splitlines()[0] == RULE.levels[0].label
+        # the tooltip
+        page.mouse.move(sealed["x"], sealed["y"])
+        tip = page.locator(".deck-tooltip")
+        tip.wait_for(state="visible", timeout=10_000)
+        assert "zone: " in tip.inner_text() and "null" not in tip.inner_text()
+        page.mouse.move(5, 795)
+        # the slider: the first day of the file
+        page.locator("#date").fill("0")
+        _wait_ready(page, f"{RULE.id}/{SAMPLE_BEFORE}")
+        got = _pixel(page, sealed["x"], sealed["y"])
+        assert not _close(got, SEALED) and _close(got, _fill(sealed["before"])), got
+        # replay
+        page.locator("#play").dispatch_event("click")
+        _wait_ready(page, f"{RULE.id}/2024-03-14")
+        page.locator("#play").dispatch_event("click")
+    finally:
+        page.close()
+    assert outside == [], outside
+    assert [m for m in console if "Content Security Policy" in m] == []

@@ -332,8 +332,9 @@ def test_public_view_route_by_route(  # type: ignore[no-untyped-def]
             assert h_pub["intervals"][-1]["level"] != "none"
     # the planner map shows the public layers
     page = client.get("/", params=q).text
-    config = page.split('id="deck-config">', 1)[1].split("</script>", 1)[0]
-    assert f"/v1/zones?at={AT}&policy={policy}" in json.dumps(json.loads(config))
+    config = json.loads(page.split('id="map-config">', 1)[1].split("</script>", 1)[0])
+    assert config["rule"] == policy and config["at"] == AT and config["source"] == "tiles"
+    assert config["tiles"]["zones"].startswith("/collections/zones/tiles/")
     # the zone history: no event of an exact area of a fine level (other rules: as computed)
     hq = q | {"from": (END - dt.timedelta(days=10)).isoformat(), "to": AT}
     r_pub = client.get("/v1/zones/history", params=hq)

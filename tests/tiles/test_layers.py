@@ -1,4 +1,4 @@
-"""Map layers: GeoJSON encoding and the planner deck, without the API."""
+"""Map layers: GeoJSON encoding and the planner map's pages, without the API."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from riskmap.geo.zones import CommunityLayer, compute_zones
 from riskmap.tiles import (
     communities_geojson,
     districts_geojson,
-    planner_deck,
     planner_page,
+    rule_info,
+    standalone_page,
     zones_geojson,
 )
 from tests.geo.scenario import D0, cases
@@ -97,52 +98,66 @@ def test_communities_and_districts_layers() -> None:
     assert sorted(f["id"] for f in districts["features"]) == ["D1", "D2"]
 
 
-def test_planner_deck_and_page_load_nothing_from_outside() -> None:
-    deck = planner_deck(
-        communities_url="/c", zones_url="/z", districts_url="/d", center=(114.3, 30.6)
-    )
-    spec = json.loads(deck.to_json())
-    assert [layer["id"] for layer in spec["layers"]] == ["communities", "zones", "districts"]
-    assert spec["layers"][1]["filled"] is False and "mapStyle" not in spec
-    page = planner_page(
-        deck,
-        title="t",
-        bundle_url="/static/deckgl.js",
-        legend=[{"color": "#c0392b", "label": "Sealed zone"}],
-    )
+def test_planner_page_loads_nothing_from_outside() -> None:
+    rule = rule_info(load_policy("cn-three-zone"), "2024-01-01", "2024-03-31")
+    page = planner_page({"rules": [rule], "tiles": {"zones": "/z"}}, title="t")
     assert "http://" not in page and "https://" not in page
-    assert '<script src="/static/deckgl.js">' in page and "Sealed zone" in page
-    assert '<script src="/static/map.js">' in page
+    assert '<script src="/static/deckgl.js">' in page and '<script src="/static/map.js">' in page
+    assert '<link rel="stylesheet" href="/static/map.css"/>' in page
+
+
+def test_rule_info_fills_and_exact_geometry() -> None:
+    cn = rule_info(load_policy("cn-three-zone"), "2024-01-01", "2024-03-31")
+    assert [lv["id"] for lv in cn["levels"]] == ["sealed", "controlled", "precaution"]
+    assert cn["levels"][0]["fill"] == [0xC0, 0x39, 0x2B, 255] and cn["levels"][0]["rank"] == 3
+    assert cn["none"]["fill"] == [0x95, 0xA5, 0xA6, 255] and cn["none"]["rank"] == 0
+    assert cn["exact"] is False and (cn["first"], cn["last"]) == ("2024-01-01", "2024-03-31")
+    # circles around homes: the zones are filled, communities only drawn in "no zone"
+    assert rule_info(load_policy("india-containment"), "a", "b")["exact"] is True
+    # over a base map the fills are see-through
+    over = rule_info(load_policy("cn-three-zone"), "a", "b", basemap=True)
+    assert over["levels"][0]["fill"][3] < 255
 
 
 def test_planner_page_escapes_everything_and_inlines_no_script() -> None:
     import re
 
-    from riskmap.tiles.deck import TOOLTIP, json_for_html
+    from riskmap.tiles.deck import json_for_html
 
     hostile = "</script><script>alert(1)</script><!--<img src=x onerror=alert(2)>&amp;"
-    deck = planner_deck(
-        communities_url=f"/c?x={hostile}", zones_url="/z", districts_url="/d", center=(0, 0)
-    )
-    page = planner_page(
-        deck,
-        title=hostile,
-        subtitle=hostile,
-        bundle_url="/static/deckgl.js",
-        legend=[{"color": '#fff"><script>alert(3)</script>', "label": hostile}],
-    )
-    assert "<img" not in page and "<!--<" not in page and "alert(3)</script>" not in page
+    page = planner_page({"rules": [], "name": hostile}, title=hostile, subtitle=hostile)
+    assert "<img" not in page and "<!--<" not in page and "alert(1)</script>" not in page
     # every <script> is either a served file or the JSON data block; the block holds no "<"
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
     assert [a for a, _ in scripts] == [
         ' src="/static/deckgl.js"',
-        ' type="application/json" id="deck-config"',
+        ' type="application/json" id="map-config"',
         ' src="/static/map.js"',
     ]
     block = scripts[1][1]
     assert "<" not in block and ">" not in block and "&" not in block
-    config = json.loads(block)  # what the browser's JSON.parse reads back: the exact values
-    assert config["deck"]["layers"][0]["data"] == f"/c?x={hostile}"
-    assert config["tooltip"] == TOOLTIP and "html" not in TOOLTIP  # text, never HTML
+    assert json.loads(block)["name"] == hostile  # what the browser's JSON.parse reads back
     assert json.loads(json_for_html({"k": "a\u2028b</script>"})) == {"k": "a\u2028b</script>"}
     assert "style=" not in page  # no inline style either (the CSP allows none)
+
+
+def test_standalone_page_holds_everything_and_allows_only_its_own_scripts() -> None:
+    import base64
+    import hashlib
+    import html
+    import re
+
+    hostile = "</script><script>alert(1)</script>"
+    page = standalone_page({"source": "embedded", "x": hostile}, title=hostile)
+    assert "<script src=" not in page and '<link rel="stylesheet"' not in page
+    assert "alert(1)</script>" not in page
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page)
+    assert csp is not None
+    policy = html.unescape(csp.group(1))
+    assert "default-src 'none'" in policy and "unsafe-inline" not in policy
+    inline = re.findall(r"<script>(.*?)</script>", page, re.S)
+    assert len(inline) == 2  # the deck.gl bundle and map.js
+    for code in inline:
+        digest = base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in policy
+    assert "deck.MVTLayer" in inline[1] and len(inline[0]) > 1_000_000
