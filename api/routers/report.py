@@ -29,11 +29,13 @@ router = APIRouter(prefix="/v1", tags=["report"])
     },
 )
 def get_report(
-    caller: Annotated[Caller, Depends(require("analyst"))],
     service: ServiceDep,
     access: AccessDep,
     at: AtDep,
     settings: SettingsDep,
+    # last: /openapi.json keeps one `authorization` header per route, the last declared, and
+    # this route's key is required (the rule's and the date's dependencies take it optionally)
+    caller: Annotated[Caller, Depends(require("analyst"))],
 ) -> HTMLResponse:
     """The situation report of ``at`` under the rule ``policy``: zones by level with the
     residents affected, zones created, escalated and lifted since the day before, scan
