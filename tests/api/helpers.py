@@ -82,3 +82,17 @@ class Server:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def wait_ready(client: TestClient, timeout: float = 180.0, **params: str) -> httpx.Response:
+    """The first answer of ``GET /v1/status`` (today, the service's rule, or ``params``) that
+    is not the 503 of a server still computing its first snapshot (api.snapshots); fails
+    after ``timeout`` seconds."""
+    q = {"lat": "0", "lon": "0"} | params
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get("/v1/status", params=q)
+        if r.status_code != 503 or time.monotonic() > deadline:
+            assert r.status_code != 503, f"no status snapshot after {timeout} s: {r.text}"
+            return r
+        time.sleep(0.1)
