@@ -84,10 +84,26 @@ class Server:
                 self.kill()
 
 
-def wait_ready(client: TestClient, timeout: float = 180.0, **params: str) -> httpx.Response:
-    """The first answer of ``GET /v1/status`` (today, the service's rule, or ``params``) that
-    is not the 503 of a server still computing its first snapshot (api.snapshots); fails
-    after ``timeout`` seconds."""
+def wait_ready(
+    client: TestClient, settings: Settings | None = None, timeout: float = 180.0, **params: str
+) -> httpx.Response | None:
+    """Wait until the server has today's status snapshot (api.snapshots). With ``settings``:
+    of every public rule, watched on the service itself (no request is made: rate-limit tests
+    count theirs); else the first answer of ``GET /v1/status`` (today, the service's rule, or
+    ``params``) that is not the 503 of a server still computing it, returned. Fails after
+    ``timeout`` seconds."""
+    if settings is not None:
+        from riskmap.api.access import public_rules
+        from riskmap.api.deps import service_of
+
+        service = service_of(client.app, settings)  # type: ignore[arg-type]
+        rules = public_rules(settings)
+        assert service.served is not None
+        ready = service.served.wait_until(
+            lambda: all(service.served_status(r) is not None for r in rules), timeout
+        )
+        assert ready, f"no status snapshot after {timeout} s"
+        return None
     q = {"lat": "0", "lon": "0"} | params
     deadline = time.monotonic() + timeout
     while True:
