@@ -400,3 +400,45 @@ def test_today_is_the_configured_time_zone_s(db: Path) -> None:
         assert r.json()["at"] == svc.today().isoformat()
     with pytest.raises(ValueError, match="RISKMAP_TIMEZONE"):
         Settings(timezone="Mars/Olympus_Mons")
+
+
+def test_batches_and_cells_of_today_come_from_the_served_snapshot(
+    db: Path, gates: dict[str, Gate]
+) -> None:
+    import h3
+
+    for gate in gates.values():
+        gate.open.set()
+    settings = _settings(db)
+    with served(settings) as client:
+        wait_ready(client, settings)
+        held = {n: Gate(g.fn) for n, g in gates.items()}
+        for n, g in held.items():
+            setattr(service_module, n, g)
+        try:
+            places = _places(db).head(40)
+            points = [{"lat": p.lat, "lon": p.lon, "id": p.id} for p in places.itertuples()] + [
+                {"lat": 0.0, "lon": 0.0, "id": "far"}
+            ]
+            r = client.post("/v1/status/batch", json={"points": points})
+            assert r.status_code == 200, r.text
+            doc = r.json()
+            assert doc["at"] == TODAY.isoformat()
+            for p, row in zip(points, doc["results"], strict=True):
+                one = _status(client, p["lon"], p["lat"])
+                assert row["id"] == p["id"]
+                assert row["level"] == one["level"] and row["covered"] == one["covered"]
+                assert row["since"] == one["since"] and row["zone_id"] == one["zone_id"]
+                assert doc["data_version"] == one["data_version"]
+            p = places.iloc[0]
+            cell = h3.latlng_to_cell(p.lat, p.lon, 12)
+            c = client.get(f"/v1/status/cell/{cell}")
+            assert c.status_code == 200 and c.json()["at"] == TODAY.isoformat()
+            assert (
+                c.json()["level"] == _status(client, p.lon, p.lat)["level"]
+                or not c.json()["uniform"]
+            )
+            assert not any(g.calls for g in held.values())  # nothing was computed
+        finally:
+            for g in held.values():
+                g.open.set()
