@@ -50,7 +50,7 @@ class RuleSettings(BaseSettings):
     timezone: str = Field(
         "",
         description="time zone of 'today' (an IANA name such as Asia/Shanghai, or UTC): the "
-        "date of the served status snapshots and of default dates; they roll over at its "
+        "date of the served status snapshots and of a missing at=; they roll over at its "
         "midnight (default: the machine's local zone)",
     )
     snapshot_dir: str = Field(
