@@ -99,16 +99,17 @@ DatesDep = Annotated[DateRange, Depends(get_dates)]
 
 def get_at(
     dates: DatesDep,
+    service: ServiceDep,
     at: Annotated[
         dt.date | None,
         Query(
-            description="as-of date (YYYY-MM-DD); defaults to today; from the first report "
-            "date to the last plus the rule's longest lift (or today)",
+            description="as-of date (YYYY-MM-DD); defaults to today (RISKMAP_TIMEZONE); from "
+            "the first report date to the last plus the rule's longest lift (or today)",
             examples=["2024-03-01"],
         ),
     ] = None,
 ) -> dt.date:
-    return dates.check(at or dt.date.today(), "at")
+    return dates.check(at or service.today(), "at")
 
 
 AtDep = Annotated[dt.date, Depends(get_at)]

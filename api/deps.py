@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 
 from riskmap.api.bounds import DateRange, date_range
+from riskmap.api.clock import Clock, timezone_of
 from riskmap.api.flights import WorkLimits, machine_memory
 from riskmap.api.service import RiskService
 from riskmap.api.settings import Settings, get_settings
@@ -36,6 +37,12 @@ class Services:
             settings.cache_size,
             limits,
             settings.tile_cache_mb,
+            # the served status snapshots (api.snapshots)
+            settings.policy,
+            settings.policies,
+            settings.min_public_count,
+            settings.timezone,
+            settings.snapshot_dir,
         )
         with self._lock:
             service = self._open.get(key)
@@ -47,8 +54,10 @@ class Services:
                     settings.cache_size,
                     limits,
                     tile_cache_mb=settings.tile_cache_mb,
+                    clock=Clock(timezone_of(settings.timezone)),
                 )
                 self._open[key] = service
+                _serve(service, settings)
             return service
 
     def close(self) -> None:
@@ -60,6 +69,20 @@ class Services:
                 service.shutdown()
             except Exception:  # the others are closed all the same
                 log.exception("could not close a service")
+
+
+def _serve(service: RiskService, settings: Settings) -> None:
+    """Start keeping today's status snapshots of the public rules (api.snapshots)."""
+    from riskmap.api.access import public_rules
+    from riskmap.api.snapshots import snapshot_dir
+
+    try:
+        rules = public_rules(settings)
+    except Exception as e:  # every request naming the rule answers the error
+        log.error("no status snapshot is computed ahead: %s", e)
+        return
+    directory = snapshot_dir(settings.database_url, settings.snapshot_dir)
+    service.serve(rules, settings.min_public_count, directory)
 
 
 def service_of(app: FastAPI, settings: Settings) -> RiskService:

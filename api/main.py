@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,12 +30,20 @@ from riskmap.api.routers import (
     status,
 )
 from riskmap.api.security import add_security_headers
+from riskmap.api.settings import get_settings_of
+
+log = logging.getLogger("riskmap")
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The application owns its services (stores, caches, computations): they are opened
-    when first needed and closed when the application stops."""
+    """The application owns its services (stores, caches, computations): the one of the
+    settings is opened at start-up (its status snapshots start computing in the background,
+    api.snapshots), others when first needed; all are closed when the application stops."""
+    try:
+        app.state.services.get(get_settings_of(app))
+    except Exception as e:  # the requests answer the error (e.g. a store that is down)
+        log.error("could not open the store at start-up: %s", e)
     try:
         yield
     finally:

@@ -12,12 +12,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from riskmap.api.answers import CommunityParts, StatusParts
+from riskmap.api.clock import Clock
 from riskmap.api.flights import Flights, WorkLimits
 from riskmap.api.store import Store
 from riskmap.geo._errors import StoreError
@@ -31,6 +34,9 @@ from riskmap.geo.status import StatusLookup, place_history
 from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, longest_lift
 from riskmap.tiles.collections import communities_frame, districts_frame, zones_frame
 from riskmap.tiles.mvt import MercatorGeometries, TileCache, TileLayer, encode_tile
+
+if TYPE_CHECKING:
+    from riskmap.api.snapshots import Served, ServedSnapshots
 
 log = logging.getLogger("riskmap")
 
@@ -67,6 +73,9 @@ class Snapshot:
     # building them never holds up a status look-up
     _maps: dict[str, MapLayer] = field(default_factory=dict, repr=False, compare=False)
     _maps_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # the answer parts of the status look-up (api.answers), built once
+    _parts: StatusParts | None = field(default=None, repr=False, compare=False)
+    _parts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def public(self, cases: pd.DataFrame, min_count: int) -> Snapshot:
         """The snapshot as anonymous callers see it (``cases``: those it was computed from):
@@ -203,8 +212,14 @@ class RiskService:
         cache_size: int = 16,
         limits: WorkLimits | None = None,
         tile_cache_mb: float = 64.0,
+        clock: Clock | None = None,
     ) -> None:
         self.store = store
+        # "today" (RISKMAP_TIMEZONE): the date of the served snapshots and of default dates
+        self.clock = clock or Clock()
+        # today's snapshots of the served rules, kept by a background thread (see serve)
+        self.served: ServedSnapshots | None = None
+        self._communities: tuple[CommunityLayer, CommunityParts] | None = None
         self.h3_res = h3_res
         self.cache_size = cache_size
         # encoded vector tiles, keyed by (data version, rule, date, view, layer, z, x, y)
@@ -247,11 +262,85 @@ class RiskService:
     def shutdown(self) -> None:
         """Close for good: cancel computations, stop the worker threads and close the store
         (zones not written yet are computed again when next asked: the exit never waits)."""
+        served = self.served
+        if served is not None:
+            served.stop()
         self.close("the server is shutting down")
+        if served is not None:
+            served.join(2.0)
         self._writer.close()
         self.flights.close()
         self.scan_flights.close()
         self.store.close()
+
+    # -- served snapshots (api.snapshots) -----------------------------------------------------
+
+    def today(self) -> dt.date:
+        """Today in the service's time zone (RISKMAP_TIMEZONE)."""
+        return self.clock.today()
+
+    def serve(
+        self,
+        rules: list[Policy] | tuple[Policy, ...],
+        min_count: int,
+        directory: Path | None = None,
+        **options: Any,
+    ) -> ServedSnapshots:
+        """Keep today's snapshot of each of ``rules`` computed ahead in a background thread
+        (its public view at ``min_count``), stored under ``directory`` (see
+        :mod:`api.snapshots`); status reads of these rules for today are then answered from
+        it and never wait."""
+        from riskmap.api.snapshots import ServedSnapshots
+
+        if self.served is None:
+            self.served = ServedSnapshots(self, rules, min_count, directory, **options)
+            self.served.start()
+        return self.served
+
+    def data_changed(self) -> None:
+        """The data changed (an ingest through the API): bring the served snapshots up to
+        date now rather than at the next poll."""
+        if self.served is not None:
+            self.served.wake()
+
+    def serves(self, policy: Policy) -> bool:
+        """Whether today's status under ``policy`` is served from a snapshot computed ahead."""
+        return self.served is not None and self.served.key_of(policy) is not None
+
+    def served_status(self, policy: Policy) -> Served | None:
+        """The latest complete snapshot of a served rule for today (None: not served, or
+        none ready yet). Reads nothing from the store and never waits."""
+        served = self.served
+        return None if served is None else served.get(policy, self.clock.today())
+
+    def current_data(self) -> _Data:
+        """The current data version in memory (loaded when the store's changed)."""
+        return self._state()
+
+    @staticmethod
+    def last_report(data: _Data) -> dt.date | None:
+        """The last report date of a data version's case locations (None without cases)."""
+        if not len(data.cases):
+            return None
+        return pd.to_datetime(data.cases["reported"]).max().date()
+
+    def _community_parts(self, layer: CommunityLayer) -> CommunityParts:
+        got = self._communities
+        if got is None or got[0] is not layer:
+            got = (layer, CommunityParts.of(layer.index, layer.frame))
+            self._communities = got
+        return got[1]
+
+    def status_parts(self, snap: Snapshot) -> StatusParts:
+        """The answer parts of a snapshot (:mod:`api.answers`), built once."""
+        parts = snap._parts
+        if parts is None:
+            with snap._parts_lock:
+                parts = snap._parts
+                if parts is None:
+                    parts = StatusParts.of(snap.lookup, self._community_parts(snap.layer))
+                    snap._parts = parts
+        return parts
 
     def data(self) -> tuple[int, CommunityLayer, pd.DataFrame]:
         """Communities and case locations of the current data version.
@@ -288,7 +377,7 @@ class RiskService:
                 layer, metrics, units = data.layer, data.metrics, data.units
                 new["community"] = layer.locate(new["lon"].to_numpy(), new["lat"].to_numpy())
                 cases = pd.concat([data.cases, new], ignore_index=True)
-                self._advance_snapshots(version, layer, cases, new, metrics)
+                self._advance_snapshots(data.version, version, layer, cases, new, metrics)
             else:
                 layer = CommunityLayer(communities, self.h3_res)
                 cases["community"] = layer.locate(cases["lon"].to_numpy(), cases["lat"].to_numpy())
@@ -311,7 +400,7 @@ class RiskService:
         """The dates a request may ask about under ``policy``: from the first report date to
         the last report date plus the rule's longest lift, or today if later (with no case
         yet: up to today)."""
-        today = today or dt.date.today()
+        today = today or self.today()
         _, span = self.report_span()
         if span is None:
             return dt.date(1970, 1, 1), today
@@ -324,6 +413,7 @@ class RiskService:
 
     def _advance_snapshots(
         self,
+        previous: int,
         version: int,
         layer: CommunityLayer,
         cases: pd.DataFrame,
@@ -333,6 +423,15 @@ class RiskService:
         advanced: OrderedDict[tuple[int, str, dt.date], Snapshot] = OrderedDict()
         with self._cache_lock:
             cached = list(self._snapshots.items())
+        if self.served is not None:  # the served snapshots too, if the cache let them go
+            have = {k for k, _ in cached}
+            for entry in self.served.entries():
+                snap = entry.snapshot
+                if snap is not None and snap.data_version == previous:
+                    key = (previous, snap.result.policy.model_dump_json(), snap.result.at)
+                    if key not in have:
+                        have.add(key)
+                        cached.append((key, snap))
         for (_, pkey, at), snap in cached:
             if not supports_incremental(snap.result.policy, metrics):
                 # a full recomputation: on demand, through the bounded computations (never
@@ -343,7 +442,7 @@ class RiskService:
             except Exception:  # never lose the data for a cache entry: recompute on demand
                 continue
             advanced[(version, pkey, at)] = Snapshot(version, result, layer)
-            if at == dt.date.today():
+            if at == self.today():
                 self._keep(advanced[(version, pkey, at)])
         with self._cache_lock:
             self._snapshots = advanced
@@ -399,7 +498,7 @@ class RiskService:
                     self._snapshots[key] = made
                     while len(self._snapshots) > self.cache_size:
                         self._snapshots.popitem(last=False)
-            if at == dt.date.today():
+            if at == self.today():
                 self._keep(made)
             return made
 

@@ -48,6 +48,25 @@ class RuleSettings(BaseSettings):
     tile_cache_mb: float = Field(
         64.0, ge=0, description="vector tiles kept in memory (MB, least recently used out)"
     )
+    timezone: str = Field(
+        "",
+        description="time zone of 'today' (an IANA name such as Asia/Shanghai, or UTC): the "
+        "date of the served status snapshots and of a missing at=; they roll over at its "
+        "midnight (default: the machine's local zone)",
+    )
+    snapshot_dir: str = Field(
+        "",
+        description="directory of the stored status snapshots (default: <file>.snapshots "
+        "beside a SQLite store, var/snapshots/<hash> for PostgreSQL; none: not stored)",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from riskmap.api.clock import timezone_of
+
+        timezone_of(value)  # raises ValueError naming the setting
+        return value.strip()
 
 
 class LimitSettings(BaseSettings):

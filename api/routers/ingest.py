@@ -151,6 +151,8 @@ async def _ingest(
     settings: Any,
     caller: Caller,
     run: Any,
+    *,
+    changed: Any = None,
     **kw: Any,
 ) -> dict[str, Any]:
     """Read the body into a temporary file of its kind and run ``run(path, **kw)`` on it, as
@@ -179,6 +181,8 @@ async def _ingest(
             for p in {d, str(Path(d).resolve())}:
                 message = message.replace(p + "/", "").replace(p, "")
             raise unprocessable(message) from None
+    if changed is not None:  # the served status snapshots catch up now (api.snapshots)
+        changed()
     return _report(rep)
 
 
@@ -204,6 +208,7 @@ async def post_cases(
         settings,
         caller,
         partial(ingest_cases, service.store),
+        changed=service.data_changed,
         h3_res=settings.h3_resolution,
         **opts,
     )
@@ -226,6 +231,7 @@ async def post_communities(
         settings,
         caller,
         partial(ingest_communities, service.store),
+        changed=service.data_changed,
         h3_res=settings.h3_resolution,
         **opts,
     )
@@ -243,7 +249,13 @@ async def post_metrics(
     """Hospital figures per district and date (CSV)."""
     opts = _options(columns=columns, date_format=date_format)
     return await _ingest(
-        request, METRIC_TYPES, settings, caller, partial(ingest_metrics, service.store), **opts
+        request,
+        METRIC_TYPES,
+        settings,
+        caller,
+        partial(ingest_metrics, service.store),
+        changed=service.data_changed,
+        **opts,
     )
 
 
@@ -269,6 +281,7 @@ async def post_units(
         settings,
         caller,
         partial(ingest_units, service.store),
+        changed=service.data_changed,
         level=level,
         **opts,
     )

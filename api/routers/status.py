@@ -5,27 +5,44 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import h3
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from riskmap.api.access import AccessDep, AtDep
-from riskmap.api.deps import LatQ, LonQ, ServiceDep, SettingsDep
-from riskmap.api.errors import unprocessable
+from riskmap.api.access import Access, AccessDep, get_access, public_rules
+from riskmap.api.answers import StatusParts, iso, iso_time
+from riskmap.api.auth import optional_caller
+from riskmap.api.bounds import date_range
+from riskmap.api.deps import LatQ, LonQ, ServiceDep, SettingsDep, service_of
+from riskmap.api.errors import Busy, unprocessable
 from riskmap.api.routers.ingest import read_body
-from riskmap.api.service import Snapshot
-from riskmap.geo.policy import NONE_LEVEL
+from riskmap.api.service import RiskService
+from riskmap.api.settings import get_settings_of
+from riskmap.api.snapshots import Served
+from riskmap.geo.policy import NONE_LEVEL, Policy
 
 router = APIRouter(prefix="/v1", tags=["status"])
+
+# the parameters GET /v1/status reads itself (as api.access and api.auth describe them)
+POLICY_DESCRIPTION = (
+    "a preset id (GET /v1/policies); default: the service's rule. Without an API key only "
+    "the rules GET /v1/policies marks public"
+)
+AT_DESCRIPTION = (
+    "as-of date (YYYY-MM-DD); defaults to today (RISKMAP_TIMEZONE); from the first report "
+    "date to the last plus the rule's longest lift (or today)"
+)
+AUTH_DESCRIPTION = "optional: Bearer <API key> of an analyst (or admin) sees every count"
+AtQ = Annotated[dt.date | None, Query(description=AT_DESCRIPTION, examples=["2024-03-01"])]
 
 
 class CommunityRef(BaseModel):
@@ -57,20 +74,110 @@ class Status(BaseModel):
     )
 
 
-@router.get("/status", operation_id="get_status", response_model=Status)
-def get_status(
-    lat: LatQ,
-    lon: LonQ,
+# -- where an answer comes from --------------------------------------------------------------
+
+
+def not_ready(policy: Policy, service: RiskService) -> Busy:
+    """The 503 of a served rule whose first snapshot is not ready yet."""
+    return Busy(
+        f"the zones of {policy.id} for today ({service.today()}) are being computed (the "
+        "server has no snapshot of them yet); try again in a few seconds",
+        NOT_READY_RETRY_S,
+    )
+
+
+#: Retry-After (seconds) of a status read before the first snapshot of its rule
+NOT_READY_RETRY_S = 5
+
+
+def served_today(service: RiskService, policy: Policy, at: dt.date) -> Served | None:
+    """The served snapshot answering ``policy`` at ``at`` when that is today under a served
+    rule (raises the 503 of :func:`not_ready` when there is none yet); None: on demand."""
+    if at != service.today() or not service.serves(policy):
+        return None
+    got = service.served_status(policy)
+    if got is None:
+        raise not_ready(policy, service)
+    return got
+
+
+def status_parts(
+    service: RiskService, access: Access, at: dt.date
+) -> tuple[StatusParts, dt.date, dict[str, Any]]:
+    """The answer parts a caller's status look-ups come from, the date they are of and their
+    freshness: today under a served rule, the served snapshot (never waits); else the
+    snapshot of that date, computed once on demand (:meth:`RiskService.status_snapshot`)."""
+    served = served_today(service, access.policy, at)
+    if served is not None:
+        return served.parts(access.public_min is not None), served.at, served.fresh
+    snap, fresh = service.status_snapshot(access.policy, at, access.public_min)
+    return service.status_parts(snap), snap.result.at, fresh
+
+
+def get_status_at(
     service: ServiceDep,
     access: AccessDep,
-    at: AtDep,
-    response: Response,
-) -> Status:
+    settings: SettingsDep,
+    at: AtQ = None,
+) -> dt.date:
+    """The as-of date of a status request: today needs no bound (nor the data loaded)."""
+    today = service.today()
+    if at is None or at == today:
+        return today
+    return date_range(service, access.policy, settings.max_history_days).check(at, "at")
+
+
+StatusAtDep = Annotated[dt.date, Depends(get_status_at)]
+
+
+def _json(body: bytes, version: int) -> Response:
+    return Response(body, media_type="application/json", headers={"X-Data-Version": str(version)})
+
+
+@router.get("/status", operation_id="get_status", response_model=Status)
+async def get_status(
+    request: Request,
+    lat: LatQ,
+    lon: LonQ,
+    policy: Annotated[str | None, Query(description=POLICY_DESCRIPTION)] = None,
+    at: AtQ = None,
+    authorization: Annotated[str | None, Header(description=AUTH_DESCRIPTION)] = None,
+) -> Response:
     """The level of a place; without an API key against the public zones (see README,
-    "Privacy")."""
-    answer = service.status(lon, lat, access.policy, at, access.public_min)
-    response.headers["X-Data-Version"] = str(answer["data_version"])
-    return Status.model_validate(answer)
+    "Privacy"). Today's status under a rule the service serves comes from the snapshot
+    computed ahead (503 with Retry-After until the first one is ready); other dates and rules
+    are computed on demand."""
+    settings = get_settings_of(request.app)
+    service = service_of(request.app, settings)
+    if authorization is None and (at is None or at == service.today()):
+        # the lean path: no thread, no store, no pandas, no pydantic
+        rules = public_rules(settings)
+        chosen = rules[0] if policy is None else next((r for r in rules if r.id == policy), None)
+        if chosen is not None:
+            served = served_today(service, chosen, service.today())
+            if served is not None:
+                return _json(served.answer(lon, lat, public=True), served.data_version)
+
+    def answer() -> Response:
+        caller = optional_caller(request, service, settings, authorization)
+        access = get_access(settings, caller, policy)
+        day = get_status_at(service, access, settings, at)
+        public = access.public_min is not None
+        served = served_today(service, access.policy, day)
+        if served is not None:
+            return _json(served.answer(lon, lat, public), served.data_version)
+        snap, fresh = service.status_snapshot(access.policy, day, access.public_min)
+        head = {
+            "policy": access.policy.id,
+            "at": snap.result.at.isoformat(),
+            "data_version": fresh["data_version"],
+            "computed_at": iso_time(fresh["computed_at"]),
+            "data_through": iso(fresh["data_through"]),
+        }
+        body = orjson.dumps(service.status_parts(snap).one(lon, lat) | head)
+        return _json(body, fresh["data_version"])
+
+    return await run_in_threadpool(answer)
 
 
 # -- batches -------------------------------------------------------------------------------
@@ -194,7 +301,7 @@ async def post_status_batch(
     request: Request,
     service: ServiceDep,
     access: AccessDep,
-    at: AtDep,
+    at: StatusAtDep,
     settings: SettingsDep,
 ) -> Response:
     """The status of many points at once, in order: JSON ``{"points": [{"lat", "lon",
@@ -212,33 +319,29 @@ async def post_status_batch(
     body = await read_body(request, settings.max_upload_mb)
     points = await run_in_threadpool(_points, kind, body, settings.max_batch_points)
 
-    def answer() -> tuple[pd.DataFrame, Snapshot, dict[str, Any]]:
-        snap, fresh = service.status_snapshot(access.policy, at, access.public_min)
-        table = snap.lookup.table(points["lon"].to_numpy(), points["lat"].to_numpy())
+    def answer() -> tuple[pd.DataFrame, StatusParts, dt.date, dict[str, Any]]:
+        parts, day, fresh = status_parts(service, access, at)
+        table = parts.table(points["lon"].to_numpy(), points["lat"].to_numpy())
         table["id"] = points["id"]
-        return table.astype(object).where(table.notna(), None), snap, fresh
+        return table.astype(object).where(table.notna(), None), parts, day, fresh
 
-    table, snap, fresh = await run_in_threadpool(answer)
+    table, parts, day, fresh = await run_in_threadpool(answer)
     headers = {"X-Data-Version": str(fresh["data_version"])}
     if "text/csv" in request.headers.get("accept", ""):
         buf = io.StringIO()
         cols = [c for c in table.columns if c != "id" or table["id"].notna().any()]
         table[cols].to_csv(buf, index=False)
         return Response(buf.getvalue(), media_type="text/csv", headers=headers)
-    lookup = snap.lookup
     doc = {
-        "policy": snap.result.policy.id,
-        "at": snap.result.at.isoformat(),
+        "policy": access.policy.id,
+        "at": day.isoformat(),
         "data_version": fresh["data_version"],
         "computed_at": fresh["computed_at"].isoformat(),
-        "data_through": None if fresh["data_through"] is None else str(fresh["data_through"]),
-        "levels": {k: {"label": lookup.label[k], "color": lookup.color[k]} for k in lookup.label},
-        "results": [
-            {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in r.items()}
-            for r in table.to_dict("records")
-        ],
+        "data_through": iso(fresh["data_through"]),
+        "levels": {k: {"label": parts.label[k], "color": parts.color[k]} for k in parts.label},
+        "results": table.to_dict("records"),
     }
-    return JSONResponse(doc, headers=headers)
+    return Response(orjson.dumps(doc), media_type="application/json", headers=headers)
 
 
 # -- cells ---------------------------------------------------------------------------------
@@ -264,7 +367,7 @@ def get_cell_status(
     cell: str,
     service: ServiceDep,
     access: AccessDep,
-    at: AtDep,
+    at: StatusAtDep,
 ) -> CellStatus:
     """The zone levels meeting an H3 cell (hexadecimal index, resolution 0 to 15), so a device
     can ask about its cell without sending its position: the highest level and whether it
@@ -276,17 +379,17 @@ def get_cell_status(
         ok = False
     if not ok:
         raise unprocessable(f"cell: {cell!r} is not an H3 cell index (hexadecimal)")
-    snap, fresh = service.status_snapshot(access.policy, at, access.public_min)
+    parts, day, fresh = status_parts(service, access, at)
     boundary = h3.cell_to_boundary(h)  # (lat, lng) pairs
     poly = shapely.Polygon([(lng, lat) for lat, lng in boundary])
-    zones = snap.result.zones
-    geoms = zones.geometry.to_numpy()
-    policy = snap.result.policy
+    geoms = parts.zones.geoms
+    zone_level = parts.zone_level
+    policy = access.policy
     meets = shapely.intersects(geoms, poly) if len(geoms) else np.zeros(0, bool)
-    levels = sorted({str(v) for v in zones["level"].to_numpy()[meets]}, key=policy.rank)[::-1]
+    levels = sorted({str(v) for v in zone_level[meets]}, key=policy.rank)[::-1]
     level = levels[0] if levels else NONE_LEVEL
     if levels:
-        top = shapely.union_all(geoms[meets & (zones["level"].to_numpy() == level)])
+        top = shapely.union_all(geoms[meets & (zone_level == level)])
         uniform = bool(shapely.covers(top, poly))
     else:
         uniform = True
@@ -297,6 +400,6 @@ def get_cell_status(
         uniform=uniform,
         levels=levels,
         policy=policy.id,
-        at=snap.result.at,
+        at=day,
         **fresh,
     )

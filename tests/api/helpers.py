@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
@@ -85,23 +84,31 @@ class Server:
                 self.kill()
 
 
-CHROMIUM = Path(os.environ.get("RISKMAP_TEST_CHROMIUM", "/usr/bin/chromium"))
+def wait_ready(
+    client: TestClient, settings: Settings | None = None, timeout: float = 180.0, **params: str
+) -> httpx.Response | None:
+    """Wait until the server has today's status snapshot (api.snapshots). With ``settings``:
+    of every public rule, watched on the service itself (no request is made: rate-limit tests
+    count theirs); else the first answer of ``GET /v1/status`` (today, the service's rule, or
+    ``params``) that is not the 503 of a server still computing it, returned. Fails after
+    ``timeout`` seconds."""
+    if settings is not None:
+        from riskmap.api.access import public_rules
+        from riskmap.api.deps import service_of
 
-
-def playwright_or_skip() -> Any:
-    """playwright's ``sync_playwright``, or a skip when it or Debian's Chromium is missing
-    (a failure in CI, CI=true: `make test` installs both, .ci/chromium)."""
-    import pytest
-
-    why = None
-    if not CHROMIUM.exists():
-        why = f"no Chromium at {CHROMIUM} (`make test` installs it: .ci/chromium)"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        why = "the playwright package is missing (`make install` installs the test extra)"
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    return sync_playwright
+        service = service_of(client.app, settings)  # type: ignore[arg-type]
+        rules = public_rules(settings)
+        assert service.served is not None
+        ready = service.served.wait_until(
+            lambda: all(service.served_status(r) is not None for r in rules), timeout
+        )
+        assert ready, f"no status snapshot after {timeout} s"
+        return None
+    q = {"lat": "0", "lon": "0"} | params
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get("/v1/status", params=q)
+        if r.status_code != 503 or time.monotonic() > deadline:
+            assert r.status_code != 503, f"no status snapshot after {timeout} s: {r.text}"
+            return r
+        time.sleep(0.1)

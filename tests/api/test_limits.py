@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from riskmap.api.middleware import TokenBuckets
 from riskmap.api.settings import Settings, get_settings
-from tests.api.helpers import served
+from tests.api.helpers import served, wait_ready
 
 
 def test_token_buckets() -> None:
@@ -24,7 +24,9 @@ def test_token_buckets() -> None:
 
 @pytest.fixture
 def limited(sample_db: Path) -> Iterator[TestClient]:
-    with served(Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=5)) as c:
+    settings = Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=5)
+    with served(settings) as c:
+        wait_ready(c, settings)  # today's status is served (no request spent on it)
         yield c
 
 
@@ -99,6 +101,7 @@ def test_a_gateway_passes_when_trusted(sample_db: Path) -> None:
     )
     # TestClient's peer ("testclient") is not the trusted proxy: its header is not believed
     with served(gateway) as c:
+        wait_ready(c, gateway)
         codes = [
             c.get("/v1/status", params=q, headers={"X-Forwarded-For": f"203.0.113.{i}"})
             for i in range(3)
@@ -108,6 +111,7 @@ def test_a_gateway_passes_when_trusted(sample_db: Path) -> None:
         database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=2, trusted_proxies="127.0.0.1"
     )
     with served(settings) as c:
+        wait_ready(c, settings)
         c2 = TestClient(c.app, client=("127.0.0.1", 5000))
         for i in range(6):  # six phones, one request each: all pass
             h = {"X-Forwarded-For": f"203.0.113.{i}"}
@@ -120,5 +124,6 @@ def test_a_gateway_passes_when_trusted(sample_db: Path) -> None:
 def test_workers_share_the_limit(sample_db: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{sample_db}", rate_limit_per_minute=5, workers=2)
     with served(settings) as c:
+        wait_ready(c, settings)
         codes = [c.get("/v1/status", params={"lat": 30.5, "lon": 114.3}) for _ in range(4)]
         assert [r.status_code for r in codes] == [200, 200, 200, 429]  # ceil(5 / 2) here

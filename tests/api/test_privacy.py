@@ -25,7 +25,7 @@ from riskmap.api.settings import Settings, get_settings
 from riskmap.api.store import Store
 from riskmap.geo.hotspots import PUBLIC_MAX_RES
 from riskmap.geo.policy import Policy, load_policy, preset_names
-from tests.api.helpers import END, served
+from tests.api.helpers import END, served, wait_ready
 
 AT = END.isoformat()
 MIN = 5  # RISKMAP_MIN_PUBLIC_COUNT's default
@@ -61,6 +61,9 @@ def open_client(sample_db: Path) -> Iterator[TestClient]:
         policies=",".join(PRESETS),
     )
     with served(settings) as c:
+        # today's snapshots of every served rule are computed in the background at start-up:
+        # the routes below are tested once that is done, not while it competes with them
+        wait_ready(c, settings, timeout=900)
         yield c
 
 

@@ -27,8 +27,10 @@ from riskmap.geo.hotspots import hotspots
 from riskmap.geo.measures import population_under_levels, unit_measures
 from riskmap.geo.policy import load_policy
 from riskmap.geo.scan import DEFAULT_SIGNAL_DAYS, community_counts, space_time_scan
-from tests.api.helpers import CHROMIUM, playwright_or_skip, served
+from tests.api.helpers import served
 from tests.api.report_page import ReportPage
+from tests.browser import CHROMIUM
+from tests.browser import playwright as playwright_or_skip
 from tests.helpers import REPO, squares
 
 runner = CliRunner()

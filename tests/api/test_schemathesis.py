@@ -17,6 +17,7 @@ from schemathesis.specs.openapi.checks import (
 
 from riskmap.api.main import app
 from riskmap.api.settings import Settings
+from tests.api.helpers import wait_ready
 from tests.helpers import running
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -30,7 +31,8 @@ def _store(sample_db: Path) -> Iterator[None]:
         rate_limit_per_minute=0,
         scan_replications=19,  # /v1/alerts: the scan's speed is for bench/, not this test
     )
-    with running(s):
+    with running(s) as client:
+        wait_ready(client, s)  # today's status is served (a 503 before it is by design)
         yield
 
 

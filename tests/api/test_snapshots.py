@@ -1,0 +1,444 @@
+"""Status snapshots computed ahead (api.snapshots): served at once, swapped atomically when a
+newer one is complete, kept on disk for a restart, rolled over at midnight.
+
+Slow computations are simulated with gates (a patched compute that waits for an event): the
+tests assert what answers while a computation is held, never how long anything takes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+import riskmap.api.service as service_module
+from riskmap.api.clock import Clock
+from riskmap.api.ingest import ingest_cases, ingest_communities
+from riskmap.api.routers.status import Status
+from riskmap.api.service import RiskService, policy_key
+from riskmap.api.settings import Settings
+from riskmap.api.snapshots import build_served, snapshot_dir
+from riskmap.api.store import Store
+from riskmap.data.generator import generate_city, write_city
+from riskmap.geo.policy import load_policy
+from tests.api.helpers import served, wait_ready
+
+TODAY = dt.date.today()  # the service's default zone is the machine's: its today
+POLICY = load_policy("cn-three-zone")
+
+
+class Gate:
+    """Stands for a function of api.service: records each call (thread name) and holds it
+    until :attr:`open` is set."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.entered = threading.Event()
+        self.open = threading.Event()
+        self.calls: list[str] = []
+
+    def __call__(self, *a: Any, **k: Any) -> Any:
+        self.calls.append(threading.current_thread().name)
+        self.entered.set()
+        if not self.open.wait(120):
+            raise RuntimeError("the gate was never opened")
+        return self.fn(*a, **k)
+
+
+@pytest.fixture
+def gates(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Gate]]:
+    """Hold every zone computation (full and incremental) until the test opens the gates."""
+    out = {
+        "compute_zones": Gate(service_module.compute_zones),
+        "update_zones": Gate(service_module.update_zones),
+    }
+    for name, gate in out.items():
+        monkeypatch.setattr(service_module, name, gate)
+    try:
+        yield out
+    finally:
+        for gate in out.values():
+            gate.open.set()
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small city whose cases end today (today's zones are not empty)."""
+    out = tmp_path_factory.mktemp("city")
+    write_city(generate_city(seed=4, communities=200, cases=400, days=30, end=TODAY), out)
+    return out
+
+
+@pytest.fixture
+def db(city: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "riskmap.db"
+    store = Store.open(path)
+    ingest_communities(store, city / "communities.geojson")
+    ingest_cases(store, city / "cases.csv", today=TODAY)
+    store.close()
+    return path
+
+
+def _settings(db: Path, **kw: Any) -> Settings:
+    return Settings(database_url=f"sqlite:///{db}", rate_limit_per_minute=0, **kw)
+
+
+def _places(db: Path) -> pd.DataFrame:
+    """A point inside each community."""
+    store = Store.open(db)
+    comm = store.communities()
+    store.close()
+    pts = comm.geometry.representative_point()
+    return pd.DataFrame({"id": comm["community_id"], "lon": pts.x, "lat": pts.y})
+
+
+def _status(client: TestClient, lon: float, lat: float, **kw: str) -> dict[str, Any]:
+    r = client.get("/v1/status", params={"lat": lat, "lon": lon} | kw)
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Data-Version"] == str(r.json()["data_version"])
+    return dict(r.json())
+
+
+def _new_case_csv(path: Path, lon: float, lat: float, case_id: str = "new-1") -> Path:
+    path.write_text(
+        "case_id,reported,type,role,lat,lon\n"
+        f"{case_id},{TODAY.isoformat()},confirmed,residence,{lat},{lon}\n"
+    )
+    return path
+
+
+def _quiet_place(client: TestClient, db: Path) -> tuple[float, float]:
+    """A place inside a community that is not sealed today (a new case there seals it)."""
+    for p in _places(db).itertuples():
+        s = _status(client, p.lon, p.lat)
+        if s["level"] != "sealed" and s["covered"]:
+            return p.lon, p.lat
+    raise AssertionError("every community is sealed")
+
+
+def _wait(check: Callable[[], bool], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_start_up_computes_in_the_background_and_503_before(
+    db: Path, city: Path, gates: dict[str, Gate]
+) -> None:
+    with served(_settings(db)) as client:
+        assert gates["compute_zones"].entered.wait(120)  # the start-up computation is held
+        for _ in range(3):
+            r = client.get("/v1/status", params={"lat": 30.5, "lon": 114.3})
+            assert r.status_code == 503
+            assert int(r.headers["Retry-After"]) > 0
+            assert "being computed" in r.json()["detail"]
+        # the reads started no computation of their own: one, on a worker thread
+        assert len(gates["compute_zones"].calls) == 1
+        assert gates["compute_zones"].calls[0].startswith("riskmap-compute")
+        gates["compute_zones"].open.set()
+        body = wait_ready(client).json()
+        store = Store.open(db)
+        assert body["data_version"] == store.data_version
+        store.close()
+        assert body["at"] == TODAY.isoformat() and body["policy"] == POLICY.id
+        assert body["data_through"] == pd.read_csv(city / "cases.csv")["reported"].max()
+
+
+def test_an_ingest_is_served_soon_and_reads_meanwhile_answer_from_the_old_snapshot(
+    db: Path, tmp_path: Path, gates: dict[str, Gate]
+) -> None:
+    for gate in gates.values():
+        gate.open.set()
+    store = Store.open(db)
+    _, key = store.create_key("officer", "snapshot test")
+    store.close()
+    with served(_settings(db)) as client:
+        old = wait_ready(client).json()["data_version"]
+        lon, lat = _quiet_place(client, db)
+        before = _status(client, lon, lat)
+        # hold the next computations
+        held = {n: Gate(g.fn) for n, g in gates.items()}
+        for n, g in held.items():
+            setattr(service_module, n, g)
+        try:
+            body = _new_case_csv(tmp_path / "new.csv", lon, lat).read_bytes()
+            r = client.post(
+                "/v1/cases",
+                content=body,
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv"},
+            )
+            assert r.status_code == 200, r.text
+            _wait(lambda: any(g.entered.is_set() for g in held.values()))
+            # a computation of the new version is held: reads answer from the old snapshot
+            for _ in range(5):
+                s = _status(client, lon, lat)
+                assert s == before and s["data_version"] == old
+            r = client.get(
+                "/v1/status",
+                params={"lat": lat, "lon": lon},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert r.status_code == 200 and r.json()["data_version"] == old  # the exact view
+            assert not any(g.open.is_set() for g in held.values())
+        finally:
+            for g in held.values():
+                g.open.set()
+        _wait(lambda: _status(client, lon, lat)["data_version"] > old)
+        after = _status(client, lon, lat)
+        assert after["level"] == "sealed" and after["data_through"] == TODAY.isoformat()
+        assert after["computed_at"] > before["computed_at"]
+
+
+def test_a_restart_answers_from_the_stored_snapshot_without_computing(
+    db: Path, tmp_path: Path, city: Path, gates: dict[str, Gate]
+) -> None:
+    for gate in gates.values():
+        gate.open.set()
+    settings = _settings(db)
+    with served(settings) as client:
+        first = wait_ready(client)
+        lon, lat = _quiet_place(client, db)
+        here = _status(client, lon, lat)
+    stored = snapshot_dir(settings.database_url)
+    assert stored is not None and any(stored.iterdir())
+
+    # restarted with every computation held: the stored snapshot answers, nothing computes
+    held = {n: Gate(g.fn) for n, g in gates.items()}
+    for n, g in held.items():
+        setattr(service_module, n, g)
+    try:
+        with served(settings) as client:
+            again = wait_ready(client)
+            assert again.json() == first.json()  # computed_at included: the same snapshot
+            assert _status(client, lon, lat) == here
+            assert not any(g.calls for g in held.values())
+
+        # the data changed while the server was down (the CLI): the old snapshot answers at
+        # once, the new one is computed in the background
+        store = Store.open(db)
+        ingest_cases(store, _new_case_csv(tmp_path / "cli.csv", lon, lat), today=TODAY)
+        new = store.data_version
+        store.close()
+        with served(settings) as client:
+            assert wait_ready(client).json()["data_version"] == here["data_version"] < new
+            _wait(lambda: any(g.entered.is_set() for g in held.values()))
+            assert _status(client, lon, lat) == here
+            for g in held.values():
+                g.open.set()
+            _wait(lambda: _status(client, lon, lat)["data_version"] == new)
+            assert _status(client, lon, lat)["level"] == "sealed"
+    finally:
+        for g in held.values():
+            g.open.set()
+
+
+def test_a_cli_ingest_by_another_store_object_is_picked_up(
+    db: Path, tmp_path: Path, gates: dict[str, Gate]
+) -> None:
+    for gate in gates.values():
+        gate.open.set()
+    with served(_settings(db)) as client:
+        old = wait_ready(client).json()["data_version"]
+        lon, lat = _quiet_place(client, db)
+        other = Store.open(db)  # as `riskmap ingest cases` does, in its own process
+        ingest_cases(other, _new_case_csv(tmp_path / "cli.csv", lon, lat), today=TODAY)
+        new = other.data_version
+        other.close()
+        assert new > old
+        _wait(lambda: _status(client, lon, lat)["data_version"] == new)
+        assert _status(client, lon, lat)["level"] == "sealed"
+
+
+def test_a_damaged_or_mismatched_stored_snapshot_is_ignored(
+    db: Path, gates: dict[str, Gate], caplog: pytest.LogCaptureFixture
+) -> None:
+    for gate in gates.values():
+        gate.open.set()
+    settings = _settings(db)
+    with served(settings) as client:
+        first = wait_ready(client).json()
+    stored = snapshot_dir(settings.database_url)
+    assert stored is not None
+    (entry,) = [p for p in stored.iterdir() if not p.name.startswith(".")]
+    meta = json.loads((entry / "meta.json").read_text())
+    damages: list[Callable[[], None]] = [
+        lambda: (entry / "exact" / "parts.json").write_bytes(b'{"zone_level": [1, 2'),
+        lambda: (entry / "communities" / "index" / "node.npy").write_bytes(b"\x93NUMPY garbage"),
+        lambda: (entry / "meta.json").write_text(json.dumps(meta | {"store": "another"})),
+        lambda: (entry / "meta.json").write_text(json.dumps(meta | {"data_version": 99})),
+    ]
+    for damage in damages:
+        damage()
+        held = Gate(gates["compute_zones"].fn)
+        service_module.compute_zones = held  # type: ignore[attr-defined]
+        caplog.clear()
+        try:
+            with caplog.at_level(logging.WARNING, logger="riskmap"), served(settings) as client:
+                # not answered from the damaged files: computed again
+                assert held.entered.wait(120)
+                r = client.get("/v1/status", params={"lat": 0, "lon": 0})
+                assert r.status_code == 503
+                held.open.set()
+                body = wait_ready(client).json()
+                assert body["data_version"] == first["data_version"]
+                assert body["computed_at"] != first["computed_at"]
+            assert any("ignoring the stored status snapshot" in r.message for r in caplog.records)
+        finally:
+            held.open.set()
+            service_module.compute_zones = gates["compute_zones"]  # type: ignore[attr-defined]
+        # the new snapshot was stored again (undamaged) for the next round
+        entry = next(p for p in stored.iterdir() if not p.name.startswith("."))
+        meta = json.loads((entry / "meta.json").read_text())
+
+
+class FakeClock(Clock):
+    """A clock a test sets (in Asia/Shanghai)."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        super().__init__(ZoneInfo("Asia/Shanghai"))
+        self.t = now
+
+    def now(self) -> dt.datetime:
+        return self.t
+
+
+def test_the_day_rolls_over_at_midnight_without_a_pause(
+    db: Path, tmp_path: Path, gates: dict[str, Gate]
+) -> None:
+    for gate in gates.values():
+        gate.open.set()
+    tz = ZoneInfo("Asia/Shanghai")
+    day = TODAY
+    clock = FakeClock(dt.datetime.combine(day, dt.time(22, 0), tzinfo=tz))
+    service = RiskService(Store.open(db), clock=clock)
+    served_ = service.serve([POLICY], 5, tmp_path / "snaps", poll_s=0.05)
+    try:
+
+        def dates() -> set[dt.date]:
+            return {s.at for s in served_.entries()}
+
+        assert served_.wait_until(lambda: dates() == {day}, 120)
+        done = served_.rounds
+        assert served_.wait_until(lambda: served_.rounds >= done + 3, 120)
+        assert dates() == {day}  # tomorrow is not computed before the last hour of the day
+        clock.t = dt.datetime.combine(day, dt.time(23, 30), tzinfo=tz)
+        served_.wake()
+        assert served_.wait_until(lambda: dates() == {day, day + dt.timedelta(days=1)}, 120)
+        assert service.served_status(POLICY).at == day  # type: ignore[union-attr]
+
+        # midnight: tomorrow's snapshot answers at once, with no computation
+        held = Gate(gates["compute_zones"].fn)
+        service_module.compute_zones = held  # type: ignore[attr-defined]
+        clock.t = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0, 1), tzinfo=tz)
+        now = service.served_status(POLICY)
+        assert now is not None and now.at == day + dt.timedelta(days=1)
+        assert json.loads(now.answer(0.0, 0.0, True))["at"] == now.at.isoformat()
+        # yesterday's is dropped (from memory and from disk)
+        served_.wake()
+        assert served_.wait_until(lambda: day not in dates(), 120)
+        assert not (tmp_path / "snaps" / f"{policy_key(POLICY)[:20]}-{day}").exists()
+        assert held.calls == []
+    finally:
+        service_module.compute_zones = gates["compute_zones"]  # type: ignore[attr-defined]
+        service.shutdown()
+
+
+def test_served_answers_are_today_s_answers_field_for_field(db: Path) -> None:
+    """The lean answer equals the one built by geo.status and pydantic (exact and public
+    views), at community points, zone vertices (boundaries) and outside the city."""
+    service = RiskService(Store.open(db))
+    try:
+        s = build_served(service, POLICY, TODAY, 5)
+        snap = service.snapshot(POLICY, TODAY)
+        public = service.public_snapshot(POLICY, TODAY, 5)
+        places = _places(db)
+        zones = snap.result.zones
+        assert len(zones)
+        xy = shapely.get_coordinates(zones.geometry.to_numpy())[::7]
+        lon = np.r_[places["lon"].to_numpy(), xy[:, 0], 0.0, 114.0]
+        lat = np.r_[places["lat"].to_numpy(), xy[:, 1], 0.0, 30.0]
+        _, fresh = service.status_snapshot(POLICY, TODAY)
+        for view, is_public in ((snap, False), (public, True)):
+            old = view.status(lon, lat)
+            for i in range(len(lon)):
+                want = Status.model_validate(old[i] | fresh).model_dump(mode="json")
+                got = json.loads(s.answer(float(lon[i]), float(lat[i]), is_public))
+                assert got == want, (i, got, want)
+                assert list(got) == list(want)  # the same order of fields
+        # batches: the values of geo.status's table (missing values as None, as the batch
+        # route writes them; dates as ISO text)
+        table = s.exact.table(lon, lat)
+        ref = snap.lookup.table(lon, lat)
+        assert list(table.columns) == list(ref.columns)
+        for col in table.columns:
+            want = [None if pd.isna(v) else v for v in ref[col]]
+            if col in ("since", "expected_lift"):
+                want = [None if v is None else v.isoformat() for v in want]
+            assert [None if pd.isna(v) else v for v in table[col]] == want, col
+    finally:
+        service.shutdown()
+
+
+def test_today_is_the_configured_time_zone_s(db: Path) -> None:
+    settings = _settings(db, timezone="Pacific/Kiritimati")  # UTC+14
+    with served(settings) as client:
+        svc = client.app.state.services.get(settings)  # type: ignore[attr-defined]
+        assert svc.today() == dt.datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
+        r = wait_ready(client)
+        assert r.json()["at"] == svc.today().isoformat()
+    with pytest.raises(ValueError, match="RISKMAP_TIMEZONE"):
+        Settings(timezone="Mars/Olympus_Mons")
+
+
+def test_batches_and_cells_of_today_come_from_the_served_snapshot(
+    db: Path, gates: dict[str, Gate]
+) -> None:
+    import h3
+
+    for gate in gates.values():
+        gate.open.set()
+    settings = _settings(db)
+    with served(settings) as client:
+        wait_ready(client, settings)
+        held = {n: Gate(g.fn) for n, g in gates.items()}
+        for n, g in held.items():
+            setattr(service_module, n, g)
+        try:
+            places = _places(db).head(40)
+            points = [{"lat": p.lat, "lon": p.lon, "id": p.id} for p in places.itertuples()] + [
+                {"lat": 0.0, "lon": 0.0, "id": "far"}
+            ]
+            r = client.post("/v1/status/batch", json={"points": points})
+            assert r.status_code == 200, r.text
+            doc = r.json()
+            assert doc["at"] == TODAY.isoformat()
+            for p, row in zip(points, doc["results"], strict=True):
+                one = _status(client, p["lon"], p["lat"])
+                assert row["id"] == p["id"]
+                assert row["level"] == one["level"] and row["covered"] == one["covered"]
+                assert row["since"] == one["since"] and row["zone_id"] == one["zone_id"]
+                assert doc["data_version"] == one["data_version"]
+            p = places.iloc[0]
+            cell = h3.latlng_to_cell(p.lat, p.lon, 12)
+            c = client.get(f"/v1/status/cell/{cell}")
+            assert c.status_code == 200 and c.json()["at"] == TODAY.isoformat()
+            assert (
+                c.json()["level"] == _status(client, p.lon, p.lat)["level"]
+                or not c.json()["uniform"]
+            )
+            assert not any(g.calls for g in held.values())  # nothing was computed
+        finally:
+            for g in held.values():
+                g.open.set()
