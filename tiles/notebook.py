@@ -27,7 +27,7 @@ import pydeck as pdk
 import shapely
 
 from riskmap.geo.policy import hex_to_rgb
-from riskmap.tiles.deck import DECK_BUNDLE, TOOLTIP, json_for_html
+from riskmap.tiles.deck import DECK_BUNDLE, json_for_html
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -62,6 +62,13 @@ _DRAW = """(function () {
     configuration: null,
   });
 })();"""
+
+#: the communities' tooltip in notebook maps (a pydeck text template)
+TOOLTIP = {
+    "text": "{name}\nlevel: {label}\nsince: {since}\nexpected lift: {expected_lift}"
+    "\nzone: {zone_id}",
+    "style": {"fontSize": "12px", "whiteSpace": "pre-line"},
+}
 
 
 @cache
