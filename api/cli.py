@@ -1123,8 +1123,43 @@ def status(
         raise _fail("give LAT LON (e.g. riskmap status 30.59 114.30) or --file points.csv")
     if out_file is not None:
         raise _fail("--out goes with --file")
+    stored = _stored_status(lon, lat, pol, at_d if at is not None else None)
+    if stored is not None:
+        sys.stdout.write(stored.decode() + "\n")
+        return
     res = _service().status(lon, lat, pol, at_d)
     sys.stdout.write(json.dumps(res, default=_json_default, ensure_ascii=False) + "\n")
+
+
+def _stored_status(lon: float, lat: float, pol: Any, at_d: dt.date | None) -> bytes | None:
+    """The answer from the status snapshot a server stored for this rule and date (``None``:
+    today in RISKMAP_TIMEZONE), when it is of the store's current data version: no zone
+    computation, no community layer (None when there is none: the zones are computed)."""
+    import hashlib
+
+    from riskmap.api.clock import Clock, timezone_of
+    from riskmap.api.service import policy_key
+    from riskmap.api.snapshots import SnapshotFiles, snapshot_dir
+
+    s = _settings()
+    root = snapshot_dir(_db(), s.snapshot_dir)
+    if root is None or not root.is_dir():
+        return None
+    day = at_d or Clock(timezone_of(s.timezone)).today()
+    store = _open_store(must_exist=True)
+    try:
+        version = store.data_version
+        store_id = hashlib.sha256(store.meta_secret("snapshot_store_id").encode()).hexdigest()
+        files = SnapshotFiles(root, store_id[:16])
+        key = policy_key(pol)
+        if files.stored_version(key, day) != version:
+            return None
+        served = files.load(pol, key, day, s.min_public_count, version)
+    finally:
+        store.close()
+    if served is None or served.data_version != version:
+        return None
+    return served.answer(lon, lat, public=False)
 
 
 #: rows of a --file read and answered at a time

@@ -211,9 +211,11 @@ class MapSettings(BaseSettings):
     @field_validator("basemap_url")
     @classmethod
     def _tile_template(cls, v: str) -> str:
+        if not v.strip():  # the default: no import of the map package (CLI start-up)
+            return ""
         from riskmap.tiles.deck import check_basemap_url
 
-        return check_basemap_url(v.strip()) if v.strip() else ""
+        return check_basemap_url(v.strip())
 
 
 class Settings(

@@ -21,8 +21,10 @@ import pandas as pd
 import pytest
 import shapely
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 import riskmap.api.service as service_module
+from riskmap.api.cli import app as cli_app
 from riskmap.api.clock import Clock
 from riskmap.api.ingest import ingest_cases, ingest_communities
 from riskmap.api.routers.status import Status
@@ -442,3 +444,39 @@ def test_batches_and_cells_of_today_come_from_the_served_snapshot(
         finally:
             for g in held.values():
                 g.open.set()
+
+
+def test_the_cli_answers_from_the_stored_snapshot(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`riskmap status LAT LON` answers from the snapshot a server stored (no zone
+    computation) while it is of the store's data version, and computes once the data moved."""
+    settings = _settings(db)
+    with served(settings) as client:
+        wait_ready(client)
+        lon, lat = _quiet_place(client, db)
+        here = _status(client, lon, lat)
+    runner = CliRunner()
+    args = ["--db", f"sqlite:///{db}", "status", str(lat), str(lon)]
+
+    def no_computation(*a: Any, **k: Any) -> Any:
+        raise AssertionError("the CLI computed zones")
+
+    with monkeypatch.context() as m:
+        m.setattr(service_module, "compute_zones", no_computation)
+        r = runner.invoke(cli_app, args)
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout) == here  # the server's answer, field for field
+        # another date is not stored: computed (and refused here)
+        r = runner.invoke(cli_app, [*args, "--at", (TODAY - dt.timedelta(days=3)).isoformat()])
+        assert r.exit_code != 0
+
+    # the data changed since: the stored snapshot is not used, the zones are computed
+    store = Store.open(db)
+    ingest_cases(store, _new_case_csv(tmp_path / "cli.csv", lon, lat), today=TODAY)
+    new = store.data_version
+    store.close()
+    r = runner.invoke(cli_app, args)
+    assert r.exit_code == 0, r.output
+    answer = json.loads(r.stdout)
+    assert answer["data_version"] == new and answer["level"] == "sealed"
