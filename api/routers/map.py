@@ -48,6 +48,8 @@ def planner_map(
             "search": "/v1/communities/search",
             "population": "/v1/aggregates/population",
             "districts": "/v1/districts",
+            "hotspots": "/v1/hotspots",
+            "alerts": "/v1/alerts",
         },
     }
     page = planner_page(

@@ -291,6 +291,7 @@ def test_docs_pages_render_offline_within_their_policy(
 
 SAMPLE_AT = "2024-03-20"  # sealed zones in the sample city (seed 7, ending 2024-03-31)
 SAMPLE_BEFORE = "2024-03-13"
+SAMPLE_END = "2024-03-31"  # the sample city's last report date
 RULE = load_policy("cn-three-zone")
 SEALED = hex_to_rgb(RULE.level("sealed").color)
 NONE = hex_to_rgb(RULE.none_color)
@@ -301,7 +302,9 @@ def sample_server(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """``riskmap serve`` on a copy of the sample city (the service writes into its store)."""
     tmp = tmp_path_factory.mktemp("map-sample")
     shutil.copy(sample_db, tmp / "r.db")
-    server = Server(f"sqlite:///{tmp / 'r.db'}", tmp / "serve.log")
+    # the map's scan alerts: a few replications (the scan is tested in tests/geo/test_scan.py)
+    env = {"RISKMAP_SCAN_REPLICATIONS": "19"}
+    server = Server(f"sqlite:///{tmp / 'r.db'}", tmp / "serve.log", env=env)
     server.start()
     try:
         yield server
@@ -417,6 +420,44 @@ def test_planner_map_draws_replays_searches_and_stays_on_the_server(
         assert any("/collections/communities/tiles/" in u and f"at={ahead}" in u for u in asked), [
             u for u in asked if "tiles" in u
         ][-5:]
+
+        # early warning: the hotspots of the date shown, as /v1/hotspots answers them
+        at = page.locator("#date-label").inner_text()
+        page.locator("#layer-hotspots").check()
+        page.wait_for_function(
+            "at => (document.body.dataset.hotspotsReady || '').startsWith(at + ':')",
+            arg=at,
+            timeout=120_000,
+        )
+        hot = httpx.get(f"{url}/v1/hotspots", params={"at": at}, timeout=120).json()
+        drawn = [f for f in hot["features"] if f["properties"]["class"] != "not significant"]
+        shown = page.evaluate("() => document.body.dataset.hotspotsReady")
+        assert shown == f"{at}:{len(drawn)}", (shown, len(drawn))
+        # scan alerts: without a key only for today and the last report date; another date
+        # says so in a sentence
+        page.locator("#layer-alerts").check()
+        message = page.locator("#message")
+        page.wait_for_function(
+            "() => document.getElementById('message').textContent.includes('API key')",
+            timeout=60_000,
+        )
+        shown = message.inner_text()
+        assert f"scan alerts of {at}" in shown and "401" in shown and "{" not in shown, shown
+        page.locator("#message").click()  # dismissed
+        # the last report date: the alerts drawn are those of /v1/alerts
+        days = (dt.date.fromisoformat(SAMPLE_END) - dt.date.fromisoformat(first)).days
+        page.locator("#date").fill(str(days))
+        _wait_ready(page, f"{RULE.id}/{SAMPLE_END}")
+        page.wait_for_function(
+            "at => (document.body.dataset.alertsReady || '').startsWith(at + ':')",
+            arg=SAMPLE_END,
+            timeout=300_000,
+        )
+        alerts = httpx.get(f"{url}/v1/alerts", params={"at": SAMPLE_END}, timeout=300).json()
+        shown = page.evaluate("() => document.body.dataset.alertsReady")
+        assert shown == f"{SAMPLE_END}:{len(alerts['alerts'])}", (shown, alerts)
+        page.locator("#layer-alerts").uncheck()
+        page.locator("#layer-hotspots").uncheck()
 
         # search a coordinate: the status answer as text
         page.locator("#q").fill(f"{sealed['lat']:.6f}, {sealed['lon']:.6f}")

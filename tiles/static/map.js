@@ -30,7 +30,14 @@
   const state = {
     rule: cfg.rules.find((r) => r.id === cfg.rule) || cfg.rules[0],
     at: cfg.at,
-    visible: { basemap: true, communities: true, zones: true, districts: true },
+    visible: {
+      basemap: true,
+      communities: true,
+      zones: true,
+      districts: true,
+      hotspots: false,
+      alerts: false,
+    },
     playing: false,
     current: null, // {key, layers}: the layers of the rule and date asked for
     previous: null, // the layers shown until the current ones have loaded
@@ -449,7 +456,7 @@
   function redraw() {
     const below = cfg.basemap ? [basemapLayer()] : [];
     const prev = state.previous ? state.previous.layers.filter((l) => l.id !== "districts") : [];
-    const layers = [...below, ...prev, ...state.current.layers, labelsLayer()];
+    const layers = [...below, ...prev, ...state.current.layers, ...warningLayers(), labelsLayer()];
     map.setProps({ layers });
   }
 
@@ -471,6 +478,87 @@
       delete document.body.dataset.ready; // panned to tiles not loaded yet
       window.__riskmapReady = false;
     }
+  }
+
+  // ---- early warning: the Gi* hotspots and scan alerts of the date shown (served map) --------
+  // asked for when their toggle is on, once per date; without a key, alerts are answered for
+  // today and the last report date only (the route says so: shown as a message)
+  const warnings = { hotspots: { at: null, data: null }, alerts: { at: null, data: null } };
+  const WARNING_NAMES = { hotspots: "hotspots", alerts: "scan alerts" };
+
+  function alertFeatures(doc) {
+    const features = (doc.alerts || []).map((a) => ({
+      type: "Feature",
+      geometry: a.geometry,
+      properties: {
+        id: a.id,
+        center: a.center ? a.center.name || a.center.id : null,
+        start: a.start,
+        end: a.end,
+        p_value: a.p_value,
+        recurrence_days: a.recurrence_days,
+        communities: (a.communities || []).length,
+      },
+    }));
+    return { type: "FeatureCollection", features };
+  }
+
+  async function loadWarning(name) {
+    const w = warnings[name];
+    const at = state.at;
+    if (!TILED || !state.visible[name] || w.at === at) return;
+    w.at = at;
+    w.data = null;
+    const note = `${WARNING_NAMES[name]} of ${at}: computing\u2026`;
+    showMessage(note);
+    try {
+      const body = await getJSON(`${cfg.api[name]}?at=${at}`);
+      if (w.at !== at) return;
+      w.data =
+        name === "alerts"
+          ? alertFeatures(body)
+          : { type: "FeatureCollection", features: (body.features || []).filter((f) => f.properties.class !== "not significant") };
+      if ($("message").textContent === note) clearMessage();
+      document.body.dataset[`${name}Ready`] = `${at}:${w.data.features.length}`;
+      redraw();
+    } catch (e) {
+      if (w.at === at) showMessage(`${WARNING_NAMES[name]} of ${at}: ${e.message}`);
+    }
+  }
+
+  function warningLayers() {
+    const out = [];
+    const hot = warnings.hotspots.data;
+    if (state.visible.hotspots && hot) {
+      out.push(
+        new deck.GeoJsonLayer({
+          id: "hotspots",
+          data: hot,
+          filled: true,
+          stroked: true,
+          getFillColor: (f) => (f.properties.class === "hot" ? [200, 30, 30, 120] : [40, 90, 200, 90]),
+          getLineColor: (f) => (f.properties.class === "hot" ? [150, 0, 0, 230] : [30, 60, 160, 200]),
+          lineWidthMinPixels: 1,
+          pickable: true,
+        }),
+      );
+    }
+    const alerts = warnings.alerts.data;
+    if (state.visible.alerts && alerts) {
+      out.push(
+        new deck.GeoJsonLayer({
+          id: "alerts",
+          data: alerts,
+          filled: true,
+          stroked: true,
+          getFillColor: [120, 0, 160, 40],
+          getLineColor: [120, 0, 160, 255],
+          lineWidthMinPixels: 3,
+          pickable: true,
+        }),
+      );
+    }
+    return out;
   }
 
   // ---- tooltips: only the fields that have a value ------------------------------------------
@@ -504,6 +592,15 @@
       add("expected lift", p.expected_lift);
       add("communities", p.community_count);
       add("residents", number(p.population));
+    } else if (layer.id === "hotspots") {
+      add("", p.class === "hot" ? "hotspot (Gi*, cases of the last 14 days)" : "cold spot (Gi*)");
+    } else if (layer.id === "alerts") {
+      add("", "scan alert (space-time permutation scan)");
+      add("around", p.center);
+      add("window", p.start && p.end ? `${p.start} to ${p.end}` : null);
+      add("communities", p.communities);
+      add("p-value", p.p_value);
+      add("recurrence interval (days)", p.recurrence_days);
     }
     return lines.length ? { text: lines.join("\n") } : null;
   }
@@ -580,6 +677,8 @@
       history.replaceState(null, "", url);
     }
     loadPopulation();
+    loadWarning("hotspots");
+    loadWarning("alerts");
   }
 
   // ---- replay -------------------------------------------------------------------------------
@@ -745,15 +844,17 @@
       ["districts", "Districts and names"],
     ];
     if (cfg.basemap) names.unshift(["basemap", "Base map"]);
+    if (TILED) names.push(["hotspots", "Hotspots (red) and cold spots"], ["alerts", "Scan alerts (purple)"]);
     for (const [name, label] of names) {
       const box = document.createElement("input");
       box.type = "checkbox";
-      box.checked = true;
+      box.checked = state.visible[name];
       box.id = `layer-${name}`;
       box.addEventListener("change", () => {
         state.visible[name] = box.checked;
         state.current = dayLayers(state.rule, state.at);
         redraw();
+        if (name in warnings) loadWarning(name);
       });
       const lab = document.createElement("label");
       lab.append(box, document.createTextNode(label));
