@@ -43,6 +43,7 @@ class Services:
             settings.min_public_count,
             settings.timezone,
             settings.snapshot_dir,
+            settings.prerender_zoom,
         )
         with self._lock:
             service = self._open.get(key)
@@ -82,7 +83,9 @@ def _serve(service: RiskService, settings: Settings) -> None:
         log.error("no status snapshot is computed ahead: %s", e)
         return
     directory = snapshot_dir(settings.database_url, settings.snapshot_dir)
-    service.serve(rules, settings.min_public_count, directory)
+    service.serve(
+        rules, settings.min_public_count, directory, prerender_zoom=settings.prerender_zoom
+    )
 
 
 def service_of(app: FastAPI, settings: Settings) -> RiskService:

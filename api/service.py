@@ -589,6 +589,40 @@ class RiskService:
             (*key, layer.name, z, x, y), lambda: encode_tile([layer], z, x, y), gzip=gzip
         )
 
+    def prerender_tiles(
+        self,
+        policy: Policy,
+        at: dt.date,
+        min_count: int,
+        max_zoom: int,
+        max_tiles: int = 20_000,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Render the tiles of the zones and communities anonymous callers see (the public
+        view at ``min_count``) at zooms 0..``max_zoom`` over the city into the tile cache, with
+        their gzip bodies as browsers ask for them: the map's first views then come from
+        memory. At most ``max_tiles``; ``stop`` ends it early. Returns the tiles rendered."""
+        from riskmap.tiles.mvt import TMS
+
+        if max_zoom < 0:
+            return 0
+        snap = self.public_snapshot(policy, at, min_count)
+        # the key of the tile route's cache (api.routers.collections._source)
+        key = (snap.data_version, policy_key(policy), at.isoformat(), f"public-{min_count}")
+        done = 0
+        for name in SNAPSHOT_LAYERS:
+            layer = self.map_layer(name, snap).tiles
+            if not len(layer):
+                continue
+            west, south, east, north = layer.bounds
+            for z in range(max_zoom + 1):
+                for t in TMS.tiles(west, south, east, north, [z]):
+                    if done >= max_tiles or stop():
+                        return done
+                    self.tile(key, layer, t.z, t.x, t.y, gzip=True)
+                    done += 1
+        return done
+
     def units(self) -> pd.DataFrame:
         """Parent units (names, stated populations) of the current data version."""
         units = self._state().units

@@ -48,6 +48,13 @@ class RuleSettings(BaseSettings):
     tile_cache_mb: float = Field(
         64.0, ge=0, description="vector tiles kept in memory (MB, least recently used out)"
     )
+    prerender_zoom: int = Field(
+        12,
+        ge=-1,
+        le=16,
+        description="the public zones and communities tiles of each status snapshot computed "
+        "ahead are rendered into the tile cache up to this zoom (-1: none)",
+    )
     timezone: str = Field(
         "",
         description="time zone of 'today' (an IANA name such as Asia/Shanghai, or UTC): the "

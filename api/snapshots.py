@@ -320,6 +320,7 @@ class ServedSnapshots:
         directory: Path | None = None,
         poll_s: float = POLL_S,
         ahead: dt.timedelta = AHEAD,
+        prerender_zoom: int = -1,
     ) -> None:
         from riskmap.api.service import policy_key
 
@@ -334,6 +335,9 @@ class ServedSnapshots:
         self.files: SnapshotFiles | None = None
         self.poll_s = poll_s
         self.ahead = ahead
+        # the public tiles of each new snapshot rendered up to this zoom (-1: none)
+        self.prerender_zoom = prerender_zoom
+        self.prerendered = 0  # snapshots whose tiles were rendered ahead
         # per rule: {date: Served}, each dict replaced whole (readers take no lock)
         self._served: dict[str, dict[dt.date, Served]] = {k: {} for k in self.rules}
         self._put_lock = threading.Lock()
@@ -472,7 +476,9 @@ class ServedSnapshots:
             return
         files = self.files
         if files is None:
-            self._put(build_served(self.service, rule, day, self.min_count))
+            made = build_served(self.service, rule, day, self.min_count)
+            self._put(made)
+            self._prerender(made)
             return
         if self._take_stored(key, rule, day, version, cur):
             return
@@ -487,6 +493,7 @@ class ServedSnapshots:
                 files.save(made)
             except Exception as e:  # served all the same; a restart computes it again
                 log.warning("could not store the status snapshot of %s at %s: %s", rule.id, day, e)
+        self._prerender(made)
 
     def _take_stored(
         self, key: str, rule: Policy, day: dt.date, version: int, cur: Served | None
@@ -502,6 +509,26 @@ class ServedSnapshots:
             return False
         self._put(got)
         return got.data_version >= version
+
+    def _prerender(self, served: Served) -> None:
+        """Render the public tiles of a snapshot just computed (RISKMAP_PRERENDER_ZOOM), after
+        it is served: status reads never wait for it, and a failure only costs the cache. (A
+        snapshot read from disk has no zones in memory: its tiles are rendered when asked.)"""
+        if self.prerender_zoom < 0:
+            return
+        try:
+            n = self.service.prerender_tiles(
+                served.policy,
+                served.at,
+                self.min_count,
+                self.prerender_zoom,
+                stop=self._stop.is_set,
+            )
+            log.info("rendered %d tiles of %s at %s ahead", n, served.policy.id, served.at)
+            self.prerendered += 1
+        except Exception as e:
+            rule, at = served.policy.id, served.at
+            log.warning("could not render the tiles of %s at %s: %s", rule, at, e)
 
     def _put(self, served: Served) -> None:
         with self._put_lock:

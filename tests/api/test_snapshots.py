@@ -480,3 +480,35 @@ def test_the_cli_answers_from_the_stored_snapshot(
     assert r.exit_code == 0, r.output
     answer = json.loads(r.stdout)
     assert answer["data_version"] == new and answer["level"] == "sealed"
+
+
+def test_the_public_tiles_of_a_new_snapshot_are_rendered_ahead(db: Path) -> None:
+    """RISKMAP_PRERENDER_ZOOM: after today's snapshot is computed, its public tiles are in the
+    cache, so the map's first views are hits (and carry the same bytes as rendered on demand)."""
+    from riskmap.api.deps import service_of
+    from riskmap.tiles.mvt import TMS
+
+    settings = _settings(db, prerender_zoom=9)
+    with served(settings) as client:
+        wait_ready(client)
+        service = service_of(client.app, settings)  # type: ignore[arg-type]
+        # tiles of every zoom up to 9 over the city, of both snapshot layers
+        assert service.served is not None
+        _wait(lambda: service.served.prerendered >= 1)  # type: ignore[union-attr]
+        assert len(service.tiles) >= 20
+        misses = service.tiles.misses
+        store = Store.open(db)
+        w, s, e, n = store.communities().total_bounds
+        store.close()
+        tiles = [t for z in (3, 9) for t in TMS.tiles(w, s, e, n, [z])]
+        for t in tiles:
+            r = client.get(
+                f"/collections/communities/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}",
+                headers={"Accept-Encoding": "gzip"},
+            )
+            assert r.status_code in (200, 204)
+        assert service.tiles.misses == misses  # every one from the cache
+        # beyond the zoom: rendered on demand
+        t = next(iter(TMS.tiles(w, s, e, n, [10])))
+        client.get(f"/collections/communities/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}")
+        assert service.tiles.misses > misses
