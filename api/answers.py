@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from riskmap.geo._values import missing
 from riskmap.geo.index import PolygonIndex
 from riskmap.geo.policy import NONE_LEVEL
-from riskmap.geo.status import StatusLookup
+from riskmap.geo.status import StatusLookup, answer_columns
 
 __all__ = ["CommunityParts", "StatusParts", "iso", "iso_time"]
 
@@ -184,29 +184,18 @@ class StatusParts:
         lat = np.asarray(lat, np.float64)
         zi = self.zones.lookup(lon, lat).index
         ci = self.communities.locate(lon, lat)
-        in_zone, in_comm = zi >= 0, ci >= 0
-        z, c = np.where(in_zone, zi, 0), np.where(in_comm, ci, 0)
-        none = np.full(len(zi), None, dtype=object)
-        if len(self.zone_level):
-            level = np.where(in_zone, self.zone_level[z], NONE_LEVEL)
-            zone_id = np.where(in_zone, self.zone_id[z], none)
-            zone_since = np.where(in_zone, self.zone_since[z], none)
-            zone_lift = np.where(in_zone, self.zone_lift[z], none)
-        else:
-            level = np.full(len(zi), NONE_LEVEL, dtype=object)
-            zone_id, zone_since, zone_lift = none, none, none
-        if len(self.community_level):
-            own = in_comm & in_zone & (self.community_level[c] == level)
-            since = np.where(own, self.community_since[c], zone_since)
-            lift = np.where(own, self.community_lift[c], zone_lift)
-            community_id = np.where(in_comm, self.communities.ids[c], none)
-        else:
-            since, lift, community_id = zone_since, zone_lift, none
+        level, zone_id, community_id, covered, since, lift = answer_columns(
+            zi,
+            ci,
+            (self.zone_level, self.zone_id, self.zone_since, self.zone_lift),
+            (self.community_level, self.community_since, self.community_lift),
+            self.communities.ids,
+        )
         text = {  # kept as objects (None stays None: no inferred string dtype with NaN)
             "level": level,
             "zone_id": zone_id,
             "community_id": community_id,
-            "covered": in_comm,
+            "covered": covered,
             "since": since,
             "expected_lift": lift,
         }

@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from riskmap.api.answers import CommunityParts, StatusParts, iso, iso_time
 from riskmap.api.clock import Clock
 from riskmap.api.store import redact, sqlite_path
 from riskmap.geo._errors import StoreError
+from riskmap.geo._files import replaced_directory
 from riskmap.geo.policy import Policy
 
 if TYPE_CHECKING:
@@ -192,25 +192,13 @@ class SnapshotFiles:
     def save(self, served: Served) -> Path:
         """Write a served snapshot (replacing the one of its rule and date atomically)."""
         dest = self.path(served.key, served.at)
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=self.root))
-        try:
+        with replaced_directory(dest) as tmp:
             served.exact.communities.save(tmp / "communities")
             served.exact.save(tmp / "exact")
             if served.public is not served.exact:
                 served.public.save(tmp / "public")
             # written last: a directory without it is never read
             (tmp / "meta.json").write_bytes(orjson.dumps(self.meta(served)))
-            old = None
-            if dest.exists():
-                old = dest.with_name(f".{dest.name}.old.{os.getpid()}.{threading.get_ident()}")
-                dest.rename(old)
-            tmp.rename(dest)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return dest
 
     def stored_version(self, key: str, at: dt.date) -> int | None:

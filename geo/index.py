@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +46,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from riskmap.geo import cells as h3c
 from riskmap.geo._errors import CoordinateError
+from riskmap.geo._files import replaced_directory
 
 FORMAT_VERSION = 1
 _MAX_LEVEL = 20  # leaf keys of 40 bits, polygon numbers of 24 bits in one uint64
@@ -494,9 +493,7 @@ class PolygonIndex:
         ``.npy`` files that :meth:`load` memory-maps, the polygons as WKB."""
         t = self._tab
         dest = Path(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-        try:
+        with replaced_directory(dest) as tmp:
             for name in _ARRAYS:
                 np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(t, name)))
             np.save(tmp / "priority.npy", self.priority)
@@ -516,16 +513,6 @@ class PolygonIndex:
                 "polygons": len(self.geoms),
             }
             (tmp / "meta.json").write_text(json.dumps(meta))
-            old = None
-            if dest.exists():
-                old = dest.with_name(f".{dest.name}.old.{os.getpid()}")
-                dest.rename(old)
-            tmp.rename(dest)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return dest
 
     @classmethod

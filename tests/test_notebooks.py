@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from riskmap.tiles.deck import DECK_BUNDLE
+from tests.browser import CHROMIUM, playwright
 from tests.helpers import KOREA, REPO, need_shared
 
 try:  # the test extra installs them (make install)
@@ -39,7 +40,6 @@ NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 NAMES = [p.stem for p in NOTEBOOKS]
 NEEDS_KOREA = {"04-korea"}
-CHROMIUM = Path(os.environ.get("RISKMAP_TEST_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = REPO / "var" / "test-artifacts"
 URL = re.compile(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}", re.I)
 KERNEL = "riskmap-test"
@@ -241,17 +241,7 @@ def _assert_offline(page: str) -> None:
 
 @pytest.mark.slow
 def test_a_notebook_map_draws_in_chromium_with_no_network(kernel_env: Path, tmp_path: Path) -> None:
-    why = None
-    if not CHROMIUM.exists():
-        why = f"no Chromium at {CHROMIUM} (`make test` installs it: .ci/chromium)"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        why = "the playwright package is missing (`make install` installs the test extra)"
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+    sync_playwright = playwright()  # a skip outside CI when it or Chromium is missing
     nb, _ = _run("01-tour", tmp_path)
     cell = next(c for c in nb.cells if c.cell_type == "code" and "rm.map(" in c.source)
     page = _map_page(

@@ -31,9 +31,8 @@ from riskmap.api.ingest import ingest_cases, ingest_communities
 from riskmap.api.store import Store
 from riskmap.geo.policy import hex_to_rgb, load_policy
 from tests.api.helpers import Server
-from tests.browser import ARTIFACTS, CHROMIUM
+from tests.browser import ARTIFACTS, chromium_browser
 from tests.browser import free_port as _free_port
-from tests.browser import playwright as _browser
 from tests.helpers import REPO, squares
 
 RISKMAP = Path(sys.executable).with_name("riskmap")
@@ -160,13 +159,8 @@ def hostile_server(
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """Debian's Chromium, headless, for the module's tests."""
-    sync_playwright = _browser()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM))
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        yield browser
 
 
 def test_hostile_names_run_no_script_in_the_map(
