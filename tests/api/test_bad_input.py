@@ -609,7 +609,13 @@ def test_damaged_store(base_db: Path, tmp_path: Path) -> None:
     with running(conf, raise_server_exceptions=False) as client:
         spec = client.get("/openapi.json").json()
         paths = ["/healthz", "/", "/v1/status?lat=30.59&lon=114.3", "/v1/ingest/1"]
-        paths += [p for p in spec["paths"] if "{" not in p and "get" in spec["paths"][p]]
+        # (GET /v1/status is asked with its place above: without one it is a 422 before any
+        # store is read, as its answer needs no dependency to validate the query)
+        paths += [
+            p
+            for p in spec["paths"]
+            if "{" not in p and "get" in spec["paths"][p] and p != "/v1/status"
+        ]
         for path in paths:
             r = client.get(path, headers={"Authorization": "Bearer rk_x_y"})
             assert r.status_code != 500, (path, r.text)

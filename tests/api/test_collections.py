@@ -223,7 +223,9 @@ def test_empty_tile_304_and_gzip(client: TestClient, sample_db: Path) -> None:
     )
     assert "content-encoding" not in items.headers
     # the tiles came from the service's bounded cache the second time
-    service = service_of(client.app, _settings(sample_db))  # type: ignore[arg-type]
+    # the client's own service (its settings: the policies are part of a service's key)
+    settings = _settings(sample_db, policies="hk-building")
+    service = service_of(client.app, settings)  # type: ignore[arg-type]
     assert service.tiles.hits > 0 and 0 < service.tiles.nbytes <= service.tiles.max_bytes
     assert service.tiles.max_bytes == 64 * 2**20
 
