@@ -23,6 +23,7 @@ from riskmap.api.answers import CommunityParts, StatusParts
 from riskmap.api.clock import Clock
 from riskmap.api.flights import Flights, WorkLimits
 from riskmap.api.store import Store
+from riskmap.geo._cancel import checkpoint
 from riskmap.geo._errors import StoreError
 from riskmap.geo.counts import CountTable, case_counts
 from riskmap.geo.history import zone_events
@@ -609,19 +610,26 @@ class RiskService:
         snap = self.public_snapshot(policy, at, min_count)
         # the key of the tile route's cache (api.routers.collections._source)
         key = (snap.data_version, policy_key(policy), at.isoformat(), f"public-{min_count}")
-        done = 0
-        for name in SNAPSHOT_LAYERS:
-            layer = self.map_layer(name, snap).tiles
-            if not len(layer):
-                continue
-            west, south, east, north = layer.bounds
-            for z in range(max_zoom + 1):
-                for t in TMS.tiles(west, south, east, north, [z]):
-                    if done >= max_tiles or stop():
-                        return done
-                    self.tile(key, layer, t.z, t.x, t.y, gzip=True)
-                    done += 1
-        return done
+
+        def render() -> int:
+            # one bounded computation: admitted under the memory guard, stopped at a
+            # checkpoint when the process would grow past RISKMAP_MAX_MEMORY_MB
+            done = 0
+            for name in SNAPSHOT_LAYERS:
+                layer = self.map_layer(name, snap).tiles
+                if not len(layer):
+                    continue
+                west, south, east, north = layer.bounds
+                for z in range(max_zoom + 1):
+                    for t in TMS.tiles(west, south, east, north, [z]):
+                        if done >= max_tiles or stop():
+                            return done
+                        checkpoint()
+                        self.tile(key, layer, t.z, t.x, t.y, gzip=True)
+                        done += 1
+            return done
+
+        return int(self.flights.run(("prerender", *key, max_zoom), render))
 
     def units(self) -> pd.DataFrame:
         """Parent units (names, stated populations) of the current data version."""

@@ -55,6 +55,12 @@ def served(sample_db: Path, sample_dir: Path, tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("RISKMAP_SHUTDOWN_TIMEOUT_S", "3")
     server = Server(db, tmp_path / "server.log")
     server.start()
+    # today's status snapshot is computed at start-up by a background thread that the memory
+    # guard does not admit (a known gap, see the note): the burst comes after it
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{server.url}/v1/status?lat=0&lon=0", timeout=60).status_code == 503:
+        assert time.monotonic() < deadline, "no status snapshot after 120 s"
+        time.sleep(0.2)
     try:
         yield server, key, pd.read_csv(sample_dir / "cases.csv")
     finally:
