@@ -17,6 +17,8 @@ Computations run in daemon threads: a computation still running never holds up t
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import queue
 import threading
@@ -99,6 +101,25 @@ class RequestGone(Busy):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"the request ended before its answer was ready: {reason}")
+
+
+@lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        _ = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to hand back
+        return None
+    return libc
+
+
+def trim_memory() -> None:
+    """Hand the memory freed by a computation back to the system (glibc keeps freed heap
+    memory for reuse: without this the resident memory after one large computation stays
+    at its peak, and the memory guard then refuses every new computation)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 @lru_cache(maxsize=1)
@@ -267,6 +288,7 @@ class Flights:
                     else:
                         fl.future.set_result(result)
             finally:
+                trim_memory()
                 with self._lock:
                     self._active.discard(fl)
                     if self._flights.get(fl.key) is fl:

@@ -44,7 +44,10 @@ import orjson
 
 from riskmap.api.answers import CommunityParts, StatusParts, iso, iso_time
 from riskmap.api.clock import Clock
+from riskmap.api.errors import Busy
+from riskmap.api.flights import trim_memory
 from riskmap.api.store import redact, sqlite_path
+from riskmap.geo._cancel import Cancelled
 from riskmap.geo._errors import StoreError
 from riskmap.geo._files import replaced_directory
 from riskmap.geo.policy import Policy
@@ -126,21 +129,29 @@ def build_served(service: RiskService, policy: Policy, at: dt.date, min_count: i
             break
     else:
         raise StoreError("the data is changing; try again")
-    public = snap.public(data.cases, min_count)
-    exact_parts = service.status_parts(snap).build()
-    public_parts = exact_parts if public is snap else service.status_parts(public).build()
-    return Served(
-        policy=policy,
-        key=policy_key(policy),
-        at=at,
-        data_version=snap.data_version,
-        computed_at=snap.computed_at,
-        data_through=service.last_report(data),
-        min_count=min_count,
-        exact=exact_parts,
-        public=public_parts,
-        snapshot=snap,
-    )
+
+    def build() -> Served:
+        # the public view and both views' indexes: one bounded computation (admitted under
+        # the memory guard, stopped at a checkpoint past RISKMAP_MAX_MEMORY_MB) like any other
+        public = snap.public(data.cases, min_count)
+        exact_parts = service.status_parts(snap).build()
+        public_parts = exact_parts if public is snap else service.status_parts(public).build()
+        return Served(
+            policy=policy,
+            key=policy_key(policy),
+            at=at,
+            data_version=snap.data_version,
+            computed_at=snap.computed_at,
+            data_through=service.last_report(data),
+            min_count=min_count,
+            exact=exact_parts,
+            public=public_parts,
+            snapshot=snap,
+        )
+
+    key = ("served", policy_key(policy), at, snap.data_version, min_count)
+    served: Served = service.flights.run(key, build)
+    return served
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -334,7 +345,8 @@ class ServedSnapshots:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loaded = False
-        self.failures = 0
+        self.failures = 0  # failed rounds in a row (their retries back off)
+        self.waits = 0  # rounds in a row put off: the server was busy or short of memory
         self.rounds = 0  # rounds done (each brought every rule up to date)
 
     @property
@@ -399,10 +411,20 @@ class ServedSnapshots:
             self._wake.clear()
             try:
                 self.step()
-                self.failures = 0
+                self.failures = self.waits = 0
                 with self._changed:
                     self.rounds += 1
                     self._changed.notify_all()
+            except (Busy, Cancelled) as e:  # the server is busy or short of memory: soon again
+                if self._stop.is_set():
+                    break
+                self.waits += 1
+                if self.waits in (1, 60) or self.waits % 600 == 0:
+                    log.info("the served status snapshots wait (%d): %s", self.waits, e)
+                with self._changed:
+                    self._changed.notify_all()
+                self._wake.wait(self.poll_s)
+                continue
             except Exception as e:
                 if self._stop.is_set():
                     break
@@ -465,6 +487,7 @@ class ServedSnapshots:
         files = self.files
         if files is None:
             made = build_served(self.service, rule, day, self.min_count)
+            trim_memory()
             self._put(made)
             self._prerender(made)
             return
@@ -476,6 +499,7 @@ class ServedSnapshots:
             if self._take_stored(key, rule, day, version, cur):
                 return
             made = build_served(self.service, rule, day, self.min_count)
+            trim_memory()
             self._put(made)
             try:
                 files.save(made)

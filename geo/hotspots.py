@@ -42,9 +42,9 @@ from scipy import sparse, stats
 from riskmap.geo import cells as h3c
 from riskmap.geo.crs import WGS84
 from riskmap.geo.measures import DEFAULT_TYPES, case_points
+from riskmap.geo.warning import PUBLIC_MAX_RES
 from riskmap.geo.zones import CommunityLayer, to_day, to_days
 
-PUBLIC_MAX_RES = 8
 CLASSES = ("hot", "cold", "not significant")
 PUBLIC_COLUMNS = ["id", "class", "geometry"]
 ANALYST_COLUMNS = ["id", "cases", "z", "p", "p_fdr", "class", "geometry"]

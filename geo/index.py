@@ -45,6 +45,7 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 
 from riskmap.geo import cells as h3c
+from riskmap.geo._cancel import checkpoint
 from riskmap.geo._errors import CoordinateError
 from riskmap.geo._files import replaced_directory
 
@@ -58,6 +59,8 @@ _BOUNDARY_SHARE = 0.03
 # ... within these bounds (metres)
 _LEAF_M = (2.0, 40.0)
 _MAX_SAMPLES = 4_000_000
+_CHUNK_PAIRS = 250_000  # (cell, polygon) pairs refined at once (16 children each)
+_CHUNK_SAMPLES = 500_000  # samples of the boundaries marked at once (bounded memory)
 _M_PER_DEG = 111_320.0
 
 
@@ -130,6 +133,28 @@ def _group_starts(keys: NDArray) -> NDArray[np.intp]:
     if len(keys) == 0:
         return np.empty(0, dtype=np.intp)
     return np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1]
+
+
+def _marks_at(marks: NDArray[np.uint64], leaf: int, level: int) -> NDArray[np.uint64]:
+    """The marks of the leaf level at a coarser level (sorted, unique)."""
+    pbits = np.uint64(_POLY_BITS)
+    pmask = np.uint64(2**_POLY_BITS - 1)
+    keys = (marks >> pbits) >> np.uint64(2 * (leaf - level))
+    return _unique_sorted((keys << pbits) | (marks & pmask))
+
+
+def _boundary_vertices(
+    geoms: NDArray[np.object_],
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+    """The vertices of every ring (and line) of the geometries, in order: (xy, number of
+    their ring, number of their geometry)."""
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    polygon = shapely.get_type_id(parts) == 3
+    rings, ring_of = shapely.get_rings(parts[polygon], return_index=True)
+    lines = np.concatenate([rings, parts[~polygon]])
+    line_geom = np.concatenate([part_of[polygon][ring_of], part_of[~polygon]])
+    xy, line = shapely.get_coordinates(lines, return_index=True)
+    return xy, line, line_geom[line].astype(np.int64)
 
 
 class PolygonIndex:
@@ -233,10 +258,46 @@ class PolygonIndex:
 
     def _marks(self, root: NDArray, leaf: int) -> NDArray[np.uint64]:
         """Sorted unique ``leaf key << 24 | polygon`` of the leaf cells each polygon's boundary
-        may touch (a superset)."""
+        may touch (a superset).
+
+        The rings are sampled every quarter leaf, segment by segment, in chunks of at most
+        ``_CHUNK_SAMPLES`` samples: the memory of a build stays bounded whatever the length
+        of the boundaries (one array of millions of samples took a few hundred MB)."""
         wl, hl = root[2] / 2**leaf, root[3] / 2**leaf
-        seg = shapely.segmentize(self.geoms, min(wl, hl) / 4)
-        xy, g = shapely.get_coordinates(seg, return_index=True)
+        step = min(wl, hl) / 4
+        xy, line, owner = _boundary_vertices(self.geoms)
+        if not len(xy):
+            return np.empty(0, dtype=np.uint64)
+        # segment s runs from vertex s to vertex s + 1 of the same line, in k[s] pieces
+        same = line[1:] == line[:-1]
+        a = xy[:-1][same]
+        b = xy[1:][same]
+        seg_owner = owner[:-1][same]
+        k = np.maximum(np.ceil(np.hypot(*(b - a).T) / step), 1).astype(np.int64)
+        # every vertex, plus the interior samples of the segments, by chunks of segments
+        found = [self._mark_samples(root, leaf, xy, owner)]
+        ends = np.cumsum(k)
+        lo = 0
+        while lo < len(k):
+            checkpoint()
+            base = ends[lo - 1] if lo else 0
+            hi = max(int(np.searchsorted(ends, base + _CHUNK_SAMPLES, side="right")), lo + 1)
+            kk = k[lo:hi]
+            seg = np.repeat(np.arange(lo, hi), kk - 1)
+            if len(seg):
+                first = np.cumsum(kk - 1) - (kk - 1)  # first sample of each segment
+                j = np.arange(len(seg)) - np.repeat(first, kk - 1) + 1
+                t = (j / k[seg])[:, None]
+                pts = a[seg] + (b[seg] - a[seg]) * t
+                found.append(self._mark_samples(root, leaf, pts, seg_owner[seg]))
+            lo = hi
+        return _unique_sorted(np.concatenate(found))
+
+    def _mark_samples(
+        self, root: NDArray, leaf: int, xy: NDArray[np.float64], g: NDArray[np.int64]
+    ) -> NDArray[np.uint64]:
+        """Sorted unique marks of the leaf cells within a quarter leaf of each sample."""
+        wl, hl = root[2] / 2**leaf, root[3] / 2**leaf
         n, top = np.float64(2**leaf), np.float64(2**leaf - 1)
         fx, fy = n / root[2], n / root[3]
         # the leaf columns and rows of the box of half a leaf around each sample
@@ -253,13 +314,14 @@ class PolygonIndex:
         for v in (g, ix0, ix1, iy0, iy1):
             keep[1:] &= v[1:] == v[:-1]
         keep = ~keep
-        keep[0] = True
-        g = g[keep].astype(np.uint64)
+        if len(keep):
+            keep[0] = True
+        gk = g[keep].astype(np.uint64)
         sx0, sx1 = _spread(ix0[keep].astype(np.uint64)), _spread(ix1[keep].astype(np.uint64))
         sy0 = _spread(iy0[keep].astype(np.uint64)) << np.uint64(1)
         sy1 = _spread(iy1[keep].astype(np.uint64)) << np.uint64(1)
         pb = np.uint64(_POLY_BITS)
-        parts = [((sx | sy) << pb) | g for sx in (sx0, sx1) for sy in (sy0, sy1)]
+        parts = [((sx | sy) << pb) | gk for sx in (sx0, sx1) for sy in (sy0, sy1)]
         return _unique_sorted(np.concatenate(parts))
 
     def _centre(self, root: NDArray, level: int, keys: NDArray[np.uint64]):
@@ -295,17 +357,11 @@ class PolygonIndex:
         r0 = leaf - _STEP * m
         marks = self._marks(root, leaf)
         pbits = np.uint64(_POLY_BITS)
-        pmask = np.uint64(2**_POLY_BITS - 1)
         none_rank = n  # rank meaning "no polygon"
-
-        def marks_at(level: int) -> NDArray[np.uint64]:
-            shift = np.uint64(2 * (leaf - level))
-            keys = (marks >> pbits) >> shift
-            return _unique_sorted((keys << pbits) | (marks & pmask))
 
         # level r0: every cell; its polygons wholly containing it from an STRtree centre query
         cells = np.arange(4**r0, dtype=np.uint64)
-        pairs = marks_at(r0)
+        pairs = _marks_at(marks, leaf, r0)
         x, y = self._centre(root, r0, cells)
         ci, gi = self.tree.query(shapely.points(x, y))
         inside = shapely.intersects_xy(self.geoms[gi], x[ci], y[ci])  # the zones are prepared
@@ -313,6 +369,7 @@ class PolygonIndex:
         code = (cells[ci] << pbits) | gi.astype(np.uint64)
         keep = ~_member(pairs, code)  # a polygon marking the cell may not contain all of it
         full = self._best(ci[keep], gi[keep], len(cells))
+        del x, y, ci, gi, inside, code, keep
         nodes: list[NDArray[np.int32]] = []
         offset = 0
         level = r0
@@ -333,27 +390,9 @@ class PolygonIndex:
             offset = start
             parents, parent_full = cells[marked], full[marked]
             level += _STEP
-            child_pairs = marks_at(level)
-            cells = ((parents[:, None] << np.uint64(4)) | np.arange(16, dtype=np.uint64)).ravel()
-            full = np.repeat(parent_full, 16)
-            # polygons marking the parent but not the child: wholly in or out of it (centre test)
-            pk = pairs >> pbits
-            pp = pairs & pmask
-            starts = _group_starts(pk)
-            counts = np.diff(np.r_[starts, len(pk)])
-            parent_row = np.searchsorted(parents, pk[starts])  # every marked key is a parent
-            # (child, polygon) for every child of a parent and every polygon marking the parent
-            rep = np.repeat(np.arange(len(starts)), counts)  # pair -> group
-            child_of_pair = parent_row[rep][:, None] * 16 + np.arange(16)
-            poly_of_pair = np.repeat(pp[:, None], 16, axis=1)
-            child_of_pair, poly_of_pair = child_of_pair.ravel(), poly_of_pair.ravel()
-            code = (cells[child_of_pair] << pbits) | poly_of_pair
-            test = ~_member(child_pairs, code)
-            child_of_pair, poly_of_pair = child_of_pair[test], poly_of_pair[test]
-            x, y = self._centre(root, level, cells[child_of_pair])
-            hit = shapely.intersects_xy(self.geoms[poly_of_pair.astype(np.int64)], x, y)
-            more = self._best(child_of_pair[hit], poly_of_pair[hit].astype(np.int64), len(cells))
-            np.minimum(full, more, out=full)
+            child_pairs = _marks_at(marks, leaf, level)
+            cells, full = self._refine(root, level, pairs, child_pairs, parents, parent_full)
+            del parents, parent_full, entry, value, marked
             pairs = child_pairs
         # the dense grid row-major (a point needs no Morton key to find its entry)
         rx = _squeeze(np.arange(4**r0, dtype=np.uint64)).astype(np.int64)
@@ -361,8 +400,49 @@ class PolygonIndex:
         grid = np.empty(4**r0, dtype=np.int32)
         grid[(ry << r0) | rx] = nodes[0]
         node = np.concatenate([grid, *nodes[1:]])
-        # candidates of the boundary leaves: the polygons marking them and the best one wholly
-        # containing them, best first
+        del marks, cells, full, entry, value, marked, nodes
+        cand_ptr, cand = self._leaf_candidates(pairs, leaf_cells, leaf_full)
+        return _Table(node, cand_ptr, cand, bbox, root, leaf, r0)
+
+    def _refine(
+        self,
+        root: NDArray,
+        level: int,
+        pairs: NDArray[np.uint64],
+        child_pairs: NDArray[np.uint64],
+        parents: NDArray[np.uint64],
+        parent_full: NDArray[np.int64],
+    ) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
+        """The 16 children of each marked parent (``level``) and the best polygon wholly
+        containing each (its rank; n for none)."""
+        pbits = np.uint64(_POLY_BITS)
+        pmask = np.uint64(2**_POLY_BITS - 1)
+        cells = ((parents[:, None] << np.uint64(4)) | np.arange(16, dtype=np.uint64)).ravel()
+        full = np.repeat(parent_full, 16)
+        # polygons marking the parent but not the child: wholly in or out of it (centre test),
+        # for every child of a parent and every polygon marking the parent, by chunks of pairs
+        for lo in range(0, len(pairs), _CHUNK_PAIRS):
+            checkpoint()
+            chunk = pairs[lo : lo + _CHUNK_PAIRS]
+            parent_row = np.searchsorted(parents, chunk >> pbits)  # every marked key is a parent
+            child = (parent_row[:, None] * 16 + np.arange(16)).ravel()
+            poly = np.repeat(chunk & pmask, 16)
+            test = ~_member(child_pairs, (cells[child] << pbits) | poly)
+            child, poly = child[test], poly[test].astype(np.int64)
+            x, y = self._centre(root, level, cells[child])
+            hit = shapely.intersects_xy(self.geoms[poly], x, y)
+            more = self._best(child[hit], poly[hit], len(cells))
+            np.minimum(full, more, out=full)
+        return cells, full
+
+    def _leaf_candidates(
+        self, pairs: NDArray[np.uint64], leaf_cells: NDArray[np.uint64], leaf_full: NDArray
+    ) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+        """(pointers, candidates) of the boundary leaves: the polygons marking them and the
+        best one wholly containing them, best first."""
+        pbits = np.uint64(_POLY_BITS)
+        pmask = np.uint64(2**_POLY_BITS - 1)
+        none_rank = len(self.geoms)
         pk = pairs >> pbits
         row = np.searchsorted(leaf_cells, pk)
         poly = (pairs & pmask).astype(np.int64)
@@ -384,7 +464,7 @@ class PolygonIndex:
         cand = np.where(full, -1 - polys, polys).astype(np.int32)
         cand_ptr = np.zeros(len(leaf_cells) + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=len(leaf_cells)), out=cand_ptr[1:])
-        return _Table(node, cand_ptr, cand, bbox, root, leaf, r0)
+        return cand_ptr, cand
 
     # -- the table ----------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 
 from riskmap.geo import _scan_kernels as _kernels
 from riskmap.geo._errors import ScanError
+from riskmap.geo.warning import DEFAULT_SIGNAL_DAYS
 
 __all__ = [
     "DEFAULT_SIGNAL_DAYS",
@@ -57,9 +58,6 @@ __all__ = [
 
 #: Mean Earth radius (IUGG), used for great-circle distances.
 EARTH_RADIUS_KM = 6371.0088
-#: A prospective cluster signals when its recurrence interval is at least this many days (the
-#: threshold of New York City's daily surveillance, ../shared/docs/policies.md).
-DEFAULT_SIGNAL_DAYS = 100.0
 # cells per block of centres (centres x neighbours x windows) held in memory at once
 _BLOCK_CELLS = 1 << 21
 

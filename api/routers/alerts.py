@@ -16,7 +16,7 @@ from riskmap.api.access import AccessDep, AtDep
 from riskmap.api.deps import ServiceDep, SettingsDep
 from riskmap.api.geojson_answers import FC_RESPONSES, GeoJSONResponse, etag, layer_response
 from riskmap.api.schemas import Alerts
-from riskmap.geo.scan import DEFAULT_SIGNAL_DAYS
+from riskmap.geo.warning import DEFAULT_SIGNAL_DAYS
 
 router = APIRouter(prefix="/v1", tags=["early warning"])
 

@@ -30,8 +30,8 @@ from riskmap.api.service import MapLayer, RiskService, policy_key
 from riskmap.geo import cells as h3c
 from riskmap.geo._errors import NotFoundError
 from riskmap.geo.h3layers import TooManyCells, cell_counts, zone_cells
-from riskmap.geo.hotspots import PUBLIC_MAX_RES
 from riskmap.geo.policy import PUBLIC_RES
+from riskmap.geo.warning import PUBLIC_MAX_RES
 from riskmap.tiles.collections import COLLECTIONS, Collection
 from riskmap.tiles.items import bbox_rows, features
 from riskmap.tiles.mvt import MVT_MEDIA_TYPE, TILE_MATRIX_SET, WORLD, TileNotFound, check_tile

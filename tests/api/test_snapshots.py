@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 import riskmap.api.service as service_module
 from riskmap.api.cli import app as cli_app
 from riskmap.api.clock import Clock
+from riskmap.api.flights import WorkLimits
 from riskmap.api.ingest import ingest_cases, ingest_communities
 from riskmap.api.routers.status import Status
 from riskmap.api.service import RiskService, policy_key
@@ -512,3 +513,25 @@ def test_the_public_tiles_of_a_new_snapshot_are_rendered_ahead(db: Path) -> None
         t = next(iter(TMS.tiles(w, s, e, n, [10])))
         client.get(f"/collections/communities/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}")
         assert service.tiles.misses > misses
+
+
+def test_the_start_up_build_waits_while_memory_is_short(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The served snapshot is built as a bounded computation: while the process is above the
+    memory guard's admission limit it is put off (not failed, no back-off), then built."""
+    import riskmap.api.flights as flights_module
+
+    short = {"on": True}
+    real = flights_module.rss_bytes
+    monkeypatch.setattr(flights_module, "rss_bytes", lambda: 2**40 if short["on"] else real())
+    service = RiskService(Store.open(db), limits=WorkLimits(2, 3, 2**34))
+    try:
+        served_ = service.serve([POLICY], 5, poll_s=0.05)
+        assert served_.wait_until(lambda: served_.waits >= 3, 60)
+        assert served_.get(POLICY, TODAY) is None and served_.failures == 0
+        short["on"] = False
+        assert served_.wait_until(lambda: served_.get(POLICY, TODAY) is not None, 120)
+        assert served_.waits == 0
+    finally:
+        service.shutdown()

@@ -205,3 +205,25 @@ def test_exact_equals_lookup() -> None:
     rng = np.random.default_rng(6)
     lon, lat = rng.uniform(114.19, 114.31, 3000), rng.uniform(30.49, 30.61, 3000)
     assert idx.exact(lon, lat).tolist() == idx.lookup(lon, lat).index.tolist()
+
+
+def test_the_table_is_the_same_whatever_the_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The boundaries are sampled and the cells refined by chunks (bounded memory): tiny
+    chunks give the very same table as chunks holding everything at once."""
+    import riskmap.geo.index as index_module
+
+    geoms = np.r_[_voronoi(3, 80), [shapely.Point(114.25, 30.55).buffer(0.01)]]
+
+    def table(samples: int, pairs: int) -> list[np.ndarray]:
+        monkeypatch.setattr(index_module, "_CHUNK_SAMPLES", samples)
+        monkeypatch.setattr(index_module, "_CHUNK_PAIRS", pairs)
+        t = PolygonIndex(geoms, 10).build()._tab
+        return [t.node, t.cand_ptr, t.cand, t.root]
+
+    whole = table(10**9, 10**9)
+    small = table(997, 101)
+    for a, b in zip(whole, small, strict=True):
+        assert np.array_equal(a, b)
+    rng = np.random.default_rng(5)
+    lon, lat = rng.uniform(114.19, 114.31, 2000), rng.uniform(30.49, 30.61, 2000)
+    _check(PolygonIndex(geoms, 10), lon, lat)
