@@ -1425,7 +1425,16 @@ def serve(
 
     if state.db is not None:
         os.environ["RISKMAP_DATABASE_URL"] = str(state.db)
-    os.environ["RISKMAP_WORKERS"] = str(workers)  # the workers share the rate limit
+    os.environ["RISKMAP_WORKERS"] = str(workers)
+    if workers > 1 and not os.environ.get("RISKMAP_RATE_LIMIT_STORAGE"):
+        # the workers count the rate limit in one file (a private directory, removed at exit)
+        import atexit
+        import shutil
+        import tempfile
+
+        private = tempfile.mkdtemp(prefix="riskmap-limits-")
+        atexit.register(shutil.rmtree, private, ignore_errors=True)
+        os.environ["RISKMAP_RATE_LIMIT_STORAGE"] = f"riskmap+sqlite://{private}/limits.db"
     from riskmap.api.service import shutdown_all
     from riskmap.api.settings import get_settings
     from riskmap.api.store import redact

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,57 +23,46 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from riskmap.api.auth import client_address
 from riskmap.api.flights import Claim, claiming
+from riskmap.api.ratelimit import RateLimit
 from riskmap.api.settings import get_settings_of
 
 RATE_LIMITED_PREFIXES = ("/v1/status",)
 
 
-class TokenBuckets:
-    """One bucket per client: ``rate`` requests per minute, bursts up to ``rate``."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, client: str, rate: int, now: float | None = None) -> float:
-        """0 if the request may go, else the seconds to wait."""
-        now = time.monotonic() if now is None else now
-        per_second = rate / 60.0
-        with self._lock:
-            tokens, last = self._buckets.get(client, (float(rate), now))
-            tokens = min(float(rate), tokens + (now - last) * per_second)
-            if len(self._buckets) > 100_000:  # forget idle clients
-                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 120}
-            if tokens >= 1.0:
-                self._buckets[client] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[client] = (tokens, now)
-            return (1.0 - tokens) / per_second
-
-
 class Limits:
     """Pure ASGI middleware (it must see the client leave while the answer is computed)."""
 
-    def __init__(self, app: ASGIApp, owner: FastAPI, buckets: TokenBuckets) -> None:
+    def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
         self.app = app
         self.owner = owner
-        self.buckets = buckets
+        self._limits: dict[str, RateLimit] = {}  # one per storage (settings may change)
+
+    def _rate_limit(self, storage: str) -> RateLimit:
+        got = self._limits.get(storage)
+        if got is None:
+            got = self._limits.setdefault(storage, RateLimit(storage))
+        return got
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         settings = get_settings_of(self.owner)
-        # with N worker processes each keeps its own buckets: the kernel spreads connections
-        # over them, so each allows its share of the limit
         rate = settings.rate_limit_per_minute
-        if rate > 0:
+        storage = settings.rate_limit_storage or "memory://"
+        if rate > 0 and settings.workers > 1 and storage.startswith("memory:"):
+            # counters in each worker's memory: the kernel spreads connections over the
+            # workers, so each allows its share (riskmap serve --workers shares a file instead)
             rate = max(1, math.ceil(rate / settings.workers))
         if rate > 0 and scope["path"].startswith(RATE_LIMITED_PREFIXES):
             peer = scope["client"][0] if scope.get("client") else "unknown"
             forwarded = Headers(scope=scope).get("x-forwarded-for")
             client = client_address(peer, forwarded, settings.trusted_proxies)
-            wait = self.buckets.take(f"{client}|{rate}", rate)
+            limit = self._rate_limit(storage)
+            if storage.startswith("memory:"):
+                wait = limit.take(client, rate)
+            else:  # a file or a server: off the event loop
+                wait = await asyncio.to_thread(limit.take, client, rate)
             if wait > 0:
                 response = JSONResponse(
                     {"detail": f"too many requests: at most {rate} a minute"},
@@ -235,7 +223,5 @@ class CacheHeaders(HTTPMiddleware):
 
 
 def add_middleware(app: FastAPI) -> None:
-    buckets = TokenBuckets()
-    app.state.rate_buckets = buckets
-    app.add_middleware(Limits, owner=app, buckets=buckets)
+    app.add_middleware(Limits, owner=app)
     app.add_middleware(CacheHeaders)  # outside Limits: its 429 and 503 answers too

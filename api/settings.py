@@ -103,6 +103,13 @@ class LimitSettings(BaseSettings):
         ge=0,
         description="requests a minute per client on /v1/status* (0, the default: no limit)",
     )
+    rate_limit_storage: str = Field(
+        "",
+        description="where the rate limit's counters are kept (a `limits` storage URI): "
+        "memory:// (the default of one process), riskmap+sqlite:///path/limits.db (a file "
+        "shared by the worker processes of one machine: the default of serve --workers N), "
+        "or redis://host:6379 for servers on several machines",
+    )
     trusted_proxies: str = Field(
         "",
         description="comma-separated addresses or networks (CIDR) of the reverse proxies and "
@@ -111,6 +118,20 @@ class LimitSettings(BaseSettings):
     workers: int = Field(
         1, ge=1, le=64, description="worker processes (set by riskmap serve --workers)"
     )
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        from urllib.parse import urlparse
+
+        from limits.storage import SCHEMES
+
+        scheme = urlparse(value).scheme
+        known_scheme = scheme in SCHEMES or scheme == "riskmap+sqlite"
+        if value and (not known_scheme or scheme.startswith("async+")):
+            known = ", ".join(sorted({"memory", "riskmap+sqlite", "redis", "memcached"}))
+            raise ValueError(f"{value!r}: not a rate limit storage (expected one of {known}://)")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -2,24 +2,50 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from riskmap.api.middleware import TokenBuckets
+from riskmap.api.ratelimit import RateLimit, SQLiteStorage
 from riskmap.api.settings import Settings, get_settings
-from tests.api.helpers import served, wait_ready
+from tests.api.helpers import Server, served, wait_ready
 
 
-def test_token_buckets() -> None:
-    b = TokenBuckets()
-    assert all(b.take("a", 3, now=0.0) == 0 for _ in range(3))
-    wait = b.take("a", 3, now=0.0)
-    assert wait == pytest.approx(20.0)  # 3 a minute: one every 20 s
-    assert b.take("b", 3, now=0.0) == 0  # another client
-    assert b.take("a", 3, now=21.0) == 0
+def test_a_shared_file_counts_for_every_worker(tmp_path: Path) -> None:
+    """Two rate limits on one file (two worker processes) count the same requests: 3 a
+    minute in all, whichever worker takes them; other clients have their own count."""
+    uri = f"riskmap+sqlite://{tmp_path}/limits.db"
+    one, two = RateLimit(uri), RateLimit(uri)
+    waits = [w.take("203.0.113.1", 3) for w in (one, two, one, two, one)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert all(1.0 <= w <= 60.0 for w in waits[3:])
+    assert two.take("203.0.113.2", 3) == 0.0
+    memory = RateLimit("memory://")
+    assert [memory.take("a", 2) for _ in range(3)][:2] == [0.0, 0.0]
+
+
+def test_the_storage_counts_and_expires(tmp_path: Path) -> None:
+    store = SQLiteStorage(f"riskmap+sqlite://{tmp_path}/c.db")
+    assert store.incr("k", 60) == 1 and store.incr("k", 60, 2) == 3 and store.get("k") == 3
+    assert store.get_expiry("k") > time.time() + 50
+    store.incr("gone", -1)  # expired at once
+    assert store.get("gone") == 0 and store.incr("gone", 60) == 1  # a new window
+    store.clear("k")
+    assert store.get("k") == 0 and store.check()
+    assert store.reset() == 1
+
+
+def test_a_bad_storage_is_named() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not a rate limit storage"):
+        Settings(rate_limit_storage="postgres://x")
+    with pytest.raises(ValidationError, match="not a rate limit storage"):
+        Settings(rate_limit_storage="async+memory://")
+    assert Settings(rate_limit_storage="redis://localhost:6379").rate_limit_storage
 
 
 @pytest.fixture
@@ -127,3 +153,36 @@ def test_workers_share_the_limit(sample_db: Path) -> None:
         wait_ready(c, settings)
         codes = [c.get("/v1/status", params={"lat": 30.5, "lon": 114.3}) for _ in range(4)]
         assert [r.status_code for r in codes] == [200, 200, 200, 429]  # ceil(5 / 2) here
+
+
+def test_serve_with_workers_holds_the_limit_across_them(sample_db: Path, tmp_path: Path) -> None:
+    """``riskmap serve --workers 2`` with 5 a minute: 5 requests pass in all, on fresh
+    connections that the kernel hands to either worker."""
+    import httpx
+
+    server = Server(
+        f"sqlite:///{sample_db}",
+        tmp_path / "server.log",
+        "--workers",
+        "2",
+        env={"RISKMAP_RATE_LIMIT_PER_MINUTE": "5", "RISKMAP_SNAPSHOT_DIR": str(tmp_path / "s")},
+    )
+    server.start(timeout=120)
+    try:
+        # every request to /v1/status counts, a 503 too: first wait (without asking) until
+        # today's snapshot is stored, and the other worker has had time to read it
+        snaps = tmp_path / "s"
+        deadline = time.monotonic() + 180
+        while not (snaps.is_dir() and any(p.is_dir() for p in snaps.iterdir())):
+            assert time.monotonic() < deadline, "no stored status snapshot after 180 s"
+            time.sleep(0.5)
+        time.sleep(4)
+        q = {"lat": 30.5, "lon": 114.3}
+        codes = []
+        for _ in range(12):
+            with httpx.Client(timeout=60) as c:  # a new connection each time
+                codes.append(c.get(f"{server.url}/v1/status", params=q).status_code)
+        assert all(c in (200, 503) for c in codes[:5]) and codes[5:] == [429] * 7, codes
+        assert 200 in codes, codes
+    finally:
+        server.stop()
