@@ -16,7 +16,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -26,7 +26,10 @@ from numpy.typing import NDArray
 from riskmap.geo._values import missing
 from riskmap.geo.index import PolygonIndex
 from riskmap.geo.policy import NONE_LEVEL
-from riskmap.geo.status import StatusLookup, answer_columns
+
+if TYPE_CHECKING:
+    from riskmap.geo.status import StatusLookup
+from riskmap.geo.answer import answer_columns
 
 __all__ = ["CommunityParts", "StatusParts", "iso", "iso_time"]
 

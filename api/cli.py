@@ -1138,8 +1138,8 @@ def _stored_status(lon: float, lat: float, pol: Any, at_d: dt.date | None) -> by
     import hashlib
 
     from riskmap.api.clock import Clock, timezone_of
-    from riskmap.api.service import policy_key
     from riskmap.api.snapshots import SnapshotFiles, snapshot_dir
+    from riskmap.geo.policy import policy_key
 
     s = _settings()
     root = snapshot_dir(_db(), s.snapshot_dir)

@@ -17,8 +17,6 @@ Computations run in daemon threads: a computation still running never holds up t
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import queue
 import threading
@@ -32,7 +30,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from riskmap.api.errors import Busy
-from riskmap.geo._cancel import CancelToken, cancellable, rss_bytes
+from riskmap.geo._cancel import CancelToken, cancellable, rss_bytes, trim_memory
 
 log = logging.getLogger("riskmap")
 T = TypeVar("T")
@@ -101,25 +99,6 @@ class RequestGone(Busy):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"the request ended before its answer was ready: {reason}")
-
-
-@lru_cache(maxsize=1)
-def _libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        _ = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to hand back
-        return None
-    return libc
-
-
-def trim_memory() -> None:
-    """Hand the memory freed by a computation back to the system (glibc keeps freed heap
-    memory for reuse: without this the resident memory after one large computation stays
-    at its peak, and the memory guard then refuses every new computation)."""
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import queue
 import threading
@@ -29,7 +28,7 @@ from riskmap.geo.counts import CountTable, case_counts
 from riskmap.geo.history import zone_events
 from riskmap.geo.incremental import supports_incremental, update_zones
 from riskmap.geo.index import PolygonIndex
-from riskmap.geo.policy import Policy
+from riskmap.geo.policy import Policy, policy_key
 from riskmap.geo.precision import public_result
 from riskmap.geo.status import StatusLookup, place_history
 from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, longest_lift
@@ -145,11 +144,6 @@ class _Data:
     cases: pd.DataFrame
     metrics: pd.DataFrame | None
     units: pd.DataFrame | None
-
-
-def policy_key(policy: Policy) -> str:
-    """A rule's key in the store: the hash of its whole definition."""
-    return hashlib.sha1(policy.model_dump_json().encode()).hexdigest()
 
 
 class _Keeper:

@@ -44,10 +44,8 @@ import orjson
 
 from riskmap.api.answers import CommunityParts, StatusParts, iso, iso_time
 from riskmap.api.clock import Clock
-from riskmap.api.errors import Busy
-from riskmap.api.flights import trim_memory
 from riskmap.api.store import redact, sqlite_path
-from riskmap.geo._cancel import Cancelled
+from riskmap.geo._cancel import Cancelled, trim_memory
 from riskmap.geo._errors import StoreError
 from riskmap.geo._files import replaced_directory
 from riskmap.geo.policy import Policy
@@ -407,6 +405,8 @@ class ServedSnapshots:
             t.join(timeout)
 
     def _run(self) -> None:
+        from riskmap.api.errors import Busy  # (FastAPI: not imported by the CLI's reads)
+
         while not self._stop.is_set():
             self._wake.clear()
             try:

@@ -11,11 +11,14 @@ the same with or without a token.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import threading
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
+from functools import lru_cache
 
 from riskmap.geo._errors import RiskmapError
 
@@ -37,6 +40,25 @@ def rss_bytes() -> int:
             return int(f.read().split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0
+
+
+@lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        _ = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to hand back
+        return None
+    return libc
+
+
+def trim_memory() -> None:
+    """Hand the memory freed by a computation back to the system (glibc keeps freed heap
+    memory for reuse: without this the resident memory after one large computation stays
+    at its peak, and the memory guard then refuses every new computation)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 class CancelToken:

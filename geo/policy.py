@@ -26,6 +26,7 @@ registered, widens the ``extent`` union that rule files are validated against
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import lru_cache
 from importlib import resources
@@ -425,3 +426,8 @@ def load_policy(name_or_path: str | Path) -> Policy:
         f"unknown policy {s!r}: expected a preset ({', '.join(preset_names())}) "
         "or the path of a .yaml rule file"
     )
+
+
+def policy_key(policy: Policy) -> str:
+    """A rule's key in the store: the hash of its whole definition."""
+    return hashlib.sha1(policy.model_dump_json().encode()).hexdigest()

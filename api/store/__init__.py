@@ -27,15 +27,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
 from riskmap.geo._errors import StoreError
 from riskmap.geo._values import iso_date
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 # the schema version both backends are at; each backend keeps its own migrations to it
 SCHEMA_VERSION = 5
@@ -551,6 +553,8 @@ class Store:
         geoms = shapely.from_wkb([bytes(g) for g in wkb]) if len(df) else []
         df["population"] = df["population"].astype("Int64")
         df["rural"] = df["rural"].astype(bool)
+        import geopandas as gpd
+
         return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
 
     def community_cells(self, res: int) -> pd.DataFrame:
@@ -725,6 +729,8 @@ class Store:
         df["community_ids"] = [json.loads(v) for v in df["community_ids"]]
         df["population"] = df["population"].astype("Int64")
         geoms = shapely.from_wkb([bytes(g) for g in df.pop("geometry")]) if len(df) else []
+        import geopandas as gpd
+
         return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
 
     # -- secrets ----------------------------------------------------------------------------

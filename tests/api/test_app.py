@@ -117,3 +117,18 @@ def test_the_lifespan_opens_services_when_needed_and_closes_them(sample_db: Path
     with TestClient(app) as c:
         assert c.get("/healthz").status_code == 200
         assert service_of(app, settings) is not service
+
+
+def test_the_service_does_not_import_the_early_warning_kernels() -> None:
+    """numba and scipy.stats (the scan and hotspots) are imported when those are computed,
+    not by every worker process at start-up (about 80 MB of resident memory each)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from riskmap.api.main import create_app; create_app(); "
+        "print(sorted(m for m in ('numba', 'scipy.stats', 'esda', 'matplotlib') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
