@@ -291,6 +291,12 @@ class Store:
         raise NotImplementedError
 
     def close(self) -> None:
+        """Close the connections once no read or write of another thread is using them
+        (closing a connection under a running statement can crash the process)."""
+        with self.write_lock, self.lock:
+            self._close()
+
+    def _close(self) -> None:
         raise NotImplementedError
 
     @contextmanager

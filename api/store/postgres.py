@@ -224,7 +224,7 @@ class PostgresStore(Store):
         self._conn.ensure()
         return self._conn
 
-    def close(self) -> None:
+    def _close(self) -> None:
         for c in (self._conn, self._wconn):
             if not c.raw.closed:
                 c.raw.close()

@@ -327,7 +327,7 @@ class SQLiteStore(Store):
     def conn(self) -> Conn:
         return self._conn
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._conn.raw.close()
         self._wconn.raw.close()
 
