@@ -21,6 +21,7 @@ class DateRange:
     hi: dt.date
     max_days: int
     why: str
+    today: dt.date | None = None  # the service's today (RISKMAP_TIMEZONE); None: the machine's
 
     def check(self, d: dt.date, name: str) -> dt.date:
         if not self.lo <= d <= self.hi:
@@ -34,7 +35,7 @@ class DateRange:
     ) -> tuple[dt.date, dt.date]:
         """The period asked for: ``to`` defaults to today, ``from`` to ``default_days`` days
         ending on ``to`` (not before the first allowed day)."""
-        end = self.check(end or dt.date.today(), "to")
+        end = self.check(end or self.today or dt.date.today(), "to")
         if start is None:
             start = max(end - dt.timedelta(days=default_days - 1), self.lo)
         else:
@@ -65,4 +66,4 @@ def date_range(service: RiskService, policy: Policy, max_days: int) -> DateRange
             f"from the first report date to the last report date {span[1]} plus the longest "
             f"lift of {policy.id} ({longest_lift(policy)} days), or today"
         )
-    return DateRange(lo, hi, max_days, why)
+    return DateRange(lo, hi, max_days, why, service.today())

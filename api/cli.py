@@ -133,9 +133,16 @@ def main_options(
     state.db = db
 
 
+def _today() -> dt.date:
+    """Today in the configured time zone (RISKMAP_TIMEZONE), as the server counts it."""
+    from riskmap.api.clock import Clock, timezone_of
+
+    return Clock(timezone_of(_settings().timezone)).today()
+
+
 def _parse_date(s: str | None, what: str = "--at") -> dt.date:
     if s is None:
-        return dt.date.today()
+        return _today()
     try:
         return dt.date.fromisoformat(s)
     except ValueError:
@@ -466,8 +473,11 @@ def _run_ingest(
 def _service() -> Any:
     from riskmap.api.service import RiskService
 
+    from riskmap.api.clock import Clock, timezone_of
+
     s = _settings()
-    return RiskService(_open_store(must_exist=True), s.h3_resolution, s.cache_size)
+    clock = Clock(timezone_of(s.timezone))
+    return RiskService(_open_store(must_exist=True), s.h3_resolution, s.cache_size, clock=clock)
 
 
 def _policy(name: str | None) -> Any:
@@ -1040,7 +1050,7 @@ def export_map(
     pol = _policy(policy)
     svc = _service()
     _, span = svc.report_span()
-    to_d = _parse_date(end, "--to") if end else (span[1] if span else dt.date.today())
+    to_d = _parse_date(end, "--to") if end else (span[1] if span else _today())
     from_d = _parse_date(start, "--from") if start else to_d - dt.timedelta(days=29)
     if from_d > to_d:
         raise _fail(f"--from {from_d} is after --to {to_d}")
@@ -1137,7 +1147,6 @@ def _stored_status(lon: float, lat: float, pol: Any, at_d: dt.date | None) -> by
     computation, no community layer (None when there is none: the zones are computed)."""
     import hashlib
 
-    from riskmap.api.clock import Clock, timezone_of
     from riskmap.api.snapshots import SnapshotFiles, snapshot_dir
     from riskmap.geo.policy import policy_key
 
@@ -1145,7 +1154,7 @@ def _stored_status(lon: float, lat: float, pol: Any, at_d: dt.date | None) -> by
     root = snapshot_dir(_db(), s.snapshot_dir)
     if root is None or not root.is_dir():
         return None
-    day = at_d or Clock(timezone_of(s.timezone)).today()
+    day = at_d or _today()
     store = _open_store(must_exist=True)
     try:
         version = store.data_version

@@ -535,3 +535,24 @@ def test_the_start_up_build_waits_while_memory_is_short(
         assert served_.waits == 0
     finally:
         service.shutdown()
+
+
+def test_the_cli_and_default_periods_count_today_in_the_configured_zone(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``riskmap`` commands without a date and the API's default period end (``to``) take
+    today in RISKMAP_TIMEZONE, as the served snapshots do, not the machine's date."""
+    from riskmap.api import cli
+    from riskmap.api.bounds import date_range
+
+    for tz in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):  # UTC+14, UTC-11: 25 hours apart
+        monkeypatch.setenv("RISKMAP_TIMEZONE", tz)
+        monkeypatch.setenv("RISKMAP_DATABASE_URL", f"sqlite:///{db}")
+        want = dt.datetime.now(ZoneInfo(tz)).date()
+        assert cli._parse_date(None) == want
+        svc = cli._service()
+        try:
+            assert svc.today() == want
+            assert date_range(svc, POLICY, 400).period(None, None, 7)[1] == want
+        finally:
+            svc.shutdown()
