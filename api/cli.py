@@ -471,9 +471,8 @@ def _run_ingest(
 
 
 def _service() -> Any:
-    from riskmap.api.service import RiskService
-
     from riskmap.api.clock import Clock, timezone_of
+    from riskmap.api.service import RiskService
 
     s = _settings()
     clock = Clock(timezone_of(s.timezone))
