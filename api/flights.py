@@ -267,11 +267,11 @@ class Flights:
                     else:
                         fl.future.set_result(result)
             finally:
-                trim_memory()
                 with self._lock:
                     self._active.discard(fl)
                     if self._flights.get(fl.key) is fl:
                         del self._flights[fl.key]
+                trim_memory()  # after the flight is gone: a new call for its key computes anew
 
     def close(self) -> None:
         """Cancel everything and stop the workers (they are daemons: nothing waits)."""

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +23,19 @@ from tests.helpers import running
 
 END = dt.date(2024, 3, 31)
 RISKMAP = Path(sys.executable).with_name("riskmap")
+
+
+def copy_store(src: Path, dest: Path) -> Path:
+    """A copy of a SQLite store through SQLite's backup API: consistent (what is still in the
+    write-ahead log is copied too), and it never opens the file behind SQLite's back (closing
+    any other descriptor of a file drops this process's POSIX locks on it, which other
+    processes' connections rely on). Tests whose servers run in other processes serve such a
+    copy, never the session's shared store."""
+    with sqlite3.connect(src) as a, sqlite3.connect(dest) as b:
+        a.backup(b)
+    a.close()
+    b.close()
+    return dest
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from riskmap.geo.counts import (
     perturbation,
     published_bounds,
 )
-from tests.api.helpers import END, served
+from tests.api.helpers import END, copy_store, served
 
 AT = END.isoformat()
 URL = "/v1/aggregates/cases"
@@ -158,7 +158,7 @@ def test_the_secret_is_kept_in_the_store_and_never_shown(
     tmp_path: Path, sample_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "copy.db"
-    db.write_bytes(sample_db.read_bytes())
+    copy_store(sample_db, db)
     first = RiskService(Store.open(db)).cell_key_secret(None)
     again = RiskService(Store.open(db)).cell_key_secret(None)  # a restart
     assert first == again and len(first) >= 32

@@ -4,7 +4,6 @@ rule's longest lift (or today); history periods are bounded; no date ever answer
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from riskmap.api.service import RiskService
 from riskmap.api.settings import Settings
 from riskmap.api.store import Store
 from riskmap.geo.policy import load_policy
-from tests.api.helpers import END, served
+from tests.api.helpers import END, copy_store, served
 
 DAY = dt.timedelta(days=1)
 
@@ -56,7 +55,7 @@ def test_the_range_follows_the_data_and_the_rule(sample_db: Path, span) -> None:
 def _analyst(sample_db: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A copy of the sample store with an analyst's key (free aggregate periods need one)."""
     db = tmp_path / "bounds.db"
-    shutil.copy(sample_db, db)
+    copy_store(sample_db, db)
     _, key = Store.open(db).create_key("analyst", "bounds test")
     return db, {"Authorization": f"Bearer {key}"}
 

@@ -5,7 +5,6 @@ memory under the limit, and SIGTERM stops it within a few seconds."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import signal
 import subprocess
 import threading
@@ -18,7 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.api.helpers import END, RISKMAP, Server
+from tests.api.helpers import END, RISKMAP, Server, copy_store
 
 LIMIT_MB = 700
 pytestmark = pytest.mark.slow
@@ -45,7 +44,7 @@ def _admin_key(db: str) -> str:
 @pytest.fixture
 def served(sample_db: Path, sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     db_file = tmp_path / "r.db"
-    shutil.copy(sample_db, db_file)
+    copy_store(sample_db, db_file)
     db = f"sqlite:///{db_file}"
     key = _admin_key(db)  # presets the public may not ask for need a key (issue 8, item 1)
     monkeypatch.setenv("RISKMAP_MAX_MEMORY_MB", str(LIMIT_MB))

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from riskmap.api.ratelimit import RateLimit, SQLiteStorage
 from riskmap.api.settings import Settings, get_settings
-from tests.api.helpers import Server, served, wait_ready
+from tests.api.helpers import Server, copy_store, served, wait_ready
 
 
 def test_a_shared_file_counts_for_every_worker(tmp_path: Path) -> None:
@@ -161,7 +161,7 @@ def test_serve_with_workers_holds_the_limit_across_them(sample_db: Path, tmp_pat
     import httpx
 
     server = Server(
-        f"sqlite:///{sample_db}",
+        f"sqlite:///{copy_store(sample_db, tmp_path / 'r.db')}",
         tmp_path / "server.log",
         "--workers",
         "2",

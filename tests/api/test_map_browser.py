@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from shapely.ops import polylabel
 from riskmap.api.ingest import ingest_cases, ingest_communities
 from riskmap.api.store import Store
 from riskmap.geo.policy import hex_to_rgb, load_policy
-from tests.api.helpers import Server
+from tests.api.helpers import Server, copy_store
 from tests.browser import ARTIFACTS, chromium_browser
 from tests.browser import free_port as _free_port
 from tests.helpers import REPO, squares
@@ -295,7 +294,7 @@ NONE = hex_to_rgb(RULE.none_color)
 def sample_server(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``riskmap serve`` on a copy of the sample city (the service writes into its store)."""
     tmp = tmp_path_factory.mktemp("map-sample")
-    shutil.copy(sample_db, tmp / "r.db")
+    copy_store(sample_db, tmp / "r.db")
     # the map's scan alerts: a few replications (the scan is tested in tests/geo/test_scan.py)
     env = {"RISKMAP_SCAN_REPLICATIONS": "19"}
     server = Server(f"sqlite:///{tmp / 'r.db'}", tmp / "serve.log", env=env)
@@ -501,7 +500,7 @@ def test_exported_map_works_from_a_file_with_no_network(
 ) -> None:
     out = tmp_path / "map.html"
     db = tmp_path / "r.db"
-    shutil.copy(sample_db, db)
+    copy_store(sample_db, db)
     done = subprocess.run(
         [
             str(RISKMAP),

@@ -21,7 +21,7 @@ from riskmap.api.store import Store
 from riskmap.data.generator import generate_city, write_city
 from riskmap.geo.policy import load_policy
 from riskmap.geo.zones import CommunityLayer, compute_zones
-from tests.api.helpers import END, Server
+from tests.api.helpers import END, Server, copy_store
 
 
 @pytest.fixture
@@ -263,7 +263,7 @@ def test_serve_with_two_workers(sample_db: Path, tmp_path: Path) -> None:
     limit is shared between them; SIGTERM stops them all."""
     log = tmp_path / "workers.log"
     server = Server(
-        f"sqlite:///{sample_db}",
+        f"sqlite:///{copy_store(sample_db, tmp_path / 'r.db')}",
         log,
         "--workers",
         "2",
