@@ -29,6 +29,13 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 
 SQLITE_SCHEME = "riskmap+sqlite"
 
+# add to a counter, or start it again (with its new expiry) when it has expired
+_ADD = (
+    "INSERT INTO counters VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+    "count = CASE WHEN expires <= ? THEN excluded.count ELSE count + excluded.count END, "
+    "expires = CASE WHEN expires <= ? THEN excluded.expires ELSE expires END"
+)
+
 
 class SQLiteStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWindow):
     """Counters in one SQLite file (WAL, one short write transaction per hit), so that the
@@ -74,11 +81,7 @@ class SQLiteStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
         try:
             self._sweep(db, now)
             row = db.execute(
-                "INSERT INTO counters VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                "count = CASE WHEN expires <= ? THEN excluded.count ELSE count + excluded.count "
-                "END, expires = CASE WHEN expires <= ? THEN excluded.expires ELSE expires END "
-                "RETURNING count",
-                (key, amount, now + expiry, now, now),
+                _ADD + " RETURNING count", (key, amount, now + expiry, now, now)
             ).fetchone()
             db.execute("COMMIT")
         except BaseException:
@@ -133,12 +136,7 @@ class SQLiteStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
             if math.floor(prev * prev_ttl / expiry + cur) + amount > limit:
                 db.execute("COMMIT")
                 return False
-            db.execute(
-                "INSERT INTO counters VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                "count = CASE WHEN expires <= ? THEN excluded.count ELSE count + excluded.count "
-                "END, expires = CASE WHEN expires <= ? THEN excluded.expires ELSE expires END",
-                (current_key, amount, now + 2 * expiry, now, now),
-            )
+            db.execute(_ADD, (current_key, amount, now + 2 * expiry, now, now))
             self._sweep(db, now)
             db.execute("COMMIT")
         except BaseException:
