@@ -17,6 +17,7 @@ from riskmap.geo._errors import RiskmapError
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from riskmap.api.clock import Clock
     from riskmap.api.settings import Settings
 
 # Heavy modules (pandas, geopandas, shapely, the engine, FastAPI, pydantic-settings) are
@@ -133,11 +134,15 @@ def main_options(
     state.db = db
 
 
-def _today() -> dt.date:
-    """Today in the configured time zone (RISKMAP_TIMEZONE), as the server counts it."""
+def _clock() -> Clock:
+    """The clock of the configured time zone (RISKMAP_TIMEZONE), as the server keeps it."""
     from riskmap.api.clock import Clock, timezone_of
 
-    return Clock(timezone_of(_settings().timezone)).today()
+    return Clock(timezone_of(_settings().timezone))
+
+
+def _today() -> dt.date:
+    return _clock().today()
 
 
 def _parse_date(s: str | None, what: str = "--at") -> dt.date:
@@ -471,12 +476,10 @@ def _run_ingest(
 
 
 def _service() -> Any:
-    from riskmap.api.clock import Clock, timezone_of
     from riskmap.api.service import RiskService
 
     s = _settings()
-    clock = Clock(timezone_of(s.timezone))
-    return RiskService(_open_store(must_exist=True), s.h3_resolution, s.cache_size, clock=clock)
+    return RiskService(_open_store(must_exist=True), s.h3_resolution, s.cache_size, clock=_clock())
 
 
 def _policy(name: str | None) -> Any:

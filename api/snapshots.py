@@ -45,7 +45,7 @@ import orjson
 from riskmap.api.answers import CommunityParts, StatusParts, iso, iso_time
 from riskmap.api.clock import Clock
 from riskmap.api.store import redact, sqlite_path
-from riskmap.geo._cancel import Cancelled, trim_memory
+from riskmap.geo._cancel import Cancelled
 from riskmap.geo._errors import StoreError
 from riskmap.geo._files import replaced_directory
 from riskmap.geo.policy import Policy
@@ -487,7 +487,6 @@ class ServedSnapshots:
         files = self.files
         if files is None:
             made = build_served(self.service, rule, day, self.min_count)
-            trim_memory()
             self._put(made)
             self._prerender(made)
             return
@@ -499,7 +498,6 @@ class ServedSnapshots:
             if self._take_stored(key, rule, day, version, cur):
                 return
             made = build_served(self.service, rule, day, self.min_count)
-            trim_memory()
             self._put(made)
             try:
                 files.save(made)
