@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 from numpy.typing import NDArray
 
 from riskmap.geo._values import missing
@@ -28,6 +27,8 @@ from riskmap.geo.index import PolygonIndex
 from riskmap.geo.policy import NONE_LEVEL
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from riskmap.geo.status import StatusLookup
 from riskmap.geo.answer import answer_columns
 
@@ -76,7 +77,7 @@ class CommunityParts:
         return cls(index, _objects(ids), _objects(names))
 
     def __post_init__(self) -> None:
-        n = len(self.index.geoms)
+        n = len(self.index)
         if len(self.ids) != n or len(self.names) != n:
             raise ValueError(f"{n} communities but {len(self.ids)} ids, {len(self.names)} names")
 
@@ -116,7 +117,7 @@ class StatusParts:
     color: dict[str, str]
 
     def __post_init__(self) -> None:
-        nz, nc = len(self.zones.geoms), len(self.communities.ids)
+        nz, nc = len(self.zones), len(self.communities.ids)
         for name in _ZONE:
             if len(getattr(self, name)) != nz:
                 raise ValueError(f"{name}: {len(getattr(self, name))} values for {nz} zones")
@@ -148,7 +149,7 @@ class StatusParts:
     def build(self) -> StatusParts:
         """Build the cell tables of both indexes now (not on the first request)."""
         for index in (self.zones, self.communities.index):
-            if len(index.geoms):  # an index of nothing has no table (it answers -1 at once)
+            if len(index):  # an index of nothing has no table (it answers -1 at once)
                 index.build()
         return self
 
@@ -202,6 +203,8 @@ class StatusParts:
             "since": since,
             "expected_lift": lift,
         }
+        import pandas as pd  # not for one answer (the CLI's status reads no frame)
+
         return pd.DataFrame(
             {k: v if k == "covered" else pd.Series(v, dtype=object) for k, v in text.items()}
         )
@@ -234,7 +237,7 @@ class StatusParts:
 
 def save_index(index: PolygonIndex, path: Path) -> None:
     """:meth:`PolygonIndex.save`, and an index of no polygon as an empty directory."""
-    if len(index.geoms):
+    if len(index):
         index.save(path)
     else:
         path.mkdir(parents=True, exist_ok=True)

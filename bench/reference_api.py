@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -45,6 +46,8 @@ DSN_ENV = "RISKMAP_REFAPI_DSN"
 POOL_ENV = "RISKMAP_REFAPI_POOL"
 MAX_BATCH = 100_000
 PAGE = 5_000  # features per page read from riskmap (its RISKMAP_MAX_ITEMS is larger)
+#: how long the loader honours 503 + Retry-After of a server still computing its layers
+BUSY_WAIT_S = 900.0
 
 LOOKUP = """
 SELECT z.level, z.zone_id, z.start, z.expected_lift,
@@ -181,8 +184,16 @@ def load_from_riskmap(conn: Any, base_url: str, at: str | None = None) -> dict[s
         """Every feature of a layer, page by page (a large city's whole layer in one answer
         could pass the server's request time limit)."""
         feats: list[dict[str, Any]] = []
+        deadline = time.monotonic() + BUSY_WAIT_S
         while True:
             r = client.get(path, params=q | {"limit": PAGE, "offset": len(feats)})
+            if r.status_code == 503 and time.monotonic() < deadline:
+                # a worker still computing (a fresh server): as a client should, after
+                # Retry-After
+                wait = float(r.headers.get("retry-after") or 1)
+                print(f"{path}: 503 ({r.text[:200]}), again in {wait:g} s", flush=True)
+                time.sleep(min(max(wait, 0.5), 30))
+                continue
             r.raise_for_status()
             doc = r.json()
             feats += doc["features"]

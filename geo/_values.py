@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from typing import Any
 
-import pandas as pd
+import numpy as np
 
 
 def missing(v: object) -> bool:
     """Whether ``v`` is a missing scalar: None, NaN, ``pd.NA`` or ``pd.NaT``."""
     if v is None:
         return True
+    if isinstance(v, float):
+        return v != v
+    pd = sys.modules.get("pandas")
+    if pd is None:  # no pandas value exists before pandas is imported: numpy's NaN and NaT
+        if isinstance(v, np.floating | np.complexfloating):
+            return bool(np.isnan(v))
+        if isinstance(v, np.datetime64 | np.timedelta64):
+            return bool(np.isnat(v))
+        return False
     try:
-        return bool(pd.isna(v))  # type: ignore[call-overload]
+        return bool(pd.isna(v))
     except (TypeError, ValueError):  # lists, arrays: never "missing" as a whole
         return False
 
@@ -39,6 +49,8 @@ def iso_date(d: object) -> str | None:
         return d.date().isoformat()
     if isinstance(d, dt.date):
         return d.isoformat()
+    import pandas as pd
+
     return pd.Timestamp(d).date().isoformat()  # type: ignore[arg-type]
 
 

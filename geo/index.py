@@ -176,16 +176,24 @@ class PolygonIndex:
         *,
         leaf_m: float | None = None,
     ) -> None:
-        self.geoms = np.asarray(geoms, dtype=object)
-        if self.geoms.ndim != 1:
+        arr = np.asarray(geoms, dtype=object)
+        if arr.ndim != 1:
             raise ValueError("geoms must be a one-dimensional array of geometries")
-        if len(self.geoms) >= 2**_POLY_BITS - 1:
+        self._setup(len(arr), res, priority, leaf_m)
+        shapely.prepare(arr)
+        self._geoms: NDArray[np.object_] | None = arr
+
+    def _setup(
+        self, n: int, res: int | None, priority: ArrayLike | None, leaf_m: float | None
+    ) -> None:
+        """Everything but the polygons themselves (``__init__`` and :meth:`load`)."""
+        if n >= 2**_POLY_BITS - 1:
             raise ValueError(f"at most {2**_POLY_BITS - 2:,} polygons per index")
+        self._n = n
         self.res = None if res is None else h3c.check_resolution(res)
         if leaf_m is not None and not (np.isfinite(leaf_m) and leaf_m > 0):
             raise ValueError(f"leaf_m must be a positive number of metres, got {leaf_m!r}")
         self.leaf_m = None if leaf_m is None else float(leaf_m)
-        n = len(self.geoms)
         self.priority = (
             np.zeros(n, dtype=np.int64) if priority is None else np.asarray(priority, np.int64)
         )
@@ -196,9 +204,50 @@ class PolygonIndex:
         self._best_first = order
         self._rank = np.empty(n, dtype=np.int64)
         self._rank[order] = np.arange(n)
-        shapely.prepare(self.geoms)
         self._tree: shapely.STRtree | None = None
         self._table: _Table | None = None
+        # a loaded index keeps its polygons as WKB (memory-mapped) and decodes them when asked:
+        # all of them for ``geoms``, only those a look-up tests otherwise (:meth:`_polygons`)
+        self._wkb: NDArray[np.uint8] | None = None
+        self._wkb_offsets: NDArray[np.int64] | None = None
+        self._decoded: NDArray[np.object_] | None = None
+        self._have: NDArray[np.bool_] = np.zeros(0, dtype=bool)
+
+    def __len__(self) -> int:
+        """The number of polygons (without decoding a loaded index's polygons)."""
+        return self._n
+
+    @property
+    def geoms(self) -> NDArray[np.object_]:
+        """The polygons (prepared); a loaded index decodes them all on the first call."""
+        if self._geoms is None:
+            arr = self._polygons(np.arange(self._n))
+            self._geoms = arr
+        return self._geoms
+
+    def _polygons(self, idx: NDArray[np.int64]) -> NDArray[np.object_]:
+        """The polygons of numbers ``idx`` (prepared): of a loaded index, only these decoded."""
+        if self._geoms is not None:
+            return self._geoms[idx]
+        assert self._wkb is not None and self._wkb_offsets is not None
+        if self._decoded is None:
+            self._decoded = np.full(self._n, None, dtype=object)
+            self._have = np.zeros(self._n, dtype=bool)
+        done, have = self._decoded, self._have
+        need = np.unique(idx)
+        need = need[~have[need]]
+        if len(need):
+            off = self._wkb_offsets
+            blob = self._wkb
+            raw = np.empty(len(need), dtype=object)
+            raw[:] = [
+                bytes(blob[off[i] : off[i + 1]]) if off[i + 1] > off[i] else None for i in need
+            ]
+            got = shapely.from_wkb(raw)
+            shapely.prepare(got)
+            done[need] = got  # safe to race: a polygon decoded twice is the same polygon
+            have[need] = True
+        return done[idx]
 
     # -- building -----------------------------------------------------------------------------
 
@@ -332,14 +381,14 @@ class PolygonIndex:
 
     def _best(self, owner: NDArray, poly: NDArray, size: int) -> NDArray[np.int64]:
         """Best polygon (rank) per owner among (owner, polygon) pairs; n (= none) if none."""
-        n = len(self.geoms)
+        n = self._n
         best = np.full(size, n, dtype=np.int64)
         if len(owner):
             np.minimum.at(best, owner, self._rank[poly])
         return best
 
     def _build(self) -> _Table:
-        n = len(self.geoms)
+        n = self._n
         bbox = np.asarray(shapely.total_bounds(self.geoms), dtype=np.float64)
         if n == 0 or not np.isfinite(bbox).all():
             nan4 = np.full(4, np.nan)
@@ -442,7 +491,7 @@ class PolygonIndex:
         best one wholly containing them, best first."""
         pbits = np.uint64(_POLY_BITS)
         pmask = np.uint64(2**_POLY_BITS - 1)
-        none_rank = len(self.geoms)
+        none_rank = self._n
         pk = pairs >> pbits
         row = np.searchsorted(leaf_cells, pk)
         poly = (pairs & pmask).astype(np.int64)
@@ -494,7 +543,7 @@ class PolygonIndex:
             raise CoordinateError(f"{n} longitudes but {len(lat_a)} latitudes")
         check_coordinates(lon_a, lat_a)
         out = np.full(n, -1, dtype=np.int64)
-        if n == 0 or len(self.geoms) == 0:
+        if n == 0 or self._n == 0:
             return Lookup(out, 0, n, 0)
         t = self._tab
         if not np.isfinite(t.bbox).all():
@@ -550,7 +599,7 @@ class PolygonIndex:
             test = np.flatnonzero(~hit)
             if len(test):
                 p = pending[test]
-                hit[test] = shapely.intersects_xy(self.geoms[g[test]], lon[p], lat[p])
+                hit[test] = shapely.intersects_xy(self._polygons(g[test]), lon[p], lat[p])
             out[pending[hit]] = g[hit]
             pending = pending[~hit]
             j += 1
@@ -562,7 +611,7 @@ class PolygonIndex:
         out = np.full(len(pts), -1, dtype=np.int64)
         pi, gi = self.tree.query(pts, predicate="intersects")
         best = self._best(pi, gi, len(pts))
-        hit = best < len(self.geoms)
+        hit = best < self._n
         out[hit] = self._best_first[best[hit]]
         return out
 
@@ -590,7 +639,7 @@ class PolygonIndex:
                 "r0": t.r0,
                 "leaf_m": self.leaf_m,
                 "res": self.res,
-                "polygons": len(self.geoms),
+                "polygons": self._n,
             }
             (tmp / "meta.json").write_text(json.dumps(meta))
         return dest
@@ -614,19 +663,22 @@ class PolygonIndex:
                 n: np.load(src / f"{n}.npy", mmap_mode="r" if mmap else None) for n in _ARRAYS
             }
             prio = np.load(src / "priority.npy")
-            blob = np.load(src / "wkb.npy")
+            blob = np.load(src / "wkb.npy", mmap_mode="r" if mmap else None)
             offsets = np.load(src / "wkb_offsets.npy")
         except (OSError, ValueError) as e:
             raise ValueError(f"{src}: cannot read the saved polygon index ({e})") from e
-        raw = blob.tobytes()
-        wkb = np.array(
-            [raw[a:b] if b > a else None for a, b in zip(offsets[:-1], offsets[1:], strict=True)],
-            dtype=object,
-        )
-        geoms = shapely.from_wkb(wkb) if len(wkb) else np.empty(0, dtype=object)
-        if len(geoms) != meta["polygons"] or len(prio) != len(geoms):
-            raise ValueError(f"{src}: polygon count does not match meta.json")
-        idx = cls(geoms, meta["res"], priority=prio, leaf_m=meta["leaf_m"])
+        n = len(offsets) - 1
+        if (
+            n != meta["polygons"]
+            or len(prio) != n
+            or blob.ndim != 1
+            or (n and (offsets[0] != 0 or offsets[-1] != len(blob) or (np.diff(offsets) < 0).any()))
+        ):
+            raise ValueError(f"{src}: polygon count or offsets do not match meta.json")
+        idx = cls.__new__(cls)
+        idx._setup(n, meta["res"], prio, meta["leaf_m"])
+        idx._geoms = None
+        idx._wkb, idx._wkb_offsets = blob, offsets
         idx._table = _Table(**arrays, leaf_level=int(meta["leaf_level"]), r0=int(meta["r0"]))
         return idx
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -114,6 +115,13 @@ class ExtentSpec(_Strict):
         """Drawn as exact geometry (not whole communities)."""
         return False
 
+    def fine_reason(self, fine: Mapping[str, str]) -> str | None:
+        """Why a level of this extent, drawn as exact geometry, is finer than a community
+        (None: it is not); ``fine`` holds the levels above it already found finer, with their
+        reasons (see :attr:`Policy.fine_levels`). A kind registered by other code overrides
+        it in its model."""
+        return None
+
 
 class SnappableExtent(ExtentSpec):
     """An extent drawn as exact geometry (``snap: exact``) or snapped to whole communities
@@ -153,6 +161,10 @@ class BufferExtent(SnappableExtent):
     snap: Snap = "intersects"
     min_area_fraction: float = Field(0.5, gt=0, le=1)
 
+    def fine_reason(self, fine: Mapping[str, str]) -> str | None:
+        src = [a for a in self.around if a in fine]
+        return f"exact buffers around level {src[0]!r}" if src else None
+
 
 class RadiusExtent(SnappableExtent):
     kind: Literal["radius"]
@@ -165,6 +177,13 @@ class RadiusExtent(SnappableExtent):
     snap: Snap = "exact"
     min_area_fraction: float = Field(0.5, gt=0, le=1)
 
+    def fine_reason(self, fine: Mapping[str, str]) -> str | None:
+        if self.centre_res is None:
+            return "circles centred on case locations"
+        if self.centre_res > PUBLIC_RES:
+            return f"circles centred on H3 cells of resolution {self.centre_res}"
+        return None
+
 
 class CellExtent(SnappableExtent):
     kind: Literal["cell"]
@@ -172,6 +191,9 @@ class CellExtent(SnappableExtent):
     res: int = Field(12, ge=0, le=15)
     snap: Snap = "exact"
     min_area_fraction: float = Field(0.5, gt=0, le=1)
+
+    def fine_reason(self, fine: Mapping[str, str]) -> str | None:
+        return f"H3 cells of resolution {self.res}" if self.res > PUBLIC_RES else None
 
 
 class GridDiskExtent(SnappableExtent):
@@ -181,6 +203,9 @@ class GridDiskExtent(SnappableExtent):
     k: int = Field(1, ge=0, le=50)
     snap: Snap = "exact"
     min_area_fraction: float = Field(0.5, gt=0, le=1)
+
+    def fine_reason(self, fine: Mapping[str, str]) -> str | None:
+        return f"rings of H3 cells of resolution {self.res}" if self.res > PUBLIC_RES else None
 
 
 # the built-in kinds; registering a kind in geo.zones.registry widens it (accept_extents)
@@ -304,13 +329,9 @@ class Policy(_Strict):
         cells finer than :data:`PUBLIC_RES`, circles centred on case locations or on cells
         finer than it, and exact buffers or step-downs of such levels (they keep the same
         centres)."""
-        from riskmap.geo.zones.registry import (
-            kind_of,
-        )  # the engine's registry (built on this module)
-
         out: dict[str, str] = {}
         for lv in self.levels:
-            why = kind_of(lv).fine_reason(lv, out) if lv.geometric else None
+            why = lv.extent.fine_reason(out) if lv.geometric else None
             if why is None:
                 src = [
                     h.id

@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import shapely
 
 from riskmap.geo._errors import StoreError
-from riskmap.geo._values import iso_date
+from riskmap.geo._values import iso_date, missing
 
 if TYPE_CHECKING:
     import geopandas as gpd
+    import pandas as pd
 
 # the schema version both backends are at; each backend keeps its own migrations to it
 SCHEMA_VERSION = 5
@@ -235,6 +235,8 @@ class Conn:
         cols = [d[0] for d in cur.description]
         with _damage_as_error(self.where):
             rows = cur.fetchall()
+        import pandas as pd  # not for a store opened only to read its meta (the CLI's status)
+
         return pd.DataFrame.from_records(rows, columns=cols)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -615,6 +617,8 @@ class Store:
                 "SELECT unit_id, date, admissions_per_100k, beds_pct FROM unit_metrics"
                 " ORDER BY unit_id, date"
             )
+        import pandas as pd
+
         df["date"] = [dt.date.fromisoformat(d) for d in df["date"]]
         for c in ("admissions_per_100k", "beds_pct"):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
@@ -687,7 +691,7 @@ class Store:
                 iso_date(z.last_case),
                 iso_date(z.expected_lift),
                 json.dumps(list(z.community_ids)),
-                None if pd.isna(z.population) else int(z.population),
+                None if missing(z.population) else int(z.population),
                 shapely.to_wkb(z.geometry, output_dimension=2),
             )
             for z in zones.itertuples(index=False)

@@ -9,7 +9,6 @@ so that a kind registered by other code (a plug-in, a test) is accepted in rule 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 
 import numpy as np
@@ -90,14 +89,6 @@ class ExtentKind(Generic[S]):
     ) -> NDArray[np.uint64] | None:
         """The cells of an exact-geometry zone part made of the features ``keys``, when the
         kind knows them itself (None: the communities' cells in the part)."""
-        return None
-
-    # ---- privacy -----------------------------------------------------------------------------
-
-    def fine_reason(self, lv: Level, fine: Mapping[str, str]) -> str | None:
-        """Why the level, drawn as exact geometry, is finer than a community (None: it is
-        not); ``fine`` holds the levels above it already found finer, with their reasons
-        (see :attr:`geo.policy.Policy.fine_levels`)."""
         return None
 
     # ---- incremental updates ----------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -471,6 +473,21 @@ def test_the_cli_answers_from_the_stored_snapshot(
         # another date is not stored: computed (and refused here)
         r = runner.invoke(cli_app, [*args, "--at", (TODAY - dt.timedelta(days=3)).isoformat()])
         assert r.exit_code != 0
+
+    # a process of its own reads only what one answer needs: neither pandas nor the zone
+    # engine is imported (they take most of a second), nor a polygon decoded but those tested
+    code = (
+        "import sys\nfrom riskmap.api.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('pandas', 'geopandas', 'scipy', 'riskmap.geo.zones') "
+        "if m in sys.modules), file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == here
+    assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr
 
     # the data changed since: the stored snapshot is not used, the zones are computed
     store = Store.open(db)

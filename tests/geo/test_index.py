@@ -189,12 +189,40 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert len(PolygonIndex.load(path, mmap=False).geoms) == 5
 
 
+def test_a_loaded_index_decodes_only_the_polygons_it_tests(tmp_path: Path) -> None:
+    """A loaded index answers from its mapped table and decodes a polygon only when a point
+    falls in one of its boundary cells (a one-point look-up on a large snapshot reads almost
+    nothing); ``geoms`` then decodes the rest, the same polygons as saved."""
+    geoms = _voronoi(5, 200)
+    geoms[7] = None  # a missing geometry round-trips as missing
+    idx = PolygonIndex(geoms, priority=np.arange(len(geoms)) % 3).build()
+    back = PolygonIndex.load(idx.save(tmp_path / "i"))
+    assert len(back) == len(geoms) and back._geoms is None
+    one = geoms[20].exterior.coords[0]  # a vertex: on a boundary, so tested exactly
+    assert back.lookup([one[0]], [one[1]]).index.tolist() == _brute(
+        geoms, back.priority, np.array([one[0]]), np.array([one[1]])
+    )
+    decoded = int(back._have.sum())
+    assert 1 <= decoded <= 4 and back._geoms is None
+    lon, lat = _on_boundaries(geoms[~shapely.is_missing(geoms)], step=5)
+    assert back.lookup(lon, lat).index.tolist() == idx.lookup(lon, lat).index.tolist()
+    assert back._geoms is None
+    full = back.geoms
+    assert full[7] is None and shapely.equals(full[:7], geoms[:7]).all()
+    assert shapely.equals(full[8:], geoms[8:]).all()
+    assert back.exact(lon, lat).tolist() == idx.exact(lon, lat).tolist()
+
+
 def test_load_names_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a saved polygon index"):
         PolygonIndex.load(tmp_path)
     path = PolygonIndex(_voronoi(0, 5)).save(tmp_path / "i")
     (path / "node.npy").unlink()
     with pytest.raises(ValueError, match="cannot read the saved polygon index"):
+        PolygonIndex.load(path)
+    path = PolygonIndex(_voronoi(0, 5)).save(tmp_path / "j")
+    np.save(path / "wkb_offsets.npy", np.array([0, 10, 5, 20], dtype=np.int64))
+    with pytest.raises(ValueError, match="offsets do not match"):
         PolygonIndex.load(path)
 
 

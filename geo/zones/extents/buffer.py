@@ -3,7 +3,6 @@ metric buffer of those levels' areas)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
@@ -53,10 +52,6 @@ class BufferKind(ExtentKind[BufferExtent]):
                 e |= spread(sel_f, f.events)
                 last = np.maximum(last, spread_max(sel_f, np.where(f.active[:, at_i], f.last, -1)))
         return LevelState(g, e, last)
-
-    def fine_reason(self, lv: Level, fine: Mapping[str, str]) -> str | None:
-        src = [a for a in self.extent(lv).around if a in fine]
-        return f"exact buffers around level {src[0]!r}" if src else None
 
     def incremental(self, policy: Policy, lv: Level) -> bool:
         """Buffers of whole communities around levels whose rows follow their own cases."""

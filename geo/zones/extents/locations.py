@@ -4,7 +4,6 @@ or snapped to whole communities."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar, Protocol, cast
 
 import numpy as np
@@ -15,7 +14,6 @@ from scipy import sparse
 
 from riskmap.geo import cells as h3c
 from riskmap.geo.policy import (
-    PUBLIC_RES,
     CellExtent,
     ExtentSpec,
     GridDiskExtent,
@@ -118,14 +116,6 @@ class RadiusKind(LocationKind[RadiusExtent]):
     def unit_res(self, lv: Level) -> int | None:
         return self.extent(lv).centre_res
 
-    def fine_reason(self, lv: Level, fine: Mapping[str, str]) -> str | None:
-        centre_res = self.extent(lv).centre_res
-        if centre_res is None:
-            return "circles centred on case locations"
-        if centre_res > PUBLIC_RES:
-            return f"circles centred on H3 cells of resolution {centre_res}"
-        return None
-
     def centre(
         self, ctx: Context, lv: Level, units: Units
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -185,10 +175,6 @@ class CellKind(LocationKind[CellExtent]):
     name = "cell"
     spec: ClassVar[type[ExtentSpec]] = CellExtent
 
-    def fine_reason(self, lv: Level, fine: Mapping[str, str]) -> str | None:
-        res = self.extent(lv).res
-        return f"H3 cells of resolution {res}" if res > PUBLIC_RES else None
-
     def cell_polygons(self, lv: Level, cells: NDArray[np.uint64]) -> NDArray[np.object_]:
         return h3c.cell_polygons(cells)
 
@@ -210,10 +196,6 @@ class GridDiskKind(LocationKind[GridDiskExtent]):
 
     name = "grid_disk"
     spec: ClassVar[type[ExtentSpec]] = GridDiskExtent
-
-    def fine_reason(self, lv: Level, fine: Mapping[str, str]) -> str | None:
-        res = self.extent(lv).res
-        return f"rings of H3 cells of resolution {res}" if res > PUBLIC_RES else None
 
     def cell_polygons(self, lv: Level, cells: NDArray[np.uint64]) -> NDArray[np.object_]:
         k = self.extent(lv).k
