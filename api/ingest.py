@@ -178,14 +178,21 @@ def ingest_cases(
     date_format: str | None = None,
     limits: InputLimits = DEFAULT_LIMITS,
     name: str | None = None,
+    layer: CommunityLayer | None = None,
 ) -> IngestReport:
     """Case locations, one row each. All the rows of a case in a batch form its record: a new
     case is added, an identical record changes nothing, and a changed record (another date,
     type or set of places) becomes the case's new version, the previous one being kept in
     ``case_versions``. A case has one type: rows that disagree with its first row are rejected.
+
+    ``layer``: the store's communities, prepared, when the caller has them (a server's data in
+    memory); else they are read from the store. They only flag rows (points outside every
+    community, swapped coordinates, area centroids), so a layer of slightly older
+    communities changes warnings, never what is stored.
     """
-    communities = store.communities()
-    layer = CommunityLayer(communities, h3_res) if len(communities) else None
+    if layer is None or len(layer) == 0:
+        communities = store.communities()
+        layer = CommunityLayer(communities, h3_res) if len(communities) else None
 
     def coverage(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         assert layer is not None

@@ -308,6 +308,15 @@ class RiskService:
         served = self.served
         return None if served is None else served.get(policy, self.clock.today())
 
+    def known_layer(self) -> CommunityLayer | None:
+        """The communities prepared in memory when no batch of communities came since (only
+        cases): what an ingest of cases flags rows with, without reading and preparing them
+        again (seconds on a large city). None when there is none yet or they changed."""
+        data = self._data
+        if data is None or not self.store.only_new_cases_since(data.batch):
+            return None
+        return data.layer
+
     def current_data(self) -> _Data:
         """The current data version in memory (loaded when the store's changed)."""
         return self._state()

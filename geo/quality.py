@@ -6,13 +6,38 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import shapely
+from numpy.typing import NDArray
 
 from riskmap.geo.zones import CommunityLayer
 
-__all__ = ["CENTROID_DISTANCE_M", "REPEATED_MIN_CASES", "location_flags"]
+__all__ = ["CENTROID_DISTANCE_M", "REPEATED_MIN_CASES", "location_flags", "parent_centroids"]
 
 REPEATED_MIN_CASES = 10  # a coordinate shared by this many cases is flagged
 CENTROID_DISTANCE_M = 100.0  # a location this close to an area's centroid is flagged
+
+
+def parent_centroids(
+    layer: CommunityLayer, parent: str
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The centroids (lon, lat) of the parent units (``district``, ``subdistrict``) of the
+    communities: the area-weighted mean of their communities' centroids, which is the
+    centroid of their union when the communities do not overlap, without computing the
+    union (seconds for a city of 100,000 communities; this runs on every ingest)."""
+    codes, uniq = layer.parent_codes(parent)
+    ok = codes >= 0
+    if not ok.any():
+        return np.empty(0), np.empty(0)
+    geoms = layer.geoms[ok]
+    area = shapely.area(geoms)
+    c = shapely.centroid(geoms)
+    x, y = shapely.get_x(c), shapely.get_y(c)
+    good = np.isfinite(x) & np.isfinite(y) & (area > 0)
+    code, area = codes[ok][good], area[good]
+    total = np.bincount(code, weights=area, minlength=len(uniq))
+    has = total > 0
+    cx = np.bincount(code, weights=area * x[good], minlength=len(uniq))[has] / total[has]
+    cy = np.bincount(code, weights=area * y[good], minlength=len(uniq))[has] / total[has]
+    return cx, cy
 
 
 def location_flags(frame: pd.DataFrame, layer: CommunityLayer) -> list[str]:
@@ -31,14 +56,11 @@ def location_flags(frame: pd.DataFrame, layer: CommunityLayer) -> list[str]:
             f"row {rows[i]}: ({lat[i]:g}, {lon[i]:g}) has 2 decimals or fewer "
             "(about 1 km): an area centroid? (accepted)"
         )
-    centres = []
-    for parent in ("district", "subdistrict"):
-        units = layer.parent_units(parent)
-        if len(units):
-            centres.append(shapely.centroid(units.geometry.to_numpy()))
-    if centres:
-        pts = np.concatenate(centres)
-        mx, my = layer.to_metric.transform(shapely.get_x(pts), shapely.get_y(pts))
+    centres = [parent_centroids(layer, parent) for parent in ("district", "subdistrict")]
+    cx = np.concatenate([c[0] for c in centres])
+    cy = np.concatenate([c[1] for c in centres])
+    if len(cx):
+        mx, my = layer.to_metric.transform(cx, cy)
         tree = shapely.STRtree(shapely.points(mx, my))
         x, y = layer.to_metric.transform(lon, lat)
         near, _ = tree.query(

@@ -210,6 +210,7 @@ async def post_cases(
         partial(ingest_cases, service.store),
         changed=service.data_changed,
         h3_res=settings.h3_resolution,
+        layer=await run_in_threadpool(service.known_layer),
         **opts,
     )
 

@@ -274,3 +274,47 @@ def test_real_ds4c_files_over_http_as_through_the_cli(shared_dir: Path, tmp_path
         assert cli_rows or "rejects" in sql, sql
     names = {r[1] for r in _table(http_db, "SELECT community_id, name FROM communities")}
     assert "대방동" in names  # decoded with the encoding given as a query parameter
+
+
+def test_cases_are_flagged_with_the_communities_the_server_has(
+    env, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A POST of cases flags its rows with the communities the server holds in memory (no
+    reading and preparing them again: seconds on a large city) while only cases came since,
+    and reads them again once communities changed."""
+    from riskmap.api.store import Store as StoreClass
+
+    client, keys, store = env
+    lat, lon = point_in(store, "A")
+    assert client.get("/v1/status", params={"lat": lat, "lon": lon, "at": AT}).status_code == 200
+    reads: list[int] = []
+    real = StoreClass.communities
+
+    def counted(self: StoreClass) -> object:
+        reads.append(1)
+        return real(self)
+
+    monkeypatch.setattr(StoreClass, "communities", counted)
+    row = {"reported": "2024-03-09", "type": "confirmed", "role": "residence"}
+    far = {"lat": 10.0, "lon": 10.0}  # outside every community: flagged
+    for i in range(2):
+        body = [
+            {"case_id": f"m{i}", **row, "lat": lat, "lon": lon},
+            {"case_id": f"o{i}", **row, **far},
+        ]
+        r = client.post("/v1/cases", json=body, headers=auth(keys["officer"]))
+        assert r.status_code == 200, r.text
+        assert any("row 2:" in w and "outside every community" in w for w in r.json()["warnings"])
+        client.get("/v1/status", params={"lat": lat, "lon": lon, "at": AT})  # the new version
+    assert reads == []  # the server's prepared communities flagged both batches
+    # a batch of communities: the next batch of cases reads them again
+    gdf = squares([("G", 20000, 0, 500, "D3")])
+    r = client.post(
+        "/v1/communities",
+        content=gdf.to_json(),
+        headers=auth(keys["officer"]) | {"Content-Type": "application/geo+json"},
+    )
+    assert r.status_code == 200, r.text
+    body = [{"case_id": "m9", **row, "lat": lat, "lon": lon}]
+    assert client.post("/v1/cases", json=body, headers=auth(keys["officer"])).status_code == 200
+    assert reads

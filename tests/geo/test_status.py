@@ -4,6 +4,8 @@ quality flags of case locations (geo.quality), on hand-made communities."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import geopandas as gpd
 import numpy as np
@@ -13,7 +15,7 @@ import shapely
 
 from riskmap.geo._values import int_or_none, iso_date, missing, or_none, text_or_none
 from riskmap.geo.policy import NONE_LABEL, load_policy
-from riskmap.geo.quality import REPEATED_MIN_CASES, location_flags
+from riskmap.geo.quality import REPEATED_MIN_CASES, location_flags, parent_centroids
 from riskmap.geo.status import StatusLookup, community_ref, place_history
 from riskmap.geo.zones import CommunityLayer, compute_zones
 from tests.helpers import LOCAL, case_rows, squares
@@ -110,6 +112,33 @@ def test_present_values() -> None:
     day = dt.date(2024, 3, 1)
     for d in (day, dt.datetime(2024, 3, 1, 23, 59), pd.Timestamp("2024-03-01"), "2024-03-01"):
         assert iso_date(d) == "2024-03-01", d
+
+
+def test_missing_values_before_pandas_is_imported() -> None:
+    """The CLI's status answer never imports pandas: ``missing`` answers the same without it
+    (numpy's NaN and NaT; no pandas value can exist yet)."""
+    code = (
+        "import sys, numpy as np\n"
+        "from riskmap.geo._values import missing\n"
+        "m = [None, float('nan'), np.float32('nan'), np.float64('nan'), np.datetime64('NaT')]\n"
+        "p = ['', 'x', 0, 0.0, [1, 2], np.float64(1.5), np.datetime64('2024-01-02')]\n"
+        "assert all(missing(v) for v in m) and not any(missing(v) for v in p)\n"
+        "assert 'pandas' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_parent_centroids_are_the_centroids_of_the_unions(city) -> None:  # type: ignore[no-untyped-def]
+    """The area-weighted centroids of the location flags equal the centroids of the parent
+    units' unions (the communities do not overlap), without computing the unions."""
+    layer, _ = city
+    for parent in ("district", "subdistrict"):
+        cx, cy = parent_centroids(layer, parent)
+        units = layer.parent_units(parent)
+        want = shapely.centroid(units.geometry.to_numpy())
+        assert len(cx) == len(units) == len(set(layer.frame[f"{parent}_id"])) > 0
+        assert np.allclose(cx, shapely.get_x(want), atol=1e-9)
+        assert np.allclose(cy, shapely.get_y(want), atol=1e-9)
 
 
 def test_location_flags(city) -> None:  # type: ignore[no-untyped-def]
