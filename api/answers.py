@@ -158,9 +158,8 @@ class StatusParts:
     def one(self, lon: float, lat: float) -> dict[str, Any]:
         """The place part of a status answer (``level`` ... ``expected_lift``) of one point,
         the fields and values of :meth:`geo.status.StatusLookup.answers`."""
-        x, y = np.array([lon], np.float64), np.array([lat], np.float64)
-        z = int(self.zones.lookup(x, y).index[0])
-        c = int(self.communities.locate(x, y)[0])
+        z = self.zones.lookup_one(lon, lat)
+        c = self.communities.index.lookup_one(lon, lat)
         if z < 0:
             level, zone_id, since, lift = NONE_LEVEL, None, None, None
         else:

@@ -11,6 +11,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from riskmap.api.deps import Services
 from riskmap.api.errors import add_exception_handlers
+from riskmap.api.fastpath import GZIP_MIN, StatusFastPath
 from riskmap.api.middleware import add_middleware
 from riskmap.api.routers import (
     aggregates,
@@ -84,7 +85,10 @@ def create_app() -> FastAPI:
     add_security_headers(app)  # wraps every other middleware but gzip
     # outermost: compresses JSON, GeoJSON, HTML and tiles when the client accepts gzip (tiles
     # come compressed from the tile cache already: an answer with Content-Encoding passes)
-    app.add_middleware(GZipMiddleware, minimum_size=500, compresslevel=6)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN, compresslevel=6)
+    # outside even gzip: the apps' plain status read, answered before any routing (its
+    # answers are the route's, byte for byte; see api.fastpath)
+    app.add_middleware(StatusFastPath, owner=app)
     return app
 
 

@@ -96,7 +96,7 @@ def db(city: Path, tmp_path: Path) -> Path:
 
 
 def _settings(db: Path, **kw: Any) -> Settings:
-    return Settings(database_url=f"sqlite:///{db}", rate_limit_per_minute=0, **kw)
+    return Settings(**({"database_url": f"sqlite:///{db}", "rate_limit_per_minute": 0} | kw))
 
 
 def _places(db: Path) -> pd.DataFrame:
@@ -573,3 +573,66 @@ def test_the_cli_and_default_periods_count_today_in_the_configured_zone(
             assert date_range(svc, POLICY, 400).period(None, None, 7)[1] == want
         finally:
             svc.shutdown()
+
+
+def test_the_plain_status_read_is_answered_before_routing_with_the_routes_answer(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anonymous ``GET /v1/status?lat=&lon=`` of today is answered by the outermost middleware
+    (api.fastpath) with the route's answer byte for byte and the same headers; anything else
+    (a key, other parameters, bad numbers, CORS, a rate limit) goes through the route."""
+    import riskmap.api.routers.status as status_routes
+
+    settings = _settings(db)
+    routed: list[int] = []
+    real = status_routes.served_today
+
+    def counted(*a: Any, **k: Any) -> Any:
+        routed.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(status_routes, "served_today", counted)
+    places = _places(db)
+    rng = np.random.default_rng(3)
+    lon = np.concatenate([places["lon"].to_numpy(), rng.uniform(-180, 180, 20)])
+    lat = np.concatenate([places["lat"].to_numpy(), rng.uniform(-90, 90, 20)])
+    with served(settings) as client:
+        wait_ready(client)
+        levels = set()
+        for x, y in zip(lon, lat, strict=True):
+            q = f"lat={y:.6f}&lon={x:.6f}"
+            routed.clear()
+            fast = client.get(f"/v1/status?{q}")
+            assert fast.status_code == 200 and routed == []  # not routed
+            slow = client.get(f"/v1/status?{q}&policy={settings.policy}")
+            assert slow.status_code == 200 and routed  # through the route
+            assert fast.content == slow.content
+            same = {k: v for k, v in slow.headers.items() if k != "date"}
+            assert {k: v for k, v in fast.headers.items() if k != "date"} == same
+            levels.add(fast.json()["level"])
+        assert {"none", "sealed"} <= levels
+        # with gzip asked for (a small answer is not compressed either way)
+        routed.clear()
+        got = client.get(f"/v1/status?{q}", headers={"Accept-Encoding": "gzip"})
+        assert got.content == fast.content and routed == []
+        key = Store.open(db).create_key("analyst", "t")[1]
+        for path, headers, code in [
+            (f"/v1/status?{q}", {"Authorization": f"Bearer {key}"}, 200),  # the exact view
+            (f"/v1/status?{q}", {"Origin": "https://example.org"}, 200),
+            (f"/v1/status?{q}&at={TODAY.isoformat()}", {}, 200),
+            (f"/v1/status?lon={x:.6f}&lat={y:.6f}&lat=1", {}, 200),
+            ("/v1/status?lat=abc&lon=114.3", {}, 422),
+            ("/v1/status?lat=91&lon=114.3", {}, 422),
+            ("/v1/status?lat=1e1&lon=114.3", {}, 200),
+            ("/v1/status?lat=30.5", {}, 422),
+        ]:
+            routed.clear()
+            r = client.get(path, headers=headers)
+            assert r.status_code == code, (path, r.text)
+            if code == 200:
+                assert routed, path
+    # a configured rate limit: every read goes through the route (and its limit)
+    with served(_settings(db, rate_limit_per_minute=1000)) as client:
+        wait_ready(client)
+        routed.clear()
+        assert client.get(f"/v1/status?{q}").status_code == 200 and routed

@@ -178,7 +178,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     back = PolygonIndex.load(path)
     for name in ("node", "cand_ptr", "cand", "bbox", "root"):
         assert np.array_equal(getattr(back._tab, name), getattr(idx._tab, name), equal_nan=True)
-    assert isinstance(back._tab.node, np.memmap)  # mapped, not read
+    assert isinstance(back._tab.node.base, np.memmap)  # mapped, not read
     assert (back.leaf_level, back.priority.tolist()) == (idx.leaf_level, prio.tolist())
     assert shapely.equals(back.geoms, geoms).all()
     rng = np.random.default_rng(4)
@@ -211,6 +211,26 @@ def test_a_loaded_index_decodes_only_the_polygons_it_tests(tmp_path: Path) -> No
     assert full[7] is None and shapely.equals(full[:7], geoms[:7]).all()
     assert shapely.equals(full[8:], geoms[8:]).all()
     assert back.exact(lon, lat).tolist() == idx.exact(lon, lat).tolist()
+
+
+def test_one_point_answers_as_many(tmp_path: Path) -> None:
+    """``lookup_one`` (the status answer's path) gives ``lookup``'s answer for every point:
+    random, on boundaries and vertices, outside the box, of a built and of a loaded index."""
+    geoms = _voronoi(9, 120)
+    prio = np.random.default_rng(9).integers(0, 3, len(geoms))
+    idx = PolygonIndex(geoms, priority=prio).build()
+    loaded = PolygonIndex.load(idx.save(tmp_path / "i"))
+    rng = np.random.default_rng(10)
+    blon, blat = _on_boundaries(geoms, step=3)
+    lon = np.concatenate([rng.uniform(114.18, 114.32, 3000), blon, [114.2, 114.3, 0.0, 180.0]])
+    lat = np.concatenate([rng.uniform(30.48, 30.62, 3000), blat, [30.5, 30.6, 0.0, -90.0]])
+    want = idx.lookup(lon, lat).index.tolist()
+    assert [idx.lookup_one(x, y) for x, y in zip(lon, lat, strict=True)] == want
+    assert [loaded.lookup_one(x, y) for x, y in zip(lon, lat, strict=True)] == want
+    assert PolygonIndex(np.empty(0, dtype=object)).lookup_one(114.2, 30.5) == -1
+    for bad in ((float("nan"), 30.5), (114.2, 91.0), (181.0, 0.0)):
+        with pytest.raises(CoordinateError):
+            idx.lookup_one(*bad)
 
 
 def test_load_names_what_is_wrong(tmp_path: Path) -> None:
