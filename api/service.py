@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import queue
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -601,11 +602,14 @@ class RiskService:
         max_zoom: int,
         max_tiles: int = 20_000,
         stop: Callable[[], bool] = lambda: False,
+        pause: float = 0.0,
     ) -> int:
         """Render the tiles of the zones and communities anonymous callers see (the public
         view at ``min_count``) at zooms 0..``max_zoom`` over the city into the tile cache, with
         their gzip bodies as browsers ask for them: the map's first views then come from
-        memory. At most ``max_tiles``; ``stop`` ends it early. Returns the tiles rendered."""
+        memory. At most ``max_tiles``; ``stop`` ends it early; after each tile it sleeps
+        ``pause`` times the tile's rendering time (background work that leaves the process's
+        requests their share). Returns the tiles rendered."""
         from riskmap.tiles.mvt import TMS
 
         if max_zoom < 0:
@@ -628,8 +632,11 @@ class RiskService:
                         if done >= max_tiles or stop():
                             return done
                         checkpoint()
+                        began = time.perf_counter()
                         self.tile(key, layer, t.z, t.x, t.y, gzip=True)
                         done += 1
+                        if pause > 0:
+                            time.sleep((time.perf_counter() - began) * pause)
             return done
 
         return int(self.flights.run(("prerender", *key, max_zoom), render))

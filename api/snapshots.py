@@ -35,6 +35,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,9 @@ FORMAT_VERSION = 1
 ONE_DAY = dt.timedelta(days=1)
 #: how often the store's data version is read (a change by another process is seen this late)
 POLL_S = 1.0
+#: the tiles rendered ahead leave the worker's requests this share of their time (a pause of
+#: this many times each tile's rendering time): background work, never ahead of reads
+PRERENDER_PAUSE = 1.0
 #: tomorrow's snapshot is computed this long before midnight
 AHEAD = dt.timedelta(hours=1)
 
@@ -526,16 +530,34 @@ class ServedSnapshots:
         snapshot read from disk has no zones in memory: its tiles are rendered when asked.)"""
         if self.prerender_zoom < 0:
             return
+        checked = [time.monotonic()]
+
+        def stop() -> bool:
+            # a newer data version makes these tiles stale: its snapshot comes first (an
+            # ingest through the API wakes the keeper; another process's is polled)
+            if self._stop.is_set() or self._wake.is_set():
+                return True
+            now = time.monotonic()
+            if now - checked[0] < self.poll_s:
+                return False
+            checked[0] = now
+            return self.service.store.data_version > served.data_version
+
         try:
             n = self.service.prerender_tiles(
                 served.policy,
                 served.at,
                 self.min_count,
                 self.prerender_zoom,
-                stop=self._stop.is_set,
+                stop=stop,
+                pause=PRERENDER_PAUSE,
             )
-            log.info("rendered %d tiles of %s at %s ahead", n, served.policy.id, served.at)
-            self.prerendered += 1
+            rule, at = served.policy.id, served.at
+            if stop():
+                log.info("rendering the tiles of %s at %s ahead stopped after %d", rule, at, n)
+            else:
+                log.info("rendered %d tiles of %s at %s ahead", n, rule, at)
+                self.prerendered += 1
         except Exception as e:
             rule, at = served.policy.id, served.at
             log.warning("could not render the tiles of %s at %s: %s", rule, at, e)

@@ -532,6 +532,48 @@ def test_the_public_tiles_of_a_new_snapshot_are_rendered_ahead(db: Path) -> None
         assert service.tiles.misses > misses
 
 
+def test_tiles_rendered_ahead_give_way_to_a_new_data_version(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rendering a snapshot's tiles ahead is background work: it pauses between tiles (the
+    process's requests keep their share of it) and stops when new data arrives, whose
+    snapshot is served first (the stale tiles are not finished)."""
+    from riskmap.api.deps import service_of
+
+    rendered: list[float] = []
+    real = service_module.RiskService.tile
+
+    def slow(self: RiskService, *a: Any, **k: Any) -> Any:
+        time.sleep(0.05)  # a large city's tile
+        rendered.append(time.monotonic())
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(service_module.RiskService, "tile", slow)
+    settings = _settings(db, prerender_zoom=14)  # thousands of tiles: minutes at this pace
+    with served(settings) as client:
+        ready = wait_ready(client)
+        assert ready is not None
+        first = ready.json()["data_version"]
+        service = service_of(client.app, settings)  # type: ignore[arg-type]
+        _wait(lambda: len(rendered) >= 10)
+        # the pauses: at most about one tile per 2 x 50 ms
+        span = rendered[9] - rendered[0]
+        assert span >= 9 * 0.1 * 0.9, span
+        lon, lat = _quiet_place(client, db)
+        key = Store.open(db).create_key("officer", "t")[1]
+        t0 = time.monotonic()
+        r = client.post(
+            "/v1/cases",
+            content=_new_case_csv(tmp_path / "n.csv", lon, lat).read_bytes(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv"},
+        )
+        assert r.status_code == 200, r.text
+        _wait(lambda: _status(client, lon, lat)["data_version"] > first, timeout=30)
+        assert time.monotonic() - t0 < 30
+        assert _status(client, lon, lat)["level"] == "sealed"
+        assert service.served is not None and service.served.prerendered == 0  # stopped
+
+
 def test_the_start_up_build_waits_while_memory_is_short(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
