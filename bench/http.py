@@ -265,6 +265,10 @@ def fresh_figures(
     return out
 
 
+#: how long the load phases wait for the server's background work to end
+IDLE_TIMEOUT = 900.0
+
+
 def warm_up(proc: Proc, path: str, bbox: tuple, workers: int, timeout: float) -> float:
     """Seconds until every worker answers: bursts of ``8 x workers`` concurrent requests, each
     on a connection of its own (the kernel hands new connections to the workers), until three
@@ -360,6 +364,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             warm_up(rm, "/v1/status", city.bbox, args.workers, START_TIMEOUT), 1
         )
         out["reference_warm_up_s"] = round(warm_up(ref, "/status", city.bbox, args.workers, 120), 1)
+        say("until riskmap is idle (its start-up's background work done)")
+        out["riskmap_idle_after_s"] = round(rm.wait_idle(IDLE_TIMEOUT), 1)
         say("agreement")
         out["agreement"] = agreement(rm, ref, city.bbox, args.agreement_points)
         pairs = (("riskmap", rm, "/v1/status"), ("reference", ref, "/status"))

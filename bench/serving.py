@@ -204,6 +204,25 @@ class Proc:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def wait_idle(self, timeout: float, below: float = 0.1, window: float = 3.0) -> float:
+        """Seconds until the server's processes together use less than ``below`` of one core
+        over ``window`` seconds (its background work done: the first snapshot's tiles rendered
+        ahead, other workers' snapshots read): load phases then measure the server as it
+        serves, not its start-up. Gives up quietly after ``timeout`` (returns it)."""
+        import psutil
+
+        assert self.proc is not None
+        t0 = time.perf_counter()
+        root = psutil.Process(self.proc.pid)
+        while time.perf_counter() - t0 < timeout:
+            procs = [root, *root.children(recursive=True)]
+            before = sum(sum(p.cpu_times()[:2]) for p in procs if p.is_running())
+            time.sleep(window)
+            after = sum(sum(p.cpu_times()[:2]) for p in procs if p.is_running())
+            if (after - before) / window < below:
+                return time.perf_counter() - t0
+        return timeout
+
     def memory(self) -> dict[str, Any]:
         """RSS (and USS: pages of the process alone) in MB of each worker process: the
         supervisor's children (multiprocessing's resource tracker left out), or the server's

@@ -228,7 +228,10 @@ def bench_http(args: argparse.Namespace) -> list[dict[str, Any]]:
     run_dir = sv.VAR / "tiles-http" / spec.name
     db = sv.work_store(city, run_dir)
     dsn = sv.pg_dsn()
-    rm = sv.riskmap_server(db, args.workers, run_dir / "riskmap.log")
+    # nothing rendered ahead: the cold figures are of tiles rendered on request
+    rm = sv.riskmap_server(
+        db, args.workers, run_dir / "riskmap.log", {"RISKMAP_PRERENDER_ZOOM": "-1"}
+    )
     tp = sv.tipg_server(dsn, ["public.ref_zones"], args.workers, run_dir / "tipg.log")
     rows: list[dict[str, Any]] = []
     headers = {"Accept-Encoding": "gzip"}
@@ -238,6 +241,7 @@ def bench_http(args: argparse.Namespace) -> list[dict[str, Any]]:
         rm.wait_for("/healthz", 900)
         rm.wait_for(f"/v1/status?lat={city.bbox[1]}&lon={city.bbox[0]}", 900)
         warm_up(rm, "/v1/status", city.bbox, args.workers, 900)  # every worker has its zones
+        rm.wait_idle(900)  # and its background work (the tiles rendered ahead) is done
         with psycopg.connect(dsn, autocommit=True) as conn:
             meta = load_from_riskmap(conn, rm.url)
             wkb = [bytes(r[0]) for r in conn.execute("SELECT ST_AsBinary(geom) FROM ref_zones")]
