@@ -1,20 +1,26 @@
-"""The apps' hot path: an anonymous ``GET /v1/status?lat=..&lon=..`` (the service's rule,
-today) answered from the served snapshot in the outermost middleware, before routing,
-validation and the other middleware, which cost several times the look-up itself.
+"""The hot paths, answered in the outermost middleware before routing, validation and the
+other middleware (which cost several times the answer itself):
 
-Only the plainest request takes it: exactly the two parameters, as plain decimal numbers in
-range, no ``Authorization`` (a key: the exact view), no ``Origin`` (CORS), no rate limit
-configured, a served snapshot of today ready, and an answer small enough that the gzip
-middleware would not compress it. Its answer is the one the route gives, byte for byte, with
-the same headers (``Content-Type``, ``X-Data-Version``, ``Cache-Control`` and the security
-headers); everything else (errors, 503 before the first snapshot, other rules and dates,
-keys) goes through the application as usual.
+- an anonymous ``GET /v1/status?lat=..&lon=..`` (the service's rule, today), from the served
+  snapshot: exactly the two parameters, as plain decimal numbers in range, no rate limit
+  configured, a served snapshot of today ready, and an answer small enough that the gzip
+  middleware leaves it alone;
+- an anonymous ``GET /collections/{zones|communities}/tiles/WebMercatorQuad/{z}/{x}/{y}``
+  with no parameter (the service's rule, today) whose tile is in the tile cache, kept for the
+  snapshot the service serves (rendered ahead, or by an earlier request): the map's tiles.
+
+Neither takes a request with ``Authorization`` (a key: the exact view) or ``If-None-Match``
+(a 304). The answers are the routes' own, byte for byte, with the same
+headers (``Content-Type``, ``X-Data-Version``, ``ETag``, ``Cache-Control``, the security
+headers); everything else (errors, 503 before the first snapshot, other rules and dates, keys,
+tiles not rendered yet) goes through the application as usual.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -23,6 +29,7 @@ from riskmap.api.deps import service_of
 from riskmap.api.middleware import cache_control
 from riskmap.api.security import API_CSP, COMMON_HEADERS
 from riskmap.api.settings import get_settings_of
+from riskmap.tiles.mvt import MVT_MEDIA_TYPE, TILE_MATRIX_SET
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -32,9 +39,18 @@ PATH = "/v1/status"
 _NUMBER = re.compile(rb"-?\d{1,3}(?:\.\d{1,17})?")
 #: the gzip middleware's minimum size (api.main): larger answers go through it
 GZIP_MIN = 500
-_SKIP = (b"authorization", b"origin")
+_SKIP = (b"authorization", b"if-none-match")
+_TILE = re.compile(
+    r"/collections/(zones|communities)/tiles/" + TILE_MATRIX_SET + r"/(\d{1,2})/(\d{1,9})/(\d{1,9})"
+)
+#: the tile route's headers besides the ETag and X-Data-Version (api.routers.collections)
+_TILE_HEADERS = {
+    "vary": "Accept-Encoding, Authorization",
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": "ETag",
+}
 
-__all__ = ["StatusFastPath"]
+__all__ = ["FastPaths", "accepts_gzip"]
 
 
 def _lat_lon(query: bytes) -> tuple[float, float] | None:
@@ -57,55 +73,132 @@ def _lat_lon(query: bytes) -> tuple[float, float] | None:
     return lat, lon
 
 
-class StatusFastPath:
+class FastPaths:
     """Pure ASGI middleware, outermost (see the module's docstring)."""
 
     def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
         self.app = app
         self.owner = owner
-        headers = {"content-type": "application/json"}
-        headers["cache-control"] = cache_control("GET", PATH, False, 200)
-        headers |= dict(COMMON_HEADERS)
-        headers["content-security-policy"] = API_CSP
-        self._headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+        common = dict(COMMON_HEADERS) | {"content-security-policy": API_CSP}
+        status = {"content-type": "application/json"}
+        status["cache-control"] = cache_control("GET", PATH, False, 200)
+        self._status = _encoded(status | common)
+        self._tile = _encoded(_TILE_HEADERS | {"cache-control": ""} | common)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "GET":
-            got = self._answer(scope)
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path = scope["path"]
+            got = None
+            if path == PATH:
+                got = self._status_answer(scope)
+            elif path.startswith("/collections/"):
+                got = self._tile_answer(scope, path)
             if got is not None:
-                body, version = got
-                headers = [
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-data-version", str(version).encode()),
-                    *self._headers,
-                ]
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                code, headers, body = got
+                await send({"type": "http.response.start", "status": code, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
 
-    def _answer(self, scope: Scope) -> tuple[bytes, int] | None:
-        place = _lat_lon(scope.get("query_string", b""))
-        if place is None:
-            return None
+    def _plain(self, scope: Scope) -> tuple[bool, bool]:
+        """(the request may take a fast path, it accepts gzip)."""
         gzip = False
         for name, value in scope["headers"]:
             if name in _SKIP:
-                return None
-            if name == b"accept-encoding" and b"gzip" in value:
-                gzip = True
+                return False, False
+            if name == b"accept-encoding":
+                gzip = accepts_gzip(value)
+        return True, gzip
+
+    def _served(self) -> tuple[Any, Any] | None:
+        """(settings, today's served snapshot of the service's rule), or None."""
         settings = get_settings_of(self.owner)
-        if settings.rate_limit_per_minute > 0:
-            return None
         service = service_of(self.owner, settings)
         rule = public_rules(settings)[0]
         if not service.serves(rule):
             return None
         served = service.served_status(rule)
-        if served is None:  # no snapshot of today yet: the route answers 503
+        return None if served is None else (settings, served)
+
+    def _status_answer(self, scope: Scope) -> tuple[int, list[Any], bytes] | None:
+        place = _lat_lon(scope.get("query_string", b""))
+        if place is None:
             return None
+        plain, gzip = self._plain(scope)
+        if not plain or get_settings_of(self.owner).rate_limit_per_minute > 0:
+            return None
+        got = self._served()
+        if got is None:  # no snapshot of today yet: the route answers 503
+            return None
+        served = got[1]
         lat, lon = place
         body = served.answer(lon, lat, public=True)
-        if gzip and len(body) >= GZIP_MIN:
+        if len(body) >= GZIP_MIN:  # the gzip middleware compresses it or adds a Vary
             return None
-        return body, served.data_version
+        headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"x-data-version", str(served.data_version).encode()),
+            *self._status,
+        ]
+        return 200, headers, body
+
+    def _tile_answer(self, scope: Scope, path: str) -> tuple[int, list[Any], bytes] | None:
+        m = _TILE.fullmatch(path)
+        if m is None or scope.get("query_string"):
+            return None
+        plain, gzip = self._plain(scope)
+        if not plain:
+            return None
+        got = self._served()
+        if got is None:
+            return None
+        settings, served = got
+        service = service_of(self.owner, settings)
+        if served.at != service.today():  # yesterday's, before today's is ready: the route
+            return None
+        layer, z, x, y = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
+        key = (
+            served.data_version,
+            served.key,
+            served.at.isoformat(),
+            f"public-{settings.min_public_count}",
+        )
+        found, tile = service.tiles.peek((*key, layer, z, x, y), gzip=gzip)
+        if not found:
+            return None
+        etag = 'W/"' + hashlib.sha1(f"{key}|{path}|[]".encode()).hexdigest()[:20] + '"'
+        cache = cache_control("GET", path, False, 200 if tile is not None else 204)
+        headers = [
+            (b"etag", etag.encode()),
+            (b"x-data-version", str(served.data_version).encode()),
+            *((k, cache.encode() if k == b"cache-control" else v) for k, v in self._tile),
+        ]
+        if tile is None:
+            return 204, headers, b""
+        headers += [
+            (b"content-length", str(len(tile)).encode()),
+            (b"content-type", MVT_MEDIA_TYPE.encode()),
+        ]
+        if gzip:
+            headers.append((b"content-encoding", b"gzip"))
+        return 200, headers, tile
+
+
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode(), v.encode()) for k, v in headers.items()]
+
+
+def accepts_gzip(value: bytes) -> bool:
+    """Whether an ``Accept-Encoding`` value accepts gzip (as the tile route reads it)."""
+    for part in value.decode("latin-1").split(","):
+        name, _, params = part.partition(";")
+        if name.strip().lower() not in ("gzip", "*"):
+            continue
+        q = params.strip()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False

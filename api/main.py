@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
 from riskmap.api.deps import Services
 from riskmap.api.errors import add_exception_handlers
-from riskmap.api.fastpath import GZIP_MIN, StatusFastPath
+from riskmap.api.fastpath import GZIP_MIN, FastPaths
 from riskmap.api.middleware import add_middleware
 from riskmap.api.routers import (
     aggregates,
@@ -32,6 +32,7 @@ from riskmap.api.routers import (
 )
 from riskmap.api.security import add_security_headers
 from riskmap.api.settings import get_settings_of
+from riskmap.tiles.mvt import MVT_MEDIA_TYPE
 
 log = logging.getLogger("riskmap")
 
@@ -85,10 +86,16 @@ def create_app() -> FastAPI:
     add_security_headers(app)  # wraps every other middleware but gzip
     # outermost: compresses JSON, GeoJSON, HTML and tiles when the client accepts gzip (tiles
     # come compressed from the tile cache already: an answer with Content-Encoding passes)
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN, compresslevel=6)
-    # outside even gzip: the apps' plain status read, answered before any routing (its
-    # answers are the route's, byte for byte; see api.fastpath)
-    app.add_middleware(StatusFastPath, owner=app)
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=GZIP_MIN,
+        compresslevel=6,
+        # tiles come compressed (or not, as asked) from the tile route: passed untouched
+        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, MVT_MEDIA_TYPE),
+    )
+    # outside even gzip: the apps' plain status read and the map's cached tiles, answered
+    # before any routing (the routes' answers, byte for byte; see api.fastpath)
+    app.add_middleware(FastPaths, owner=app)
     return app
 
 

@@ -481,6 +481,19 @@ class TileCache:
                 _, out = self._entries.popitem(last=False)
                 self.nbytes -= out.nbytes
 
+    def peek(self, key: Hashable, *, gzip: bool = False) -> tuple[bool, bytes | None]:
+        """``(True, tile)`` when the tile under ``key`` is kept in the form asked for (its
+        gzip body when ``gzip``; None for an empty tile), else ``(False, None)``: nothing is
+        rendered and a miss is not counted (the caller renders through
+        :meth:`get_or_render`)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or (gzip and entry.body is not None and entry.gz is None):
+                return False, None
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return True, entry.gz if gzip and entry.body is not None else entry.body
+
     def get_or_render(
         self, key: Hashable, render: Callable[[], bytes | None], *, gzip: bool = False
     ) -> bytes | None:

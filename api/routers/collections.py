@@ -22,6 +22,7 @@ from riskmap.api.access import Access, AccessDep, AtDep
 from riskmap.api.auth import MaybeCaller
 from riskmap.api.deps import ServiceDatesDep, ServiceDep, SettingsDep
 from riskmap.api.errors import unprocessable
+from riskmap.api.fastpath import accepts_gzip
 from riskmap.api.geojson_answers import GEOJSON, GeoJSONResponse, etag
 from riskmap.api.paging import BBoxDep, ItemsPageDep, Link, paged_collection
 from riskmap.api.routers.aggregates import FromQ, PeriodQ, ToQ, TypeQ, WeekQ, count_view
@@ -197,18 +198,7 @@ def _source(
 
 
 def _accepts_gzip(request: Request) -> bool:
-    for part in request.headers.get("accept-encoding", "").split(","):
-        name, _, params = part.partition(";")
-        if name.strip().lower() not in ("gzip", "*"):
-            continue
-        q = params.strip()
-        if q.startswith("q="):
-            try:
-                return float(q[2:]) > 0
-            except ValueError:
-                return False
-        return True
-    return False
+    return accepts_gzip(request.headers.get("accept-encoding", "").encode("latin-1"))
 
 
 def _bounds(service: RiskService) -> list[float]:
