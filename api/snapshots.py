@@ -347,6 +347,8 @@ class ServedSnapshots:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loaded = False
+        # (rule key, date, data version) of stored snapshots whose zones this process computed
+        self._completed: set[tuple[str, dt.date, int]] = set()
         self.failures = 0  # failed rounds in a row (their retries back off)
         self.waits = 0  # rounds in a row put off: the server was busy or short of memory
         self.rounds = 0  # rounds done (each brought every rule up to date)
@@ -487,6 +489,8 @@ class ServedSnapshots:
     def _ensure(self, key: str, rule: Policy, day: dt.date, version: int) -> None:
         cur = self._served[key].get(day)
         if cur is not None and cur.data_version >= version:
+            if cur.snapshot is None and cur.data_version == version:
+                self._complete(key, cur)
             return
         files = self.files
         if files is None:
@@ -509,6 +513,25 @@ class ServedSnapshots:
                 log.warning("could not store the status snapshot of %s at %s: %s", rule.id, day, e)
         self._prerender(made)
 
+    def _complete(self, key: str, served: Served) -> None:
+        """A snapshot read from disk answers status without the zones: compute them in the
+        background (once per rule, date and data version; never in a request, where the
+        request's time limit could stop a computation longer than it), so that this process
+        serves the zones, communities and tiles of the snapshot, renders its tiles ahead, and
+        updates it incrementally when new cases come."""
+        done = (key, served.at, served.data_version)
+        if done in self._completed:
+            return
+        self.service.public_snapshot(served.policy, served.at, self.min_count)
+        self._completed.add(done)
+        log.info(
+            "zones of %s at %s (data version %d) in memory behind the stored snapshot",
+            served.policy.id,
+            served.at,
+            served.data_version,
+        )
+        self._prerender(served)
+
     def _take_stored(
         self, key: str, rule: Policy, day: dt.date, version: int, cur: Served | None
     ) -> bool:
@@ -527,7 +550,7 @@ class ServedSnapshots:
     def _prerender(self, served: Served) -> None:
         """Render the public tiles of a snapshot just computed (RISKMAP_PRERENDER_ZOOM), after
         it is served: status reads never wait for it, and a failure only costs the cache. (A
-        snapshot read from disk has no zones in memory: its tiles are rendered when asked.)"""
+        snapshot read from disk: after its zones are computed, :meth:`_complete`.)"""
         if self.prerender_zoom < 0:
             return
         checked = [time.monotonic()]
