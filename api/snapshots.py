@@ -215,9 +215,12 @@ class SnapshotFiles:
         return dest
 
     def stored_version(self, key: str, at: dt.date) -> int | None:
-        """The data version of the stored snapshot of a rule and date (None when none)."""
+        """The data version of the stored snapshot of a rule and date (None when none, or when
+        it is of another store: a copied store's old directory, replaced when computed)."""
         try:
             meta = json.loads((self.path(key, at) / "meta.json").read_text())
+            if meta.get("store") != self.store_id:
+                return None
             return int(meta["data_version"])
         except (OSError, ValueError, KeyError, TypeError):
             return None

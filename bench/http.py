@@ -521,7 +521,14 @@ def table(r: dict[str, Any]) -> str:
         f"load phase, rule `{r.get('policy', '?')}` at {r.get('at', '?')}, {r['date']}, "
         f"load average before the run {r.get('load_average', '?')}; first start of riskmap "
         f"to its first status: {_f(r.get('riskmap_first_start_s'), '{:.1f}')} s, until every "
-        f"worker answered: {_f(r.get('riskmap_warm_up_s'), '{:.1f}')} s more."
+        f"worker answered: {_f(r.get('riskmap_warm_up_s'), '{:.1f}')} s more"
+        + (
+            f", until it was idle (its start-up's background work done: the other workers' "
+            f"zones, the tiles rendered ahead): {_f(r['riskmap_idle_after_s'], '{:.0f}')} s "
+            "more; the load phases start then."
+            if r.get("riskmap_idle_after_s") is not None
+            else "."
+        )
     )
     return head + "\n\n" + "\n".join(row for row, _ in rows) + "\n"
 

@@ -122,6 +122,7 @@ def work_store(city: City, run_dir: Path) -> str:
     """A copy of the city's store for one run (the run writes to it), as a URL."""
     run_dir.mkdir(parents=True, exist_ok=True)
     dst = run_dir / "store.db"
+    shutil.rmtree(str(dst) + ".snapshots", ignore_errors=True)  # a first start: none stored
     for suffix in ("", "-wal", "-shm"):
         src = Path(str(city.store) + suffix)
         if src.exists():
