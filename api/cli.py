@@ -278,9 +278,9 @@ def _limits() -> Any:
     return input_limits(_settings())
 
 
-def _open_store(must_exist: bool = False) -> Any:
+def _open_store(must_exist: bool = False, check: bool = True) -> Any:
     """The store of ``--db``. A command that only reads (``must_exist``) refuses a SQLite file
-    that does not exist rather than creating an empty store."""
+    that does not exist rather than creating an empty store; ``check``: see ``Store.open``."""
     from riskmap.api.store import Store, sqlite_path
 
     url = _db()
@@ -291,7 +291,7 @@ def _open_store(must_exist: bool = False) -> Any:
             "with --db or RISKMAP_DATABASE_URL"
         )
     try:
-        return Store.open(url)
+        return Store.open(url, check=check)
     except RiskmapError as e:
         raise _fail(str(e)) from None
 
@@ -1157,7 +1157,7 @@ def _stored_status(lon: float, lat: float, pol: Any, at_d: dt.date | None) -> by
     if root is None or not root.is_dir():
         return None
     day = at_d or _today()
-    store = _open_store(must_exist=True)
+    store = _open_store(must_exist=True, check=False)  # two rows of metadata read
     try:
         version = store.data_version
         store_id = hashlib.sha256(store.meta_secret("snapshot_store_id").encode()).hexdigest()

@@ -270,9 +270,14 @@ class Store:
 
     # -- opening ----------------------------------------------------------------------------
     @staticmethod
-    def open(url: Path | str) -> Store:
+    def open(url: Path | str, check: bool = True) -> Store:
         """A store from a database URL: ``postgresql://...`` (or ``postgres://``) opens
-        PostgreSQL + PostGIS; ``sqlite:///path``, or a plain path, a SQLite file."""
+        PostgreSQL + PostGIS; ``sqlite:///path``, or a plain path, a SQLite file.
+
+        ``check``: a SQLite file is checked whole on opening (``PRAGMA quick_check``: every
+        page read, about 3 s a GB); a command that only reads a few rows of metadata (the
+        CLI's status from a stored snapshot) opens it without (a damaged page it reads still
+        fails as damage)."""
         text = str(url)
         if text.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
             from riskmap.api.store.postgres import PostgresStore
@@ -286,7 +291,7 @@ class Store:
                 f"unsupported database URL scheme {text.split('://')[0]!r}: expected "
                 "postgresql://user@host/db, sqlite:///path/to/file.db or a plain file path"
             )
-        return SQLiteStore(path)
+        return SQLiteStore(path, check=check)
 
     @property
     def conn(self) -> Conn:

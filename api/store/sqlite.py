@@ -264,14 +264,15 @@ class SQLiteStore(Store):
 
     backend = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, check: bool = True) -> None:
         super().__init__()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         where = str(self.path)
         self._wconn = Conn(self._connect(), where=where)
         try:
-            self._quick_check(self._wconn.raw)
+            if check:
+                self._quick_check(self._wconn.raw)
             self._migrate()
             self._conn = Conn(self._connect(), where=where)
         except BaseException:

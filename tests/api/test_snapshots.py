@@ -474,11 +474,18 @@ def test_the_cli_answers_from_the_stored_snapshot(
     def no_computation(*a: Any, **k: Any) -> Any:
         raise AssertionError("the CLI computed zones")
 
+    def no_whole_check(*a: Any, **k: Any) -> Any:
+        raise AssertionError("the CLI read the whole store file (quick_check)")
+
+    from riskmap.api.store.sqlite import SQLiteStore
+
     with monkeypatch.context() as m:
         m.setattr(service_module, "compute_zones", no_computation)
+        m.setattr(SQLiteStore, "_quick_check", no_whole_check)  # two rows of metadata only
         r = runner.invoke(cli_app, args)
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout) == here  # the server's answer, field for field
+        m.setattr(SQLiteStore, "_quick_check", lambda *a: None)
         # another date is not stored: computed (and refused here)
         r = runner.invoke(cli_app, [*args, "--at", (TODAY - dt.timedelta(days=3)).isoformat()])
         assert r.exit_code != 0
