@@ -267,6 +267,21 @@ class Store:
         self.lock = threading.RLock()
         self.write_lock = threading.RLock()
         self._read_depth = 0
+        self._reader: int | None = None  # the thread inside reading()
+        # a connection of its own for the data version and the health check (SQLite), so
+        # that they never wait behind a long read on :attr:`conn` (a million case locations)
+        self._quick: Conn | None = None
+        self.quick_lock = threading.Lock()
+
+    def _quick_one(self, sql: str) -> Any:
+        """One row of a short metadata query: on the quick connection, unless this thread
+        reads inside :meth:`reading` (then on its transaction: one state of the data)."""
+        quick = self._quick
+        if quick is not None and self._reader != threading.get_ident():
+            with self.quick_lock:
+                return quick.one(sql)
+        with self.lock:
+            return self.conn.one(sql)
 
     # -- opening ----------------------------------------------------------------------------
     @staticmethod
@@ -300,7 +315,7 @@ class Store:
     def close(self) -> None:
         """Close the connections once no read or write of another thread is using them
         (closing a connection under a running statement can crash the process)."""
-        with self.write_lock, self.lock:
+        with self.write_lock, self.lock, self.quick_lock:
             self._close()
 
     def _close(self) -> None:
@@ -338,22 +353,22 @@ class Store:
                 return
             with self._read_begin():
                 self._read_depth = 1
+                self._reader = threading.get_ident()
                 try:
                     yield
                 finally:
                     self._read_depth = 0
+                    self._reader = None
 
     def check(self) -> None:
         """Raise StoreError (StoreDamagedError for a damaged file) unless the store answers;
         cheap enough for every ``/healthz``."""
-        with self.lock:
-            self.conn.one("SELECT value FROM meta WHERE key='data_version'")
+        self._quick_one("SELECT value FROM meta WHERE key='data_version'")
 
     # -- versions ---------------------------------------------------------------------------
     @property
     def data_version(self) -> int:
-        with self.lock:
-            row = self.conn.one("SELECT value FROM meta WHERE key='data_version'")
+        row = self._quick_one("SELECT value FROM meta WHERE key='data_version'")
         return int(row[0])
 
     def versions(self) -> tuple[int, int]:

@@ -275,8 +275,11 @@ class SQLiteStore(Store):
                 self._quick_check(self._wconn.raw)
             self._migrate()
             self._conn = Conn(self._connect(), where=where)
+            self._quick = Conn(self._connect(), where=where)
         except BaseException:
-            self._wconn.raw.close()
+            for c in (self._wconn, getattr(self, "_conn", None)):
+                if c is not None:
+                    c.raw.close()
             raise
         self._checked: tuple[tuple[int, int], float] | None = (self._stat(), time.monotonic())
 
@@ -320,8 +323,12 @@ class SQLiteStore(Store):
         last = self._checked
         if last is not None and last[0] == stat and time.monotonic() - last[1] < CHECK_INTERVAL_S:
             return
-        with self.lock:
-            self._quick_check(self._conn.raw)
+        if self._quick is not None:  # not behind a long read on the main connection
+            with self.quick_lock:
+                self._quick_check(self._quick.raw)
+        else:
+            with self.lock:
+                self._quick_check(self._conn.raw)
         self._checked = (stat, time.monotonic())
 
     @property
@@ -331,6 +338,8 @@ class SQLiteStore(Store):
     def _close(self) -> None:
         self._conn.raw.close()
         self._wconn.raw.close()
+        if self._quick is not None:
+            self._quick.raw.close()
 
     @contextmanager
     def _begin(self) -> Iterator[Conn]:

@@ -377,3 +377,47 @@ def test_postgres_connections_dropped_by_the_server_are_reopened(
     f.write_text(HEADER + "k1,2024-03-01,confirmed,residence,30.59,114.30\n")
     assert ingest_cases(store, f).counts.inserted == 1  # a write, on a new connection
     assert store.data_version == 2
+
+
+def test_the_data_version_never_waits_behind_a_long_read(tmp_path: Path) -> None:
+    """The data version and the health check (every /healthz, every poll of the snapshot
+    keeper) have a SQLite connection of their own: a long read holding the main one (a
+    million case locations loading) does not hold them up; inside ``reading()`` the data
+    version is the read transaction's (one state of the data)."""
+    import threading
+
+    db = tmp_path / "s.db"
+    store = Store.open(db)
+    gdf = squares([("A", 0, 0, 500, "D1")])
+    gdf.to_file(tmp_path / "c.geojson", driver="GeoJSON")
+    ingest_communities(store, tmp_path / "c.geojson")
+    v1 = store.data_version
+    held, release = threading.Event(), threading.Event()
+
+    def long_read() -> None:
+        with store.lock:  # as Conn.frame of a million rows holds it
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=long_read)
+    t.start()
+    try:
+        assert held.wait(10)
+        got: list[int] = []
+        quick = threading.Thread(target=lambda: (store.check(), got.append(store.data_version)))
+        quick.start()
+        quick.join(5)
+        assert got == [v1]  # answered while the long read held the main connection
+    finally:
+        release.set()
+        t.join()
+    other = Store.open(db)  # another process's ingest, committed during a reading()
+    with store.reading():
+        before = store.data_version
+        ingest_communities(other, tmp_path / "c.geojson", source="again")
+        squares([("B", 600, 0, 500, "D1")]).to_file(tmp_path / "b.geojson", driver="GeoJSON")
+        ingest_communities(other, tmp_path / "b.geojson")
+        assert store.data_version == before == v1  # the transaction's state
+    assert store.data_version > v1
+    other.close()
+    store.close()
