@@ -621,22 +621,25 @@ class RiskService:
         def render() -> int:
             # one bounded computation: admitted under the memory guard, stopped at a
             # checkpoint when the process would grow past RISKMAP_MAX_MEMORY_MB
+            # the tiles of both layers, coarse zooms first, within max_tiles; rendered the
+            # finest zoom first, so that the coarse ones (a map's first view) are the most
+            # recently used in the cache, the last to make room when it is full
+            todo = []
+            layers = [self.map_layer(name, snap).tiles for name in SNAPSHOT_LAYERS]
+            for z in range(max_zoom + 1):
+                for layer in layers:
+                    if len(layer):
+                        todo += [(layer, t) for t in TMS.tiles(*layer.bounds, [z])]
             done = 0
-            for name in SNAPSHOT_LAYERS:
-                layer = self.map_layer(name, snap).tiles
-                if not len(layer):
-                    continue
-                west, south, east, north = layer.bounds
-                for z in range(max_zoom + 1):
-                    for t in TMS.tiles(west, south, east, north, [z]):
-                        if done >= max_tiles or stop():
-                            return done
-                        checkpoint()
-                        began = time.perf_counter()
-                        self.tile(key, layer, t.z, t.x, t.y, gzip=True)
-                        done += 1
-                        if pause > 0:
-                            time.sleep((time.perf_counter() - began) * pause)
+            for layer, t in reversed(todo[:max_tiles]):
+                if stop():
+                    break
+                checkpoint()
+                began = time.perf_counter()
+                self.tile(key, layer, t.z, t.x, t.y, gzip=True)
+                done += 1
+                if pause > 0:
+                    time.sleep((time.perf_counter() - began) * pause)
             return done
 
         return int(self.flights.run(("prerender", *key, max_zoom), render))
