@@ -229,6 +229,13 @@ class MapSettings(BaseSettings):
 
     model_config = _CONFIG
 
+    map_tile_features: int = Field(
+        5_000,
+        ge=1,
+        description="the planner map draws the communities from the zoom at which a tile "
+        "over the city holds at most this many of them on average (a large city: its zones "
+        "are filled below it)",
+    )
     basemap_url: str = Field(
         "",
         description="the organisation's own raster tiles drawn under the planner map, a URL "

@@ -59,6 +59,29 @@ def fit_zoom(bounds: tuple[float, float, float, float], minzoom: int, maxzoom: i
     return max(minzoom, min(maxzoom, z))
 
 
+#: the planner map draws a layer of many small polygons (a large city's communities) from the
+#: zoom at which its tiles over the city hold at most this many of them on average
+MAX_TILE_FEATURES = 5_000
+
+
+def dense_minzoom(
+    count: int,
+    bounds: tuple[float, float, float, float],
+    per_tile: int = MAX_TILE_FEATURES,
+    maxzoom: int = MAXZOOM,
+) -> int:
+    """The lowest zoom at which ``count`` features spread over ``bounds`` come to at most
+    ``per_tile`` a tile on average (0 for a small city: drawn at every zoom)."""
+    from riskmap.tiles.mvt import TMS
+
+    w, s, e, n = bounds
+    for z in range(maxzoom + 1):
+        tiles = sum(1 for _ in TMS.tiles(w, s, e, n, [z]))
+        if count <= per_tile * max(tiles, 1):
+            return z
+    return maxzoom
+
+
 def tilejson(
     collection: Collection,
     base_url: str,

@@ -12,6 +12,7 @@ from riskmap.api.deps import ServiceDep, SettingsDep
 from riskmap.api.security import page_csp
 from riskmap.tiles.deck import DECK_BUNDLE, STATIC, fit_view, planner_page, rule_info
 from riskmap.tiles.mvt import TILE_MATRIX_SET
+from riskmap.tiles.tilejson import dense_minzoom
 
 router = APIRouter(tags=["map"])
 
@@ -43,6 +44,13 @@ def planner_map(
         "view": fit_view(bounds),  # type: ignore[arg-type]
         "basemap": basemap,
         "tiles": {n: TILE_PATH.format(layer=n) for n in ("zones", "communities", "districts")},
+        # a large city's communities are drawn from a zoom where a tile holds a few thousand
+        # of them; below it the zones are filled (tiles/static/map.js)
+        "minzoom": {
+            "communities": (
+                dense_minzoom(len(layer), bounds, settings.map_tile_features) if bounds else 0  # type: ignore[arg-type]
+            )
+        },
         "api": {
             "status": "/v1/status",
             "search": "/v1/communities/search",

@@ -495,6 +495,63 @@ def test_planner_map_draws_replays_searches_and_stays_on_the_server(
     assert [m for m in console if "Content Security Policy" in m] == []
 
 
+def test_a_dense_city_is_drawn_by_its_zones_until_zoomed_in(
+    chromium: Any, sample_db: Path, tmp_path: Path
+) -> None:
+    """Zoomed out over a city too dense for community tiles (RISKMAP_MAP_TILE_FEATURES made
+    small for the sample city), the map asks for no communities tile and fills the zones: the
+    sealed community still shows the sealed colour; zoomed in past the communities' zoom,
+    their tiles are asked for and drawn."""
+    copy_store(sample_db, tmp_path / "r.db")
+    server = Server(
+        f"sqlite:///{tmp_path / 'r.db'}",
+        tmp_path / "serve.log",
+        env={"RISKMAP_MAP_TILE_FEATURES": "40", "RISKMAP_SCAN_REPLICATIONS": "19"},
+    )
+    server.start()
+    page = chromium.new_page(viewport={"width": 1200, "height": 800})
+    try:
+        url = server.url
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url))
+        page.goto(f"{url}/?at={SAMPLE_AT}")
+        _wait_ready(page, f"{RULE.id}/{SAMPLE_AT}")
+        config = page.evaluate(
+            "() => JSON.parse(document.getElementById('map-config').textContent)"
+        )
+        minzoom = config["minzoom"]["communities"]
+        assert minzoom > config["view"]["zoom"]  # zoomed out below the communities' zoom
+        page.locator("#layer-districts").uncheck()
+        _wait_ready(page, f"{RULE.id}/{SAMPLE_AT}")
+        assert not [u for u in asked if "/collections/communities/tiles/" in u]
+        sealed = _places(page, url)["sealed"]
+        got = _pixel(page, sealed["x"], sealed["y"])
+        assert _close(got, SEALED), (got, SEALED, sealed)  # the zone's fill
+        page.screenshot(path=str(ARTIFACTS / "map-dense-zoomed-out.png"))
+        # zoom in over the sealed place until the communities are drawn
+        page.mouse.move(sealed["x"], sealed["y"])
+        for _ in range(40):
+            zoom = page.evaluate("() => riskmapDeck.getViewports()[0].zoom")
+            if zoom >= minzoom + 0.5:
+                break
+            page.mouse.wheel(0, -300)
+            page.wait_for_timeout(150)
+        page.wait_for_function(
+            "() => window.riskmapDeck && document.body.dataset.ready", timeout=60_000
+        )
+        assert [u for u in asked if "/collections/communities/tiles/" in u]
+        x, y = page.evaluate(
+            "([lon, lat]) => riskmapDeck.getViewports()[0].project([lon, lat])",
+            [sealed["lon"], sealed["lat"]],
+        )
+        got = _pixel(page, x, y)
+        assert _close(got, SEALED), (got, SEALED)  # the community's own fill now
+        page.screenshot(path=str(ARTIFACTS / "map-dense-zoomed-in.png"))
+    finally:
+        page.close()
+        server.stop()
+
+
 def test_exported_map_works_from_a_file_with_no_network(
     chromium: Any, sample_server: Server, sample_db: Path, tmp_path: Path
 ) -> None:

@@ -98,6 +98,8 @@ def test_map_page_config_and_policy_without_a_base_map(client: TestClient) -> No
     r = client.get("/", params={"at": AT})
     config = json.loads(r.text.split('id="map-config">', 1)[1].split("</script>", 1)[0])
     assert config["basemap"] is None and config["source"] == "tiles"
+    # a city this small draws its communities at every zoom (a large one from a denser zoom)
+    assert config["minzoom"] == {"communities": 0}
     assert [x["id"] for x in config["rules"]] == ["cn-three-zone"]
     assert config["rules"][0]["first"] <= AT <= config["rules"][0]["last"]
     assert "https:" not in r.headers["content-security-policy"]

@@ -11,7 +11,7 @@ import pytest
 
 from riskmap.tiles.collections import COLLECTIONS, COMMUNITIES, ZONES
 from riskmap.tiles.mvt import encode_tile
-from riskmap.tiles.tilejson import tilejson
+from riskmap.tiles.tilejson import MAX_TILE_FEATURES, dense_minzoom, tilejson
 from tests.tiles.helpers import City
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -71,3 +71,18 @@ def test_frames_follow_the_collections(city: City) -> None:
     assert none["since"].isna().all() and (none["rank"] == 0).all()
     assert set(c.loc[c["level"] != "none", "zone_id"].dropna()) <= set(city.zones["id"])
     assert city.districts["name"].notna().all()
+
+
+def test_dense_layers_are_drawn_from_a_zoom_of_a_few_thousand_features_a_tile() -> None:
+    """The planner map's communities: a small city at every zoom; the scale city's 100,000
+    (2.6 x 2.4 degrees) from the zoom at which a tile holds at most MAX_TILE_FEATURES."""
+    wuhan = (114.1, 30.4, 114.5, 30.75)
+    scale = (113.03, 29.48, 115.61, 31.88)
+    assert dense_minzoom(2_000, wuhan) == 0
+    z = dense_minzoom(100_000, scale)
+    tiles = [
+        len(list(morecantile.tms.get("WebMercatorQuad").tiles(*scale, [k]))) for k in (z - 1, z)
+    ]
+    assert MAX_TILE_FEATURES * tiles[0] < 100_000 <= MAX_TILE_FEATURES * tiles[1]
+    assert dense_minzoom(10**9, scale) == 14  # never beyond the tiles' maxzoom
+    assert dense_minzoom(0, scale) == 0

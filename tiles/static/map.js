@@ -16,6 +16,9 @@
   const $ = (id) => document.getElementById(id);
   const DAY_MS = 86400000;
   const TILED = cfg.source === "tiles";
+  // a large city's communities are drawn from this zoom (the server's choice: a few thousand
+  // a tile); below it their tiles would hold the whole city, and the zones are filled instead
+  const COMMUNITIES_MIN_ZOOM = (TILED && cfg.minzoom && cfg.minzoom.communities) || 0;
   const PREFETCH_DAYS = 3; // the next days' tiles fetched ahead while replaying
   const PLAY_STEP_MS = 700; // at most one day per step, and only once the day has drawn
   const TILE_CACHE = 800; // tiles kept in memory (prefetched or drawn)
@@ -39,6 +42,7 @@
       alerts: false,
     },
     playing: false,
+    coarse: (cfg.view.zoom || 0) < COMMUNITIES_MIN_ZOOM, // zoomed out below the communities
     current: null, // {key, layers}: the layers of the rule and date asked for
     previous: null, // the layers shown until the current ones have loaded
     districtLabels: [],
@@ -357,7 +361,8 @@
     }
     if (name === "zones") {
       return {
-        filled: rule.exact,
+        // filled too where the communities are not drawn (zoomed out over a large city)
+        filled: rule.exact || (TILED && state.coarse),
         stroked: true,
         getFillColor: (f) => fill(f.properties.rank || 0),
         getLineColor: [40, 40, 40, 230],
@@ -371,7 +376,7 @@
     return new deck.MVTLayer({
       id: name === "districts" ? "districts" : `${name}-${key}`,
       data: tileURL(name, rule, at),
-      minZoom: 0,
+      minZoom: name === "communities" ? COMMUNITIES_MIN_ZOOM : 0, // no tile requested below
       maxZoom: 14,
       uniqueIdProperty: "id",
       binary: false, // fetchTile answers GeoJSON features
@@ -626,6 +631,9 @@
     note.textContent = rule.exact
       ? "Zones are drawn as exact geometry; communities are outlined."
       : "Communities are filled with their level; zones are outlined.";
+    if (COMMUNITIES_MIN_ZOOM > 0) {
+      note.textContent += ` Zoomed out (below zoom ${COMMUNITIES_MIN_ZOOM}), the zones are filled and the communities not drawn.`;
+    }
     list.append(note);
   }
 
@@ -902,6 +910,14 @@
     layers: [],
     getTooltip: tooltip,
     onAfterRender: afterRender,
+    onViewStateChange: ({ viewState }) => {
+      const coarse = viewState.zoom < COMMUNITIES_MIN_ZOOM;
+      if (TILED && state.current && coarse !== state.coarse) {
+        state.coarse = coarse; // the zones' fill follows (styleOf)
+        state.current = dayLayers(state.rule, state.at);
+        redraw();
+      }
+    },
     onError: (err) => showMessage(`the map could not draw: ${err.message || err}`),
   });
   window.riskmapDeck = map;
