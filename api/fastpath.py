@@ -18,7 +18,6 @@ tiles not rendered yet) goes through the application as usual.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from riskmap.api.access import public_rules
 from riskmap.api.deps import service_of
+from riskmap.api.geojson_answers import source_etag
 from riskmap.api.middleware import cache_control
 from riskmap.api.security import API_CSP, COMMON_HEADERS
 from riskmap.api.settings import get_settings_of
@@ -166,7 +166,7 @@ class FastPaths:
         found, tile = service.tiles.peek((*key, layer, z, x, y), gzip=gzip)
         if not found:
             return None
-        etag = 'W/"' + hashlib.sha1(f"{key}|{path}|[]".encode()).hexdigest()[:20] + '"'
+        etag = source_etag(key, path, [])  # the route's tag: no query
         cache = cache_control("GET", path, False, 200 if tile is not None else 204)
         headers = [
             (b"etag", etag.encode()),

@@ -26,13 +26,25 @@ FC_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def weak_etag(text: str) -> str:
+    """The weak ETag of an answer described by ``text`` (what it is of: version, rule, date,
+    view, path and query): the form every route's tag has."""
+    return 'W/"' + hashlib.sha1(text.encode()).hexdigest()[:20] + '"'
+
+
+def source_etag(key: tuple[Any, ...], path: str, query: list[tuple[str, str]]) -> str:
+    """The tag of a collection's answer (its items, tiles, TileJSON): the key of the layer
+    (data version, rule, date, view), the path and the sorted query (the tile route's and the
+    fast path's, api.fastpath)."""
+    return weak_etag(f"{key}|{path}|{query}")
+
+
 def etag(request: Request, version: int, keyed: bool = False, at: str = "") -> str:
     """A weak ETag of the data version, the query (rule, date, level, bbox, page), the date
     answered (``?at`` defaults to today) and whether the caller sees the exact zones: any
     ingest that changes the data gives new tags."""
     query = sorted(request.query_params.multi_items())
-    key = f"{version}|{request.url.path}|{query}|{'exact' if keyed else 'public'}|{at}"
-    return 'W/"' + hashlib.sha1(key.encode()).hexdigest()[:20] + '"'
+    return weak_etag(f"{version}|{request.url.path}|{query}|{'exact' if keyed else 'public'}|{at}")
 
 
 def layer_response(

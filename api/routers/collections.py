@@ -10,7 +10,6 @@ rule, the date and the view (public or exact), and ``If-None-Match`` gets ``304`
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -23,7 +22,7 @@ from riskmap.api.auth import MaybeCaller
 from riskmap.api.deps import ServiceDatesDep, ServiceDep, SettingsDep
 from riskmap.api.errors import unprocessable
 from riskmap.api.fastpath import accepts_gzip
-from riskmap.api.geojson_answers import GEOJSON, GeoJSONResponse, etag
+from riskmap.api.geojson_answers import GEOJSON, GeoJSONResponse, etag, source_etag
 from riskmap.api.paging import BBoxDep, ItemsPageDep, Link, paged_collection
 from riskmap.api.routers.aggregates import FromQ, PeriodQ, ToQ, TypeQ, WeekQ, count_view
 from riskmap.api.schemas import FeatureCollection
@@ -189,9 +188,7 @@ def _source(
         view = "exact" if access.keyed else f"public-{access.min_count}"
         key = (snap.data_version, policy_key(access.policy), at.isoformat(), view)
         layer = service.map_layer(collection.id, snap)
-    query = sorted(request.query_params.multi_items())
-    text = f"{key}|{request.url.path}|{query}"
-    etag = 'W/"' + hashlib.sha1(text.encode()).hexdigest()[:20] + '"'
+    etag = source_etag(key, request.url.path, sorted(request.query_params.multi_items()))
     headers = {"ETag": etag, "Vary": vary, "X-Data-Version": str(key[0])} | OTHER_SITES
     tags = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
     return _Source(layer, key, headers, etag in tags or "*" in tags)

@@ -4,7 +4,6 @@ its own status without sending its position (:mod:`geo.device` builds the answer
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import weakref
@@ -16,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from riskmap.api.access import AccessDep, AtDep
 from riskmap.api.deps import ServiceDep, SettingsDep
+from riskmap.api.geojson_answers import weak_etag
 from riskmap.api.schemas import DeviceCells
 from riskmap.api.service import RiskService, Snapshot, policy_key
 from riskmap.api.settings import Settings
@@ -46,7 +46,7 @@ def _etag(snap: Snapshot, public_min: int | None, settings: Settings) -> str:
         f"{FORMAT}|{snap.data_version}|{policy_key(snap.result.policy)}|{snap.result.at}|"
         f"{view}|{settings.device_cells_res}|{settings.max_device_items}"
     )
-    return 'W/"' + hashlib.sha1(key.encode()).hexdigest()[:20] + '"'
+    return weak_etag(key)
 
 
 def _build(snap: Snapshot, fresh: dict[str, Any], public: bool, settings: Settings) -> bytes:
