@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -624,14 +625,15 @@ class RiskService:
             # the tiles of both layers, coarse zooms first, within max_tiles; rendered the
             # finest zoom first, so that the coarse ones (a map's first view) are the most
             # recently used in the cache, the last to make room when it is full
-            todo = []
+            todo: list[tuple[Any, Any]] = []
             layers = [self.map_layer(name, snap).tiles for name in SNAPSHOT_LAYERS]
             for z in range(max_zoom + 1):
                 for layer in layers:
-                    if len(layer):
-                        todo += [(layer, t) for t in TMS.tiles(*layer.bounds, [z])]
+                    room = max_tiles - len(todo)
+                    if len(layer) and room > 0:  # never more listed than rendered
+                        todo += [(layer, t) for t in islice(TMS.tiles(*layer.bounds, [z]), room)]
             done = 0
-            for layer, t in reversed(todo[:max_tiles]):
+            for layer, t in reversed(todo):
                 if stop():
                     break
                 checkpoint()

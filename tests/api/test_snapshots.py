@@ -542,6 +542,9 @@ def test_the_public_tiles_of_a_new_snapshot_are_rendered_ahead(db: Path) -> None
             )
             assert r.status_code in (200, 204)
         assert service.tiles.misses == misses  # every one from the cache
+        # at most max_tiles (the coarsest: up to z16 over the city would be thousands)
+        got = service.prerender_tiles(POLICY, TODAY, settings.min_public_count, 16, max_tiles=7)
+        assert got == 7
         # beyond the zoom: rendered on demand
         t = next(iter(TMS.tiles(w, s, e, n, [10])))
         client.get(f"/collections/communities/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}")
