@@ -110,9 +110,8 @@ class FastPaths:
                 gzip = accepts_gzip(value)
         return True, gzip
 
-    def _served(self) -> tuple[Any, Any] | None:
+    def _served(self, settings: Any) -> tuple[Any, Any] | None:
         """(settings, today's served snapshot of the service's rule), or None."""
-        settings = get_settings_of(self.owner)
         service = service_of(self.owner, settings)
         rule = public_rules(settings)[0]
         if not service.serves(rule):
@@ -125,9 +124,10 @@ class FastPaths:
         if place is None:
             return None
         plain, gzip = self._plain(scope)
-        if not plain or get_settings_of(self.owner).rate_limit_per_minute > 0:
+        settings = get_settings_of(self.owner)
+        if not plain or settings.rate_limit_per_minute > 0:
             return None
-        got = self._served()
+        got = self._served(settings)
         if got is None:  # no snapshot of today yet: the route answers 503
             return None
         served = got[1]
@@ -149,7 +149,7 @@ class FastPaths:
         plain, gzip = self._plain(scope)
         if not plain:
             return None
-        got = self._served()
+        got = self._served(get_settings_of(self.owner))
         if got is None:
             return None
         settings, served = got

@@ -281,7 +281,10 @@ class SQLiteStore(Store):
                 if c is not None:
                     c.raw.close()
             raise
-        self._checked: tuple[tuple[int, int], float] | None = (self._stat(), time.monotonic())
+        # not checked on opening: the first check() checks
+        self._checked: tuple[tuple[int, int], float] | None = (
+            (self._stat(), time.monotonic()) if check else None
+        )
 
     def _connect(self) -> sqlite3.Connection:
         try:
