@@ -37,6 +37,7 @@ class Services:
             settings.cache_size,
             limits,
             settings.tile_cache_mb,
+            settings.tile_merge_features,
             # the served status snapshots (api.snapshots)
             settings.policy,
             settings.policies,
@@ -55,6 +56,7 @@ class Services:
                     settings.cache_size,
                     limits,
                     tile_cache_mb=settings.tile_cache_mb,
+                    tile_merge_features=settings.tile_merge_features,
                     clock=Clock(timezone_of(settings.timezone)),
                 )
                 self._open[key] = service

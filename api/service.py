@@ -34,7 +34,13 @@ from riskmap.geo.policy import Policy, policy_key
 from riskmap.geo.precision import public_result
 from riskmap.geo.status import StatusLookup, place_history
 from riskmap.geo.zones import CommunityLayer, ZoneResult, compute_zones, from_day, longest_lift
-from riskmap.tiles.collections import communities_frame, districts_frame, zones_frame
+from riskmap.tiles.collections import (
+    ZONE_TILE_FEATURES,
+    communities_frame,
+    districts_frame,
+    zones_frame,
+    zones_merge,
+)
 from riskmap.tiles.mvt import MercatorGeometries, TileCache, TileLayer, encode_tile
 
 if TYPE_CHECKING:
@@ -112,11 +118,16 @@ class Snapshot:
         return self.lookup.answers(lon, lat)
 
     def map_layer(
-        self, name: str, communities: Callable[[CommunityLayer], MercatorGeometries]
+        self,
+        name: str,
+        communities: Callable[[CommunityLayer], MercatorGeometries],
+        merge_features: int = ZONE_TILE_FEATURES,
     ) -> MapLayer:
         """The collection ``name`` (``zones`` or ``communities``) of these zones, built once
         (``communities``: the communities' Web Mercator geometries, shared by the snapshots
-        of a data version)."""
+        of a data version; ``merge_features``: the zones tiles merge each level's zones at
+        the zooms where a tile would hold more than this many, see
+        :func:`tiles.collections.zones_merge`)."""
         got = self._maps.get(name)
         if got is not None:
             return got
@@ -125,7 +136,8 @@ class Snapshot:
             if got is None:
                 if name == "zones":
                     frame = zones_frame(self.result)
-                    got = MapLayer(frame, TileLayer(name, frame))
+                    merge = zones_merge(frame, merge_features)
+                    got = MapLayer(frame, TileLayer(name, frame, merge=merge))
                 elif name == "communities":
                     frame = communities_frame(self.layer, self.result)
                     geoms = communities(self.layer)
@@ -210,6 +222,7 @@ class RiskService:
         limits: WorkLimits | None = None,
         tile_cache_mb: float = 64.0,
         clock: Clock | None = None,
+        tile_merge_features: int = ZONE_TILE_FEATURES,
     ) -> None:
         self.store = store
         # "today" (RISKMAP_TIMEZONE): the date of the served snapshots and of default dates
@@ -221,6 +234,8 @@ class RiskService:
         self.cache_size = cache_size
         # encoded vector tiles, keyed by (data version, rule, date, view, layer, z, x, y)
         self.tiles = TileCache(int(tile_cache_mb * 2**20))
+        # zones tiles merge each level's zones where a tile would hold more than this many
+        self.tile_merge_features = tile_merge_features
         # per community layer (data version): its Web Mercator geometries and the districts
         self._maps_lock = threading.Lock()
         self._mercator: tuple[CommunityLayer, MercatorGeometries] | None = None
@@ -570,7 +585,7 @@ class RiskService:
             return self.districts_layer()[1]
         if snap is None:
             raise ValueError(f"the {name} layer needs a snapshot")
-        return snap.map_layer(name, self._community_geometries)
+        return snap.map_layer(name, self._community_geometries, self.tile_merge_features)
 
     def districts_layer(self) -> tuple[int, MapLayer]:
         """The data version and its district outlines prepared for items and tiles."""

@@ -48,6 +48,13 @@ class RuleSettings(BaseSettings):
     tile_cache_mb: float = Field(
         64.0, ge=0, description="vector tiles kept in memory (MB, least recently used out)"
     )
+    tile_merge_features: int = Field(
+        500,
+        ge=1,
+        description="the zones tiles merge the zones of each level into one feature at the "
+        "zooms where a tile over the city would hold more than this many zones on average "
+        "(a large city seen whole: a few shapes to draw, not thousands)",
+    )
     prerender_zoom: int = Field(
         12,
         ge=-1,

@@ -23,6 +23,7 @@ import pandas as pd
 from riskmap.geo.crs import WGS84
 from riskmap.geo.policy import NONE_LEVEL
 from riskmap.geo.zones import CommunityLayer, ZoneResult
+from riskmap.tiles.mvt import Merge, dense_minzoom
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,25 @@ def zones_frame(result: ZoneResult) -> gpd.GeoDataFrame:
         "population": [_int(v) for v in z["population"]],
     }
     return _frame(rows, z.geometry.to_numpy(), ZONES)
+
+
+#: a large city's zones are drawn merged, one feature per level (tiles.mvt.Merge), at the
+#: zooms where a tile over the city would hold more than this many of them on average
+ZONE_TILE_FEATURES = 500
+
+
+def zones_merge(frame: gpd.GeoDataFrame, per_tile: int = ZONE_TILE_FEATURES) -> Merge | None:
+    """How the tiles of a zones frame merge its zones (one feature per level) at the zooms
+    where a tile would hold more than ``per_tile`` of them; None when no zoom does."""
+    if not len(frame):
+        return None
+    w, s, e, n = (float(v) for v in frame.total_bounds)
+    below = dense_minzoom(len(frame), (w, s, e, n), per_tile)
+    if below == 0:
+        return None
+    return Merge(
+        below, "level", keep=("label", "rank", "color", "policy", "at"), count="zone_count"
+    )
 
 
 def communities_frame(layer: CommunityLayer, result: ZoneResult) -> gpd.GeoDataFrame:

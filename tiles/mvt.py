@@ -5,6 +5,10 @@ Web Mercator with an STRtree over them (:class:`MercatorGeometries`, which layer
 data version may share: the communities' geometries do not change with the rule or the date),
 the features' integer ids and their properties. :func:`encode_tile` then renders a tile:
 
+0. at the zooms where a layer's features are a pixel or two each (a large city's zones over
+   the whole city), from the layer with its features merged by a property (:class:`Merge`:
+   one feature per level, the union of its zones, simplified to half a pixel), built once per
+   zoom;
 1. the features whose bounding box meets the tile and its buffer (the STRtree);
 2. their geometries in tile units (``extent`` per tile side, y down), clipped to the tile
    grown by ``buffer`` units on every side, so that a fill or outline crossing the tile edge
@@ -122,6 +126,49 @@ class MercatorGeometries:
         return len(self.geoms)
 
 
+@dataclass(frozen=True)
+class Merge:
+    """How a layer of many small features is drawn at the zooms where they are a pixel or
+    two each (a large city's zones at a city-wide zoom): below zoom ``below`` a tile holds one
+    feature per distinct value of the ``by`` property, the union of the features that have it
+    (shared outlines dissolved), simplified to half a pixel of the zoom. A merged feature has
+    the ``by`` property, the ``keep`` properties of the first feature merged (the same in all
+    of them, as a level's label and colour), ``count``: the number of features merged, and
+    the id ``merged:<by value>``; merged features keep the order of their first feature."""
+
+    below: int
+    by: str
+    keep: tuple[str, ...] = ()
+    count: str = "count"
+
+
+def pixel_metres(z: int, extent_px: int = 256) -> float:
+    """One pixel of a ``extent_px``-pixel tile of zoom ``z`` in Web Mercator metres."""
+    left, _, right, _ = TMS.xy_bounds(morecantile.Tile(0, 0, z))
+    return float(right - left) / extent_px
+
+
+#: the planner map draws a layer of many small polygons (a large city's communities) from the
+#: zoom at which its tiles over the city hold at most this many of them on average
+MAX_TILE_FEATURES = 5_000
+
+
+def dense_minzoom(
+    count: int,
+    bounds: tuple[float, float, float, float],
+    per_tile: int = MAX_TILE_FEATURES,
+    maxzoom: int = 14,
+) -> int:
+    """The lowest zoom at which ``count`` features spread over ``bounds`` come to at most
+    ``per_tile`` a tile on average (0 for a small city: drawn at every zoom)."""
+    w, s, e, n = bounds
+    for z in range(maxzoom + 1):
+        tiles = sum(1 for _ in TMS.tiles(w, s, e, n, [z]))
+        if count <= per_tile * max(tiles, 1):
+            return z
+    return maxzoom
+
+
 def _plain(v: Any) -> Any:
     """A property value as MVT writes it (str, int, float, bool), or None (left out)."""
     if v is None or v is pd.NaT:
@@ -151,7 +198,8 @@ class TileLayer:
     ids and the properties as MVT keys and values. ``geometry`` passes prepared geometries of
     the same rows in the same order (shared between layers of one data version). Below
     ``minzoom`` the layer has no feature in any tile (a large city's communities are a pixel
-    each at z8: a map shows its zones there)."""
+    each at z8: a map shows its zones there). ``merge``: below its zoom, features are merged
+    (:class:`Merge`; :meth:`at_zoom` gives the layer a tile of a zoom is rendered from)."""
 
     def __init__(
         self,
@@ -160,13 +208,24 @@ class TileLayer:
         *,
         geometry: MercatorGeometries | None = None,
         minzoom: int = 0,
+        merge: Merge | None = None,
     ) -> None:
         if not name:
             raise ValueError("a tile layer needs a name")
         if "id" not in frame:
             raise ValueError(f"layer {name!r}: the frame has no 'id' column")
+        if merge is not None:
+            missing = [c for c in (merge.by, *merge.keep) if c not in frame]
+            if missing:
+                raise ValueError(f"layer {name!r}: no column {missing} to merge features by")
         self.name = name
         self.minzoom = minzoom
+        self.merge = merge
+        self.simplified = False  # True: geometries already simplified for their zoom
+        self._frame = frame if merge is not None else None  # kept only to merge from
+        self._merged: dict[int, TileLayer] = {}
+        self._unions: list[tuple[Any, list[int], shapely.Geometry]] | None = None
+        self._merge_lock = threading.Lock()
         if geometry is None:
             wgs = frame.geometry if frame.crs is None else frame.geometry.to_crs(WGS84)
             geometry = MercatorGeometries.from_wgs84(wgs.to_numpy())
@@ -210,6 +269,69 @@ class TileLayer:
             self.keys[k]: self._plain_values[v] for k, v in enumerate(self._tags[row]) if v >= 0
         }
 
+    def at_zoom(self, z: int) -> TileLayer:
+        """The layer tiles of zoom ``z`` are rendered from: this one, or below the merge zoom
+        its features merged for ``z`` (built once per zoom; see :class:`Merge`)."""
+        m = self.merge
+        if m is None or z >= m.below or not len(self):
+            return self
+        got = self._merged.get(z)
+        if got is None:
+            with self._merge_lock:
+                got = self._merged.get(z)
+                if got is None:
+                    got = self._merged[z] = self._merged_layer(m, z)
+        return got
+
+    def _merged_layer(self, m: Merge, z: int) -> TileLayer:
+        frame = self._frame
+        assert frame is not None
+        if self._unions is None:
+            # once: each group's union at the finest merged zoom (simplified first: dissolving
+            # detail no zoom below it can show costs time for nothing)
+            keys = frame[m.by].to_numpy()
+            first: dict[Any, list[int]] = {}
+            for i, k in enumerate(keys.tolist()):
+                first.setdefault(k, []).append(i)
+            fine = pixel_metres(m.below - 1) / 2
+            self._unions = [
+                (
+                    k,
+                    rows,
+                    shapely.union_all(
+                        shapely.simplify(self.geometry.geoms[rows], fine, preserve_topology=True)
+                    ),
+                )
+                for k, rows in first.items()
+            ]
+        # half a pixel of zoom z, snapped to its tiles' grid (1/16 of a pixel: tile units
+        # start at the matrix's corner, a whole number of units from 0) so that tiles need not
+        # simplify nor repair what rounding would break
+        pixel = pixel_metres(z)
+        geoms = shapely.simplify(
+            np.array([u for _, _, u in self._unions], dtype=object),
+            pixel / 2,
+            preserve_topology=True,
+        )
+        geoms = shapely.set_precision(geoms, pixel * 256 / EXTENT)
+        rows = [r[0] for _, r, _ in self._unions]
+        columns: dict[str, list[Any]] = {
+            "id": [f"merged:{k}" for k, _, _ in self._unions],
+            m.by: [k for k, _, _ in self._unions],
+        }
+        for c in m.keep:
+            columns[c] = frame[c].iloc[rows].tolist()
+        columns[m.count] = [len(r) for _, r, _ in self._unions]
+        merged = gpd.GeoDataFrame(columns, geometry=list(geoms))
+        out = TileLayer(
+            self.name,
+            merged,
+            geometry=MercatorGeometries(geoms, self.geometry.bounds),
+            minzoom=self.minzoom,
+        )
+        out.simplified = True
+        return out
+
 
 def _top_dimension(g: shapely.Geometry) -> shapely.Geometry:
     """The parts of the highest dimension of a geometry collection, as one multi-geometry."""
@@ -246,14 +368,12 @@ def tile_geometries(
     scale = np.array([sx, -sy])
     g = shapely.transform(layer.geometry.geoms[rows], lambda xy: (xy - origin) * scale)
     g = shapely.clip_by_rect(g, -buffer, -buffer, extent + buffer, extent + buffer)
-    if tolerance > 0:
-        g = shapely.simplify(g, tolerance, preserve_topology=True)
+    if tolerance > 0 and not layer.simplified:
+        g = shapely.simplify(g, tolerance, preserve_topology=False)
     # quantize: round to the integer grid; the few features rounding makes invalid (a
     # collapsed sliver, a ring touching itself) are repaired, keeping their dimension
     g = shapely.transform(g, np.rint)
-    bad = ~shapely.is_valid(g)
-    if bad.any():
-        g[bad] = shapely.make_valid(g[bad], method="structure", keep_collapsed=False)
+    g = _valid(g)
     g = shapely.remove_repeated_points(g, 0.0)  # valid rings keep 3 distinct points at least
     mixed = shapely.get_type_id(g) == 7  # clipping may leave a line beside a polygon
     if mixed.any():
@@ -262,6 +382,32 @@ def tile_geometries(
     rows, g = rows[keep], g[keep]
     g = shapely.orient_polygons(g, exterior_cw=False)  # positive area in y-down tile units
     return rows.astype(np.int64), g
+
+
+_PART_BY_PART = 32  # a multipolygon of more parts is checked and repaired part by part
+
+
+def _valid(g: NDArray[np.object_]) -> NDArray[np.object_]:
+    """``g`` with its invalid geometries repaired, keeping their dimension. A multipolygon of
+    many parts (a merged level) is checked and repaired part by part: GEOS takes tens of
+    milliseconds to check it whole and a second to repair it whole for the one part that
+    rounding made touch another. Its parts may then touch or overlap by a tile unit, which
+    renderers draw the same (each polygon is filled alone)."""
+    many = (shapely.get_type_id(g) == 6) & (shapely.get_num_geometries(g) > _PART_BY_PART)
+    few = np.flatnonzero(~many)
+    bad = few[~shapely.is_valid(g[few])]
+    if len(bad):
+        g[bad] = shapely.make_valid(g[bad], method="structure", keep_collapsed=False)
+    for i in np.flatnonzero(many):
+        parts = shapely.get_parts(g[i])
+        wrong = ~shapely.is_valid(parts)
+        if wrong.any():
+            parts[wrong] = shapely.make_valid(
+                parts[wrong], method="structure", keep_collapsed=False
+            )
+            pieces = shapely.get_parts(parts)  # a repaired part may be several
+            g[i] = shapely.multipolygons(pieces[shapely.get_type_id(pieces) == 3])
+    return g
 
 
 def _zigzag(v: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -361,6 +507,7 @@ def encode_tile(
     tile = check_tile(z, x, y)
     out = _pb.tile()
     for layer in layers:
+        layer = layer.at_zoom(z)
         rows, geoms = tile_geometries(
             layer, tile, extent=extent, buffer=buffer, tolerance=tolerance
         )

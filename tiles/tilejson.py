@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, Field
 
 from riskmap.tiles.collections import Collection
-from riskmap.tiles.mvt import TILE_MATRIX_SET, WORLD
+from riskmap.tiles.mvt import TILE_MATRIX_SET, WORLD, Merge
 
 MINZOOM = 0
 MAXZOOM = 14  # z14 tile units are about 0.6 m at 30 degrees of latitude: clients overzoom beyond
@@ -59,29 +59,6 @@ def fit_zoom(bounds: tuple[float, float, float, float], minzoom: int, maxzoom: i
     return max(minzoom, min(maxzoom, z))
 
 
-#: the planner map draws a layer of many small polygons (a large city's communities) from the
-#: zoom at which its tiles over the city hold at most this many of them on average
-MAX_TILE_FEATURES = 5_000
-
-
-def dense_minzoom(
-    count: int,
-    bounds: tuple[float, float, float, float],
-    per_tile: int = MAX_TILE_FEATURES,
-    maxzoom: int = MAXZOOM,
-) -> int:
-    """The lowest zoom at which ``count`` features spread over ``bounds`` come to at most
-    ``per_tile`` a tile on average (0 for a small city: drawn at every zoom)."""
-    from riskmap.tiles.mvt import TMS
-
-    w, s, e, n = bounds
-    for z in range(maxzoom + 1):
-        tiles = sum(1 for _ in TMS.tiles(w, s, e, n, [z]))
-        if count <= per_tile * max(tiles, 1):
-            return z
-    return maxzoom
-
-
 def tilejson(
     collection: Collection,
     base_url: str,
@@ -92,22 +69,34 @@ def tilejson(
     maxzoom: int = MAXZOOM,
     name: str | None = None,
     attribution: str | None = None,
+    merge: Merge | None = None,
 ) -> TileJSON:
     """TileJSON of ``collection``: ``tiles`` under ``base_url`` (+ ``query``), the data's
     ``bounds`` (west, south, east, north in degrees), its centre at the zoom that fits them,
-    and one vector layer named after the collection with its fields."""
+    and one vector layer named after the collection with its fields (``merge``: how the
+    tiles merge features below a zoom, said in the layer's description, with its count
+    field)."""
     if not 0 <= minzoom <= maxzoom <= 24:
         raise ValueError(f"zooms must satisfy 0 <= minzoom <= maxzoom <= 24: {minzoom}, {maxzoom}")
     w, s, e, n = (float(v) for v in bounds)
     if not (w <= e and s <= n):  # no data
         w, s, e, n = WORLD
+    fields = dict(collection.fields)
+    described = collection.description
+    if merge is not None and merge.below > minzoom:
+        fields[merge.count] = "Number"
+        described += (
+            f" Below zoom {merge.below}: one feature per {merge.by} (its features merged, id"
+            f" 'merged:<{merge.by}>', properties {', '.join((merge.by, *merge.keep))} and"
+            f" {merge.count}, the number merged)."
+        )
     return TileJSON(
         tiles=[tile_url(base_url, collection.id, query)],
         vector_layers=[
             VectorLayer(
                 id=collection.id,
-                fields=dict(collection.fields),
-                description=collection.description,
+                fields=fields,
+                description=described,
                 minzoom=minzoom,
                 maxzoom=maxzoom,
             )

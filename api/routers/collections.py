@@ -369,7 +369,8 @@ def get_tilejson(
     query = None
     if collection.id != "districts":
         query = {"policy": access.policy.id, "at": at.isoformat()}
-    doc = tilejson(collection, str(request.base_url), src.layer.tiles.bounds, query=query)
+    tiles = src.layer.tiles
+    doc = tilejson(collection, str(request.base_url), tiles.bounds, query=query, merge=tiles.merge)
     return JSONResponse(doc.model_dump(exclude_none=True), headers=src.headers)
 
 

@@ -11,8 +11,7 @@ from riskmap.api.access import AccessDep, AtDep, public_rules
 from riskmap.api.deps import ServiceDep, SettingsDep
 from riskmap.api.security import page_csp
 from riskmap.tiles.deck import DECK_BUNDLE, STATIC, fit_view, planner_page, rule_info
-from riskmap.tiles.mvt import TILE_MATRIX_SET
-from riskmap.tiles.tilejson import dense_minzoom
+from riskmap.tiles.mvt import TILE_MATRIX_SET, dense_minzoom
 
 router = APIRouter(tags=["map"])
 

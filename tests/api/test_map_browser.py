@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import mapbox_vector_tile
 import pytest
 import yaml
 from shapely.geometry import shape
@@ -499,14 +500,19 @@ def test_a_dense_city_is_drawn_by_its_zones_until_zoomed_in(
     chromium: Any, sample_db: Path, tmp_path: Path
 ) -> None:
     """Zoomed out over a city too dense for community tiles (RISKMAP_MAP_TILE_FEATURES made
-    small for the sample city), the map asks for no communities tile and fills the zones: the
-    sealed community still shows the sealed colour; zoomed in past the communities' zoom,
-    their tiles are asked for and drawn."""
+    small for the sample city), the map asks for no communities tile and fills the zones,
+    merged one feature per level (RISKMAP_TILE_MERGE_FEATURES made small): the sealed
+    community still shows the sealed colour and its tooltip says how many zones the level
+    has; zoomed in past the communities' zoom, their tiles are asked for and drawn."""
     copy_store(sample_db, tmp_path / "r.db")
     server = Server(
         f"sqlite:///{tmp_path / 'r.db'}",
         tmp_path / "serve.log",
-        env={"RISKMAP_MAP_TILE_FEATURES": "40", "RISKMAP_SCAN_REPLICATIONS": "19"},
+        env={
+            "RISKMAP_MAP_TILE_FEATURES": "40",
+            "RISKMAP_TILE_MERGE_FEATURES": "1",
+            "RISKMAP_SCAN_REPLICATIONS": "19",
+        },
     )
     server.start()
     page = chromium.new_page(viewport={"width": 1200, "height": 800})
@@ -528,6 +534,25 @@ def test_a_dense_city_is_drawn_by_its_zones_until_zoomed_in(
         got = _pixel(page, sealed["x"], sealed["y"])
         assert _close(got, SEALED), (got, SEALED, sealed)  # the zone's fill
         page.screenshot(path=str(ARTIFACTS / "map-dense-zoomed-out.png"))
+        # the zones tiles drawn hold one feature per level, the sealed one under the place
+        zone_tiles = [u for u in asked if "/collections/zones/tiles/" in u]
+        assert zone_tiles
+        for u in zone_tiles:
+            r = httpx.get(u)
+            if r.status_code == 200:
+                feats = mapbox_vector_tile.decode(r.content)["zones"]["features"]
+                ids = [f["properties"]["id"] for f in feats]
+                assert all(i.startswith("merged:") for i in ids) and len(set(ids)) == len(ids)
+        picked = page.evaluate(
+            "([x, y]) => { const o = riskmapDeck.pickObject({x, y});"
+            " return o && o.object.properties; }",
+            [sealed["x"], sealed["y"]],
+        )
+        assert picked["id"] == "merged:sealed" and picked["zone_count"] >= 1, picked
+        page.mouse.move(sealed["x"], sealed["y"])
+        tip = page.locator(".deck-tooltip")
+        tip.wait_for(state="visible", timeout=10_000)
+        assert "zoom in for each zone" in tip.inner_text(), tip.inner_text()
         # zoom in over the sealed place until the communities are drawn
         page.mouse.move(sealed["x"], sealed["y"])
         for _ in range(40):

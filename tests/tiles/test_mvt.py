@@ -8,16 +8,21 @@ import geopandas as gpd
 import mapbox_vector_tile
 import morecantile
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from pyproj import Transformer
 
+from riskmap.tiles.collections import zones_merge
 from riskmap.tiles.mvt import (
     BUFFER,
     EXTENT,
+    Merge,
     TileCache,
     TileLayer,
     TileNotFound,
+    _valid,
+    dense_minzoom,
     encode_tile,
     feature_ids,
     gzip_tile,
@@ -262,3 +267,80 @@ def test_prerender_fills_the_cache_with_the_served_tiles(city: City) -> None:
         key = (*prefix, "zones", t.z, t.x, t.y)
         assert cache.get_or_render(key, lambda: b"not rendered again") == body
     assert cache.hits == hits + len(every)
+
+
+def test_zones_are_merged_per_level_below_the_merge_zoom(city: City) -> None:
+    """Below ``Merge.below`` a tile holds one feature per level: the union of its zones,
+    within a pixel of them, with the level's properties and the number of zones merged; from
+    ``below`` on, one feature per zone again."""
+    zones = city.zones
+    merge = Merge(13, "level", keep=("label", "rank", "color"), count="zone_count")
+    layer = TileLayer("zones", zones, merge=merge)
+    plain = TileLayer("zones", zones)
+    t = centre_tile(city, 11)
+    feats = decode(encode_tile([layer], t.z, t.x, t.y))["zones"]["features"]
+    box = buffered_box()
+    levels = {f["properties"]["level"] for f in feats}
+    assert len(feats) == len(levels) >= 2  # one feature per level
+    for f in feats:
+        p = f["properties"]
+        of_level = zones[zones["level"] == p["level"]]
+        assert p["id"] == f"merged:{p['level']}"
+        assert f["id"] == feature_ids([p["id"]])[0]
+        assert p["zone_count"] == len(of_level)
+        first = of_level.iloc[0]
+        assert (p["label"], p["rank"], p["color"]) == (
+            first["label"],
+            first["rank"],
+            first["color"],
+        )
+        assert set(p) == {"id", "level", "label", "rank", "color", "zone_count"}
+        got = shapely.geometry.shape(f["geometry"])
+        assert all(part.is_valid for part in shapely.get_parts(got))
+        want = shapely.intersection(to_tile_units(of_level.union_all(), t), box)
+        # simplified by half a pixel, snapped to the grid: within a pixel of the zones
+        assert shapely.hausdorff_distance(got, want) <= PIXEL, p["level"]
+        assert shapely.symmetric_difference(got, want).area < 0.05 * want.area
+    # the same tile of the plain layer has every zone; from the merge zoom on, both agree
+    assert len(decode(encode_tile([plain], t.z, t.x, t.y))["zones"]["features"]) > len(feats)
+    t = centre_tile(city, 13)
+    assert encode_tile([layer], t.z, t.x, t.y) == encode_tile([plain], t.z, t.x, t.y)
+    assert layer.at_zoom(13) is layer and layer.at_zoom(12) is layer.at_zoom(12)
+    # the merge needs its columns
+    with pytest.raises(ValueError, match="no column"):
+        TileLayer("zones", zones, merge=Merge(5, "grade"))
+
+
+def test_merge_zoom_follows_the_number_of_zones_a_tile() -> None:
+    """The sample city's few zones are never merged; the scale city's 3,000 zones over
+    2.6 x 2.4 degrees are below zoom 8 at 500 a tile."""
+    sample = gpd.GeoDataFrame(
+        {"id": ["a"], "level": ["sealed"], "label": ["S"], "rank": [3], "color": ["#c0392b"]}
+        | {"policy": ["p"], "at": ["2026-01-01"]},
+        geometry=[shapely.box(114.0, 30.0, 114.01, 30.01)],
+        crs=4326,
+    )
+    assert zones_merge(sample) is None
+    assert zones_merge(sample.iloc[:0]) is None
+    many = pd.concat([sample] * 3_000, ignore_index=True)
+    many["geometry"] = [
+        shapely.box(113.0 + 2.6 * i / 3_000, 29.4, 113.001 + 2.6 * i / 3_000, 31.8)
+        for i in range(3_000)
+    ]
+    m = zones_merge(many, 500)
+    assert m is not None and m.by == "level" and m.count == "zone_count"
+    assert m.below == dense_minzoom(3_000, tuple(many.total_bounds), 500) == 8
+
+
+def test_a_level_of_many_parts_is_repaired_part_by_part() -> None:
+    """A merged level of many parts, one of which rounding made invalid (a bow tie): only that
+    part is repaired; the others are kept as they are."""
+    squares_ = [shapely.box(10 * i, 0, 10 * i + 5, 5) for i in range(40)]
+    bowtie = shapely.Polygon([(500, 0), (510, 10), (510, 0), (500, 10)])
+    g = np.array([shapely.MultiPolygon([*squares_, bowtie]), bowtie], dtype=object)
+    out = _valid(g.copy())
+    parts = shapely.get_parts(out[0])
+    assert all(shapely.is_valid(parts))
+    assert len(parts) == 42  # the bow tie is two triangles
+    assert shapely.area(out[0]) == pytest.approx(40 * 25 + 50)
+    assert out[1].is_valid and out[1].area == pytest.approx(50)

@@ -10,8 +10,8 @@ import morecantile
 import pytest
 
 from riskmap.tiles.collections import COLLECTIONS, COMMUNITIES, ZONES
-from riskmap.tiles.mvt import encode_tile
-from riskmap.tiles.tilejson import MAX_TILE_FEATURES, dense_minzoom, tilejson
+from riskmap.tiles.mvt import MAX_TILE_FEATURES, Merge, TileLayer, dense_minzoom, encode_tile
+from riskmap.tiles.tilejson import tilejson
 from tests.tiles.helpers import City
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -48,6 +48,26 @@ def test_tilejson_fields(city: City) -> None:
         for k, v in f["properties"].items():
             assert k in vl["fields"]
             assert vl["fields"][k] == ("Number" if isinstance(v, int | float) else "String")
+
+
+def test_tilejson_of_merged_zones_declares_the_merge(city: City) -> None:
+    """Zones merged below a zoom: the layer's description says from which zoom and how, its
+    fields add the count, and every property of a merged tile's features is declared."""
+    merge = Merge(13, "level", keep=("label", "rank", "color", "policy", "at"), count="zone_count")
+    layer = TileLayer("zones", city.zones, merge=merge)
+    d = tilejson(ZONES, "http://h/", layer.bounds, merge=merge).model_dump()
+    (vl,) = d["vector_layers"]
+    assert vl["fields"] == ZONES.fields | {"zone_count": "Number"}
+    assert "Below zoom 13: one feature per level" in vl["description"]
+    assert "zone_count" in vl["description"]
+    w, s, e, n = layer.bounds
+    t = TMS.tile((w + e) / 2, (s + n) / 2, 11)
+    tile = mapbox_vector_tile.decode(encode_tile([layer], t.z, t.x, t.y))
+    for f in tile["zones"]["features"]:
+        assert set(f["properties"]) <= set(vl["fields"])
+    # nothing merged at the zooms the TileJSON covers: nothing said
+    plain = tilejson(ZONES, "http://h/", layer.bounds, merge=merge, minzoom=13).model_dump()
+    assert plain["vector_layers"][0]["fields"] == ZONES.fields
 
 
 def test_tilejson_without_data_and_bad_zooms() -> None:

@@ -590,6 +590,11 @@
       add("zone", p.zone_id);
       add("residents", number(p.population));
       add("district", p.district_id);
+    } else if (layer.id.startsWith("zones") && p.zone_count !== undefined) {
+      // zoomed out over a large city: the zones of a level come merged (one feature)
+      add("", p.label || labelOf(rule, p.rank || 0));
+      add("zones", number(p.zone_count));
+      add("", "zoom in for each zone");
     } else if (layer.id.startsWith("zones")) {
       add("", p.label || labelOf(rule, p.rank || 0));
       add("zone", p.id);
