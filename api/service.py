@@ -647,6 +647,16 @@ class RiskService:
                     room = max_tiles - len(todo)
                     if len(layer) and room > 0:  # never more listed than rendered
                         todo += [(layer, t) for t in islice(TMS.tiles(*layer.bounds, [z]), room)]
+            # the merged zooms of a large city's zones first (tiles.mvt.Merge: the unions of
+            # its levels, seconds): a map's first view then renders in milliseconds a tile
+            for layer in layers:
+                for z in range(max_zoom + 1):
+                    if stop():
+                        return 0
+                    began = time.perf_counter()
+                    layer.at_zoom(z)
+                    if pause > 0:
+                        time.sleep((time.perf_counter() - began) * pause)
             done = 0
             for layer, t in reversed(todo):
                 if stop():

@@ -141,9 +141,8 @@ def zones_merge(frame: gpd.GeoDataFrame, per_tile: int = ZONE_TILE_FEATURES) -> 
     below = dense_minzoom(len(frame), (w, s, e, n), per_tile)
     if below == 0:
         return None
-    return Merge(
-        below, "level", keep=("label", "rank", "color", "policy", "at"), count="zone_count"
-    )
+    keep = ("label", "rank", "color", "policy", "at")
+    return Merge(below, "level", keep=keep, count="zone_count", order="rank")
 
 
 def communities_frame(layer: CommunityLayer, result: ZoneResult) -> gpd.GeoDataFrame:

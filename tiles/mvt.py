@@ -13,8 +13,9 @@ the features' integer ids and their properties. :func:`encode_tile` then renders
 2. their geometries in tile units (``extent`` per tile side, y down), clipped to the tile
    grown by ``buffer`` units on every side, so that a fill or outline crossing the tile edge
    draws no seam;
-3. simplified by ``tolerance`` tile units (a fraction of a screen pixel at every zoom: 16
-   units are one pixel of a 256-pixel tile) keeping each feature valid, snapped to the integer
+3. simplified by ``tolerance`` tile units (:func:`tile_tolerance`: half a pixel below z12,
+   an eighth of a pixel from there, where clients overzoom; 16 units are one pixel of a
+   256-pixel tile) keeping each feature valid, snapped to the integer
    grid of the tile (quantized), with exterior rings of positive area as the MVT spec asks;
    a feature that vanishes (smaller than a tile unit at this zoom) is left out;
 4. encoded in the MVT protobuf messages of ``mapbox-vector-tile`` (the polygons' commands for
@@ -58,7 +59,9 @@ TMS = morecantile.tms.get("WebMercatorQuad")
 TILE_MATRIX_SET = "WebMercatorQuad"
 EXTENT = 4096  # tile units per tile side
 BUFFER = 64  # tile units drawn beyond each edge
-TOLERANCE = 2.0  # simplification, tile units (1/8 of a pixel of a 256-pixel tile)
+TOLERANCE = 2.0  # simplification from FINE_ZOOM on, tile units (1/8 of a pixel)
+COARSE_TOLERANCE = 8.0  # simplification below FINE_ZOOM (half a pixel of a 256-pixel tile)
+FINE_ZOOM = 12  # from here tiles are overzoomed by clients (TileJSON's maxzoom is 14)
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 _TO_MERCATOR = Transformer.from_crs(WGS84, "EPSG:3857", always_xy=True)
 # Web Mercator is defined up to these latitudes (the tile matrix's square)
@@ -68,6 +71,13 @@ WORLD = (-180.0, -_MAX_LAT, 180.0, _MAX_LAT)  # (west, south, east, north) of th
 
 class TileNotFound(NotFoundError):
     """A tile outside the tile matrix set (zoom out of range, x or y outside the matrix)."""
+
+
+def tile_tolerance(z: int) -> float:
+    """The simplification of tiles of zoom ``z``, in tile units: half a pixel below
+    :data:`FINE_ZOOM` (a city seen whole: its outlines need no finer), an eighth of a pixel
+    from there (tiles that clients magnify beyond TileJSON's maxzoom)."""
+    return COARSE_TOLERANCE if z < FINE_ZOOM else TOLERANCE
 
 
 def check_tile(z: int, x: int, y: int) -> morecantile.Tile:
@@ -134,12 +144,36 @@ class Merge:
     (shared outlines dissolved), simplified to half a pixel of the zoom. A merged feature has
     the ``by`` property, the ``keep`` properties of the first feature merged (the same in all
     of them, as a level's label and colour), ``count``: the number of features merged, and
-    the id ``merged:<by value>``; merged features keep the order of their first feature."""
+    the id ``merged:<by value>``. Merged features keep the order of their first feature, or
+    are sorted by the ``order`` property (renderers draw the last on top: a level's holes
+    smaller than a pixel are filled, so the higher levels inside them must come after)."""
 
     below: int
     by: str
     keep: tuple[str, ...] = ()
     count: str = "count"
+    order: str | None = None  # merged features sorted by this property (drawn last on top)
+
+
+def _pixel_dots(g: shapely.Geometry, pixel: float) -> shapely.Geometry:
+    """``g`` as a city-wide view draws it at ``pixel`` metres a pixel: a part smaller than a
+    pixel becomes a one-pixel square at its centre (a lone sealed community stays visible), a
+    hole smaller than a pixel is filled (the higher level inside it is drawn over it),
+    overlapping squares and parts are merged."""
+    parts = shapely.get_parts(g)
+    small = shapely.area(parts) < pixel * pixel
+    kept = [_without_small_holes(p, pixel * pixel) for p in parts[~small]]
+    if not small.any():
+        return shapely.multipolygons(kept)
+    x, y = shapely.get_coordinates(shapely.centroid(parts[small])).T
+    half = pixel / 2
+    dots = shapely.box(x - half, y - half, x + half, y + half)
+    return shapely.union_all(np.concatenate([np.array(kept, dtype=object), dots]))
+
+
+def _without_small_holes(part: shapely.Polygon, min_area: float) -> shapely.Polygon:
+    holes = [r for r in part.interiors if shapely.Polygon(r).area >= min_area]
+    return part if len(holes) == len(part.interiors) else shapely.Polygon(part.exterior, holes)
 
 
 def pixel_metres(z: int, extent_px: int = 256) -> float:
@@ -215,7 +249,8 @@ class TileLayer:
         if "id" not in frame:
             raise ValueError(f"layer {name!r}: the frame has no 'id' column")
         if merge is not None:
-            missing = [c for c in (merge.by, *merge.keep) if c not in frame]
+            wanted = (merge.by, *merge.keep, *([merge.order] if merge.order else []))
+            missing = [c for c in wanted if c not in frame]
             if missing:
                 raise ValueError(f"layer {name!r}: no column {missing} to merge features by")
         self.name = name
@@ -294,6 +329,9 @@ class TileLayer:
             for i, k in enumerate(keys.tolist()):
                 first.setdefault(k, []).append(i)
             fine = pixel_metres(m.below - 1) / 2
+            if m.order is not None:
+                order = frame[m.order].to_numpy()
+                first = dict(sorted(first.items(), key=lambda kv: order[kv[1][0]]))
             self._unions = [
                 (
                     k,
@@ -304,15 +342,15 @@ class TileLayer:
                 )
                 for k, rows in first.items()
             ]
-        # half a pixel of zoom z, snapped to its tiles' grid (1/16 of a pixel: tile units
-        # start at the matrix's corner, a whole number of units from 0) so that tiles need not
-        # simplify nor repair what rounding would break
+        # a pixel of zoom z; a part smaller than a pixel becomes a one-pixel square at its
+        # centre (a lone sealed community stays visible in a city-wide view); snapped to the
+        # zoom's tile grid (1/16 of a pixel: tile units start at the matrix's corner, a whole
+        # number of units from 0) so that tiles need not simplify nor repair rounding
         pixel = pixel_metres(z)
         geoms = shapely.simplify(
-            np.array([u for _, _, u in self._unions], dtype=object),
-            pixel / 2,
-            preserve_topology=True,
+            np.array([u for _, _, u in self._unions], dtype=object), pixel, preserve_topology=True
         )
+        geoms = np.array([_pixel_dots(g, pixel) for g in geoms], dtype=object)
         geoms = shapely.set_precision(geoms, pixel * 256 / EXTENT)
         rows = [r[0] for _, r, _ in self._unions]
         columns: dict[str, list[Any]] = {
@@ -350,7 +388,7 @@ def tile_geometries(
     *,
     extent: int = EXTENT,
     buffer: int = BUFFER,
-    tolerance: float = TOLERANCE,
+    tolerance: float | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.object_]]:
     """Row numbers of the layer's features in ``tile`` and their geometries in tile units
     (y down, integer, valid, clipped to the buffered tile, simplified, exteriors of positive
@@ -368,6 +406,8 @@ def tile_geometries(
     scale = np.array([sx, -sy])
     g = shapely.transform(layer.geometry.geoms[rows], lambda xy: (xy - origin) * scale)
     g = shapely.clip_by_rect(g, -buffer, -buffer, extent + buffer, extent + buffer)
+    if tolerance is None:
+        tolerance = tile_tolerance(tile.z)
     if tolerance > 0 and not layer.simplified:
         g = shapely.simplify(g, tolerance, preserve_topology=False)
     # quantize: round to the integer grid; the few features rounding makes invalid (a
@@ -499,7 +539,7 @@ def encode_tile(
     *,
     extent: int = EXTENT,
     buffer: int = BUFFER,
-    tolerance: float = TOLERANCE,
+    tolerance: float | None = None,
 ) -> bytes | None:
     """The MVT of ``layers`` for tile z/x/y (one MVT layer per collection, named after it),
     or None when no layer has a feature there. Raises :class:`TileNotFound` for a tile

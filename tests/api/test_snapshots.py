@@ -551,6 +551,38 @@ def test_the_public_tiles_of_a_new_snapshot_are_rendered_ahead(db: Path) -> None
         assert service.tiles.misses > misses
 
 
+def test_merged_zones_are_prepared_ahead_with_the_tiles(db: Path) -> None:
+    """Where the zones tiles merge each level (RISKMAP_TILE_MERGE_FEATURES made small for the
+    sample city), rendering ahead prepares every merged zoom first: the first view's tiles
+    then only clip and encode; a zones tile at a merged zoom holds one feature per level."""
+    import mapbox_vector_tile
+
+    from riskmap.api.deps import service_of
+    from riskmap.tiles.mvt import TMS
+
+    settings = _settings(db, prerender_zoom=6, tile_merge_features=1)
+    with served(settings) as client:
+        wait_ready(client)
+        service = service_of(client.app, settings)  # type: ignore[arg-type]
+        assert service.served is not None
+        _wait(lambda: service.served.prerendered >= 1)  # type: ignore[union-attr]
+        snap = service.public_snapshot(
+            load_policy(settings.policy), service.today(), settings.min_public_count
+        )
+        zones = service.map_layer("zones", snap).tiles
+        assert zones.merge is not None and zones.merge.below > 6
+        assert set(zones._merged) == set(range(7))  # every merged zoom up to the prerendered
+        w, s, e, n = zones.bounds
+        t = TMS.tile((w + e) / 2, (s + n) / 2, 6)
+        r = client.get(f"/collections/zones/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}")
+        assert r.status_code == 200
+        feats = mapbox_vector_tile.decode(r.content)["zones"]["features"]
+        ids = [f["properties"]["id"] for f in feats]
+        assert ids and all(i.startswith("merged:") for i in ids) and len(set(ids)) == len(ids)
+        doc = client.get("/collections/zones/tiles/WebMercatorQuad/tilejson.json").json()
+        assert doc["vector_layers"][0]["fields"]["zone_count"] == "Number"
+
+
 def test_cached_public_tiles_are_answered_before_routing_with_the_routes_answer(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

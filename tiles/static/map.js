@@ -46,6 +46,8 @@
     current: null, // {key, layers}: the layers of the rule and date asked for
     previous: null, // the layers shown until the current ones have loaded
     districtLabels: [],
+    labelZoom: Math.floor(cfg.view.zoom || 0), // the whole zoom the district names are chosen for
+    shownLabels: null, // {zoom, data}: the names wide enough to show at labelZoom
   };
 
   // ---- messages -----------------------------------------------------------------------------
@@ -363,7 +365,9 @@
       return {
         // filled too where the communities are not drawn (zoomed out over a large city)
         filled: rule.exact || (TILED && state.coarse),
-        stroked: true,
+        // zoomed out over a large city the fills alone: thousands of outlines a pixel apart
+        // show nothing more, and outlines are the slowest part of a frame to draw
+        stroked: !(TILED && state.coarse),
         getFillColor: (f) => fill(f.properties.rank || 0),
         getLineColor: [40, 40, 40, 230],
         lineWidthMinPixels: 1.5,
@@ -417,7 +421,7 @@
   function labelsLayer() {
     return new deck.TextLayer({
       id: "district-names",
-      data: state.districtLabels,
+      data: shownLabels(),
       visible: state.visible.districts,
       getPosition: (d) => d.position,
       getText: (d) => d.name,
@@ -876,6 +880,17 @@
   }
 
   // ---- district names -----------------------------------------------------------------------
+  // the names of the districts at least as wide on screen as their name at the whole zoom
+  // shown (a city's hundreds of names overlap when zoomed out; fewer glyphs draw faster)
+  function shownLabels() {
+    const z = state.labelZoom;
+    const got = state.shownLabels;
+    if (got && got.zoom === z && got.from === state.districtLabels) return got.data;
+    const perDegree = (256 * 2 ** z) / 360;
+    const data = state.districtLabels.filter((d) => d.width * perDegree >= d.name.length * 7);
+    state.shownLabels = { zoom: z, from: state.districtLabels, data };
+    return data;
+  }
   // a label at the middle of each district's largest outline (its bounding box's centre)
   function labelsOf(features) {
     const out = [];
@@ -893,7 +908,10 @@
         const area = (box[2] - box[0]) * (box[3] - box[1]);
         if (area > bestArea) [best, bestArea] = [box, area];
       }
-      if (best) out.push({ name: String(name), position: [(best[0] + best[2]) / 2, (best[1] + best[3]) / 2] });
+      if (best) {
+        const position = [(best[0] + best[2]) / 2, (best[1] + best[3]) / 2];
+        out.push({ name: String(name), position, width: best[2] - best[0] });
+      }
     }
     return out;
   }
@@ -917,9 +935,14 @@
     onAfterRender: afterRender,
     onViewStateChange: ({ viewState }) => {
       const coarse = viewState.zoom < COMMUNITIES_MIN_ZOOM;
+      const labelZoom = Math.floor(viewState.zoom);
       if (TILED && state.current && coarse !== state.coarse) {
-        state.coarse = coarse; // the zones' fill follows (styleOf)
+        state.coarse = coarse; // the zones' fill and outline follow (styleOf)
+        state.labelZoom = labelZoom;
         state.current = dayLayers(state.rule, state.at);
+        redraw();
+      } else if (labelZoom !== state.labelZoom && state.current) {
+        state.labelZoom = labelZoom; // the district names shown follow
         redraw();
       }
     },
