@@ -288,6 +288,17 @@ def bench_http(args: argparse.Namespace) -> list[dict[str, Any]]:
                 sv.say(str(row))
         for c in clients.values():
             c.close()
+        rm.stop()
+        tp.stop()
+        # the map page as a planner meets it: a server with the default settings (its tiles
+        # rendered ahead after a restart), idle, and a new browser
+        rm = sv.riskmap_server(db, args.workers, run_dir / "riskmap-map.log")
+        sv.say(f"the map page: riskmap serve --workers {args.workers} (default settings)")
+        rm.start()
+        rm.wait_for("/healthz", 900)
+        rm.wait_for(f"/v1/status?lat={city.bbox[1]}&lon={city.bbox[0]}", 900)
+        warm_up(rm, "/v1/status", city.bbox, args.workers, 900)
+        rm.wait_idle(1800)
         fills = map_fills_seconds(rm.url)
         rows.append(
             {

@@ -13,9 +13,9 @@ the features' integer ids and their properties. :func:`encode_tile` then renders
 2. their geometries in tile units (``extent`` per tile side, y down), clipped to the tile
    grown by ``buffer`` units on every side, so that a fill or outline crossing the tile edge
    draws no seam;
-3. simplified by ``tolerance`` tile units (:func:`tile_tolerance`: half a pixel below z12,
-   an eighth of a pixel from there, where clients overzoom; 16 units are one pixel of a
-   256-pixel tile) keeping each feature valid, snapped to the integer
+3. simplified by ``tolerance`` tile units (:func:`tile_tolerance`: a pixel below z10, half a
+   pixel below z12, an eighth of a pixel from there, where clients overzoom; 16 units are
+   one pixel of a 256-pixel tile) keeping each feature valid, snapped to the integer
    grid of the tile (quantized), with exterior rings of positive area as the MVT spec asks;
    a feature that vanishes (smaller than a tile unit at this zoom) is left out;
 4. encoded in the MVT protobuf messages of ``mapbox-vector-tile`` (the polygons' commands for
@@ -61,7 +61,9 @@ EXTENT = 4096  # tile units per tile side
 BUFFER = 64  # tile units drawn beyond each edge
 TOLERANCE = 2.0  # simplification from FINE_ZOOM on, tile units (1/8 of a pixel)
 COARSE_TOLERANCE = 8.0  # simplification below FINE_ZOOM (half a pixel of a 256-pixel tile)
+CITY_TOLERANCE = 16.0  # simplification below CITY_ZOOM (a pixel)
 FINE_ZOOM = 12  # from here tiles are overzoomed by clients (TileJSON's maxzoom is 14)
+CITY_ZOOM = 10  # below it a tile holds a whole city or more
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 _TO_MERCATOR = Transformer.from_crs(WGS84, "EPSG:3857", always_xy=True)
 # Web Mercator is defined up to these latitudes (the tile matrix's square)
@@ -74,9 +76,12 @@ class TileNotFound(NotFoundError):
 
 
 def tile_tolerance(z: int) -> float:
-    """The simplification of tiles of zoom ``z``, in tile units: half a pixel below
-    :data:`FINE_ZOOM` (a city seen whole: its outlines need no finer), an eighth of a pixel
-    from there (tiles that clients magnify beyond TileJSON's maxzoom)."""
+    """The simplification of tiles of zoom ``z``, in tile units: a pixel below
+    :data:`CITY_ZOOM` (a city seen whole: its outlines need no finer), half a pixel below
+    :data:`FINE_ZOOM`, an eighth of a pixel from there (tiles that clients magnify beyond
+    TileJSON's maxzoom)."""
+    if z < CITY_ZOOM:
+        return CITY_TOLERANCE
     return COARSE_TOLERANCE if z < FINE_ZOOM else TOLERANCE
 
 

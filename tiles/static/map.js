@@ -126,11 +126,39 @@
     while (tiles.size > TILE_CACHE) tiles.delete(tiles.keys().next().value);
     return got;
   }
+  // Tiles reach the map together: the bytes of a tile wait until every tile asked for with it
+  // has come (at most BATCH_MS), so that the map draws them all in one frame, not one frame
+  // per tile (a frame of a large city takes a software renderer the better part of a second)
+  const BATCH_MS = 1500;
+  let batch = null; // the tiles asked for since the last batch was handed over
+  function endBatch(b) {
+    clearTimeout(b.timer);
+    if (batch === b) batch = null;
+    b.release();
+  }
+  function batched(promise) {
+    if (!batch) {
+      const b = { pending: 0 };
+      b.ready = new Promise((resolve) => (b.release = resolve));
+      b.timer = setTimeout(() => endBatch(b), BATCH_MS);
+      batch = b;
+    }
+    const b = batch;
+    b.pending++;
+    const settled = () => {
+      if (--b.pending === 0) endBatch(b);
+    };
+    promise.then(settled, settled);
+    return promise.then(
+      (value) => b.ready.then(() => value),
+      (err) => b.ready.then(() => Promise.reject(err)),
+    );
+  }
   // MVTLayer's fetch: the tile's bytes from getTile, decoded here (decodeTile below) into
   // GeoJSON features in the coordinates the layer asks for. deck.gl's bundled MVT loader only
   // runs in a web worker whose script it would fetch from a CDN.
   async function fetchTile(url, { loadOptions, signal }) {
-    const bytes = await getTile(url);
+    const bytes = await batched(getTile(url));
     if (bytes === null || (signal && signal.aborted)) return null;
     return decodeTile(new Uint8Array(bytes), loadOptions.mvt || {});
   }
@@ -140,7 +168,7 @@
     return `${path}?policy=${encodeURIComponent(rule.id)}&at=${at}`;
   }
   function prefetch(from, days) {
-    const layer = state.current && state.current.layers.find((l) => l.id.startsWith("communities"));
+    const layer = state.current && state.current.layers.find((l) => l.id.startsWith("zones"));
     const tileset = layer && layer.state && layer.state.tileset;
     if (!tileset) return;
     for (let i = 1; i <= days; i++) {
@@ -148,7 +176,8 @@
       if (at > state.rule.last) break;
       for (const tile of tileset.selectedTiles || []) {
         const { x, y, z } = tile.index;
-        for (const name of ["communities", "zones"]) {
+        const names = z >= COMMUNITIES_MIN_ZOOM ? ["communities", "zones"] : ["zones"];
+        for (const name of names) {
           const url = tileURL(name, state.rule, at)
             .replace("{z}", z)
             .replace("{x}", x)
@@ -383,6 +412,7 @@
       minZoom: name === "communities" ? COMMUNITIES_MIN_ZOOM : 0, // no tile requested below
       maxZoom: 14,
       uniqueIdProperty: "id",
+      maxRequests: 0, // every tile of a view asked for at once: they arrive as one batch
       binary: false, // fetchTile answers GeoJSON features
       fetch: fetchTile,
       loadOptions: { worker: false },
