@@ -402,7 +402,9 @@
         lineWidthMinPixels: 1.5,
       };
     }
-    return { filled: false, stroked: true, getLineColor: [20, 20, 120, 255], lineWidthMinPixels: 2 };
+    // district outlines: thinner zoomed out over a large city (lighter to look at and to draw)
+    const width = TILED && state.coarse ? 1 : 2;
+    return { filled: false, stroked: true, getLineColor: [20, 20, 120, 255], lineWidthMinPixels: width };
   }
 
   function tiledLayer(name, rule, at, key) {
