@@ -621,7 +621,8 @@ class RiskService:
         pause: float = 0.0,
     ) -> int:
         """Render the tiles of the zones and communities anonymous callers see (the public
-        view at ``min_count``) at zooms 0..``max_zoom`` over the city into the tile cache, with
+        view at ``min_count``) and of the district outlines (their layer prepared first) at
+        zooms 0..``max_zoom`` over the city into the tile cache, with
         their gzip bodies as browsers ask for them: the map's first views then come from
         memory. At most ``max_tiles``; ``stop`` ends it early; after each tile it sleeps
         ``pause`` times the tile's rendering time (background work that leaves the process's
@@ -640,16 +641,21 @@ class RiskService:
             # the tiles of both layers, coarse zooms first, within max_tiles; rendered the
             # finest zoom first, so that the coarse ones (a map's first view) are the most
             # recently used in the cache, the last to make room when it is full
-            todo: list[tuple[Any, Any]] = []
-            layers = [self.map_layer(name, snap).tiles for name in SNAPSHOT_LAYERS]
+            todo: list[tuple[Any, Any, Any]] = []
+            layers = [(key, self.map_layer(name, snap).tiles) for name in SNAPSHOT_LAYERS]
+            # the district outlines too (the map draws them at every zoom): their layer is
+            # the union of a data version's communities per district, seconds at scale
+            version, districts = self.districts_layer()
+            layers.append(((version,), districts.tiles))
             for z in range(max_zoom + 1):
-                for layer in layers:
+                for k, layer in layers:
                     room = max_tiles - len(todo)
                     if len(layer) and room > 0:  # never more listed than rendered
-                        todo += [(layer, t) for t in islice(TMS.tiles(*layer.bounds, [z]), room)]
+                        tiles = islice(TMS.tiles(*layer.bounds, [z]), room)
+                        todo += [(k, layer, t) for t in tiles]
             # the merged zooms of a large city's zones first (tiles.mvt.Merge: the unions of
             # its levels, seconds): a map's first view then renders in milliseconds a tile
-            for layer in layers:
+            for _, layer in layers:
                 for z in range(max_zoom + 1):
                     if stop():
                         return 0
@@ -658,12 +664,12 @@ class RiskService:
                     if pause > 0:
                         time.sleep((time.perf_counter() - began) * pause)
             done = 0
-            for layer, t in reversed(todo):
+            for k, layer, t in reversed(todo):
                 if stop():
                     break
                 checkpoint()
                 began = time.perf_counter()
-                self.tile(key, layer, t.z, t.x, t.y, gzip=True)
+                self.tile(k, layer, t.z, t.x, t.y, gzip=True)
                 done += 1
                 if pause > 0:
                     time.sleep((time.perf_counter() - began) * pause)

@@ -60,7 +60,8 @@ class RuleSettings(BaseSettings):
         ge=-1,
         le=16,
         description="the public zones and communities tiles of each status snapshot computed "
-        "ahead are rendered into the tile cache up to this zoom (-1: none)",
+        "ahead, and the district outlines' tiles, are rendered into the tile cache up to this "
+        "zoom (-1: none)",
     )
     timezone: str = Field(
         "",

@@ -517,8 +517,9 @@ def test_the_cli_answers_from_the_stored_snapshot(
 
 
 def test_the_public_tiles_of_a_new_snapshot_are_rendered_ahead(db: Path) -> None:
-    """RISKMAP_PRERENDER_ZOOM: after today's snapshot is computed, its public tiles are in the
-    cache, so the map's first views are hits (and carry the same bytes as rendered on demand)."""
+    """RISKMAP_PRERENDER_ZOOM: after today's snapshot is computed, its public tiles and the
+    district outlines' are in the cache, so the map's first views are hits (and carry the
+    same bytes as rendered on demand)."""
     from riskmap.api.deps import service_of
     from riskmap.tiles.mvt import TMS
 
@@ -535,12 +536,13 @@ def test_the_public_tiles_of_a_new_snapshot_are_rendered_ahead(db: Path) -> None
         w, s, e, n = store.communities().total_bounds
         store.close()
         tiles = [t for z in (3, 9) for t in TMS.tiles(w, s, e, n, [z])]
-        for t in tiles:
-            r = client.get(
-                f"/collections/communities/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}",
-                headers={"Accept-Encoding": "gzip"},
-            )
-            assert r.status_code in (200, 204)
+        for name in ("communities", "districts"):  # the district outlines too
+            for t in tiles:
+                r = client.get(
+                    f"/collections/{name}/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}",
+                    headers={"Accept-Encoding": "gzip"},
+                )
+                assert r.status_code in (200, 204)
         assert service.tiles.misses == misses  # every one from the cache
         # at most max_tiles (the coarsest: up to z16 over the city would be thousands)
         got = service.prerender_tiles(POLICY, TODAY, settings.min_public_count, 16, max_tiles=7)
