@@ -6,14 +6,16 @@ other middleware (which cost several times the answer itself):
   configured, a served snapshot of today ready, and an answer small enough that the gzip
   middleware leaves it alone;
 - an anonymous ``GET /collections/{zones|communities}/tiles/WebMercatorQuad/{z}/{x}/{y}``
-  with no parameter (the service's rule, today) whose tile is in the tile cache, kept for the
-  snapshot the service serves (rendered ahead, or by an earlier request): the map's tiles.
+  with no parameter (the service's rule, today) of the snapshot the service serves: from the
+  tile cache (rendered ahead, or by an earlier request), or, when the snapshot's public layer
+  is in memory already, rendered into the cache in the worker threads the route's rendering
+  uses (never computing zones or layers: those go through the route).
 
 Neither takes a request with ``Authorization`` (a key: the exact view) or ``If-None-Match``
 (a 304). The answers are the routes' own, byte for byte, with the same
 headers (``Content-Type``, ``X-Data-Version``, ``ETag``, ``Cache-Control``, the security
 headers); everything else (errors, 503 before the first snapshot, other rules and dates, keys,
-tiles not rendered yet) goes through the application as usual.
+tiles outside the matrix, a layer not prepared yet) goes through the application as usual.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from riskmap.api.access import public_rules
@@ -29,7 +32,7 @@ from riskmap.api.geojson_answers import source_etag
 from riskmap.api.middleware import cache_control
 from riskmap.api.security import API_CSP, COMMON_HEADERS
 from riskmap.api.settings import get_settings_of
-from riskmap.tiles.mvt import MVT_MEDIA_TYPE, TILE_MATRIX_SET
+from riskmap.tiles.mvt import MAX_ZOOM, MVT_MEDIA_TYPE, TILE_MATRIX_SET
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -51,6 +54,8 @@ _TILE_HEADERS = {
 }
 
 __all__ = ["FastPaths", "accepts_gzip"]
+
+_Answer = tuple[int, list[Any], bytes]  # status, headers, body
 
 
 def _lat_lon(query: bytes) -> tuple[float, float] | None:
@@ -88,11 +93,13 @@ class FastPaths:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             path = scope["path"]
-            got = None
+            got: _Answer | _Render | None = None
             if path == PATH:
                 got = self._status_answer(scope)
             elif path.startswith("/collections/"):
                 got = self._tile_answer(scope, path)
+                if isinstance(got, _Render):  # not in the cache: rendered off the event loop
+                    got = got.answer(await run_in_threadpool(got.render))
             if got is not None:
                 code, headers, body = got
                 await send({"type": "http.response.start", "status": code, "headers": headers})
@@ -142,7 +149,9 @@ class FastPaths:
         ]
         return 200, headers, body
 
-    def _tile_answer(self, scope: Scope, path: str) -> tuple[int, list[Any], bytes] | None:
+    def _tile_answer(
+        self, scope: Scope, path: str
+    ) -> tuple[int, list[Any], bytes] | _Render | None:
         m = _TILE.fullmatch(path)
         if m is None or scope.get("query_string"):
             return None
@@ -156,22 +165,49 @@ class FastPaths:
         service = service_of(self.owner, settings)
         if served.at != service.today():  # yesterday's, before today's is ready: the route
             return None
-        layer, z, x, y = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
+        name, z, x, y = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
+        if z > MAX_ZOOM or x >= 2**z or y >= 2**z:  # the route's 404
+            return None
         key = (
             served.data_version,
             served.key,
             served.at.isoformat(),
             f"public-{settings.min_public_count}",
         )
-        found, tile = service.tiles.peek((*key, layer, z, x, y), gzip=gzip)
-        if not found:
+        found, tile = service.tiles.peek((*key, name, z, x, y), gzip=gzip)
+        reply = _Render(self._tile, served.data_version, key, path, gzip)
+        if found:
+            return reply.answer(tile)
+        built = service.built_public_layer(
+            served.policy, served.at, served.data_version, settings.min_public_count, name
+        )
+        if built is None:  # the route prepares the layer (or computes the zones)
             return None
-        etag = source_etag(key, path, [])  # the route's tag: no query
-        cache = cache_control("GET", path, False, 200 if tile is not None else 204)
+        reply.render = lambda: service.tile(key, built.tiles, z, x, y, gzip=gzip)
+        return reply
+
+
+class _Render:
+    """A fast tile answer: its headers (the route's) around a tile from the cache, or rendered
+    by ``render`` (set when the tile is not in the cache yet)."""
+
+    def __init__(
+        self, common: list[Any], version: int, key: tuple[Any, ...], path: str, gzip: bool
+    ) -> None:
+        self.common = common
+        self.version = version
+        self.key = key
+        self.path = path
+        self.gzip = gzip
+        self.render: Any = None
+
+    def answer(self, tile: bytes | None) -> _Answer:
+        etag = source_etag(self.key, self.path, [])  # the route's tag: no query
+        cache = cache_control("GET", self.path, False, 200 if tile is not None else 204)
         headers = [
             (b"etag", etag.encode()),
-            (b"x-data-version", str(served.data_version).encode()),
-            *((k, cache.encode() if k == b"cache-control" else v) for k, v in self._tile),
+            (b"x-data-version", str(self.version).encode()),
+            *((k, cache.encode() if k == b"cache-control" else v) for k, v in self.common),
         ]
         if tile is None:
             return 204, headers, b""
@@ -179,7 +215,7 @@ class FastPaths:
             (b"content-length", str(len(tile)).encode()),
             (b"content-type", MVT_MEDIA_TYPE.encode()),
         ]
-        if gzip:
+        if self.gzip:
             headers.append((b"content-encoding", b"gzip"))
         return 200, headers, tile
 

@@ -525,6 +525,17 @@ class RiskService:
 
         return self.flights.run(("zones", *key), compute)
 
+    def built_public_layer(
+        self, policy: Policy, at: dt.date, version: int, min_count: int, name: str
+    ) -> MapLayer | None:
+        """The public map layer ``name`` of the snapshot of ``policy`` at ``at`` of data
+        version ``version`` when it is in memory with that layer built; None otherwise (never
+        computes: :mod:`api.fastpath` renders a missing tile of it without routing)."""
+        with self._cache_lock:
+            snap = self._snapshots.get((version, policy.model_dump_json(), at))
+        public = None if snap is None else snap._public.get(min_count)
+        return None if public is None else public._maps.get(name)
+
     def public_snapshot(self, policy: Policy, at: dt.date, min_count: int) -> Snapshot:
         """The snapshot of ``policy`` at ``at`` as the public sees it (see geo.precision)."""
         for _ in range(5):  # the cases of the snapshot's data version
@@ -642,7 +653,9 @@ class RiskService:
             # finest zoom first, so that the coarse ones (a map's first view) are the most
             # recently used in the cache, the last to make room when it is full
             todo: list[tuple[Any, Any, Any]] = []
-            layers = [(key, self.map_layer(name, snap).tiles) for name in SNAPSHOT_LAYERS]
+            layers: list[tuple[tuple[Any, ...], TileLayer]] = [
+                (key, self.map_layer(name, snap).tiles) for name in SNAPSHOT_LAYERS
+            ]
             # the district outlines too (the map draws them at every zoom): their layer is
             # the union of a data version's communities per district, seconds at scale
             version, districts = self.districts_layer()

@@ -57,6 +57,7 @@ from riskmap.geo.crs import WGS84
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 TILE_MATRIX_SET = "WebMercatorQuad"
+MAX_ZOOM = 22  # tiles are served up to here (TileJSON says 14: clients overzoom beyond)
 EXTENT = 4096  # tile units per tile side
 BUFFER = 64  # tile units drawn beyond each edge
 TOLERANCE = 2.0  # simplification from FINE_ZOOM on, tile units (1/8 of a pixel)

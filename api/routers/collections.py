@@ -34,13 +34,19 @@ from riskmap.geo.policy import PUBLIC_RES
 from riskmap.geo.warning import PUBLIC_MAX_RES
 from riskmap.tiles.collections import COLLECTIONS, Collection
 from riskmap.tiles.items import bbox_rows, features
-from riskmap.tiles.mvt import MVT_MEDIA_TYPE, TILE_MATRIX_SET, WORLD, TileNotFound, check_tile
+from riskmap.tiles.mvt import (
+    MAX_ZOOM,
+    MVT_MEDIA_TYPE,
+    TILE_MATRIX_SET,
+    WORLD,
+    TileNotFound,
+    check_tile,
+)
 from riskmap.tiles.tilejson import TileJSON, tilejson
 
 router = APIRouter(prefix="/collections", tags=["collections"])
 conformance_router = APIRouter(tags=["collections"])
 
-MAX_ZOOM = 22  # tiles are served up to here (TileJSON says 14: clients overzoom beyond)
 CONFORMS_TO = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",

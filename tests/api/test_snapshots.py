@@ -590,7 +590,9 @@ def test_cached_public_tiles_are_answered_before_routing_with_the_routes_answer(
 ) -> None:
     """A public tile of today in the tile cache is answered by the outermost middleware
     (api.fastpath) with the route's bytes and headers (ETag, gzip or not, 204 for an empty
-    tile); a tile not rendered yet, a key, If-None-Match or a query go through the route."""
+    tile), and so is one not rendered yet, rendered there into the cache when the snapshot's
+    layer is in memory; a key, If-None-Match, a query, a tile outside the matrix or a layer
+    not prepared yet go through the route."""
     from riskmap.api.deps import service_of
     from riskmap.api.fastpath import FastPaths
     from riskmap.tiles.mvt import TMS
@@ -641,13 +643,33 @@ def test_cached_public_tiles_are_answered_before_routing_with_the_routes_answer(
             routed["n"] = 0
             r = client.get(path + query, headers=extra)
             assert r.status_code in (200, 204, 304) and routed["n"] == 1, (extra, query)
-        # beyond the zoom rendered ahead: the route renders it (then it is cached)
-        far = next(iter(TMS.tiles(w, s, e, n, [15])))
-        path = f"/collections/zones/tiles/WebMercatorQuad/{far.z}/{far.x}/{far.y}"
+        # beyond the zoom rendered ahead: rendered by the fast path, the route's answer, cached
+        for layer in ("zones", "communities"):
+            for far in list(TMS.tiles(w, s, e, n, [15]))[:40]:
+                path = f"/collections/{layer}/tiles/WebMercatorQuad/{far.z}/{far.x}/{far.y}"
+                key = service.tiles.misses
+                routed["n"] = 0
+                fast = client.get(path, headers={"Accept-Encoding": "gzip"})
+                assert routed["n"] == 0 and service.tiles.misses == key + 1, path
+                with monkeypatch.context() as m:
+                    m.setattr(FastPaths, "_tile_answer", lambda *a: None)
+                    slow = client.get(path, headers={"Accept-Encoding": "gzip"})
+                assert service.tiles.misses == key + 1  # the route found it in the cache
+                assert (fast.status_code, fast.content) == (slow.status_code, slow.content)
+                same = {k: v for k, v in slow.headers.items() if k != "date"}
+                assert {k: v for k, v in fast.headers.items() if k != "date"} == same
+        # outside the matrix: the route's 404
         routed["n"] = 0
-        client.get(path)
-        client.get(path)
-        assert routed["n"] == 1
+        r = client.get("/collections/zones/tiles/WebMercatorQuad/3/8/0")
+        assert r.status_code == 404 and routed["n"] == 1
+        # a layer not prepared (another view than the served one): never built by the fast path
+        snap_policy = load_policy(settings.policy)
+        version = service.served_status(snap_policy).data_version  # type: ignore[union-attr]
+        assert service.built_public_layer(snap_policy, TODAY, version, 999, "zones") is None
+        got = service.built_public_layer(
+            snap_policy, TODAY, version, settings.min_public_count, "zones"
+        )
+        assert got is not None
 
 
 def test_tiles_rendered_ahead_give_way_to_a_new_data_version(
