@@ -99,7 +99,10 @@ class FastPaths:
             elif path.startswith("/collections/"):
                 got = self._tile_answer(scope, path)
                 if isinstance(got, _Render):  # not in the cache: rendered off the event loop
-                    got = got.answer(await run_in_threadpool(got.render))
+                    try:
+                        got = got.answer(await run_in_threadpool(got.render))
+                    except Exception:  # the route answers, with the application's errors
+                        got = None
             if got is not None:
                 code, headers, body = got
                 await send({"type": "http.response.start", "status": code, "headers": headers})
@@ -126,7 +129,7 @@ class FastPaths:
         served = service.served_status(rule)
         return None if served is None else (settings, served)
 
-    def _status_answer(self, scope: Scope) -> tuple[int, list[Any], bytes] | None:
+    def _status_answer(self, scope: Scope) -> _Answer | None:
         place = _lat_lon(scope.get("query_string", b""))
         if place is None:
             return None
@@ -149,9 +152,7 @@ class FastPaths:
         ]
         return 200, headers, body
 
-    def _tile_answer(
-        self, scope: Scope, path: str
-    ) -> tuple[int, list[Any], bytes] | _Render | None:
+    def _tile_answer(self, scope: Scope, path: str) -> _Answer | _Render | None:
         m = _TILE.fullmatch(path)
         if m is None or scope.get("query_string"):
             return None

@@ -658,6 +658,23 @@ def test_cached_public_tiles_are_answered_before_routing_with_the_routes_answer(
                 assert (fast.status_code, fast.content) == (slow.status_code, slow.content)
                 same = {k: v for k, v in slow.headers.items() if k != "date"}
                 assert {k: v for k, v in fast.headers.items() if k != "date"} == same
+        # a rendering that fails in the fast path: the route answers (its errors are the app's)
+        far = list(TMS.tiles(w, s, e, n, [16]))[0]
+        path = f"/collections/zones/tiles/WebMercatorQuad/{far.z}/{far.x}/{far.y}"
+        real_tile = type(service).tile
+        calls = {"n": 0}
+
+        def failing_once(self: Any, *a: Any, **k: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("a rendering that fails")
+            return real_tile(self, *a, **k)
+
+        with monkeypatch.context() as m:
+            m.setattr(type(service), "tile", failing_once)
+            routed["n"] = 0
+            r = client.get(path)
+        assert r.status_code in (200, 204) and calls["n"] == 2
         # outside the matrix: the route's 404
         routed["n"] = 0
         r = client.get("/collections/zones/tiles/WebMercatorQuad/3/8/0")
