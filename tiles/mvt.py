@@ -7,8 +7,8 @@ the features' integer ids and their properties. :func:`encode_tile` then renders
 
 0. at the zooms where a layer's features are a pixel or two each (a large city's zones over
    the whole city), from the layer with its features merged by a property (:class:`Merge`:
-   one feature per level, the union of its zones, simplified to half a pixel), built once per
-   zoom;
+   one feature per level, the union of its zones, simplified by a pixel, parts under a pixel
+   kept as a one-pixel square, holes under a pixel filled), built once per zoom;
 1. the features whose bounding box meets the tile and its buffer (the STRtree);
 2. their geometries in tile units (``extent`` per tile side, y down), clipped to the tile
    grown by ``buffer`` units on every side, so that a fill or outline crossing the tile edge
@@ -147,7 +147,8 @@ class Merge:
     """How a layer of many small features is drawn at the zooms where they are a pixel or
     two each (a large city's zones at a city-wide zoom): below zoom ``below`` a tile holds one
     feature per distinct value of the ``by`` property, the union of the features that have it
-    (shared outlines dissolved), simplified to half a pixel of the zoom. A merged feature has
+    (shared outlines dissolved), simplified by a pixel of the zoom (parts under a pixel kept as
+    a one-pixel square, holes under a pixel filled: :func:`_pixel_dots`). A merged feature has
     the ``by`` property, the ``keep`` properties of the first feature merged (the same in all
     of them, as a level's label and colour), ``count``: the number of features merged, and
     the id ``merged:<by value>``. Merged features keep the order of their first feature, or
